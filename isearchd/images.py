@@ -1,0 +1,251 @@
+"""Decoding image files into RGB pictures the model can embed.
+
+``load_image`` is the one way ImgSearch turns a file (or uploaded bytes) into pixels. It
+
+- applies the EXIF orientation, so a phone photo taken upright is embedded upright;
+- converts every Pillow mode to 8-bit RGB (``to_rgb``): palette, transparency, CMYK, 16/32-bit
+  integer and float grayscale, 1-bit;
+- decodes large JPEGs at a reduced scale (``Image.draft``: libjpeg's DCT scaling, 1/2, 1/4 or
+  1/8) when the picture is much larger than the model's input, keeping the shorter side at least
+  ``min_side`` so the model's own resize still has full-resolution input to work from;
+- refuses decompression bombs from the header, before any pixel is decoded;
+- turns every failure into ``BadImage(name, reason)`` with a short reason a user can act on.
+
+Transparent pixels are composited over a fixed white background (``BACKGROUND``), the way a
+viewer shows a transparent PNG on a page: the embedding then does not depend on whatever colour
+happens to be stored under fully transparent pixels.
+
+Nothing here touches global Pillow state (``Image.MAX_IMAGE_PIXELS``,
+``ImageFile.LOAD_TRUNCATED_IMAGES``): truncated files stay errors and the pixel bound is our own.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from isearchd.errors import BadImage
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
+)
+
+# The largest picture we decode, in pixels. A full decode costs 3-4 bytes per pixel (this bound:
+# ~360 MB as RGBA), and a tiny file can claim any size in its header (a 40000x40000 PNG of one
+# colour compresses to a few kB). The value equals Pillow's own default warning threshold, so
+# Pillow's DecompressionBombWarning only ever fires for pictures we refuse anyway: the outcome is
+# the same whether warnings are errors (tests) or not (daemon). Still above every common camera
+# (a 61 MP full-frame sensor, 9504x6336), below 100 MP medium format.
+MAX_PIXELS = 89_478_485
+
+# Decode a JPEG at reduced scale only when its shorter side is at least this many times
+# ``min_side``: below that the saving is small (at most 1/2 scale) and not worth the quality cost.
+DRAFT_MIN_RATIO = 2
+
+# Formats decoded by libjpeg, which can scale while decoding (MPO: phones' multi-picture JPEG).
+_DRAFT_FORMATS = frozenset({"JPEG", "MPO"})
+
+# Composited under transparent pixels; fixed, so the same file always embeds the same way.
+BACKGROUND = (255, 255, 255)
+
+_MAGIC = (
+    (b"\xff\xd8", "JPEG"),
+    (b"\x89PNG", "PNG"),
+    (b"GIF8", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"BM", "BMP"),
+)
+_FORMAT_NAMES = {"MPO": "JPEG", "WEBP": "WebP"}  # Pillow format -> the name users know
+
+
+def is_image_name(name: str | os.PathLike[str]) -> bool:
+    """Whether a file name looks like an image we index: a known extension, any case, not hidden."""
+    base = Path(name).name
+    if not base or base.startswith("."):
+        return False
+    return Path(base).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def load_image(source: str | Path | bytes, *, min_side: int = 224, name: str | None = None) -> Image.Image:
+    """Decode ``source`` (a file path or the file's bytes) into an 8-bit RGB image.
+
+    ``min_side`` is the smallest shorter side the caller needs (the model's input size): large
+    JPEGs are decoded at reduced scale down to, but never below, it. ``name`` labels the source in
+    errors (default: the path, or ``"image data"`` for bytes).
+
+    Raises ``BadImage(name, reason)`` for anything that is not a decodable picture: missing or
+    empty file, unknown format, truncated or corrupt data, more than ``MAX_PIXELS`` pixels.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        label = name or "image data"
+        data = bytes(source)
+        if not data:
+            raise BadImage(label, "empty file")
+        return _decode(io.BytesIO(data), label, min_side)
+
+    path = Path(source)
+    label = name or str(path)
+    try:
+        fp = path.open("rb")  # closed by the ``with`` below
+    except FileNotFoundError:
+        raise BadImage(label, "file not found") from None
+    except IsADirectoryError:
+        raise BadImage(label, "is a directory, not an image file") from None
+    except PermissionError:
+        raise BadImage(label, "permission denied") from None
+    except OSError as e:
+        raise BadImage(label, f"cannot read file ({e.strerror or e})") from None
+    with fp:
+        try:
+            size = os.fstat(fp.fileno()).st_size
+        except OSError as e:
+            raise BadImage(label, f"cannot read file ({e.strerror or e})") from None
+        if size == 0:
+            raise BadImage(label, "empty file")
+        return _decode(fp, label, min_side)
+
+
+def _decode(fp: IO[bytes], label: str, min_side: int) -> Image.Image:
+    try:
+        img = Image.open(fp)
+    except UnidentifiedImageError:
+        sniffed = _sniff_format(fp)
+        if sniffed != "image":  # the magic bytes say what it is, Pillow cannot read this variant
+            raise BadImage(label, f"unsupported or corrupt {sniffed}") from None
+        raise BadImage(label, "not an image (unrecognised format)") from None
+    except Image.DecompressionBombError as e:
+        raise BadImage(label, f"image too large: {_bomb_reason(str(e))}") from None
+    except Image.DecompressionBombWarning as e:  # raised only where warnings are errors
+        raise BadImage(label, f"image too large: {_bomb_reason(str(e))}") from None
+    except Exception as e:  # any other header parser failure
+        raise BadImage(label, _reason(_sniff_format(fp), e)) from None
+    fmt = _FORMAT_NAMES.get(img.format or "", img.format or "image")
+    with img:
+        width, height = img.size
+        if width * height > MAX_PIXELS:
+            raise BadImage(
+                label, f"image too large: {width}x{height} pixels (limit {MAX_PIXELS / 1e6:.1f} megapixels)"
+            )
+        if width < 1 or height < 1:
+            raise BadImage(label, f"invalid {fmt} (size {width}x{height})")
+        try:
+            if img.format in _DRAFT_FORMATS and min(width, height) >= DRAFT_MIN_RATIO * min_side:
+                # libjpeg picks the largest 1/2^k scale keeping both sides >= min_side
+                img.draft("RGB", (min_side, min_side))
+            img.load()
+        except Image.DecompressionBombError as e:
+            raise BadImage(label, f"image too large: {_bomb_reason(str(e))}") from None
+        except Exception as e:
+            raise BadImage(label, _reason(fmt, e)) from None
+        oriented = _apply_orientation(img, label)
+        try:
+            return to_rgb(oriented)
+        except Exception as e:
+            raise BadImage(label, f"cannot convert {fmt} mode {oriented.mode} to RGB ({e})") from None
+
+
+def _sniff_format(fp: IO[bytes]) -> str:
+    """The format named by the file's magic bytes, for errors raised before Pillow knows it."""
+    try:
+        fp.seek(0)
+        head = fp.read(12)
+    except (OSError, ValueError):
+        return "image"
+    for magic, fmt in _MAGIC:
+        if head.startswith(magic):
+            return fmt
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    return "image"
+
+
+def _apply_orientation(img: Image.Image, label: str) -> Image.Image:
+    """Rotate/flip by the EXIF orientation tag. Broken EXIF costs the rotation, not the image."""
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception as e:
+        log.warning("%s: ignoring unreadable EXIF orientation (%s)", label, e)
+        return img.copy()  # the caller closes ``img``
+
+
+def _reason(fmt: str, e: Exception) -> str:
+    """A short human reason for a Pillow decode failure."""
+    text = str(e).strip()
+    low = text.lower()
+    if "truncated" in low or isinstance(e, EOFError) or "premature end" in low:
+        return f"truncated {fmt}"
+    if isinstance(e, MemoryError):
+        return f"out of memory decoding {fmt}"
+    if "decoder" in low and "not available" in low:
+        return f"unsupported {fmt} variant ({text})"
+    if "compression" in low or "unsupported" in low or "not supported" in low:
+        return f"unsupported {fmt} variant ({text})"
+    if text:
+        return f"corrupt {fmt} ({text})"
+    return f"corrupt {fmt} ({type(e).__name__})"
+
+
+def _bomb_reason(message: str) -> str:
+    """Pillow's bomb messages give the pixel count only: "Image size (N pixels) exceeds ..."."""
+    for word in message.replace("(", " ").split():
+        if word.isdigit():
+            return f"{int(word) / 1e6:.1f} megapixels (limit {MAX_PIXELS / 1e6:.1f} megapixels)"
+    return f"more than {MAX_PIXELS / 1e6:.1f} megapixels"
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to 8-bit RGB; the input is not modified.
+
+    - transparency (RGBA, LA, PA, RGBa, La, or a palette/grey/RGB image with a transparent colour):
+      composited over the fixed white ``BACKGROUND``;
+    - 16-bit grayscale (I;16, I;16L, I;16B, I;16N): scaled from 0..65535 to 0..255;
+    - 32-bit integer ``I``: values within 0..65535 (a 16-bit picture widened by Pillow) are scaled as
+      16-bit, anything else is stretched from its own minimum..maximum;
+    - float ``F``: values within 0..1 are scaled by 255, anything else stretched from min..max;
+    - CMYK, YCbCr, LAB, HSV, P, L, 1: Pillow's conversion.
+    """
+    mode = img.mode
+    if mode == "RGB" and "transparency" not in img.info:
+        return img
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        return Image.fromarray(_wide_to_8bit(img), "L").convert("RGB")
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
+        if mode == "La":  # premultiplied grey+alpha: Pillow converts it to LA only
+            img = img.convert("LA")
+        rgba = img if img.mode == "RGBA" else img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (*BACKGROUND, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if mode == "1":
+        return img.convert("L").convert("RGB")
+    return img.convert("RGB")
+
+
+def _wide_to_8bit(img: Image.Image) -> np.ndarray:
+    """16/32-bit integer or float grayscale pixels as uint8, scaled by the format's range."""
+    arr = np.asarray(img)
+    if img.mode == "F":
+        arr = np.nan_to_num(arr, nan=0.0, posinf=0.0, neginf=0.0)
+    sixteen_bit = img.mode.startswith("I;16") or (
+        img.mode == "I" and arr.size > 0 and int(arr.min()) >= 0 and int(arr.max()) <= 65535
+    )
+    if sixteen_bit:
+        scaled = arr.astype(np.float32) / 257.0
+    elif img.mode == "F" and arr.size and float(arr.min()) >= 0.0 and float(arr.max()) <= 1.0:
+        scaled = arr.astype(np.float32) * 255.0
+    else:
+        wide = arr.astype(np.float64)
+        lo, hi = (float(wide.min()), float(wide.max())) if wide.size else (0.0, 0.0)
+        scaled = (wide - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(wide)
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+__all__ = ["BACKGROUND", "IMAGE_EXTENSIONS", "MAX_PIXELS", "is_image_name", "load_image", "to_rgb"]
