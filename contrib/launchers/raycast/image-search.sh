@@ -1,0 +1,55 @@
+#!/bin/bash
+
+# Required parameters:
+# @raycast.schemaVersion 1
+# @raycast.title Image Search
+# @raycast.mode fullOutput
+# @raycast.packageName ImgSearch
+
+# Optional parameters:
+# @raycast.icon 🔎
+# @raycast.argument1 { "type": "text", "placeholder": "what the image shows" }
+# @raycast.argument2 { "type": "text", "placeholder": "open result # (default 1)", "optional": true }
+
+# Documentation:
+# @raycast.description Find images with the ImgSearch daemon; opens the chosen match and lists the others.
+# @raycast.author ImgSearch
+
+# Searches with `isearch search --json`, prints the matches numbered, and opens match number
+# argument2 (default 1) with `open`. ISEARCH_BIN overrides the isearch command; ISEARCH_OPENER
+# the opener (tests); ISEARCH_COUNT the number of matches (default 10).
+set -euo pipefail
+export PATH="$PATH:$HOME/.local/bin:/opt/homebrew/bin:/usr/local/bin"
+
+query="$1"
+pick="${2:-1}"
+isearch="${ISEARCH_BIN:-isearch}"
+opener="${ISEARCH_OPENER:-open}"
+python="${ISEARCH_PYTHON:-python3}"
+
+errors="$(mktemp)"
+trap 'rm -f "$errors"' EXIT
+if ! json="$("$isearch" search --json -n "${ISEARCH_COUNT:-10}" "$query" 2>"$errors")"; then
+    echo "ImgSearch error: $(tail -n 1 "$errors")"
+    exit 1
+fi
+
+# The JSON schema: {"query", "kind", "db", "results": [{"path", "label", "similarity"}]}
+listing="$(printf '%s' "$json" | "$python" -c '
+import json, sys
+pick = sys.argv[1]
+results = json.load(sys.stdin)["results"]
+for i, r in enumerate(results, 1):
+    print("%2d. %5.1f%%  %s" % (i, r["similarity"], r["path"]))
+if not results:
+    print("No matching images")
+elif pick.isdigit() and 1 <= int(pick) <= len(results):
+    print("open:" + results[int(pick) - 1]["path"])
+' "$pick")"
+
+while IFS= read -r line; do
+    case "$line" in
+        open:*) "$opener" "${line#open:}" ;;
+        *) printf '%s\n' "$line" ;;
+    esac
+done <<< "$listing"
