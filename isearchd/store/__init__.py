@@ -1,0 +1,16 @@
+"""Databases: a crash-safe SQLite catalog (the source of truth) plus an hnswlib vector index.
+
+``Database.open(home, name, model_key=..., dim=...)`` opens or creates ``<home>/<name>/``; see
+``database.py`` for the guarantees, ``catalog.py`` for the schema, ``vectors.py`` for the index.
+"""
+
+from isearchd.store.database import (
+    Database,
+    ImageRecord,
+    SavePolicy,
+    SearchHit,
+    list_databases,
+    validate_db_name,
+)
+
+__all__ = ["Database", "ImageRecord", "SavePolicy", "SearchHit", "list_databases", "validate_db_name"]

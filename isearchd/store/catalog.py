@@ -1,0 +1,454 @@
+"""The catalog: one SQLite file per database, the source of truth.
+
+Everything a user was told is stored lives here, committed, before the add call returns; the
+vector index (``vectors.py``) is derived data rebuilt from the ``vector`` column when needed.
+
+Tables
+    images(id, label, path, size, mtime_ns, content_hash, vector, seq, added_at, updated_at)
+        ``id`` is the key the vector index uses (AUTOINCREMENT: a deleted id is never reused, so
+        an index saved earlier can never mistake a new image for a deleted one).
+        ``seq`` is the catalog change sequence of the transaction that last wrote the row; the
+        index sidecar records the last ``seq`` it contains, so a reopen replays only newer rows.
+    folders(path, options JSON, added_at)     watched folders
+    meta(key, value)                          model_key, dim, created, schema_version, change_seq
+
+Connections: one writer connection (the caller serialises writes, see ``database.py``) and a
+pool of reader connections, so searches never wait on a write (WAL mode).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlite_utils
+
+from isearchd.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+CATALOG_NAME = "catalog.sqlite"
+
+# SQLite allows 32766 host parameters per statement since 3.32; stay well below it.
+# (Lines marked noqa S608 below format only "?" placeholders or fixed column lists into SQL.)
+_CHUNK = 500
+PAGE_SIZE = 16384
+
+
+@dataclass(frozen=True)
+class Row:
+    """One catalog row as the database layer sees it."""
+
+    id: int
+    label: str
+    path: str
+    size: int
+    mtime_ns: int
+    content_hash: str
+    vector: np.ndarray | None
+
+
+# -- migrations ---------------------------------------------------------------------------------
+# Ordered and named; each runs once, in its own transaction, and bumps meta.schema_version.
+# Never edit a released migration: add a new one.
+
+
+def m001_create_tables(db: sqlite_utils.Database) -> None:
+    # Why: the initial schema. Vectors are stored in the catalog (float32 little-endian BLOB) so
+    # the hnswlib index is pure derived data that can always be rebuilt; `seq` lets a reopen
+    # replay only the rows the saved index lacks.
+    db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute(
+        """CREATE TABLE images (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            label TEXT NOT NULL UNIQUE,
+            path TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            content_hash TEXT NOT NULL,
+            vector BLOB NOT NULL,
+            seq INTEGER NOT NULL,
+            added_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE folders (
+            path TEXT PRIMARY KEY,
+            options TEXT NOT NULL DEFAULT '{}',
+            added_at TEXT NOT NULL
+        )"""
+    )
+
+
+def m002_lookup_indexes(db: sqlite_utils.Database) -> None:
+    # Why: delete-by-folder (path prefix range scan), reuse of vectors for identical content
+    # (content_hash) and replay on reopen (seq > saved seq) must not scan the whole table.
+    db.execute("CREATE INDEX images_path ON images(path)")
+    db.execute("CREATE INDEX images_content_hash ON images(content_hash)")
+    db.execute("CREATE INDEX images_seq ON images(seq)")
+
+
+MIGRATIONS: tuple[tuple[str, Callable[[sqlite_utils.Database], None]], ...] = (
+    ("m001_create_tables", m001_create_tables),
+    ("m002_lookup_indexes", m002_lookup_indexes),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def vector_to_blob(vector: np.ndarray) -> bytes:
+    return np.ascontiguousarray(vector, dtype="<f4").tobytes()
+
+
+def blob_to_vector(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype="<f4").astype(np.float32)
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _corrupt(path: Path, exc: Exception) -> StoreError:
+    return StoreError(
+        f"the catalog {path} cannot be opened ({exc}). It was left untouched: if it is damaged, "
+        f"restore it from a backup, or move it away to start this database over (its images must "
+        f"then be added again)"
+    )
+
+
+class Catalog:
+    """SQLite catalog of one database. Writes must be serialised by the caller."""
+
+    def __init__(self, path: Path, writer: sqlite_utils.Database) -> None:
+        self.path = path
+        self._writer = writer
+        self._readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
+        self._all_readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._closed = False
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path) -> Catalog:
+        """Open (creating it when missing) and migrate the catalog at ``path``.
+
+        A file that is not a readable SQLite database raises ``StoreError`` and is not modified.
+        """
+        existed = path.exists()
+        try:
+            conn = cls._connect(path)
+        except sqlite3.Error as exc:
+            raise _corrupt(path, exc) from exc
+        try:
+            if existed:
+                # Reads the header and schema: fails on a garbage or truncated file, before anything
+                # (such as the switch to WAL) could write to it.
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            else:
+                # A row is ~2.2 kB (a 512-d float32 vector): on the default 4 kB pages only one row
+                # fits per page (4 kB per image); 16 kB pages hold 7 (~2.3 kB per image).
+                conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
+            conn.execute("PRAGMA journal_mode=WAL").fetchone()
+            # FULL: a commit is on disk before add() returns, even across a power loss.
+            conn.execute("PRAGMA synchronous=FULL")
+            catalog = cls(path, sqlite_utils.Database(conn))
+            catalog._migrate()
+        except sqlite3.Error as exc:
+            conn.close()
+            raise _corrupt(path, exc) from exc
+        return catalog
+
+    @staticmethod
+    def _connect(path: Path) -> sqlite3.Connection:
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so one add is one transaction.
+        conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30.0)
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    def _migrate(self) -> None:
+        db = self._writer
+        db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        version = int(self._get_meta_writer("schema_version") or 0)
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the catalog {self.path} has schema version {version}, newer than this isearchd "
+                f"understands ({SCHEMA_VERSION}); upgrade isearchd"
+            )
+        for number, (name, migration) in enumerate(MIGRATIONS, start=1):
+            if number <= version:
+                continue
+            with self.transaction():
+                migration(db)
+                self._set_meta("schema_version", str(number))
+            log.info("catalog %s: applied migration %s", self.path, name)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with self._readers_lock:
+            for conn in self._all_readers:
+                conn.close()
+            self._all_readers.clear()
+        self._writer.conn.close()
+
+    # -- transactions and readers ---------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite_utils.Database]:
+        """One write transaction on the writer connection (BEGIN IMMEDIATE ... COMMIT)."""
+        conn = self._writer.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write to the catalog {self.path}: {exc}") from exc
+        try:
+            yield self._writer
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            raise StoreError(f"cannot write to the catalog {self.path}: {exc}") from exc
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            raise StoreError(f"cannot commit to the catalog {self.path}: {exc}") from exc
+
+    @contextmanager
+    def reader(self) -> Iterator[sqlite3.Connection]:
+        """A reader connection from the pool (WAL: readers never block the writer or each other)."""
+        try:
+            conn = self._readers.get_nowait()
+        except queue.Empty:
+            if self._closed:
+                raise StoreError(f"the catalog {self.path} is closed") from None
+            conn = self._connect(self.path)
+            with self._readers_lock:
+                self._all_readers.append(conn)
+        try:
+            yield conn
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot read the catalog {self.path}: {exc}") from exc
+        finally:
+            if not self._closed:
+                self._readers.put(conn)
+
+    # -- meta -----------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        with self.reader() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return None if row is None else str(row[0])
+
+    def _get_meta_writer(self, key: str) -> str | None:
+        # The writer's own view (sees its uncommitted transaction); caller holds the writer lock.
+        row = self._writer.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return None if row is None else str(row[0])
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._writer.execute(
+            "INSERT INTO meta(key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [key, value],
+        )
+
+    def set_meta(self, values: dict[str, str]) -> None:
+        with self.transaction():
+            for key, value in values.items():
+                self._set_meta(key, value)
+
+    def _next_seq(self) -> int:
+        seq = int(self._get_meta_writer("change_seq") or 0) + 1
+        self._set_meta("change_seq", str(seq))
+        return seq
+
+    def change_seq(self) -> int:
+        """The last committed change (caller holds the writer lock)."""
+        return int(self._get_meta_writer("change_seq") or 0)
+
+    # -- writes (caller holds the database's writer lock) ---------------------------------------
+
+    def upsert(
+        self, rows: Sequence[tuple[str, str, int, int, str, np.ndarray]]
+    ) -> tuple[int, list[tuple[int, bool]]]:
+        """Insert or update rows ``(label, path, size, mtime_ns, content_hash, vector)`` by label.
+
+        One transaction. Returns the change seq and, per row, ``(id, existed_before)``.
+        Labels must be unique within ``rows``.
+        """
+        labels = [r[0] for r in rows]
+        with self.transaction() as db:
+            seq = self._next_seq()
+            before = self._ids_for_labels(db.conn, labels)
+            stamp = now_iso()
+            db.conn.executemany(
+                """INSERT INTO images
+                   (label, path, size, mtime_ns, content_hash, vector, seq, added_at, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT(label) DO UPDATE SET
+                     path = excluded.path, size = excluded.size, mtime_ns = excluded.mtime_ns,
+                     content_hash = excluded.content_hash, vector = excluded.vector,
+                     seq = excluded.seq, updated_at = excluded.updated_at""",
+                [
+                    (label, path, size, mtime_ns, chash, vector_to_blob(vec), seq, stamp, stamp)
+                    for label, path, size, mtime_ns, chash, vec in rows
+                ],
+            )
+            after = self._ids_for_labels(db.conn, [lb for lb in labels if lb not in before])
+        result = [(before[lb], True) if lb in before else (after[lb], False) for lb in labels]
+        return seq, result
+
+    @staticmethod
+    def _ids_for_labels(conn: sqlite3.Connection, labels: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for chunk in _chunks(labels):
+            marks = ",".join("?" * len(chunk))
+            for ident, label in conn.execute(f"SELECT id, label FROM images WHERE label IN ({marks})", chunk):  # noqa: S608
+                found[label] = ident
+        return found
+
+    def delete_labels(self, labels: Sequence[str]) -> list[int]:
+        """Delete rows by label in one transaction; returns the deleted ids."""
+        with self.transaction() as db:
+            ids = list(self._ids_for_labels(db.conn, list(dict.fromkeys(labels))).values())
+            if ids:
+                self._next_seq()
+                for chunk in _chunks(ids):
+                    marks = ",".join("?" * len(chunk))
+                    db.conn.execute(f"DELETE FROM images WHERE id IN ({marks})", chunk)  # noqa: S608
+        return ids
+
+    def delete_prefix(self, prefix: str) -> list[int]:
+        """Delete the row whose path is ``prefix`` and every row below the folder ``prefix``."""
+        folder = prefix if prefix.endswith("/") else prefix + "/"
+        # Every string starting with "<folder>" sorts in ["<folder>", "<folder[:-1]>0"):
+        # '0' is the character right after '/', so this range is exactly the prefix (uses the index).
+        upper = folder[:-1] + "0"
+        where = "path = ? OR (path >= ? AND path < ?)"
+        args = [prefix, folder, upper]
+        with self.transaction() as db:
+            ids = [r[0] for r in db.conn.execute(f"SELECT id FROM images WHERE {where}", args)]  # noqa: S608
+            if ids:
+                self._next_seq()
+                db.conn.execute(f"DELETE FROM images WHERE {where}", args)  # noqa: S608
+        return ids
+
+    def clear(self) -> None:
+        with self.transaction() as db:
+            self._next_seq()
+            db.conn.execute("DELETE FROM images")
+
+    def add_folder(self, path: str, options: dict[str, Any]) -> None:
+        with self.transaction() as db:
+            db.conn.execute(
+                """INSERT INTO folders(path, options, added_at) VALUES (?, ?, ?)
+                   ON CONFLICT(path) DO UPDATE SET options = excluded.options""",
+                [path, json.dumps(options, sort_keys=True), now_iso()],
+            )
+
+    def remove_folder(self, path: str) -> bool:
+        with self.transaction() as db:
+            cur = db.conn.execute("DELETE FROM folders WHERE path = ?", [path])
+            return cur.rowcount > 0
+
+    # -- reads (any thread) ---------------------------------------------------------------------
+
+    def folders(self) -> list[dict[str, Any]]:
+        with self.reader() as conn:
+            rows = conn.execute("SELECT path, options, added_at FROM folders ORDER BY path").fetchall()
+        return [{"path": p, "options": json.loads(o), "added_at": a} for p, o, a in rows]
+
+    def count(self) -> int:
+        with self.reader() as conn:
+            return int(conn.execute("SELECT count(*) FROM images").fetchone()[0])
+
+    def get(self, label: str, *, with_vector: bool = True) -> Row | None:
+        cols = "id, label, path, size, mtime_ns, content_hash" + (", vector" if with_vector else "")
+        with self.reader() as conn:
+            r = conn.execute(f"SELECT {cols} FROM images WHERE label = ?", [label]).fetchone()  # noqa: S608
+        if r is None:
+            return None
+        return Row(r[0], r[1], r[2], r[3], r[4], r[5], blob_to_vector(r[6]) if with_vector else None)
+
+    def iter_rows(self, prefix: str | None = None) -> Iterator[Row]:
+        """Rows (without vectors), ordered by path; ``prefix`` limits them to one folder."""
+        sql = "SELECT id, label, path, size, mtime_ns, content_hash FROM images"
+        args: list[str] = []
+        if prefix is not None:
+            folder = prefix if prefix.endswith("/") else prefix + "/"
+            sql += " WHERE path = ? OR (path >= ? AND path < ?)"
+            args = [prefix, folder, folder[:-1] + "0"]
+        with self.reader() as conn:
+            rows = conn.execute(sql + " ORDER BY path", args).fetchall()
+        for r in rows:
+            yield Row(r[0], r[1], r[2], r[3], r[4], r[5], None)
+
+    def labels_present(self, labels: Iterable[str]) -> set[str]:
+        wanted = list(dict.fromkeys(labels))
+        found: set[str] = set()
+        with self.reader() as conn:
+            for chunk in _chunks(wanted):
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT label FROM images WHERE label IN ({marks})"  # noqa: S608
+                found.update(r[0] for r in conn.execute(sql, chunk))
+        return found
+
+    def vector_for_hash(self, content_hash: str) -> np.ndarray | None:
+        with self.reader() as conn:
+            sql = "SELECT vector FROM images WHERE content_hash = ? LIMIT 1"
+            r = conn.execute(sql, [content_hash]).fetchone()
+        return None if r is None else blob_to_vector(r[0])
+
+    def labels_for_ids(self, ids: Sequence[int]) -> dict[int, tuple[str, str]]:
+        out: dict[int, tuple[str, str]] = {}
+        with self.reader() as conn:
+            for chunk in _chunks(ids):
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT id, label, path FROM images WHERE id IN ({marks})"  # noqa: S608
+                for ident, label, path in conn.execute(sql, chunk):
+                    out[ident] = (label, path)
+        return out
+
+    def ids_and_seqs(self) -> list[tuple[int, int]]:
+        with self.reader() as conn:
+            return [(r[0], r[1]) for r in conn.execute("SELECT id, seq FROM images")]
+
+    def vectors_for_ids(self, ids: Sequence[int]) -> Iterator[tuple[list[int], np.ndarray]]:
+        """Yield ``(ids, matrix)`` chunks for the given ids (those still present)."""
+        with self.reader() as conn:
+            for chunk in _chunks(ids, 2000):
+                marks = ",".join("?" * len(chunk))
+                got = conn.execute(f"SELECT id, vector FROM images WHERE id IN ({marks})", chunk).fetchall()  # noqa: S608
+                if got:
+                    yield [g[0] for g in got], np.stack([blob_to_vector(g[1]) for g in got])
+
+    def all_vectors(self, chunk: int = 5000) -> Iterator[tuple[list[int], np.ndarray]]:
+        """Every stored vector, in id order, as ``(ids, matrix)`` chunks."""
+        last = 0
+        while True:
+            with self.reader() as conn:
+                got = conn.execute(
+                    "SELECT id, vector FROM images WHERE id > ? ORDER BY id LIMIT ?", [last, chunk]
+                ).fetchall()
+            if not got:
+                return
+            last = got[-1][0]
+            yield [g[0] for g in got], np.stack([blob_to_vector(g[1]) for g in got])
