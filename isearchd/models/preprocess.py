@@ -1,0 +1,50 @@
+"""CLIP image preprocessing, equal to open_clip's evaluation transform for these models.
+
+open_clip (and TinyCLIP) evaluate with ``Resize(size, bicubic)`` of the shorter side,
+``CenterCrop(size)``, ``ToTensor()`` and ``Normalize(CLIP mean, CLIP std)``. This module does the
+same steps with Pillow and numpy (same resize call, same crop offsets, same float32 arithmetic),
+so the pixels match torchvision's bit for bit, without building a torchvision pipeline per call.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+__all__ = ["CLIP_MEAN", "CLIP_STD", "preprocess"]
+
+# OpenAI CLIP's normalisation, used by every TinyCLIP model.
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def _resized_size(width: int, height: int, size: int) -> tuple[int, int]:
+    """torchvision's Resize(int): shorter side to ``size``, longer side scaled and truncated."""
+    if width <= height:
+        return size, int(size * height / width)
+    return int(size * width / height), size
+
+
+def preprocess(
+    image: Image.Image,
+    size: int,
+    mean: tuple[float, float, float] = CLIP_MEAN,
+    std: tuple[float, float, float] = CLIP_STD,
+) -> torch.Tensor:
+    """An RGB image as a normalised float32 tensor of shape (3, size, size)."""
+    if image.mode != "RGB":
+        raise ValueError(f"preprocess expects an RGB image, got mode {image.mode!r}")
+    width, height = image.size
+    new_w, new_h = _resized_size(width, height, size)
+    if (new_w, new_h) != (width, height):
+        image = image.resize((new_w, new_h), Image.Resampling.BICUBIC)
+    # torchvision's CenterCrop offsets (the resized image is never smaller than the crop).
+    top = round((new_h - size) / 2.0)
+    left = round((new_w - size) / 2.0)
+    if (new_w, new_h) != (size, size):
+        image = image.crop((left, top, left + size, top + size))
+    pixels = np.asarray(image, dtype=np.uint8).astype(np.float32) / np.float32(255.0)
+    pixels -= np.asarray(mean, dtype=np.float32)
+    pixels /= np.asarray(std, dtype=np.float32)
+    return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
