@@ -1,0 +1,5 @@
+"""``from imgsearch.client import Client``: the original ImgSearch import path."""
+
+from isearchd.client import Client
+
+__all__ = ["Client"]

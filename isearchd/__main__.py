@@ -1,0 +1,7 @@
+"""``python -m isearchd``: run the daemon in the foreground."""
+
+import sys
+
+from isearchd.daemon import main
+
+sys.exit(main())

@@ -1,0 +1,394 @@
+"""The Python client: the API of the original ImgSearch README, over the JSON-lines protocol.
+
+    from imgsearch.client import Client     # or: from isearchd import Client
+    cli = Client(db_name="default", bind="~/.isearch/isearch.sock")
+    cli.add_images(["./photos/"], label_type="path")     # -> images added; details in cli.last_add
+    cli.search("./query.jpg", num=5, similarity=80)      # -> [(label, similarity%), ...]
+    cli.search("red apple")                               # text search
+    cli.compare_images("a.jpg", "b.jpg")                  # -> 0-100
+    cli.list_dbs(); cli.get_db_info(); cli.clear_db()
+
+Every failure raises an ``isearchd.errors`` exception (the same class the daemon raised); nothing is
+swallowed into ``None``. Over a Unix socket the daemon reads files itself (paths are made
+absolute here); over TCP this client reads the files and sends their bytes, since a TCP daemon
+never reads paths named by a client.
+
+A ``Client`` keeps one connection open and may be shared between threads (calls are serialised);
+use one client per thread for parallel requests.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from isearchd import settings
+from isearchd.errors import (
+    InvalidRequest,
+    ISearchError,
+    NotFound,
+    ProtocolError,
+    ServiceError,
+    ServiceNotRunning,
+    from_code,
+)
+from isearchd.protocol import (
+    ADD_CHUNK_BYTES,
+    ADD_CHUNK_FILES,
+    LABEL_TYPES,
+    MAX_LINE_BYTES,
+    AddReport,
+    BindAddress,
+    LineReader,
+    Progress,
+    b64encode,
+    decode_reply,
+    encode,
+    parse_bind,
+)
+
+CONNECT_TIMEOUT_S = 5.0
+# The largest single file a TCP client sends: base64 adds a third, and the line must stay under
+# MAX_LINE_BYTES with room for the JSON around it.
+MAX_SEND_FILE_BYTES = (MAX_LINE_BYTES // 4) * 3 - 64 * 1024
+
+ProgressCallback = Callable[[Progress], None]
+
+_IDEMPOTENT_RETRY = frozenset({"hello", "status", "search", "compare", "list_dbs", "db_info"})
+
+
+class Client:
+    """A connection to an ``isearchd`` daemon, bound to one database (``db_name``)."""
+
+    def __init__(
+        self,
+        db_name: str = settings.DEFAULT_DB,
+        bind: str | None = None,
+        timeout: float | None = None,
+        token: str | None = None,
+    ) -> None:
+        self.db_name = db_name
+        self.bind = str(Path(bind).expanduser()) if bind else settings.default_bind()
+        self.address: BindAddress = parse_bind(self.bind)
+        self.timeout = timeout
+        self.token = token if token is not None else (os.environ.get("ISEARCH_TOKEN") or None)
+        self.last_add: AddReport | None = None
+        self._sock: socket.socket | None = None
+        self._reader: LineReader | None = None
+        self._lock = threading.RLock()
+        self._next_id = 1
+
+    def __repr__(self) -> str:
+        return f"Client(db_name={self.db_name!r}, bind={self.bind!r})"
+
+    @property
+    def is_tcp(self) -> bool:
+        return self.address.is_tcp
+
+    # -- connection ------------------------------------------------------------------------------
+
+    def _not_running(self) -> ServiceNotRunning:
+        hint = "isearch service start"
+        if self.bind != settings.default_bind():
+            hint += f" -B {self.bind}"
+        return ServiceNotRunning(f"ImgSearch service is not running at {self.bind}; start it with `{hint}`")
+
+    def _connect(self) -> None:
+        try:
+            if self.address.is_tcp:
+                sock = socket.create_connection(
+                    (self.address.host, self.address.port), timeout=CONNECT_TIMEOUT_S
+                )
+            else:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.settimeout(CONNECT_TIMEOUT_S)
+                try:
+                    sock.connect(str(self.address.path))
+                except BaseException:
+                    sock.close()
+                    raise
+        except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
+            raise self._not_running() from None
+        except TimeoutError:
+            raise ServiceError(
+                f"the ImgSearch service at {self.bind} did not accept a connection in time"
+            ) from None
+        except OSError as e:
+            raise ServiceNotRunning(
+                f"cannot connect to the ImgSearch service at {self.bind} ({e.strerror or e}); "
+                "start it with `isearch service start`"
+            ) from None
+        sock.settimeout(self.timeout)
+        self._sock = sock
+        self._reader = LineReader(sock, MAX_LINE_BYTES)
+        if self.address.is_tcp and self.token:
+            try:
+                self._exchange("auth", {"token": self.token}, None)
+            except BaseException:
+                self.close()
+                raise
+
+    def close(self) -> None:
+        with self._lock:
+            if self._sock is not None:
+                try:
+                    self._sock.close()
+                finally:
+                    self._sock = None
+                    self._reader = None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(
+        self, op: str, args: dict[str, Any] | None = None, progress: ProgressCallback | None = None
+    ) -> Any:
+        with self._lock:
+            reused = self._sock is not None
+            if not reused:
+                self._connect()
+            try:
+                return self._exchange(op, args or {}, progress)
+            except _ConnectionLost as lost:
+                self.close()
+                if reused and not lost.got_reply_data and op in _IDEMPOTENT_RETRY:
+                    # the daemon was restarted since this connection was opened: try once more
+                    self._connect()
+                    try:
+                        return self._exchange(op, args or {}, progress)
+                    except _ConnectionLost:
+                        self.close()
+                raise ServiceError(
+                    f"the connection to the ImgSearch service at {self.bind} was lost before it answered "
+                    f"{op!r} (the daemon stopped or crashed); check `isearch service status` and its log"
+                ) from None
+
+    def _exchange(self, op: str, args: dict[str, Any], progress: ProgressCallback | None) -> Any:
+        assert self._sock is not None and self._reader is not None
+        rid = self._next_id
+        self._next_id += 1
+        message = {"id": rid, "op": op, **args}
+        got_data = False
+        try:
+            self._sock.sendall(encode(message))
+            while True:
+                line = self._reader.readline()
+                if line is None:
+                    raise _ConnectionLost(got_data)
+                got_data = True
+                reply = decode_reply(line)
+                if reply.get("event") == "progress":
+                    if progress is not None and reply.get("id") == rid:
+                        progress(
+                            Progress(
+                                done=int(reply.get("done", 0)),
+                                total=int(reply.get("total", 0)),
+                                added=int(reply.get("added", 0)),
+                                skipped=int(reply.get("skipped", 0)),
+                                failed=int(reply.get("failed", 0)),
+                            )
+                        )
+                    continue
+                if reply.get("id") not in (rid, None):
+                    continue  # a late reply to an abandoned request
+                if reply.get("ok") is True:
+                    return reply.get("result")
+                err = reply.get("error") or {}
+                if not isinstance(err, dict):
+                    raise ProtocolError("the daemon sent a malformed error reply")
+                raise from_code(str(err.get("code", "error")), str(err.get("message", "unknown error")))
+        except TimeoutError:
+            self.close()
+            raise ServiceError(
+                f"the ImgSearch service at {self.bind} did not answer {op!r} within {self.timeout} s"
+            ) from None
+        except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError):
+            raise _ConnectionLost(got_data) from None
+
+    # -- daemon ----------------------------------------------------------------------------------
+
+    def hello(self) -> dict[str, Any]:
+        """Protocol and server versions, model key (checks that the daemon answers)."""
+        return dict(self._call("hello"))
+
+    def status(self) -> dict[str, Any]:
+        """pid, rss_bytes, model, databases loaded, uptime_s, queue (add jobs running or waiting)..."""
+        return dict(self._call("status"))
+
+    def shutdown(self) -> None:
+        """Ask the daemon to stop (it finishes in-flight work first)."""
+        self._call("shutdown")
+        self.close()
+
+    # -- images ----------------------------------------------------------------------------------
+
+    def add_images(
+        self,
+        paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+        label_type: str = "path",
+        progress: ProgressCallback | None = None,
+    ) -> int:
+        """Add image files and folders (recursively). Returns how many images were added.
+
+        ``label_type`` 'path' labels each image by its absolute path, 'name' by its file name.
+        Files already present unchanged are skipped; files that cannot be read or decoded are
+        listed with their reason in ``self.last_add.failed`` (an ``AddReport``).
+        """
+        if label_type not in LABEL_TYPES:
+            raise InvalidRequest(f"label_type must be 'path' or 'name', not {label_type!r}")
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        abs_paths = [_absolute(p) for p in paths]
+        self.last_add = None
+        if self.is_tcp:
+            report = self._add_by_bytes(abs_paths, label_type, progress)
+        else:
+            result = self._call(
+                "add", {"db": self.db_name, "paths": abs_paths, "label_type": label_type}, progress
+            )
+            report = AddReport.from_dict(result)
+        self.last_add = report
+        return report.added
+
+    def _add_by_bytes(
+        self, paths: list[str], label_type: str, progress: ProgressCallback | None
+    ) -> AddReport:
+        from isearchd.scan import label_for, scan
+
+        found = scan(paths)
+        report = AddReport(failed=[(e.path, e.reason) for e in found.errors])
+        total = len(found.files) + len(report.failed)
+        chunk: list[dict[str, Any]] = []
+        chunk_bytes = 0
+
+        def send() -> None:
+            nonlocal report, chunk, chunk_bytes
+            base = report
+
+            def shifted(p: Progress) -> None:
+                if progress is not None:
+                    progress(
+                        Progress(
+                            done=base.total + p.done,
+                            total=total,
+                            added=base.added + p.added,
+                            skipped=base.skipped + p.skipped,
+                            failed=len(base.failed) + p.failed,
+                        )
+                    )
+
+            result = self._call("add", {"db": self.db_name, "files": chunk}, shifted)
+            report = report.merged(AddReport.from_dict(result))
+            chunk, chunk_bytes = [], 0
+
+        for path in found.files:
+            try:
+                with Path(path).open("rb") as fh:
+                    st = os.fstat(fh.fileno())
+                    if st.st_size > MAX_SEND_FILE_BYTES:
+                        report = report.merged(
+                            AddReport(failed=[(path, f"too large to send over TCP ({st.st_size} bytes)")])
+                        )
+                        continue
+                    data = fh.read()
+            except OSError as e:
+                report = report.merged(AddReport(failed=[(path, f"cannot read file ({e.strerror or e})")]))
+                continue
+            if chunk and chunk_bytes + len(data) > ADD_CHUNK_BYTES:
+                send()
+            chunk.append(
+                {
+                    "label": label_for(path, label_type),
+                    "path": path,
+                    "data": b64encode(data),
+                    "size": st.st_size,
+                    "mtime_ns": st.st_mtime_ns,
+                }
+            )
+            chunk_bytes += len(data)
+            if len(chunk) >= ADD_CHUNK_FILES:
+                send()
+        if chunk:
+            send()
+        if progress is not None and report.total:
+            progress(Progress(report.total, total, report.added, report.skipped, len(report.failed)))
+        return report
+
+    def _image_source(self, path: str) -> dict[str, Any]:
+        full = Path(_absolute(path))
+        if not full.is_file():
+            raise NotFound(f"{path}: no such file")
+        if not self.is_tcp:
+            return {"path": str(full)}
+        try:
+            with full.open("rb") as fh:
+                data = fh.read(MAX_SEND_FILE_BYTES + 1)
+        except OSError as e:
+            raise NotFound(f"{path}: cannot read file ({e.strerror or e})") from None
+        if len(data) > MAX_SEND_FILE_BYTES:
+            raise InvalidRequest(f"{path}: too large to send over TCP")
+        return {"data": b64encode(data), "name": full.name}
+
+    def search_hits(self, query: str, num: int = 10, similarity: float = 0) -> list[dict[str, Any]]:
+        """Like ``search`` but each hit is ``{"label", "path", "similarity"}`` (``path`` is where the
+        file was when added, useful when labels are file names)."""
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidRequest("the search query is empty")
+        args: dict[str, Any] = {"db": self.db_name, "num": num, "similarity": similarity}
+        if is_image_query(query):
+            args["image"] = self._image_source(query)
+        else:
+            args["text"] = query
+        return list(self._call("search", args))
+
+    def search(self, query: str, num: int = 10, similarity: float = 0) -> list[tuple[str, float]]:
+        """Images most similar to ``query``: an existing image file (image search) or any text.
+
+        Returns ``[(label, similarity%), ...]``, best first, similarity >= ``similarity``.
+        """
+        return [(h["label"], float(h["similarity"])) for h in self.search_hits(query, num, similarity)]
+
+    def compare_images(self, path1: str, path2: str) -> float:
+        """Similarity of two image files in percent (0-100; an image with itself is 100.0)."""
+        a, b = self._image_source(path1), self._image_source(path2)
+        return float(self._call("compare", {"a": a, "b": b}))
+
+    # -- databases -------------------------------------------------------------------------------
+
+    def list_dbs(self) -> list[str]:
+        """Names of every database in the daemon's data home."""
+        return list(self._call("list_dbs"))
+
+    def get_db_info(self) -> dict[str, Any]:
+        """This client's database: name, base, size (images), capacity, model, dim, ..."""
+        return dict(self._call("db_info", {"db": self.db_name}))
+
+    def clear_db(self) -> bool:
+        """Remove every image from this client's database (irreversible). True when done."""
+        return bool(self._call("clear_db", {"db": self.db_name}))
+
+
+class _ConnectionLost(ISearchError):
+    def __init__(self, got_reply_data: bool) -> None:
+        super().__init__("connection lost")
+        self.got_reply_data = got_reply_data
+
+
+def is_image_query(query: str) -> bool:
+    """An existing file with an image extension (any case) is an image query; anything else is text."""
+    from isearchd.images import IMAGE_EXTENSIONS
+
+    full = Path(query).expanduser()
+    return full.suffix.lower() in IMAGE_EXTENSIONS and full.is_file()
+
+
+def _absolute(path: str | os.PathLike[str]) -> str:
+    """``~`` expanded and made absolute (the daemon does not share this process's cwd)."""
+    return os.path.normpath(Path(path).expanduser().absolute())

@@ -1,0 +1,203 @@
+"""``isearchd``: the resident daemon process (``python -m isearchd``).
+
+Runs in the foreground; ``isearch service start`` puts it in the background. Lifecycle:
+
+1. take the pid file (``settings.pid_path()``) with an exclusive ``flock``: one daemon per data
+   home; a second one exits 1 naming the running pid. A pid file left by a crash holds no lock,
+   so it is simply taken over.
+2. log to ``settings.log_path()`` and to stderr.
+3. load the model once (a model that cannot load: one line saying why, exit 1).
+4. listen (Unix socket or TCP; see ``isearchd.server``) and serve.
+5. SIGTERM/SIGINT (or a ``shutdown`` request): stop accepting, let running requests finish
+   (adds stop at their next batch boundary: what they committed stays, the client gets an error
+   rather than a success), save the vector indexes, remove the socket and pid file, exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import fcntl
+import logging
+import logging.handlers
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from isearchd import __version__, settings
+from isearchd.errors import ISearchError, ServiceError
+
+log = logging.getLogger("isearchd")
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_MAX_BYTES = 10 * 1024 * 1024
+LOG_BACKUPS = 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="isearchd",
+        description="ImgSearch daemon: keeps a TinyCLIP model resident and serves image databases.",
+    )
+    p.add_argument(
+        "-B", "--bind", default=None, help="Unix socket path or host:port (default: ~/.isearch/isearch.sock)"
+    )
+    p.add_argument(
+        "-m",
+        "--model",
+        default=None,
+        help=f"model key or custom checkpoint path (default: {settings.DEFAULT_MODEL})",
+    )
+    p.add_argument("-L", "--log-level", default="info", choices=LOG_LEVELS, type=str.lower)
+    p.add_argument("--home", default=None, help="data home (default: $ISEARCH_HOME or ~/.isearch)")
+    p.add_argument("--token", default=None, help="token TCP clients must present (default: $ISEARCH_TOKEN)")
+    p.add_argument("-V", "--version", action="version", version=f"isearchd {__version__}")
+    return p
+
+
+def _setup_logging(level: str, log_file: Path) -> None:
+    root = logging.getLogger()
+    root.setLevel(getattr(logging, level.upper()))
+    fmt = logging.Formatter("%(asctime)s %(levelname)s [%(name)s] %(message)s")
+    file_handler = logging.handlers.RotatingFileHandler(
+        log_file, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS
+    )
+    file_handler.setFormatter(fmt)
+    root.addHandler(file_handler)
+    stderr_handler = logging.StreamHandler(sys.stderr)
+    stderr_handler.setFormatter(fmt)
+    root.addHandler(stderr_handler)
+
+
+class PidLock:
+    """The pid file, held with ``flock`` for the daemon's lifetime."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            other = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise ServiceError(
+                    f"another isearchd (pid {other}) is already running for {self.path.parent}; "
+                    "stop it with `isearch service stop`"
+                ) from None
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        os.fsync(fd)
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        self.path.unlink(missing_ok=True)
+        os.close(self.fd)  # closing drops the lock
+        self.fd = None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.home:
+        os.environ["ISEARCH_HOME"] = str(Path(args.home).expanduser().resolve())
+    home = settings.data_home()
+    try:
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as e:
+        sys.stderr.write(f"isearchd: cannot create the data home {home}: {e.strerror or e}\n")
+        return 1
+
+    _setup_logging(args.log_level, settings.log_path())
+    pid_lock = PidLock(settings.pid_path())
+    try:
+        pid_lock.acquire()
+    except ISearchError as e:
+        log.error("%s", e.message)
+        logging.shutdown()
+        return 1
+
+    try:
+        return _run(args, home)
+    finally:
+        pid_lock.release()
+        logging.shutdown()
+
+
+def _run(args: argparse.Namespace, home: Path) -> int:
+    from isearchd.protocol import parse_bind
+    from isearchd.server import check_bind_free, check_bind_policy
+
+    stop_early = threading.Event()
+    server_ref: list[object] = []
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s: stopping", signal.Signals(signum).name)
+        stop_early.set()
+        for srv in server_ref:
+            srv.request_stop()  # type: ignore[attr-defined]
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    model_arg = args.model or settings.DEFAULT_MODEL
+    token = args.token or os.environ.get("ISEARCH_TOKEN") or None
+    try:
+        bind = parse_bind(args.bind or settings.default_bind())
+        check_bind_policy(bind, token)
+        check_bind_free(bind)
+    except ISearchError as e:
+        log.error("%s", e.message)
+        return 1
+
+    log.info("isearchd %s starting (pid %d, home %s, model %s)", __version__, os.getpid(), home, model_arg)
+    try:
+        from isearchd.models import load_model
+
+        model = load_model(model_arg)
+    except ISearchError as e:
+        log.error("cannot load model %s: %s", model_arg, e.message)
+        return 1
+    except Exception as e:  # any failure to load must end in one clear line, not a traceback
+        log.error("cannot load model %s: %s: %s", model_arg, type(e).__name__, e)
+        log.debug("model load failure", exc_info=True)
+        return 1
+    if stop_early.is_set():
+        log.info("stopped before serving")
+        return 0
+
+    from isearchd.engine import Engine
+    from isearchd.server import Server
+
+    engine = Engine(model, home)
+    server = Server(engine, bind, token=token)
+    try:
+        server.listen()
+    except ISearchError as e:
+        log.error("%s", e.message)
+        engine.close()
+        return 1
+    server_ref.append(server)
+    if stop_early.is_set():
+        server.request_stop()
+    log.info("ready: model %s (dim %d) on %s", model.key, model.dim, bind)
+    try:
+        server.serve_forever()
+    finally:
+        log.info("stopping: finishing in-flight requests")
+        server.close()
+        engine.close()
+        log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,328 @@
+"""The daemon's engine: one resident model, the open databases, and every operation clients ask for.
+
+The engine knows nothing about sockets or the command line (the server and CLI are adapters over
+it). It is thread-safe: many connections call it at once.
+
+- The model is loaded once by the caller and kept; calls into it are serialised by a lock (torch
+  already uses every core for one batch, so concurrent calls would only thrash).
+- Databases are opened on first use with the model's key and dimension, so a database built by
+  another model raises ``ModelMismatch`` instead of mixing embedding spaces.
+- Adds to one database run one at a time (a job queue per database): a second client adding the
+  same folder waits, then finds every file already present. ``status()['queue']`` counts add jobs
+  running or waiting.
+- Text-query embeddings are cached (LRU), so repeating a search costs one index lookup.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from isearchd.errors import InvalidRequest
+from isearchd.images import load_image
+from isearchd.indexer import AddItem, AddReport, Indexer, Progress, ProgressFn
+from isearchd.protocol import LABEL_TYPES, MAX_RESULTS
+from isearchd.scan import label_for, scan
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from isearchd.store import Database, SearchHit
+
+log = logging.getLogger(__name__)
+
+# Text embeddings kept for repeated queries: 512 floats each, so 1024 entries cost ~2 MB.
+TEXT_CACHE_SIZE = 1024
+
+
+class EngineModel(Protocol):
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def image_size(self) -> int: ...
+
+    def embed_images(self, images: list[Image.Image]) -> np.ndarray: ...
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray: ...
+
+
+class _SerialModel:
+    """The model behind a lock: one inference at a time."""
+
+    def __init__(self, model: EngineModel) -> None:
+        self._model = model
+        self._lock = threading.Lock()
+        self.key = model.key
+        self.dim = model.dim
+        self.image_size = model.image_size
+
+    def embed_images(self, images: list[Image.Image]) -> np.ndarray:
+        with self._lock:
+            return self._model.embed_images(images)
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        with self._lock:
+            return self._model.embed_texts(texts)
+
+
+def check_query(num: int, similarity: float) -> None:
+    if not 1 <= num <= MAX_RESULTS:
+        raise InvalidRequest(f"the number of results must be between 1 and {MAX_RESULTS}, not {num}")
+    if not 0 <= similarity <= 100:
+        raise InvalidRequest(f"the minimum similarity is a percentage between 0 and 100, not {similarity}")
+
+
+class Engine:
+    def __init__(self, model: EngineModel, home: Path, *, text_cache_size: int = TEXT_CACHE_SIZE) -> None:
+        self.model = _SerialModel(model)
+        self.home = Path(home)
+        self.started = time.time()
+        self._dbs: dict[str, Database] = {}
+        self._db_lock = threading.RLock()
+        self._add_locks: dict[str, threading.Lock] = {}
+        self._jobs = 0
+        self._jobs_lock = threading.Lock()
+        self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._text_cache_size = text_cache_size
+        self._text_lock = threading.Lock()
+        self._closed = False
+
+    # -- databases -------------------------------------------------------------------------------
+
+    def database(self, name: str, *, create: bool) -> Database:
+        """The open database ``name`` (opened with this model; ``ModelMismatch`` if built by another)."""
+        from isearchd.store import Database, validate_db_name
+
+        name = validate_db_name(name)
+        with self._db_lock:
+            db = self._dbs.get(name)
+            if db is None:
+                db = Database.open(
+                    self.home, name, model_key=self.model.key, dim=self.model.dim, create=create
+                )
+                self._dbs[name] = db
+                log.info("opened database %r (%d images)", name, db.count())
+            return db
+
+    def _any_database(self, name: str) -> tuple[Database, bool]:
+        """Open ``name`` whatever model built it (info, clear). Returns (db, whether to close it after)."""
+        from isearchd.store import Database, validate_db_name
+
+        name = validate_db_name(name)
+        with self._db_lock:
+            db = self._dbs.get(name)
+            if db is not None:
+                return db, False
+            db = Database.open(self.home, name, model_key=None, create=False)
+            if db.model_key == self.model.key:
+                self._dbs[name] = db
+                return db, False
+            return db, True
+
+    def list_dbs(self) -> list[str]:
+        from isearchd.store import list_databases
+
+        return list_databases(self.home)
+
+    def db_info(self, name: str) -> dict[str, Any]:
+        db, close = self._any_database(name)
+        try:
+            info = dict(db.info())
+        finally:
+            if close:
+                db.close()
+        info["loaded"] = name in self._dbs
+        return info
+
+    def clear_db(self, name: str) -> bool:
+        db, close = self._any_database(name)
+        lock = self._add_lock(db.name)
+        with lock:
+            try:
+                db.clear()
+                db.save_index()
+            finally:
+                if close:
+                    db.close()
+        log.warning("cleared database %r", name)
+        return True
+
+    # -- add -------------------------------------------------------------------------------------
+
+    def _add_lock(self, name: str) -> threading.Lock:
+        with self._db_lock:
+            return self._add_locks.setdefault(name, threading.Lock())
+
+    def add_paths(
+        self,
+        db_name: str,
+        paths: Sequence[str],
+        *,
+        label_type: str = "path",
+        progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+    ) -> AddReport:
+        """Add image files and folders (daemon-side paths, recursively)."""
+        if label_type not in LABEL_TYPES:
+            raise InvalidRequest(f"label type must be 'path' or 'name', not {label_type!r}")
+        for p in paths:
+            if not isinstance(p, str) or not p:
+                raise InvalidRequest("add: 'paths' must be a list of non-empty strings")
+            if not Path(p).is_absolute():
+                raise InvalidRequest(f"add: paths must be absolute (the daemon does not share your cwd): {p}")
+        found = scan(paths)
+        items = [AddItem(label=label_for(f, label_type), path=f) for f in found.files]
+        failed = [(e.path, e.reason) for e in found.errors]
+        return AddReport(failed=failed).merged(self._run_add(db_name, items, progress, cancel, len(failed)))
+
+    def add_files(
+        self,
+        db_name: str,
+        items: Sequence[AddItem],
+        *,
+        progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+    ) -> AddReport:
+        """Add files whose bytes a (remote) client sent."""
+        return self._run_add(db_name, items, progress, cancel, 0)
+
+    def _run_add(
+        self,
+        db_name: str,
+        items: Sequence[AddItem],
+        progress: ProgressFn | None,
+        cancel: threading.Event | None,
+        failed_before: int,
+    ) -> AddReport:
+        db = self.database(db_name, create=True)
+        with self._jobs_lock:
+            self._jobs += 1
+        try:
+            with self._add_lock(db.name):
+                t0 = time.monotonic()
+
+                def shifted(p: Progress) -> None:
+                    if progress is not None:
+                        progress(
+                            Progress(
+                                p.done + failed_before,
+                                p.total + failed_before,
+                                p.added,
+                                p.skipped,
+                                p.failed + failed_before,
+                            )
+                        )
+
+                report = Indexer(self.model, db).run(items, progress=shifted, cancel=cancel)
+                dt = time.monotonic() - t0
+                log.info(
+                    "add to %r: %d added, %d skipped, %d failed in %.1f s",
+                    db.name,
+                    report.added,
+                    report.skipped,
+                    len(report.failed),
+                    dt,
+                )
+                return report
+        finally:
+            with self._jobs_lock:
+                self._jobs -= 1
+
+    # -- search / compare ------------------------------------------------------------------------
+
+    def text_vector(self, text: str) -> np.ndarray:
+        if not text.strip():
+            raise InvalidRequest("the search text is empty")
+        with self._text_lock:
+            vec = self._text_cache.get(text)
+            if vec is not None:
+                self._text_cache.move_to_end(text)
+                return vec
+        vec = self.model.embed_texts([text])[0]
+        with self._text_lock:
+            self._text_cache[text] = vec
+            while len(self._text_cache) > self._text_cache_size:
+                self._text_cache.popitem(last=False)
+        return vec
+
+    def image_vector(self, source: str | bytes, name: str | None = None) -> np.ndarray:
+        image = load_image(source, min_side=self.model.image_size, name=name)
+        return self.model.embed_images([image])[0]
+
+    def search_text(self, db_name: str, text: str, num: int = 10, similarity: float = 0) -> list[SearchHit]:
+        check_query(num, similarity)
+        db = self.database(db_name, create=False)
+        return db.search(self.text_vector(text), k=num, min_similarity=similarity)
+
+    def search_image(
+        self, db_name: str, source: str | bytes, num: int = 10, similarity: float = 0, name: str | None = None
+    ) -> list[SearchHit]:
+        check_query(num, similarity)
+        db = self.database(db_name, create=False)
+        return db.search(self.image_vector(source, name), k=num, min_similarity=similarity)
+
+    def compare(
+        self, a: str | bytes, b: str | bytes, *, a_name: str | None = None, b_name: str | None = None
+    ) -> float:
+        """Similarity of two images in percent, 0-100, one decimal (an image with itself: 100.0)."""
+        img_a = load_image(a, min_side=self.model.image_size, name=a_name)
+        img_b = load_image(b, min_side=self.model.image_size, name=b_name)
+        vecs = self.model.embed_images([img_a, img_b])
+        cos = float(np.dot(vecs[0].astype(np.float64), vecs[1].astype(np.float64)))
+        return round(min(100.0, max(0.0, cos * 100.0)), 1)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        import psutil
+
+        with self._db_lock:
+            loaded = sorted(self._dbs)
+        with self._jobs_lock:
+            jobs = self._jobs
+        return {
+            "pid": os.getpid(),
+            "rss_bytes": psutil.Process().memory_info().rss,
+            "model": self.model.key,
+            "dim": self.model.dim,
+            "home": str(self.home),
+            "databases": loaded,
+            "uptime_s": round(time.time() - self.started, 1),
+            "queue": jobs,
+        }
+
+    def save(self) -> None:
+        """Write every open database's vector index (the catalog is already committed)."""
+        with self._db_lock:
+            dbs = list(self._dbs.values())
+        for db in dbs:
+            try:
+                db.save_index()
+            except Exception:  # one failing index must not stop the others from saving
+                log.exception("could not save the index of %r (it is rebuilt from the catalog)", db.name)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.save()
+        with self._db_lock:
+            dbs = list(self._dbs.values())
+            self._dbs.clear()
+        for db in dbs:
+            try:
+                db.close()
+            except Exception:  # keep closing the rest
+                log.exception("error closing database %r", db.name)

@@ -1,0 +1,317 @@
+"""The add pipeline: files -> change detection -> decode pool -> batched embedding -> committed rows.
+
+For each file, in order:
+
+1. stat it (size, ``mtime_ns``). A label already stored with the same size and mtime is skipped as a
+   duplicate without reading the file.
+2. read its bytes and hash them (blake2b-128). When the database already holds a vector for that
+   content (the same picture under another label, or a touched file), the vector is reused and
+   nothing is decoded.
+3. otherwise decode it (``isearchd.images.load_image``) in a small thread pool that runs ahead of
+   inference by at most ``LOOKAHEAD_ITEMS`` files (back-pressure: the walk waits for the model,
+   nothing is dropped).
+4. embed decoded images in batches of ``BATCH_SIZE`` and commit each batch to the database in one
+   transaction; only then does a progress event count those files as done.
+
+A file that cannot be read or decoded is reported with its reason (``AddReport.failed``) and the
+rest of its batch is still embedded. A model or store failure stops the add with that error; what
+was committed before stays committed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from isearchd.errors import BadImage, Busy, ISearchError
+from isearchd.images import load_image
+from isearchd.protocol import AddReport, Progress
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from isearchd.store import ImageRecord
+
+log = logging.getLogger(__name__)
+
+# Images per model call. 16-32 keeps the per-batch latency (and the memory of decoded images) small
+# while amortising the model's per-call overhead; larger batches were no faster on CPU.
+BATCH_SIZE = 32
+# Decoder threads. Pillow releases the GIL while decoding, so 2-4 threads keep the model fed on a
+# small machine without competing with torch's own threads for every core.
+DECODE_WORKERS = min(4, max(2, (os.cpu_count() or 2) // 2))
+# How many files may be read/decoded ahead of the model: two batches. Bounds memory (decoded images
+# wait here) and gives back-pressure to the producer.
+LOOKAHEAD_ITEMS = 2 * BATCH_SIZE
+
+
+class Embedder(Protocol):
+    @property
+    def image_size(self) -> int: ...
+
+    def embed_images(self, images: list[Image.Image]) -> np.ndarray: ...
+
+
+class Catalog(Protocol):
+    def get(self, label: str) -> ImageRecord | None: ...
+
+    def vector_for_hash(self, content_hash: str) -> np.ndarray | None: ...
+
+    def add(self, records: list[ImageRecord]) -> int: ...
+
+
+@dataclass(frozen=True)
+class AddItem:
+    """One file to add: a daemon-side ``path``, or ``data`` sent by a remote client for ``path``."""
+
+    label: str
+    path: str
+    data: bytes | None = None
+    size: int | None = None
+    mtime_ns: int | None = None
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+@dataclass(frozen=True)
+class _Skip:
+    item: AddItem
+
+
+@dataclass(frozen=True)
+class _Fail:
+    item: AddItem
+    reason: str
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """A file ready to be committed: with a reused ``vector`` or a decoded ``image`` to embed."""
+
+    item: AddItem
+    size: int
+    mtime_ns: int
+    content_hash: str
+    vector: np.ndarray | None = None
+    image: Any = None
+    unchanged: bool = False  # same content as the stored row: counted as skipped, row refreshed
+
+
+@dataclass
+class _Counts:
+    total: int
+    done: int = 0
+    added: int = 0
+    skipped: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+    def progress(self) -> Progress:
+        return Progress(self.done, self.total, self.added, self.skipped, len(self.failed))
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+class Indexer:
+    """Runs one add job against one database. Not shared between threads."""
+
+    def __init__(
+        self,
+        model: Embedder,
+        db: Catalog,
+        *,
+        batch_size: int = BATCH_SIZE,
+        workers: int = DECODE_WORKERS,
+        lookahead: int = LOOKAHEAD_ITEMS,
+    ) -> None:
+        self.model = model
+        self.db = db
+        self.batch_size = max(1, batch_size)
+        self.workers = max(1, workers)
+        self.lookahead = max(self.batch_size, lookahead)
+
+    def run(
+        self,
+        items: Sequence[AddItem],
+        progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+    ) -> AddReport:
+        counts = _Counts(total=len(items))
+        seen: set[str] = set()
+        batch: list[_Ready] = []
+        pending: deque[Future[_Skip | _Fail | _Ready]] = deque()
+        source = iter(items)
+        exhausted = False
+        unreported = 0
+
+        def report() -> None:
+            if progress is not None:
+                progress(counts.progress())
+
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="isearch-decode") as pool:
+            try:
+                while True:
+                    if cancel is not None and cancel.is_set():
+                        raise Busy(
+                            f"the daemon is shutting down; {counts.added} images were committed before it "
+                            "stopped; run the add again to finish"
+                        )
+                    while not exhausted and len(pending) < self.lookahead:
+                        item = next(source, None)
+                        if item is None:
+                            exhausted = True
+                            break
+                        if item.label in seen:
+                            counts.skipped += 1
+                            counts.done += 1
+                            unreported += 1
+                            continue
+                        seen.add(item.label)
+                        pending.append(pool.submit(self._prepare, item))
+                    if not pending:
+                        break
+                    outcome = pending.popleft().result()
+                    if isinstance(outcome, _Skip):
+                        counts.skipped += 1
+                        counts.done += 1
+                        unreported += 1
+                    elif isinstance(outcome, _Fail):
+                        log.info("not added: %s: %s", outcome.item.path, outcome.reason)
+                        counts.failed.append((outcome.item.path, outcome.reason))
+                        counts.done += 1
+                        unreported += 1
+                    else:
+                        batch.append(outcome)
+                    to_embed = sum(1 for r in batch if r.vector is None)
+                    if (
+                        to_embed >= self.batch_size
+                        or len(batch) >= self.lookahead
+                        or (batch and not pending and exhausted)
+                    ):
+                        self._commit(batch, counts)
+                        batch = []
+                        unreported = 0
+                        report()
+                    elif unreported >= self.batch_size:
+                        unreported = 0
+                        report()
+                if batch:
+                    self._commit(batch, counts)
+                    unreported = 0
+                    report()
+                if unreported:
+                    report()
+            finally:
+                for fut in pending:
+                    fut.cancel()
+        return AddReport(counts.added, counts.skipped, counts.failed)
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    def _prepare(self, item: AddItem) -> _Skip | _Fail | _Ready:
+        """Runs in the decode pool: stat, duplicate check, read, hash, reuse or decode."""
+        try:
+            if item.data is not None:
+                data = item.data
+                size = len(data)
+                mtime_ns = item.mtime_ns or 0
+                existing = self.db.get(item.label)
+                if existing is not None and existing.size == size and existing.mtime_ns == mtime_ns:
+                    return _Skip(item)
+            else:
+                path = Path(item.path)
+                st = path.stat()
+                size, mtime_ns = st.st_size, st.st_mtime_ns
+                existing = self.db.get(item.label)
+                if existing is not None and existing.size == size and existing.mtime_ns == mtime_ns:
+                    return _Skip(item)
+                with path.open("rb") as fh:
+                    st = os.fstat(fh.fileno())
+                    size, mtime_ns = st.st_size, st.st_mtime_ns
+                    data = fh.read()
+            if not data:
+                return _Fail(item, "empty file")
+            digest = content_hash(data)
+            unchanged = existing is not None and existing.content_hash == digest
+            vector = self.db.vector_for_hash(digest)
+            if vector is not None:
+                return _Ready(item, size, mtime_ns, digest, vector=vector, unchanged=unchanged)
+            image = load_image(data, min_side=self.model.image_size, name=item.path)
+            return _Ready(item, size, mtime_ns, digest, image=image)
+        except BadImage as e:
+            return _Fail(item, e.reason)
+        except ISearchError:
+            raise
+        except IsADirectoryError:
+            return _Fail(item, "is a directory, not an image file")
+        except FileNotFoundError:
+            return _Fail(item, "file not found (removed while adding?)")
+        except PermissionError:
+            return _Fail(item, "permission denied")
+        except OSError as e:
+            return _Fail(item, f"cannot read file ({e.strerror or e})")
+
+    def _commit(self, batch: list[_Ready], counts: _Counts) -> None:
+        from isearchd.store import ImageRecord
+
+        vectors = self._embed([r for r in batch if r.vector is None], counts)
+        records = []
+        unchanged = 0
+        for r in batch:
+            vec = r.vector if r.vector is not None else vectors.get(id(r))
+            if vec is None:
+                continue  # embedding failed for this file; already reported
+            records.append(
+                ImageRecord(
+                    label=r.item.label,
+                    path=r.item.path,
+                    size=r.size,
+                    mtime_ns=r.mtime_ns,
+                    content_hash=r.content_hash,
+                    vector=np.asarray(vec, dtype=np.float32),
+                )
+            )
+            unchanged += r.unchanged
+        if records:
+            self.db.add(records)
+        counts.added += len(records) - unchanged
+        counts.skipped += unchanged
+        counts.done += len(batch)
+
+    def _embed(self, ready: list[_Ready], counts: _Counts) -> dict[int, np.ndarray]:
+        """Embed the decoded images of a batch; a file the model rejects fails alone."""
+        if not ready:
+            return {}
+        try:
+            vecs = self.model.embed_images([r.image for r in ready])
+            return {id(r): vecs[i] for i, r in enumerate(ready)}
+        except ISearchError:
+            if len(ready) == 1:
+                raise
+        except (ValueError, RuntimeError):
+            if len(ready) == 1:
+                raise
+            log.warning("batch of %d images failed to embed; retrying one by one", len(ready))
+        out: dict[int, np.ndarray] = {}
+        first_error: BaseException | None = None
+        for r in ready:
+            try:
+                out[id(r)] = self.model.embed_images([r.image])[0]
+            except (ISearchError, ValueError, RuntimeError) as e:
+                first_error = first_error or e
+                counts.failed.append((r.item.path, f"cannot embed image ({e})"))
+        if not out and first_error is not None:
+            raise first_error
+        return out
