@@ -58,7 +58,7 @@ MAX_SEND_FILE_BYTES = (MAX_LINE_BYTES // 4) * 3 - 64 * 1024
 
 ProgressCallback = Callable[[Progress], None]
 
-_IDEMPOTENT_RETRY = frozenset({"hello", "status", "search", "compare", "list_dbs", "db_info"})
+_IDEMPOTENT_RETRY = frozenset({"hello", "status", "search", "compare", "list_dbs", "db_info", "watch_list"})
 
 
 class Client:
@@ -351,9 +351,11 @@ class Client:
     def search(self, query: str, num: int = 10, similarity: float = 0) -> list[tuple[str, float]]:
         """Images most similar to ``query``: an existing image file (image search) or any text.
 
-        Returns ``[(label, similarity%), ...]``, best first, similarity >= ``similarity``.
+        Returns ``[(path, similarity%), ...]``, best first, similarity >= ``similarity``, as the
+        original README documents (with ``label_type='name'`` the label differs from the path:
+        ``search_hits`` returns both).
         """
-        return [(h["label"], float(h["similarity"])) for h in self.search_hits(query, num, similarity)]
+        return [(h["path"], float(h["similarity"])) for h in self.search_hits(query, num, similarity)]
 
     def compare_images(self, path1: str, path2: str) -> float:
         """Similarity of two image files in percent (0-100; an image with itself is 100.0)."""
@@ -369,6 +371,31 @@ class Client:
     def get_db_info(self) -> dict[str, Any]:
         """This client's database: name, base, size (images), capacity, model, dim, ..."""
         return dict(self._call("db_info", {"db": self.db_name}))
+
+    # -- watched folders ---------------------------------------------------------------------------
+
+    def watch(
+        self, paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], exclude: Iterable[str] = ()
+    ) -> list[dict[str, Any]]:
+        """Keep this client's database in sync with folders (recursively): they are registered
+        (watched again after a restart), scanned now and watched for changes. ``exclude``: globs
+        relative to each folder (``**/raw/**``, ``*.psd``). Returns one state dict per folder.
+        Local daemons only (over TCP: ``PermissionDenied``)."""
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        abs_paths = [_absolute(p) for p in paths]
+        return list(self._call("watch", {"db": self.db_name, "paths": abs_paths, "exclude": list(exclude)}))
+
+    def unwatch(self, path: str | os.PathLike[str], purge: bool = False) -> dict[str, Any]:
+        """Stop watching a folder. Its images stay searchable unless ``purge`` removes them.
+        Returns ``{"path", "db", "removed"}``."""
+        return dict(self._call("unwatch", {"db": self.db_name, "path": _absolute(path), "purge": purge}))
+
+    def watch_list(self, all_dbs: bool = True) -> list[dict[str, Any]]:
+        """Watched folders: ``path``, ``db``, ``state`` (scanning, watching, polling, error),
+        ``mode`` (inotify or polling), ``reason``, ``images``, ``pending``, counters..."""
+        args = {} if all_dbs else {"db": self.db_name}
+        return list(self._call("watch_list", args))
 
     def clear_db(self) -> bool:
         """Remove every image from this client's database (irreversible). True when done."""

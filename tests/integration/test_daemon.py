@@ -112,9 +112,10 @@ def test_relative_paths_and_name_labels(tmp_path: Path, client_factory: ClientFa
     monkeypatch.chdir(tmp_path)
     c = client_factory("names")
     assert c.add_images(["imgs"], label_type="name") == 2
-    assert c.search("a red circle", num=1)[0][0] == "red_circle_0.jpg"
-    assert c.search("a green star", num=1)[0][0] == "green_star_0.jpg"
+    # search() returns paths, as the original README documents; search_hits() has the labels too
+    assert c.search("a red circle", num=1)[0][0] == str(tmp_path / "imgs" / "red_circle_0.jpg")
     record = c.search_hits("a green star", num=1)[0]
+    assert record["label"] == "green_star_0.jpg"
     assert record["path"] == str(tmp_path / "imgs" / "green_star_0.jpg")  # where the file is
     with pytest.raises(InvalidRequest, match="label_type"):
         c.add_images(["imgs"], label_type="stem")
