@@ -114,7 +114,7 @@ def test_name_labels_and_many_chunks_over_tcp(tcp_daemon: DaemonProcess, tmp_pat
         assert c.add_images([str(tmp_path)], label_type="name", progress=progress.append) == n
         assert progress[-1].done == progress[-1].total == n
         assert [p.done for p in progress] == sorted(p.done for p in progress)
-        labels = sorted(label for label, _ in c.search("a red circle", num=n))
+        labels = sorted(h["label"] for h in c.search_hits("a red circle", num=n))
         assert labels == sorted(f"img{i:03d}.png" for i in range(n))
 
 
