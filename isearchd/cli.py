@@ -29,6 +29,7 @@ from typer.core import TyperGroup
 from isearchd import __version__, settings
 from isearchd.cli_config import config_app
 from isearchd.cli_service import register as register_service_commands
+from isearchd.cli_watch import register as register_watch_commands
 from isearchd.errors import ISearchError, NotFound, ServiceError
 
 EXIT_ERROR = 1
@@ -242,6 +243,7 @@ app.add_typer(service_app, name="service")
 app.add_typer(model_app, name="model")
 app.add_typer(config_app, name="config")
 register_service_commands(service_app)
+register_watch_commands(app)
 
 
 @app.callback()

@@ -5,9 +5,11 @@ Runs in the foreground; ``isearch service start`` puts it in the background. Lif
 1. take the pid file (``settings.pid_path()``) with an exclusive ``flock``: one daemon per data
    home; a second one exits 1 naming the running pid. A pid file left by a crash holds no lock,
    so it is simply taken over.
-2. log to ``settings.log_path()`` and to stderr.
+2. read the configuration (``isearchd.config.load_config``: command line > environment > config
+   file > defaults) and log to its log file (default ``settings.log_path()``) and to stderr.
 3. load the model once (a model that cannot load: one line saying why, exit 1).
-4. listen (Unix socket or TCP; see ``isearchd.server``) and serve.
+4. listen (Unix socket or TCP; see ``isearchd.server``), start watching the config file's
+   ``[[watch]]`` folders and those registered in the databases (``isearchd.watch``), and serve.
 5. SIGTERM/SIGINT (or a ``shutdown`` request): stop accepting, let running requests finish
    (adds stop at their next batch boundary: what they committed stays, the client gets an error
    rather than a success), save the vector indexes, remove the socket and pid file, exit 0.
@@ -26,9 +28,13 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from isearchd import __version__, settings
 from isearchd.errors import ISearchError, ServiceError
+
+if TYPE_CHECKING:
+    from isearchd.config import Config
 
 log = logging.getLogger("isearchd")
 
@@ -51,25 +57,35 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"model key or custom checkpoint path (default: {settings.DEFAULT_MODEL})",
     )
-    p.add_argument("-L", "--log-level", default="info", choices=LOG_LEVELS, type=str.lower)
+    p.add_argument(
+        "-L",
+        "--log-level",
+        default=None,
+        choices=LOG_LEVELS,
+        type=str.lower,
+        help="log level (default: the config file's service.log_level, else info)",
+    )
     p.add_argument("--home", default=None, help="data home (default: $ISEARCH_HOME or ~/.isearch)")
     p.add_argument("--token", default=None, help="token TCP clients must present (default: $ISEARCH_TOKEN)")
     p.add_argument("-V", "--version", action="version", version=f"isearchd {__version__}")
     return p
 
 
-def _setup_logging(level: str, log_file: Path) -> None:
+def _setup_logging(level: str, log_file: Path | None) -> None:
     root = logging.getLogger()
     root.setLevel(getattr(logging, level.upper()))
     fmt = logging.Formatter("%(asctime)s %(levelname)s [%(name)s] %(message)s")
-    file_handler = logging.handlers.RotatingFileHandler(
-        log_file, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS
-    )
-    file_handler.setFormatter(fmt)
-    root.addHandler(file_handler)
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.handlers.RotatingFileHandler(
+            log_file, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS
+        )
+        file_handler.setFormatter(fmt)
+        root.addHandler(file_handler)
     stderr_handler = logging.StreamHandler(sys.stderr)
     stderr_handler.setFormatter(fmt)
     root.addHandler(stderr_handler)
+    logging.captureWarnings(True)  # library warnings go to the log, not lost on a detached stderr
 
 
 class PidLock:
@@ -109,6 +125,22 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.home:
         os.environ["ISEARCH_HOME"] = str(Path(args.home).expanduser().resolve())
+    from isearchd.config import load_config
+
+    try:
+        config = load_config(
+            overrides={
+                "bind": args.bind,
+                "model": args.model,
+                "log_level": args.log_level,
+                "token": args.token,
+            }
+        )
+    except ISearchError as e:
+        sys.stderr.write(f"isearchd: {e.message}\n")
+        return 1
+    # the config file may name the home: every path below it (pid, socket, log) follows
+    os.environ["ISEARCH_HOME"] = str(config.home)
     home = settings.data_home()
     try:
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -116,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"isearchd: cannot create the data home {home}: {e.strerror or e}\n")
         return 1
 
-    _setup_logging(args.log_level, settings.log_path())
+    _setup_logging(config.service.log_level, config.service.log_file)
     pid_lock = PidLock(settings.pid_path())
     try:
         pid_lock.acquire()
@@ -126,13 +158,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     try:
-        return _run(args, home)
+        return _run(config, home)
     finally:
         pid_lock.release()
         logging.shutdown()
 
 
-def _run(args: argparse.Namespace, home: Path) -> int:
+def _run(config: Config, home: Path) -> int:
     from isearchd.protocol import parse_bind
     from isearchd.server import check_bind_free, check_bind_policy
 
@@ -148,10 +180,13 @@ def _run(args: argparse.Namespace, home: Path) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    model_arg = args.model or settings.DEFAULT_MODEL
-    token = args.token or os.environ.get("ISEARCH_TOKEN") or None
+    from isearchd.watch import WatchOptions
+
+    model_arg = config.model.name
+    token = config.service.token
     try:
-        bind = parse_bind(args.bind or settings.default_bind())
+        watch_options = WatchOptions.from_env()
+        bind = parse_bind(config.service.bind)
         check_bind_policy(bind, token)
         check_bind_free(bind)
     except ISearchError as e:
@@ -177,7 +212,7 @@ def _run(args: argparse.Namespace, home: Path) -> int:
     from isearchd.engine import Engine
     from isearchd.server import Server
 
-    engine = Engine(model, home)
+    engine = Engine(model, home, watch_options=watch_options)
     server = Server(engine, bind, token=token)
     try:
         server.listen()
@@ -190,9 +225,11 @@ def _run(args: argparse.Namespace, home: Path) -> int:
         server.request_stop()
     log.info("ready: model %s (dim %d) on %s", model.key, model.dim, bind)
     try:
+        engine.start_watching([(w.db, str(w.path), w.exclude) for w in config.watch])
         server.serve_forever()
     finally:
         log.info("stopping: finishing in-flight requests")
+        engine.stop_watching()
         server.close()
         engine.close()
         log.info("stopped")

@@ -7,9 +7,12 @@ it). It is thread-safe: many connections call it at once.
   already uses every core for one batch, so concurrent calls would only thrash).
 - Databases are opened on first use with the model's key and dimension, so a database built by
   another model raises ``ModelMismatch`` instead of mixing embedding spaces.
-- Adds to one database run one at a time (a job queue per database): a second client adding the
-  same folder waits, then finds every file already present. ``status()['queue']`` counts add jobs
-  running or waiting.
+- Every write (an ``add`` request, a watched folder's batch) is a job in one bounded queue run by
+  one indexing worker (``isearchd.jobqueue``): a second client adding the same folder waits, then
+  finds every file already present; a full queue makes producers wait instead of dropping work.
+  ``status()['queue']`` counts jobs running or waiting.
+- Watched folders (``isearchd.watch``) are kept in sync by the ``Watcher``; ``start_watching``
+  starts the configured and registered ones.
 - Text-query embeddings are cached (LRU), so repeating a search costs one index lookup.
 """
 
@@ -29,6 +32,7 @@ import numpy as np
 from isearchd.errors import InvalidRequest
 from isearchd.images import load_image
 from isearchd.indexer import AddItem, AddReport, Indexer, Progress, ProgressFn
+from isearchd.jobqueue import JobQueue
 from isearchd.protocol import LABEL_TYPES, MAX_RESULTS
 from isearchd.scan import label_for, scan
 
@@ -36,6 +40,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from isearchd.store import Database, SearchHit
+    from isearchd.watch import Watcher, WatchOptions
 
 log = logging.getLogger(__name__)
 
@@ -85,15 +90,24 @@ def check_query(num: int, similarity: float) -> None:
 
 
 class Engine:
-    def __init__(self, model: EngineModel, home: Path, *, text_cache_size: int = TEXT_CACHE_SIZE) -> None:
+    def __init__(
+        self,
+        model: EngineModel,
+        home: Path,
+        *,
+        text_cache_size: int = TEXT_CACHE_SIZE,
+        watch_options: WatchOptions | None = None,
+    ) -> None:
+        from isearchd.watch import Watcher
+
         self.model = _SerialModel(model)
         self.home = Path(home)
         self.started = time.time()
         self._dbs: dict[str, Database] = {}
         self._db_lock = threading.RLock()
         self._add_locks: dict[str, threading.Lock] = {}
-        self._jobs = 0
-        self._jobs_lock = threading.Lock()
+        self.jobs = JobQueue()
+        self.watcher: Watcher = Watcher(self, watch_options)
         self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._text_cache_size = text_cache_size
         self._text_lock = threading.Lock()
@@ -207,9 +221,8 @@ class Engine:
         failed_before: int,
     ) -> AddReport:
         db = self.database(db_name, create=True)
-        with self._jobs_lock:
-            self._jobs += 1
-        try:
+
+        def job() -> AddReport:
             with self._add_lock(db.name):
                 t0 = time.monotonic()
 
@@ -236,9 +249,32 @@ class Engine:
                     dt,
                 )
                 return report
-        finally:
-            with self._jobs_lock:
-                self._jobs -= 1
+
+        result: AddReport = self.jobs.run(job, f"add to {db.name}")
+        return result
+
+    def index_paths(self, db: Database, paths: Sequence[str], cancel: threading.Event | None) -> AddReport:
+        """Index daemon-side files labelled by their path (watched folders; runs in the worker)."""
+        with self._add_lock(db.name):
+            return Indexer(self.model, db).run([AddItem(label=p, path=p) for p in paths], cancel=cancel)
+
+    # -- watched folders -------------------------------------------------------------------------
+
+    def start_watching(self, configured: Sequence[tuple[str, str, Sequence[str]]] = ()) -> None:
+        """Watch the config file's folders ``(db, path, exclude)`` and every database's registered ones."""
+        self.watcher.start_all(configured, self.list_dbs())
+
+    def watch(self, db_name: str, paths: Sequence[str], exclude: Sequence[str] = ()) -> list[dict[str, Any]]:
+        return self.watcher.watch(db_name, paths, exclude)
+
+    def unwatch(self, db_name: str, path: str, *, purge: bool = False) -> dict[str, Any]:
+        return self.watcher.unwatch(db_name, path, purge)
+
+    def watch_list(self, db_name: str | None = None) -> list[dict[str, Any]]:
+        return self.watcher.folders(db_name)
+
+    def stop_watching(self) -> None:
+        self.watcher.stop()
 
     # -- search / compare ------------------------------------------------------------------------
 
@@ -290,8 +326,6 @@ class Engine:
 
         with self._db_lock:
             loaded = sorted(self._dbs)
-        with self._jobs_lock:
-            jobs = self._jobs
         return {
             "pid": os.getpid(),
             "rss_bytes": psutil.Process().memory_info().rss,
@@ -300,7 +334,8 @@ class Engine:
             "home": str(self.home),
             "databases": loaded,
             "uptime_s": round(time.time() - self.started, 1),
-            "queue": jobs,
+            "queue": len(self.jobs),
+            "watch": self.watcher.summary(),
         }
 
     def save(self) -> None:
@@ -317,6 +352,8 @@ class Engine:
         if self._closed:
             return
         self._closed = True
+        self.watcher.stop()
+        self.jobs.close(timeout=60)
         self.save()
         with self._db_lock:
             dbs = list(self._dbs.values())

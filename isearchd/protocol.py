@@ -15,6 +15,11 @@ Image data travels as base64 text. An *image source* is ``{"path": "/abs/file.jp
 the daemon: local clients only) or ``{"data": "<base64>", "name": "file.jpg"}`` (``name`` is
 optional and only used in error messages).
 
+Watched folders: ``watch`` (``paths``, ``exclude``) registers daemon-side folders in a database
+and starts syncing them, ``unwatch`` (``path``, ``purge``) stops (the images stay unless
+``purge``), ``watch_list`` (optional ``db``) reports each folder's state; ``watch`` and ``unwatch``
+name server-side paths, so TCP clients get ``permission_denied``.
+
 This module owns the message shapes: ``OPS`` says which fields each operation takes and their
 types, ``parse_request`` turns a line into a validated ``Request`` or raises ``ProtocolError``
 (not a JSON object, too long) or ``InvalidRequest`` (unknown op, missing or mistyped field).
@@ -85,6 +90,10 @@ OPS: dict[str, dict[str, Field]] = {
     "db_info": dict(_DB),
     "clear_db": dict(_DB),
     "shutdown": {},
+    # watched folders (daemon-side paths: refused over TCP)
+    "watch": {**_DB, "paths": Field((list,), required=True), "exclude": Field((list,), default=())},
+    "unwatch": {**_DB, "path": Field((str,), required=True), "purge": Field((bool,), default=False)},
+    "watch_list": {"db": Field((str,), default=None)},
 }
 
 
@@ -97,7 +106,14 @@ class Request:
 
 
 def _type_name(types: tuple[type, ...]) -> str:
-    names = {str: "a string", int: "an integer", float: "a number", list: "a list", dict: "an object"}
+    names = {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        list: "a list",
+        dict: "an object",
+        bool: "true or false",
+    }
     return " or ".join(names.get(t, t.__name__) for t in types)
 
 
@@ -156,7 +172,7 @@ def validate_request(obj: object) -> Request:
                 raise InvalidRequest(f"{op}: missing required field {name!r}")
             args[name] = fld.default
             continue
-        if isinstance(value, bool) or not isinstance(value, fld.types):
+        if (isinstance(value, bool) and bool not in fld.types) or not isinstance(value, fld.types):
             raise InvalidRequest(f"{op}: {name!r} must be {_type_name(fld.types)}")
         args[name] = value
     return Request(id=rid, op=op, args=args, token=token)

@@ -74,6 +74,10 @@ _TCP_PATH_REFUSAL = (
     "over TCP the daemon does not read files by path; send the image bytes instead "
     "(the Python Client and `isearch` do this automatically for TCP binds)"
 )
+_TCP_WATCH_REFUSAL = (
+    "over TCP the daemon does not watch folders named by a client (they are paths on the daemon's "
+    "machine); run `isearch watch` on that machine, or list the folders in its config file"
+)
 _AUTH_NEEDED = (
     'this daemon requires a token: send {"op": "auth", "token": ...} first '
     "(Client(token=...) or ISEARCH_TOKEN)"
@@ -416,6 +420,18 @@ class Server:
                 return eng.clear_db(a["db"])
             case "shutdown":
                 return True
+            case "watch" | "unwatch":
+                if c.tcp:
+                    raise PermissionDenied(_TCP_WATCH_REFUSAL)
+                if req.op == "watch":
+                    return eng.watch(
+                        a["db"],
+                        _strings(a["paths"], "watch: 'paths'"),
+                        _strings(a["exclude"], "watch: 'exclude'"),
+                    )
+                return eng.unwatch(a["db"], a["path"], purge=a["purge"])
+            case "watch_list":
+                return eng.watch_list(a["db"])
         raise InvalidRequest(f"unknown op {req.op!r}")  # pragma: no cover - validate_request knows OPS
 
     def _add(self, c: _Connection, req: Request) -> dict[str, Any]:
@@ -462,6 +478,12 @@ def _src(path: str | None, data: bytes | None) -> str | bytes:
     if not Path(path).is_absolute():
         raise InvalidRequest(f"image paths must be absolute (the daemon does not share your cwd): {path}")
     return path
+
+
+def _strings(value: list[Any], what: str) -> list[str]:
+    if not all(isinstance(v, str) and v for v in value):
+        raise InvalidRequest(f"{what} must be a list of non-empty strings")
+    return list(value)
 
 
 def _file_item(i: int, f: object) -> AddItem:

@@ -11,6 +11,15 @@ from isearchd.store.database import (
     SearchHit,
     list_databases,
     validate_db_name,
+    watched_folders,
 )
 
-__all__ = ["Database", "ImageRecord", "SavePolicy", "SearchHit", "list_databases", "validate_db_name"]
+__all__ = [
+    "Database",
+    "ImageRecord",
+    "SavePolicy",
+    "SearchHit",
+    "list_databases",
+    "validate_db_name",
+    "watched_folders",
+]

@@ -42,6 +42,8 @@ CATALOG_NAME = "catalog.sqlite"
 # SQLite allows 32766 host parameters per statement since 3.32; stay well below it.
 # (Lines marked noqa S608 below format only "?" placeholders or fixed column lists into SQL.)
 _CHUNK = 500
+# Temporary label prefix while rows are relabelled (no real label starts with a NUL).
+_MOVING = "\x00moving:"
 PAGE_SIZE = 16384
 
 
@@ -351,6 +353,44 @@ class Catalog:
                 db.conn.execute(f"DELETE FROM images WHERE {where}", args)  # noqa: S608
         return ids
 
+    def move_rows(self, moves: Sequence[tuple[str, str, str, int | None, int | None]]) -> list[int]:
+        """Relabel rows in one transaction: ``(old_label, new_label, new_path, size, mtime_ns)``.
+
+        The vector and content hash stay (a rename does not change the pixels); ``size`` and
+        ``mtime_ns`` None keep the stored values. A row already holding a ``new_label`` (a file
+        replaced by the move) is deleted first. Returns the ids of the rows deleted that way.
+        """
+        if not moves:
+            return []
+        with self.transaction() as db:
+            old = self._ids_for_labels(db.conn, [m[0] for m in moves])
+            moving = [m for m in moves if m[0] in old]
+            if not moving:
+                return []
+            moved_ids = {old[m[0]] for m in moving}
+            targets = self._ids_for_labels(db.conn, [m[1] for m in moving])
+            replaced = [i for i in targets.values() if i not in moved_ids]
+            self._next_seq()
+            for chunk in _chunks(replaced):
+                marks = ",".join("?" * len(chunk))
+                db.conn.execute(f"DELETE FROM images WHERE id IN ({marks})", chunk)  # noqa: S608
+            stamp = now_iso()
+            # Two steps so that swapping labels within one batch cannot hit the UNIQUE constraint.
+            db.conn.executemany(
+                "UPDATE images SET label = ? || id WHERE id = ?", [(_MOVING, old[m[0]]) for m in moving]
+            )
+            db.conn.executemany(
+                """UPDATE images SET label = ?, path = ?, size = coalesce(?, size),
+                   mtime_ns = coalesce(?, mtime_ns), updated_at = ? WHERE id = ?""",
+                [(new, path, size, mtime, stamp, old[lb]) for lb, new, path, size, mtime in moving],
+            )
+            # the moved rows keep their seq: their vectors did not change, the index needs nothing
+        return replaced
+
+    def rows_below(self, prefix: str) -> list[tuple[str, str]]:
+        """(label, path) of the rows at or below the folder ``prefix``."""
+        return [(r.label, r.path) for r in self.iter_rows(prefix)]
+
     def clear(self) -> None:
         with self.transaction() as db:
             self._next_seq()
@@ -379,6 +419,12 @@ class Catalog:
     def count(self) -> int:
         with self.reader() as conn:
             return int(conn.execute("SELECT count(*) FROM images").fetchone()[0])
+
+    def count_below(self, prefix: str) -> int:
+        folder = prefix if prefix.endswith("/") else prefix + "/"
+        with self.reader() as conn:
+            sql = "SELECT count(*) FROM images WHERE path = ? OR (path >= ? AND path < ?)"
+            return int(conn.execute(sql, [prefix, folder, folder[:-1] + "0"]).fetchone()[0])
 
     def get(self, label: str, *, with_vector: bool = True) -> Row | None:
         cols = "id, label, path, size, mtime_ns, content_hash" + (", vector" if with_vector else "")
@@ -452,3 +498,28 @@ class Catalog:
                 return
             last = got[-1][0]
             yield [g[0] for g in got], np.stack([blob_to_vector(g[1]) for g in got])
+
+
+def read_folders(path: Path) -> list[dict[str, Any]]:
+    """The watched folders recorded in the catalog file at ``path``, read without opening the
+    database (no migration, no index load); [] when the file or the table is missing."""
+    if not path.is_file():
+        return []
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
+    except sqlite3.Error:
+        return []
+    try:
+        rows = conn.execute("SELECT path, options, added_at FROM folders ORDER BY path").fetchall()
+    except sqlite3.Error:
+        return []
+    finally:
+        conn.close()
+    out = []
+    for p, o, a in rows:
+        try:
+            options = json.loads(o)
+        except (TypeError, ValueError):
+            options = {}
+        out.append({"path": p, "options": options if isinstance(options, dict) else {}, "added_at": a})
+    return out

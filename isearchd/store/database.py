@@ -20,7 +20,7 @@ import shutil
 import threading
 import time
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from isearchd.errors import InvalidRequest, ModelMismatch, NotFound, StoreError
-from isearchd.store.catalog import CATALOG_NAME, Catalog, now_iso
+from isearchd.store.catalog import CATALOG_NAME, Catalog, now_iso, read_folders
 from isearchd.store.vectors import VectorIndex, normalise
 
 log = logging.getLogger(__name__)
@@ -108,6 +108,13 @@ def list_databases(home: Path) -> list[str]:
             except InvalidRequest:
                 continue
     return sorted(names)
+
+
+def watched_folders(home: Path, name: str) -> list[dict[str, Any]]:
+    """The folders database ``name`` watches (``[{"path", "options", "added_at"}]``), read
+    without opening it; [] for a database that does not exist or watches nothing."""
+    validate_db_name(name)
+    return read_folders(Path(home) / name / CATALOG_NAME)
 
 
 class Database:
@@ -336,6 +343,47 @@ class Database:
                 self._note_changes(len(ids))
         return len(ids)
 
+    def rename(self, moves: list[tuple[str, str, int | None, int | None]]) -> int:
+        """Files moved or renamed on disk: ``(old_path, new_path, size, mtime_ns)``, one transaction.
+
+        Rows labelled by their path get the new path as label and path; other rows (name labels)
+        only a new path. The vectors stay (no re-embedding). A row already stored at a new path
+        (the move replaced that file) is removed. Returns how many rows moved.
+        """
+        if not moves:
+            return 0
+        with self._write_lock:
+            self._check_open()
+            rows = {}
+            for old, new, size, mtime_ns in moves:
+                rec = self.catalog.get(old, with_vector=False)
+                if rec is not None:
+                    rows[old] = (old, new if rec.label == rec.path else rec.label, new, size, mtime_ns)
+            return self._move(list(rows.values()))
+
+    def move_prefix(self, src: str, dst: str) -> int:
+        """A folder moved or renamed on disk: every row at or below ``src`` now lives below
+        ``dst``, in one transaction, vectors kept. Returns how many rows moved."""
+        src, dst = src.rstrip("/"), dst.rstrip("/")
+        if not src or not dst:
+            raise InvalidRequest("a folder path cannot be empty")
+        with self._write_lock:
+            self._check_open()
+            moves = []
+            for label, path in self.catalog.rows_below(src):
+                new_path = dst + path[len(src) :]
+                moves.append((label, new_path if label == path else label, new_path, None, None))
+            return self._move(moves)
+
+    def _move(self, moves: Sequence[tuple[str, str, str, int | None, int | None]]) -> int:
+        if not moves:
+            return 0
+        replaced = self.catalog.move_rows(moves)
+        if replaced:
+            self._apply_to_index(lambda: self._vectors.delete(replaced))
+            self._note_changes(len(replaced))
+        return len(moves)
+
     def clear(self) -> None:
         """Remove every image; the database, its model and its watched folders stay."""
         with self._write_lock:
@@ -418,6 +466,10 @@ class Database:
 
     def count(self) -> int:
         return self.catalog.count()
+
+    def count_below(self, path_prefix: str) -> int:
+        """Images at or below the folder ``path_prefix`` (by path)."""
+        return self.catalog.count_below(path_prefix)
 
     def search(self, vector: np.ndarray, k: int = 10, min_similarity: float = 0.0) -> list[SearchHit]:
         """The ``k`` most similar images with similarity >= ``min_similarity`` (percent), best first."""

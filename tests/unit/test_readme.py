@@ -13,6 +13,7 @@ import shlex
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from isearchd.cli import app, route_default_command
@@ -46,14 +47,15 @@ def test_the_two_setup_commands_exist() -> None:
 def test_readme_documents_every_command() -> None:
     assert len(ISEARCH_LINES) >= 15
     documented = {shlex.split(line)[1] for line in ISEARCH_LINES}
-    for command in ("service", "add", "cmp", "db", "model", "config"):
+    for command in ("service", "add", "cmp", "db", "model", "config", "watch", "unwatch"):
         assert command in documented
 
 
 @pytest.mark.parametrize("line", ISEARCH_LINES)
 def test_readme_command_parses(line: str) -> None:
     args = shlex.split(line)[1:]
-    routed = route_default_command(args, {"add", "search", "db", "cmp", "service", "model", "config"})
+    commands = set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+    routed = route_default_command(args, commands)
     result = CliRunner().invoke(app, [*routed, "--help"])
     assert result.exit_code == 0, f"{line!r}: {result.output}"
     assert "Usage:" in result.output
