@@ -627,3 +627,17 @@ def test_tcp_bind(home_root: Path) -> None:
     finally:
         run_cli(env, "service", "stop", "-B", bind)
         _kill_leftover(env)
+
+
+def test_data_home_from_the_config_file_is_where_the_cli_looks(tmp_path: Path) -> None:
+    """A config file naming `home` moves the daemon's socket there; the CLI must follow it."""
+    config = tmp_path / "isearch.toml"
+    config.write_text(f'home = "{tmp_path / "elsewhere"}"\n')
+    env = {k: v for k, v in os.environ.items() if k != "ISEARCH_HOME"}
+    env["ISEARCH_CONFIG"] = str(config)
+    proc = run_cli(env, "service", "status")
+    assert proc.returncode == 3, proc.stderr
+    assert str(tmp_path / "elsewhere" / "isearch.sock") in proc.stdout + proc.stderr
+
+    config.write_text("home = 5\n")  # a broken config is one clear line, not a traceback
+    assert_one_error_line(run_cli(env, "service", "status"), "isearch.toml:1", "home")
