@@ -58,12 +58,29 @@ def install_command(
             text = render_systemd_unit(options) if init == "systemd" else render_launchd_plist(options)
             typer.echo(text, nl=False)
             return
+        _hand_over_to_init()
         result = install(options)
     except ISearchError as err:
         raise _fail(err) from None
     if not result.changed:
         typer.echo("The service definition is unchanged.")
     _show(result)
+
+
+def _hand_over_to_init() -> None:
+    """Stop a daemon started by hand (`isearch service start`) before the init system starts one.
+
+    Two daemons cannot share a data home (pid-file lock): left running, the hand-started one would
+    make the unit's daemon fail and be restarted by the init system over and over.
+    """
+    from isearchd import control
+
+    if control.managed_by_init():
+        return
+    pid = control.running_pid()
+    if pid is not None:
+        control.stop()
+        typer.echo(f"Stopped the service started by hand (PID {pid}); the user service takes over.")
 
 
 def uninstall_command() -> None:

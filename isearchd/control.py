@@ -118,7 +118,7 @@ def start(
         raise ServiceError(f"unknown log level {log_level!r}; use one of: {', '.join(LOG_LEVELS)}")
     model = _model_argument(model)
 
-    running = _running_pid()
+    running = running_pid()
     if running is not None:
         raise ServiceError(
             f"the ImgSearch service is already running (PID {running}, data home {settings.data_home()}); "
@@ -247,7 +247,7 @@ def stop(*, bind: str | None = None, timeout_s: float = STOP_TIMEOUT_S) -> int |
     ServiceNotRunning when there is nothing to stop, ServiceError when it would not stop.
     """
     bind = resolve_bind(bind)
-    pid = _running_pid()
+    pid = running_pid()
     info = _try_status(bind)
     if managed_by_init():
         from isearchd import service
@@ -305,7 +305,7 @@ def status(*, bind: str | None = None) -> ServiceInfo | None:
     info = _try_status(bind)
     if info is not None:
         return info
-    pid = _running_pid()
+    pid = running_pid()
     if pid is None:
         return None
     return ServiceInfo(bind=bind, answering=False, pid=pid, rss_bytes=_rss(pid))
@@ -401,7 +401,7 @@ def _looks_like_daemon(pid: int) -> bool:
     return "isearchd" in cmdline
 
 
-def _running_pid() -> int | None:
+def running_pid() -> int | None:
     """The pid of the daemon that owns this data home, or None when none is alive."""
     pid = _pid_from_file()
     if pid is not None and _looks_like_daemon(pid):
@@ -416,7 +416,7 @@ def cleanup_stale(bind: str) -> list[Path]:
     """
     removed: list[Path] = []
     pid_file = settings.pid_path()
-    if pid_file.exists() and _running_pid() is None:
+    if pid_file.exists() and running_pid() is None:
         with contextlib.suppress(FileNotFoundError):
             pid_file.unlink()
             removed.append(pid_file)

@@ -352,6 +352,33 @@ def test_cli_install_uninstall_and_dry_run(fake_env: dict[str, str], monkeypatch
     assert result.exit_code == 1 and "Error: `systemctl --user daemon-reload` failed" in result.output
 
 
+def test_cli_install_stops_a_hand_started_daemon_first(
+    fake_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two daemons cannot share a data home: the hand-started one must give way to the unit's."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("exercises the systemd path")
+    from isearchd import control
+
+    for key, value in fake_env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    stopped: list[int] = []
+    monkeypatch.setattr(control, "managed_by_init", lambda: False)
+    monkeypatch.setattr(control, "running_pid", lambda: 4242)
+    monkeypatch.setattr(control, "stop", lambda **_: stopped.append(4242) or 4242)
+    app = typer.Typer()
+    service_app = typer.Typer()
+    app.add_typer(service_app, name="service")
+    register(service_app)
+
+    result = CliRunner().invoke(app, ["service", "install", "-m", "ViT-8Y"])
+    assert result.exit_code == 0, result.output
+    assert stopped == [4242]
+    assert "Stopped the service started by hand (PID 4242)" in result.output
+    assert result.output.index("Stopped") < result.output.index("$ systemctl --user enable")
+
+
 # -- readiness ---------------------------------------------------------------------------------------
 
 
