@@ -150,9 +150,21 @@ class CompactCLIP(nn.Module):
     def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.visual(pixels)
 
+    @property
+    def trims_text(self) -> bool:
+        return True
+
     def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
         tokens, eot = trimmed_tokens(tokens)
-        x = self.token_embedding(tokens) + self.positional_embedding[: tokens.shape[1]]
+        return self.encode_text_at(tokens, eot)
+
+    def encode_text_at(self, tokens: torch.Tensor, eot: torch.Tensor) -> torch.Tensor:
+        """Text embeddings of (n, length) tokens pooled at positions ``eot`` (traceable: no .item())."""
+        return self.encode_embedded_text(self.token_embedding(tokens), eot)
+
+    def encode_embedded_text(self, x: torch.Tensor, eot: torch.Tensor) -> torch.Tensor:
+        """The text tower after the token lookup: (n, length, width) embeddings pooled at ``eot``."""
+        x = x + self.positional_embedding[: x.shape[1]]
         x = self.transformer(x, causal=True)
         x = self.ln_final(x)
         x = x[torch.arange(x.shape[0], device=x.device), eot]

@@ -13,7 +13,6 @@ overwritten, which keeps loading ViT-45LY well under 2 s.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -26,10 +25,10 @@ from isearchd.errors import ModelError
 from isearchd.models.checkpoint import load_error_message, read_state_dict
 from isearchd.models.compact import build_compact
 from isearchd.models.model import Model
-from isearchd.models.registry import MODELS, arch_config, get_spec
+from isearchd.models.resolve import ResolvedModel, resolve
 from isearchd.models.towers import OpenClipTowers, Towers, causal_mask
 
-__all__ = ["build_towers", "load_model"]
+__all__ = ["build_towers", "load_model", "load_resolved"]
 
 log = logging.getLogger(__name__)
 
@@ -42,54 +41,43 @@ _IGNORED_CONFIG_KEYS = frozenset({"mask_image", "mask_text", "custom_text", "pre
 
 
 def load_model(key_or_path: str, weights: str | Path | None = None, device: str = "cpu") -> Model:
-    """Load a model by registry key or custom checkpoint path.
+    """Load a model by registry key or custom checkpoint path with the torch backend.
 
     ``weights`` is the checkpoint file for a registry key; None means the weights cache
     (``WeightsMissing`` explains how to fill it). Every problem with the file or its shapes
-    raises ``ModelError`` naming the file and the reason.
+    raises ``ModelError`` naming the file and the reason. (``isearchd.models.load_model`` also
+    offers the ONNX Runtime backend.)
     """
+    return load_resolved(resolve(key_or_path, weights), device)
+
+
+def load_resolved(resolved: ResolvedModel, device: str = "cpu") -> Model:
+    """The torch ``Model`` of an already resolved key or path."""
     started = time.perf_counter()
     torch_device = _device(device)
-    spec_key = _registry_key(key_or_path)
-    if spec_key is not None:
-        spec = MODELS[spec_key]
-        if weights is None:
-            from isearchd.models.weights import cached_path  # weights.py imports this package
-
-            path = cached_path(spec.key)
-        else:
-            path = Path(weights).expanduser()
-        config = arch_config(spec.arch)
-        key, auto, what = spec.key, spec.auto, f"{spec.key} ({spec.arch})"
-    else:
-        config_source = Path(key_or_path).expanduser()
-        path = Path(weights).expanduser() if weights is not None else config_source
-        config = _custom_config(config_source)
-        key, auto = f"custom:{config_source.name}", False
-        what = f"the config {config_source.with_suffix('.json')}"
-
+    path, config, what = resolved.weights, resolved.config, resolved.what
     state_dict, layout = read_state_dict(path)
-    if layout == "auto" and spec_key is not None and not auto:
+    if layout == "auto" and resolved.registry and not resolved.auto:
         # A standard architecture has fixed shapes; a pruned file can only be another model.
         raise ModelError(f"{path}: not a checkpoint of {what}: it holds a pruned (auto) TinyCLIP model")
     try:
-        towers = build_towers(state_dict, config, auto=auto or layout == "auto")
+        towers = build_towers(state_dict, config, auto=resolved.auto or layout == "auto")
     except ModelError as exc:
         raise ModelError(f"{path}: not a checkpoint of {what}: {exc.message}") from None
     if isinstance(towers, torch.nn.Module):
         towers.to(torch_device)
     model = Model(
-        key=key,
+        key=resolved.key,
         towers=towers,
-        dim=int(config["embed_dim"]),
-        image_size=_image_size(config),
-        context_length=int(config["text_cfg"].get("context_length", 77)),
+        dim=resolved.dim,
+        image_size=resolved.image_size,
+        context_length=resolved.context_length,
         weights_path=path,
         device=torch_device,
     )
     log.info(
         "loaded %s from %s (%s layout, %.1fM parameters) in %.2f s",
-        key,
+        resolved.key,
         path,
         layout,
         model.num_parameters / 1e6,
@@ -102,22 +90,7 @@ def build_towers(state_dict: dict[str, torch.Tensor], config: dict[str, Any], *,
     """Towers for open_clip-named tensors: compact (auto) or an open_clip CLIP; ModelError on mismatch."""
     if auto:
         return build_compact(state_dict, config)
-    return OpenClipTowers(_build_open_clip(state_dict, config))
-
-
-def _registry_key(key_or_path: str) -> str | None:
-    """The registry key ``key_or_path`` names, None if it is a path, ModelError if neither."""
-    if key_or_path in MODELS:
-        return key_or_path
-    looks_like_path = (
-        "/" in key_or_path
-        or "\\" in key_or_path
-        or key_or_path.endswith((".pt", ".pth", ".bin"))
-        or Path(key_or_path).expanduser().exists()
-    )
-    if looks_like_path:
-        return None
-    return get_spec(key_or_path).key  # case-insensitive match, else ModelError listing the keys
+    return OpenClipTowers(_build_open_clip(state_dict, config)).eval()
 
 
 def _device(name: str) -> torch.device:
@@ -125,32 +98,6 @@ def _device(name: str) -> torch.device:
         return torch.device(name)
     except (RuntimeError, TypeError) as exc:
         raise ModelError(f"invalid device {name!r}: {exc}") from None
-
-
-def _custom_config(checkpoint: Path) -> dict[str, Any]:
-    config_path = checkpoint.with_suffix(".json")
-    if not checkpoint.exists():
-        raise ModelError(f"{checkpoint}: checkpoint file does not exist")
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelError(
-            f"{checkpoint}: a custom model needs its open_clip config beside it, at {config_path}"
-        ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{config_path}: not a readable JSON model config ({exc})") from None
-    if not isinstance(config, dict) or not all(k in config for k in ("embed_dim", "vision_cfg", "text_cfg")):
-        raise ModelError(f"{config_path}: an open_clip model config needs embed_dim, vision_cfg and text_cfg")
-    return config
-
-
-def _image_size(config: dict[str, Any]) -> int:
-    size = config["vision_cfg"].get("image_size", 224)
-    if isinstance(size, (list, tuple)):
-        if len(size) != 2 or size[0] != size[1]:
-            raise ModelError(f"only square image sizes are supported, the config has {size}")
-        size = size[0]
-    return int(size)
 
 
 def _build_open_clip(state_dict: dict[str, torch.Tensor], config: dict[str, Any]) -> CLIP:

@@ -11,7 +11,6 @@ towers use all of torch's intra-op threads anyway).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from collections.abc import Sequence
@@ -26,23 +25,13 @@ from torch import nn
 
 from isearchd.errors import InvalidRequest
 from isearchd.images import to_rgb
+from isearchd.models.exports import file_sha256, weights_id
 from isearchd.models.preprocess import preprocess
 from isearchd.models.towers import Towers
 
 __all__ = ["Model", "file_sha256"]
 
 log = logging.getLogger(__name__)
-
-_HASH_CHUNK = 1 << 20
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fp:
-        while chunk := fp.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class Model:
@@ -89,6 +78,11 @@ class Model:
         return self._image_size
 
     @property
+    def context_length(self) -> int:
+        """Token positions of the text tower (77 for CLIP)."""
+        return self._context_length
+
+    @property
     def device(self) -> torch.device:
         return self._device
 
@@ -106,10 +100,10 @@ class Model:
 
     @property
     def weights_id(self) -> str:
-        """First 16 hex digits of the weights file's sha256 (computed on first use)."""
+        """First 16 hex digits of the weights file's sha256 (computed on first use, then remembered)."""
         with self._id_lock:
             if self._weights_id is None:
-                self._weights_id = file_sha256(self._weights_path)[:16] if self._weights_path else "none"
+                self._weights_id = weights_id(self._weights_path) if self._weights_path else "none"
             return self._weights_id
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:

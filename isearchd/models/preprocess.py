@@ -4,15 +4,21 @@ open_clip (and TinyCLIP) evaluate with ``Resize(size, bicubic)`` of the shorter 
 ``CenterCrop(size)``, ``ToTensor()`` and ``Normalize(CLIP mean, CLIP std)``. This module does the
 same steps with Pillow and numpy (same resize call, same crop offsets, same float32 arithmetic),
 so the pixels match torchvision's bit for bit, without building a torchvision pipeline per call.
+``preprocess_array`` is the torch-free form the ONNX Runtime path uses; ``preprocess`` wraps it
+in a tensor for the torch path (torch is imported only there).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 from PIL import Image
 
-__all__ = ["CLIP_MEAN", "CLIP_STD", "preprocess"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["CLIP_MEAN", "CLIP_STD", "preprocess", "preprocess_array"]
 
 # OpenAI CLIP's normalisation, used by every TinyCLIP model.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -33,6 +39,18 @@ def preprocess(
     std: tuple[float, float, float] = CLIP_STD,
 ) -> torch.Tensor:
     """An RGB image as a normalised float32 tensor of shape (3, size, size)."""
+    import torch
+
+    return torch.from_numpy(preprocess_array(image, size, mean, std))
+
+
+def preprocess_array(
+    image: Image.Image,
+    size: int,
+    mean: tuple[float, float, float] = CLIP_MEAN,
+    std: tuple[float, float, float] = CLIP_STD,
+) -> np.ndarray:
+    """An RGB image as a normalised float32 array of shape (3, size, size)."""
     if image.mode != "RGB":
         raise ValueError(f"preprocess expects an RGB image, got mode {image.mode!r}")
     width, height = image.size
@@ -47,4 +65,4 @@ def preprocess(
     pixels = np.asarray(image, dtype=np.uint8).astype(np.float32) / np.float32(255.0)
     pixels -= np.asarray(mean, dtype=np.float32)
     pixels /= np.asarray(std, dtype=np.float32)
-    return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
+    return np.ascontiguousarray(pixels.transpose(2, 0, 1))

@@ -61,14 +61,30 @@ class OpenClipTowers(nn.Module):
         out: torch.Tensor = self.clip.encode_image(pixels)
         return out
 
+    @property
+    def trims_text(self) -> bool:
+        """Whether ``encode_text_at`` is exact on a batch cut after its last end-of-text token."""
+        return self._trim
+
     def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
-        clip = self.clip
         if not self._trim:
-            out: torch.Tensor = clip.encode_text(tokens)
+            out: torch.Tensor = self.clip.encode_text(tokens)
             return out
         tokens, eot = trimmed_tokens(tokens)
-        length = tokens.shape[1]
-        x = clip.token_embedding(tokens) + clip.positional_embedding[:length]
+        return self.encode_text_at(tokens, eot)
+
+    def encode_text_at(self, tokens: torch.Tensor, eot: torch.Tensor) -> torch.Tensor:
+        """Text embeddings of (n, length) tokens pooled at positions ``eot`` (traceable: no .item())."""
+        if not self._trim:
+            out: torch.Tensor = self.clip.encode_text(tokens)
+            return out
+        return self.encode_embedded_text(self.clip.token_embedding(tokens), eot)
+
+    def encode_embedded_text(self, x: torch.Tensor, eot: torch.Tensor) -> torch.Tensor:
+        """The text tower after the token lookup: (n, length, width) embeddings pooled at ``eot``."""
+        clip = self.clip
+        length = x.shape[1]
+        x = x + clip.positional_embedding[:length]
         x = clip.transformer(x, attn_mask=causal_mask(length, x.device, x.dtype))
         x = clip.ln_final(x)
         x = x[torch.arange(x.shape[0], device=x.device), eot]

@@ -1,0 +1,232 @@
+"""The ONNX Runtime path: export, parity with torch for all 11 keys, int8, tokenizer, no torch.
+
+Random checkpoints in the official layout (``isearchd.models.synthetic``) are exported once per
+module into a shared cache (exports are what takes the time: ~2-5 s per model on 2 cores), then
+every test reads that cache.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import open_clip
+import pytest
+import torch
+from PIL import Image
+
+from isearchd.errors import InvalidRequest, ModelError
+from isearchd.models import MODELS, Model, OnnxModel, load_model
+from isearchd.models import backend as backend_module
+from isearchd.models.exports import export_paths
+from isearchd.models.onnx_export import export_model
+from isearchd.models.synthetic import write_official_checkpoint
+from isearchd.models.tokenizer import ClipTokenizer
+
+MIN_COSINE = 0.9999  # ONNX Runtime fp32 against torch fp32
+MIN_COSINE_INT8 = 0.99  # dynamic int8 against fp32 (measured >= 0.999 on random weights)
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+TINY = FIXTURES / "tiny-clip.pt"
+ROOT = Path(__file__).resolve().parents[2]
+
+TEXTS = [
+    "a photo of a cat",
+    "Ein Hund läuft über die Wiese! 🐕",
+    " ".join(["a very long caption about a small red circle on a blue background"] * 12),  # > 77 tokens
+]
+TOKENIZER_TEXTS = [
+    *TEXTS,
+    "",
+    "   ",
+    "Ünïcödé café 東京タワー 🐱🐶 naïve",
+    "It's 3.14 o'clock, isn't it?! We'll see; they'd've",
+    "&amp;lt;b&amp;gt; HTML &quot;quoted&quot; &#x1F600;",
+    "<start_of_text> hi <end_of_text>",
+    "tab\tnew\nline   spaces",
+    "ＦＵＬＬＷＩＤＴＨ ｆｏｒｍｓ",
+    "mojibake Ã©tÃ© schÃ¶n",
+    "12345678901234567890 numbers 2024-11-24",
+    "word " * 100,
+    "Ελληνικά кириллица עברית العربية हिन्दी",
+]
+
+
+def _images() -> list[Image.Image]:
+    rng = np.random.default_rng(7)
+    smooth = (np.linspace(0, 255, 300 * 260 * 3).reshape(260, 300, 3) % 256).astype(np.uint8)
+    return [
+        Image.fromarray(rng.integers(0, 256, (250, 320, 3), dtype=np.uint8)),
+        Image.fromarray(smooth).convert("L"),  # any mode goes through to_rgb
+    ]
+
+
+def _min_cosine(a: np.ndarray, b: np.ndarray) -> float:
+    assert a.shape == b.shape
+    return float((a * b).sum(axis=1).min())
+
+
+@pytest.fixture(scope="module")
+def module_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("onnx-cache")
+
+
+@pytest.fixture(autouse=True)
+def shared_cache(module_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """All tests of this module share one weights cache, so each model is exported once."""
+    monkeypatch.setenv("ISEARCH_CACHE", str(module_cache))
+    yield module_cache
+
+
+def _checkpoint(key: str, cache: Path) -> Path:
+    path = cache / "random" / MODELS[key].file_name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_official_checkpoint(key, path, seed=list(MODELS).index(key))
+    return path
+
+
+@pytest.mark.parametrize("key", list(MODELS))
+def test_onnx_matches_torch(key: str, shared_cache: Path) -> None:
+    torch.set_num_threads(2)
+    checkpoint = _checkpoint(key, shared_cache)
+    reference = load_model(key, weights=checkpoint)
+    export_model(reference, "fp32")
+    onnx_model = load_model(key, weights=checkpoint, backend="onnx", threads=2)
+    assert isinstance(onnx_model, OnnxModel)
+    assert (onnx_model.key, onnx_model.dim, onnx_model.image_size) == (key, MODELS[key].dim, 224)
+    assert onnx_model.weights_id == reference.weights_id
+    images = _images()
+    assert _min_cosine(onnx_model.embed_images(images), reference.embed_images(images)) >= MIN_COSINE
+    assert _min_cosine(onnx_model.embed_images(images[:1]), reference.embed_images(images[:1])) >= MIN_COSINE
+    # Batches of different lengths exercise the dynamic sequence axis, a single text batch 1.
+    assert _min_cosine(onnx_model.embed_texts(TEXTS), reference.embed_texts(TEXTS)) >= MIN_COSINE
+    assert _min_cosine(onnx_model.embed_texts(TEXTS[:1]), reference.embed_texts(TEXTS[:1])) >= MIN_COSINE
+    if key not in ("ViT-45LY", "ViT-8Y"):  # the daemon-path tests below reuse these two
+        for precision in ("fp32",):
+            paths = export_paths(key, reference.weights_id, precision)
+            for file in (paths.image, paths.text, paths.token_table):
+                file.unlink()
+        checkpoint.unlink()
+
+
+def test_rows_are_unit_vectors_and_empty_inputs(shared_cache: Path) -> None:
+    model = load_model("ViT-8Y", weights=_checkpoint("ViT-8Y", shared_cache), backend="onnx", threads=2)
+    vectors = model.embed_texts(["red", "blue square"])
+    assert vectors.dtype == np.float32 and vectors.shape == (2, 512)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    assert model.embed_images([]).shape == (0, 512)
+    assert model.embed_texts([]).shape == (0, 512)
+    with pytest.raises(InvalidRequest):
+        model.embed_texts(["  "])
+
+
+def test_int8_has_its_own_key_and_stays_close(shared_cache: Path) -> None:
+    checkpoint = _checkpoint("ViT-45LY", shared_cache)
+    fp32 = load_model("ViT-45LY", weights=checkpoint, backend="onnx", threads=2)
+    int8 = load_model("ViT-45LY", weights=checkpoint, backend="auto", precision="int8", threads=2)
+    assert isinstance(int8, OnnxModel)
+    assert int8.key == "ViT-45LY+int8" and fp32.key == "ViT-45LY"
+    assert int8.weights_id == fp32.weights_id
+    assert _min_cosine(int8.embed_images(_images()), fp32.embed_images(_images())) >= MIN_COSINE_INT8
+    assert _min_cosine(int8.embed_texts(TEXTS), fp32.embed_texts(TEXTS)) >= MIN_COSINE_INT8
+    with pytest.raises(ModelError, match="ONNX Runtime"):
+        load_model("ViT-45LY", weights=checkpoint, backend="torch", precision="int8")
+
+
+def test_int8_keeps_the_tiny_models_ranking() -> None:
+    """On trained weights int8 is lossy but must keep what a search returns."""
+    fp32 = load_model(str(TINY), backend="onnx", threads=2)
+    int8 = load_model(str(TINY), backend="onnx", precision="int8", threads=2)
+    assert int8.key == f"custom:{TINY.name}+int8"
+    texts = ["a red circle", "a blue square", "a green triangle", "a yellow star"]
+    images = _images()
+    assert _min_cosine(int8.embed_texts(texts), fp32.embed_texts(texts)) >= MIN_COSINE_INT8
+    assert _min_cosine(int8.embed_images(images), fp32.embed_images(images)) >= MIN_COSINE_INT8
+
+
+def test_auto_falls_back_to_torch_when_the_export_fails(
+    shared_cache: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    checkpoint = _checkpoint("ViT-8Y", shared_cache)
+
+    def broken(resolved: object, precision: str) -> None:
+        raise ModelError("ONNX export failed: simulated")
+
+    monkeypatch.setattr(backend_module, "export_paths", lambda *a: export_paths("nowhere", "0", "fp32"))
+    monkeypatch.setattr(backend_module, "_export_in_child", broken)
+    with caplog.at_level(logging.WARNING, logger="isearchd.models.backend"):
+        model = load_model("ViT-8Y", weights=checkpoint, backend="auto")
+    assert isinstance(model, Model)
+    assert "simulated" in caplog.text and "using torch" in caplog.text
+    with pytest.raises(ModelError, match="simulated"):
+        load_model("ViT-8Y", weights=checkpoint, backend="onnx")
+    with pytest.raises(ModelError, match="simulated"):  # int8 has no torch form to fall back to
+        load_model("ViT-8Y", weights=checkpoint, backend="auto", precision="int8")
+
+
+def test_bad_backend_and_precision_are_refused() -> None:
+    with pytest.raises(ModelError, match="backend"):
+        load_model("ViT-8Y", backend="tensorflow")
+    with pytest.raises(ModelError, match="precision"):
+        load_model("ViT-8Y", precision="fp8")
+    with pytest.raises(ModelError, match="CPU"):
+        load_model("ViT-8Y", backend="onnx", device="cuda")
+
+
+def test_export_in_a_child_then_daemon_style_load_imports_no_torch(shared_cache: Path) -> None:
+    """A cache miss exports in a child process; the loading process never imports torch."""
+    cached = shared_cache / MODELS["ViT-8Y"].file_name
+    cached.write_bytes(_checkpoint("ViT-8Y", shared_cache).read_bytes())
+    for child in (shared_cache / "onnx").glob("ViT-8Y-*"):
+        for file in child.iterdir():
+            file.unlink()
+    script = textwrap.dedent(
+        """
+        import json, sys
+        import isearchd.daemon, isearchd.engine, isearchd.server  # what the daemon imports
+        from isearchd.models import load_model
+        model = load_model("ViT-8Y", backend="auto", threads=2)
+        vector = model.embed_texts(["a cat"])[0]
+        image = model.embed_images([__import__("PIL.Image").Image.new("RGB", (300, 200), "red")])[0]
+        heavy = sorted(m for m in ("torch", "open_clip", "torchvision") if m in sys.modules)
+        print(json.dumps({"key": model.key, "type": type(model).__name__, "heavy": heavy,
+                          "norms": [float((vector ** 2).sum()), float((image ** 2).sum())]}))
+        """
+    )
+    env = {**os.environ, "ISEARCH_CACHE": str(shared_cache), "PYTHONPATH": str(ROOT)}
+    for _ in range(2):  # first run: export in a child; second: straight from the cache
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False, timeout=300
+        )
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        assert result["type"] == "OnnxModel" and result["key"] == "ViT-8Y"
+        assert result["heavy"] == []
+        np.testing.assert_allclose(result["norms"], 1.0, rtol=1e-5)
+
+
+def test_tokenizer_matches_open_clip() -> None:
+    ours = ClipTokenizer()
+    expected = open_clip.tokenize(TOKENIZER_TEXTS).numpy()
+    np.testing.assert_array_equal(ours(TOKENIZER_TEXTS), expected)
+    assert ours(["word " * 100])[0, -1] == ours.eot_id  # truncated texts still end in end-of-text
+    np.testing.assert_array_equal(ours(TEXTS, context_length=16), open_clip.tokenize(TEXTS, 16).numpy())
+
+
+def test_weights_id_is_remembered_and_follows_changes(tmp_path: Path) -> None:
+    from isearchd.models.exports import file_sha256, weights_id
+
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"first")
+    first = weights_id(weights)
+    assert first == file_sha256(weights)[:16]
+    assert weights_id(weights) == first  # from the stamp
+    weights.write_bytes(b"second, longer")
+    assert weights_id(weights) == file_sha256(weights)[:16] != first
