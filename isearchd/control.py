@@ -89,9 +89,12 @@ def console_path() -> Path:
     return settings.log_path().with_name(CONSOLE_NAME)
 
 
-def daemon_command(bind: str, model: str, log_level: str) -> list[str]:
+def daemon_command(bind: str, model: str, log_level: str, precision: str | None = None) -> list[str]:
     """The command line that runs the daemon in the foreground."""
-    return [sys.executable, "-m", "isearchd", "--bind", bind, "--model", model, "--log-level", log_level]
+    cmd = [sys.executable, "-m", "isearchd", "--bind", bind, "--model", model, "--log-level", log_level]
+    if precision is not None:
+        cmd += ["--precision", precision]
+    return cmd
 
 
 # ---------------------------------------------------------------------------------------------
@@ -103,6 +106,7 @@ def start(
     *,
     bind: str | None = None,
     log_level: str = "info",
+    precision: str | None = None,
     timeout_s: float = START_TIMEOUT_S,
 ) -> ServiceInfo:
     """Start the daemon in the background and wait until it answers.
@@ -138,7 +142,7 @@ def start(
     # logging is set up, such as an import error) goes to a console file rewritten per start, so
     # the log file has no duplicated lines and the console file holds exactly this start's story.
     console = console_path()
-    cmd = daemon_command(bind, model, level)
+    cmd = daemon_command(bind, model, level, precision)
     log.debug("starting daemon: %s", cmd)
     with console.open("wb") as out:
         proc = subprocess.Popen(

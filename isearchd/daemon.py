@@ -65,6 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=str.lower,
         help="log level (default: the config file's service.log_level, else info)",
     )
+    p.add_argument(
+        "--precision",
+        default=None,
+        choices=("fp32", "int8"),
+        help="fp32 (lossless, default) or int8 (faster, slightly lossy; a database keeps the precision "
+        "it was indexed with) (default: the config file's model.precision, else fp32)",
+    )
     p.add_argument("--home", default=None, help="data home (default: $ISEARCH_HOME or ~/.isearch)")
     p.add_argument("--token", default=None, help="token TCP clients must present (default: $ISEARCH_TOKEN)")
     p.add_argument("-V", "--version", action="version", version=f"isearchd {__version__}")
@@ -134,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                 "model": args.model,
                 "log_level": args.log_level,
                 "token": args.token,
+                "precision": args.precision,
             }
         )
     except ISearchError as e:
@@ -197,7 +205,13 @@ def _run(config: Config, home: Path) -> int:
     try:
         from isearchd.models import load_model
 
-        model = load_model(model_arg)
+        model = load_model(
+            model_arg,
+            device=config.model.device,
+            backend="auto",
+            precision=config.model.precision,
+            threads=config.model.threads or None,
+        )
     except ISearchError as e:
         log.error("cannot load model %s: %s", model_arg, e.message)
         return 1
@@ -212,7 +226,7 @@ def _run(config: Config, home: Path) -> int:
     from isearchd.engine import Engine
     from isearchd.server import Server
 
-    engine = Engine(model, home, watch_options=watch_options)
+    engine = Engine(model, home, watch_options=watch_options, batch_size=config.model.batch_size)
     server = Server(engine, bind, token=token)
     try:
         server.listen()
