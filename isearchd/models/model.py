@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from isearchd.errors import InvalidRequest
 from isearchd.images import to_rgb
+from isearchd.models.base import EmbeddingModel, check_texts
 from isearchd.models.exports import file_sha256, weights_id
 from isearchd.models.preprocess import preprocess
 from isearchd.models.towers import Towers
@@ -34,7 +34,7 @@ __all__ = ["Model", "file_sha256"]
 log = logging.getLogger(__name__)
 
 
-class Model:
+class Model(EmbeddingModel):
     """A loaded model. Build it with ``isearchd.models.load_model``."""
 
     def __init__(
@@ -61,26 +61,6 @@ class Model:
 
     def __repr__(self) -> str:
         return f"Model(key={self._key!r}, dim={self._dim}, image_size={self._image_size})"
-
-    @property
-    def key(self) -> str:
-        """Registry key, or ``custom:<file name>`` for a custom checkpoint."""
-        return self._key
-
-    @property
-    def dim(self) -> int:
-        """Embedding dimension."""
-        return self._dim
-
-    @property
-    def image_size(self) -> int:
-        """Side of the square the model sees (preprocessing resizes and crops to it)."""
-        return self._image_size
-
-    @property
-    def context_length(self) -> int:
-        """Token positions of the text tower (77 for CLIP)."""
-        return self._context_length
 
     @property
     def device(self) -> torch.device:
@@ -125,11 +105,7 @@ class Model:
 
     def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
         """CLIP tokens, (n, context length); longer texts are truncated, empty ones refused."""
-        for text in texts:
-            if not isinstance(text, str):
-                raise InvalidRequest(f"text query must be a string, got {type(text).__name__}")
-            if not text.strip():
-                raise InvalidRequest("text query is empty")
+        check_texts(texts)
         return open_clip.tokenize(list(texts), context_length=self._context_length)
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:

@@ -30,8 +30,9 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from isearchd.errors import InvalidRequest, ModelError
+from isearchd.errors import ModelError
 from isearchd.images import to_rgb
+from isearchd.models.base import EmbeddingModel, check_texts
 from isearchd.models.exports import ExportPaths
 from isearchd.models.preprocess import preprocess_array
 from isearchd.models.tokenizer import ClipTokenizer, get_tokenizer
@@ -105,7 +106,7 @@ def _session(path: Path, threads: int) -> ort.InferenceSession:
         raise ModelError(f"{path}: cannot load the ONNX export ({type(exc).__name__}: {exc})") from None
 
 
-class OnnxModel:
+class OnnxModel(EmbeddingModel):
     """A model running on ONNX Runtime. Build it with ``isearchd.models.load_model``."""
 
     def __init__(
@@ -149,23 +150,6 @@ class OnnxModel:
 
     def __repr__(self) -> str:
         return f"OnnxModel(key={self._key!r}, dim={self._dim}, image_size={self._image_size})"
-
-    @property
-    def key(self) -> str:
-        """Registry key (or ``custom:<file name>``), with ``+int8`` for the int8 model."""
-        return self._key
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    @property
-    def image_size(self) -> int:
-        return self._image_size
-
-    @property
-    def context_length(self) -> int:
-        return self._context_length
 
     @property
     def weights_id(self) -> str:
@@ -220,11 +204,7 @@ class OnnxModel:
 
     def tokenize(self, texts: Sequence[str]) -> np.ndarray:
         """CLIP token ids, (n, context length) int64; longer texts are truncated, empty ones refused."""
-        for text in texts:
-            if not isinstance(text, str):
-                raise InvalidRequest(f"text query must be a string, got {type(text).__name__}")
-            if not text.strip():
-                raise InvalidRequest("text query is empty")
+        check_texts(texts)
         return self._tokenizer(list(texts), self._context_length)
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
