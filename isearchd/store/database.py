@@ -206,7 +206,7 @@ class Database:
                 f"database '{name}' was built with model {stored_model} (dim {stored_dim}), but the "
                 f"model in use is {model_key}{'' if dim is None else f' (dim {dim})'}; embedding spaces "
                 f"cannot be mixed. Re-index it with `isearch db --clear -d {name}` and add the images "
-                f"again, use another database (-d NAME), or run the daemon with -m {stored_model}"
+                f"again, use another database (-d NAME), or {_restart_hint(stored_model)}"
             )
         return stored_model, int(stored_dim)
 
@@ -520,3 +520,16 @@ class Database:
 
 def _similarity(cosine: float) -> float:
     return round(min(1.0, max(-1.0, cosine)) * 100.0, 1)
+
+
+INT8_SUFFIX = "+int8"  # how isearchd.models names the int8 variant of a model key
+CUSTOM_PREFIX = "custom:"  # how isearchd.models names a custom checkpoint
+
+
+def _restart_hint(stored_model: str) -> str:
+    """How to start the daemon with the model (and precision) a database was built with."""
+    base = stored_model.removesuffix(INT8_SUFFIX)
+    precision = " -p int8" if stored_model.endswith(INT8_SUFFIX) else ""
+    if base.startswith(CUSTOM_PREFIX):
+        return f"start the service with the checkpoint {base.removeprefix(CUSTOM_PREFIX)}{precision}"
+    return f"start the service with `isearch service start -m {base}{precision}`"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import re
 import threading
 import time
 from pathlib import Path
@@ -73,6 +74,24 @@ def test_open_missing_without_create_or_model(tmp_path: Path) -> None:
     assert not (tmp_path / "nope").exists()
 
 
+@pytest.mark.parametrize(
+    ("built_with", "hint"),
+    [
+        ("ViT-45LY+int8", "`isearch service start -m ViT-45LY -p int8`"),
+        ("custom:mine.pt", "the checkpoint mine.pt"),
+        ("custom:mine.pt+int8", "the checkpoint mine.pt -p int8"),
+    ],
+)
+def test_model_mismatch_says_how_to_start_with_the_database_model(
+    tmp_path: Path, built_with: str, hint: str
+) -> None:
+    rng = np.random.default_rng(2)
+    with open_db(tmp_path, "p", model=built_with) as db:
+        db.add(records(unit(rng, 3)))
+    with pytest.raises(ModelMismatch, match=re.escape(hint)):
+        open_db(tmp_path, "p", model="ViT-45LY")
+
+
 def test_model_mismatch_names_both_models_and_the_fix(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     with open_db(tmp_path, "g", model="ViT-45LY") as db:
@@ -81,6 +100,7 @@ def test_model_mismatch_names_both_models_and_the_fix(tmp_path: Path) -> None:
         open_db(tmp_path, "g", model="RN-19L", dim=1024)
     msg = err.value.message
     assert "ViT-45LY" in msg and "RN-19L" in msg and "isearch db --clear -d g" in msg
+    assert "`isearch service start -m ViT-45LY`" in msg
     # model_key None opens whatever it has
     with Database.open(tmp_path, "g", save_policy=QUIET) as db:
         assert (db.model_key, db.dim, db.count()) == ("ViT-45LY", DIM, 5)
