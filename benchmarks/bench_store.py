@@ -34,30 +34,11 @@ sys.path.insert(0, str(REPO))
 
 from isearchd.store import Database, ImageRecord, SavePolicy  # noqa: E402
 from isearchd.store import vectors as vectors_mod  # noqa: E402
+from isearchd.store.synthetic import clustered, normalised  # noqa: E402
 
 K = 10
 BATCH = 1000
 UNCLEAN_EXTRA = 2000
-
-
-def _norm(a: np.ndarray) -> np.ndarray:
-    return (a / np.linalg.norm(a, axis=-1, keepdims=True)).astype(np.float32)
-
-
-def clustered(n: int, dim: int, n_queries: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Same generator as tests/unit/test_store_recall.py: (data, image-like, text-like)."""
-    rng = np.random.default_rng(seed)
-    image_mean, text_mean = _norm(rng.standard_normal(dim)), _norm(rng.standard_normal(dim))
-    centers = _norm(rng.standard_normal((200, dim)))
-    members = rng.integers(0, len(centers), n)
-    data = _norm(0.55 * image_mean + 0.6 * centers[members] + 0.55 * _norm(rng.standard_normal((n, dim))))
-    picks = rng.integers(0, n, n_queries)
-    image_q = _norm(data[picks] + 0.6 * _norm(rng.standard_normal((n_queries, dim))))
-    topics = rng.integers(0, len(centers), n_queries)
-    text_q = _norm(
-        0.8 * text_mean + 0.4 * centers[topics] + 0.7 * _norm(rng.standard_normal((n_queries, dim)))
-    )
-    return data, image_q, text_q
 
 
 def records(data: np.ndarray, lo: int, hi: int) -> list[ImageRecord]:
@@ -101,7 +82,7 @@ time.sleep(600)
 
 
 def unclean_reopen(home: Path, dim: int) -> tuple[float, int]:
-    extra = _norm(np.random.default_rng(99).standard_normal((UNCLEAN_EXTRA, dim)))
+    extra = normalised(np.random.default_rng(99).standard_normal((UNCLEAN_EXTRA, dim)))
     npy = home / "extra.npy"
     np.save(npy, extra)
     proc = subprocess.Popen(

@@ -21,6 +21,15 @@ if TYPE_CHECKING:
 # How often `watch --wait` asks the daemon how far the initial scan got.
 WAIT_POLL_S = 0.5
 
+# The root command's -d/-B, repeated on these commands so they work after the command name too.
+DbOpt = Annotated[
+    str | None, typer.Option("-d", "--db", metavar="DB_NAME", help='Database name [default: "default"].')
+]
+BindOpt = Annotated[
+    str | None,
+    typer.Option("-B", "--bind", metavar="BIND", help="Service address (socket path or host:port)."),
+]
+
 
 def _target(ctx: typer.Context, db: str | None, bind: str | None) -> tuple[str, str, bool]:
     """(database, bind address, whether a database was named explicitly)."""
@@ -100,13 +109,8 @@ def watch_command(
     ] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Wait until the initial scan is done.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the folders' state as JSON.")] = False,
-    db: Annotated[
-        str | None, typer.Option("-d", "--db", metavar="DB_NAME", help='Database name [default: "default"].')
-    ] = None,
-    bind: Annotated[
-        str | None,
-        typer.Option("-B", "--bind", metavar="BIND", help="Service address (socket path or host:port)."),
-    ] = None,
+    db: DbOpt = None,
+    bind: BindOpt = None,
 ) -> None:
     """Watch folders: new, changed, moved and deleted images are synced automatically.
 
@@ -164,13 +168,8 @@ def unwatch_command(
     purge: Annotated[
         bool, typer.Option("--purge", help="Also remove the folder's images from the database.")
     ] = False,
-    db: Annotated[
-        str | None, typer.Option("-d", "--db", metavar="DB_NAME", help='Database name [default: "default"].')
-    ] = None,
-    bind: Annotated[
-        str | None,
-        typer.Option("-B", "--bind", metavar="BIND", help="Service address (socket path or host:port)."),
-    ] = None,
+    db: DbOpt = None,
+    bind: BindOpt = None,
 ) -> None:
     """Stop watching a folder. Its images stay searchable unless --purge removes them."""
     db_name, address, _ = _target(ctx, db, bind)

@@ -15,31 +15,12 @@ import numpy as np
 import pytest
 
 from isearchd.store import Database, ImageRecord, SavePolicy
+from isearchd.store.synthetic import clustered
 
 N = 20_000
 DIM = 512
 K = 10
 N_QUERIES = 200
-
-
-def _norm(a: np.ndarray) -> np.ndarray:
-    return (a / np.linalg.norm(a, axis=-1, keepdims=True)).astype(np.float32)
-
-
-def clustered(n: int, dim: int, n_queries: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(data, image-like queries, text-like queries), all L2-normalised (same as the benchmark's)."""
-    rng = np.random.default_rng(seed)
-    image_mean, text_mean = _norm(rng.standard_normal(dim)), _norm(rng.standard_normal(dim))
-    centers = _norm(rng.standard_normal((200, dim)))
-    members = rng.integers(0, len(centers), n)
-    data = _norm(0.55 * image_mean + 0.6 * centers[members] + 0.55 * _norm(rng.standard_normal((n, dim))))
-    picks = rng.integers(0, n, n_queries)
-    image_q = _norm(data[picks] + 0.6 * _norm(rng.standard_normal((n_queries, dim))))
-    topics = rng.integers(0, len(centers), n_queries)
-    text_q = _norm(
-        0.8 * text_mean + 0.4 * centers[topics] + 0.7 * _norm(rng.standard_normal((n_queries, dim)))
-    )
-    return data, image_q, text_q
 
 
 @pytest.fixture(scope="module")
