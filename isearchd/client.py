@@ -55,6 +55,8 @@ CONNECT_TIMEOUT_S = 5.0
 # The largest single file a TCP client sends: base64 adds a third, and the line must stay under
 # MAX_LINE_BYTES with room for the JSON around it.
 MAX_SEND_FILE_BYTES = (MAX_LINE_BYTES // 4) * 3 - 64 * 1024
+# Files per "unchanged" request (about 150 bytes of JSON each) before a TCP add uploads anything.
+UNCHANGED_CHUNK_FILES = 2000
 
 ProgressCallback = Callable[[Progress], None]
 
@@ -288,7 +290,12 @@ class Client:
             report = report.merged(AddReport.from_dict(result))
             chunk, chunk_bytes = [], 0
 
+        unchanged = self._unchanged_remote(found.files, label_type)
+        if unchanged:
+            report = report.merged(AddReport(skipped=len(unchanged)))
         for path in found.files:
+            if path in unchanged:
+                continue
             try:
                 with Path(path).open("rb") as fh:
                     st = os.fstat(fh.fileno())
@@ -320,6 +327,26 @@ class Client:
         if progress is not None and report.total:
             progress(Progress(report.total, total, report.added, report.skipped, len(report.failed)))
         return report
+
+    def _unchanged_remote(self, paths: list[str], label_type: str) -> set[str]:
+        """The files the daemon already holds with this size and mtime: not worth uploading."""
+        from isearchd.scan import label_for
+
+        stats: dict[str, dict[str, Any]] = {}
+        for path in paths:
+            try:
+                st = Path(path).stat()
+            except OSError:
+                continue  # reported when the upload tries to read it
+            label = label_for(path, label_type)
+            stats[path] = {"label": label, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+        unchanged: set[str] = set()
+        items = list(stats.items())
+        for start in range(0, len(items), UNCHANGED_CHUNK_FILES):
+            chunk = items[start : start + UNCHANGED_CHUNK_FILES]
+            known = set(self._call("unchanged", {"db": self.db_name, "files": [s for _, s in chunk]}))
+            unchanged.update(path for path, s in chunk if s["label"] in known)
+        return unchanged
 
     def _image_source(self, path: str) -> dict[str, Any]:
         full = Path(_absolute(path))

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from isearchd.errors import InvalidRequest
+from isearchd.errors import InvalidRequest, NotFound
 from isearchd.images import load_image
 from isearchd.indexer import BATCH_SIZE, AddItem, AddReport, Indexer, Progress, ProgressFn
 from isearchd.jobqueue import JobQueue
@@ -167,6 +167,24 @@ class Engine:
                 db.close()
         info["loaded"] = name in self._dbs
         return info
+
+    def unchanged(self, name: str, files: Sequence[tuple[str, int, int]]) -> list[str]:
+        """Labels of ``(label, size, mtime_ns)`` already stored with that size and mtime.
+
+        Lets a remote client skip uploading files the daemon would skip anyway. A database that
+        does not exist (yet) has none; one built by another model is a ``ModelMismatch``, as the
+        add that follows would be.
+        """
+        try:
+            db = self.database(name, create=False)
+        except NotFound:
+            return []
+        out = []
+        for label, size, mtime_ns in files:
+            record = db.get(label)
+            if record is not None and record.size == size and record.mtime_ns == mtime_ns:
+                out.append(label)
+        return out
 
     def clear_db(self, name: str) -> bool:
         db, close = self._any_database(name)

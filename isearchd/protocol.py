@@ -85,6 +85,8 @@ OPS: dict[str, dict[str, Field]] = {
         "num": Field((int,), default=10),
         "similarity": Field((int, float), default=0),
     },
+    # which of a remote client's files the daemon already holds unchanged (so it need not send them)
+    "unchanged": {**_DB, "files": Field((list,), required=True)},
     "compare": {"a": Field((dict,), required=True), "b": Field((dict,), required=True)},
     "list_dbs": {},
     "db_info": dict(_DB),
@@ -409,3 +411,19 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def parse_file_stats(files: list[Any]) -> list[tuple[str, int, int]]:
+    """The ``files`` of an ``unchanged`` request: ``[{"label", "size", "mtime_ns"}, ...]``."""
+    out = []
+    for i, item in enumerate(files):
+        if not isinstance(item, dict):
+            raise InvalidRequest(f"unchanged: files[{i}] must be an object")
+        label, size, mtime_ns = item.get("label"), item.get("size"), item.get("mtime_ns")
+        if not isinstance(label, str) or not label:
+            raise InvalidRequest(f"unchanged: files[{i}].label must be a non-empty string")
+        for name, value in (("size", size), ("mtime_ns", mtime_ns)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise InvalidRequest(f"unchanged: files[{i}].{name} must be a non-negative integer")
+        out.append((label, int(size), int(mtime_ns)))  # type: ignore[arg-type]
+    return out

@@ -55,6 +55,7 @@ from isearchd.protocol import (
     error_reply,
     is_loopback,
     ok_reply,
+    parse_file_stats,
     parse_image_source,
     progress_event,
     request_id,
@@ -412,6 +413,8 @@ class Server:
                 return eng.compare(
                     _src(sa.path, sa.data), _src(sb.path, sb.data), a_name=sa.display, b_name=sb.display
                 )
+            case "unchanged":
+                return eng.unchanged(a["db"], parse_file_stats(a["files"]))
             case "list_dbs":
                 return eng.list_dbs()
             case "db_info":

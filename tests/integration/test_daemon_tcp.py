@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 from collections.abc import Iterator
@@ -93,8 +94,28 @@ def test_add_search_compare_send_bytes(tcp_daemon: DaemonProcess, photos: Path) 
         assert report is not None and report.skipped == 0
         assert [p for p, _ in report.failed] == [str(photos / "broken.jpg")]
         assert c.get_db_info()["size"] == 4
+        # a re-add uploads nothing: the daemon says which files it holds unchanged
+        uploads: list[int] = []
+        call = c._call
+
+        def spy(op, args=None, progress=None):  # type: ignore[no-untyped-def]
+            if op == "add":
+                uploads.append(len(args["files"]))
+            return call(op, args, progress)
+
+        c._call = spy  # type: ignore[method-assign]
         assert c.add_images([str(photos)]) == 0
         assert c.last_add.skipped == 4  # type: ignore[union-attr]
+        assert [p for p, _ in c.last_add.failed] == [str(photos / "broken.jpg")]  # type: ignore[union-attr]
+        assert uploads == [1]  # only the broken file, which was never stored
+        # a changed file is uploaded and embedded again
+        changed = photos / "red_circle_0.jpg"
+        st = changed.stat()
+        os.utime(changed, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+        uploads.clear()
+        assert c.add_images([str(photos)]) == 0  # same content: its vector is reused, counted as skipped
+        assert uploads == [2]
+        c._call = call  # type: ignore[method-assign]
         # labels are the client's absolute paths
         own = photos / "red_circle_0.jpg"
         assert c.search(str(own), num=1) == [(str(own), 100.0)]

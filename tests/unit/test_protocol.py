@@ -21,6 +21,7 @@ from isearchd.protocol import (
     is_loopback,
     ok_reply,
     parse_bind,
+    parse_file_stats,
     parse_image_source,
     parse_request,
     progress_event,
@@ -193,3 +194,17 @@ def test_line_reader_drops_an_oversized_line_and_stays_in_sync() -> None:
         assert r.readline() == b'{"op":"status"}'
         assert r.readline() is None
         t.join()
+
+
+def test_unchanged_file_stats_are_validated() -> None:
+    assert parse_file_stats([{"label": "a.jpg", "size": 3, "mtime_ns": 7}]) == [("a.jpg", 3, 7)]
+    bad_items = [
+        "a.jpg",
+        {"label": "", "size": 1, "mtime_ns": 1},
+        {"label": "a", "size": -1, "mtime_ns": 1},
+        {"label": "a", "size": 1, "mtime_ns": True},
+        {"label": "a", "size": "1", "mtime_ns": 1},
+    ]
+    for bad in bad_items:
+        with pytest.raises(InvalidRequest, match="unchanged: files"):
+            parse_file_stats([bad])
