@@ -254,10 +254,6 @@ def root(ctx: typer.Context, db: DbOpt = None, bind: BindOpt = None, version: Ve
     `isearch -n 5 -m 80 ./query.jpg`.
     """
     ctx.obj = {"db": db, "bind": bind}
-    if not os.environ.get("ISEARCH_HOME"):
-        # The config file may name the data home; the daemon puts its socket, pid file and log
-        # there (daemon.py does the same), so the CLI must look there too.
-        os.environ["ISEARCH_HOME"] = str(_config().home)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -248,3 +248,27 @@ def test_config_show_reports_errors_in_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(config_app, ["show", "--config", str(path)])
     assert result.exit_code == 1
     assert f"{path}:2: unknown setting 'model.nmae'" in result.output
+
+
+def test_data_home_follows_the_config_file_everywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Daemon, CLI and Python client resolve the data home in one place: env > config > default."""
+    from isearchd import settings
+    from isearchd.client import Client
+
+    config = tmp_path / "isearch.toml"
+    config.write_text(f'home = "{tmp_path / "photos-home"}"\n')
+    monkeypatch.setenv("ISEARCH_CONFIG", str(config))
+    monkeypatch.delenv("ISEARCH_HOME")
+    assert settings.data_home() == tmp_path / "photos-home"
+    assert settings.default_bind() == str(tmp_path / "photos-home" / "isearch.sock")
+    assert Client().address.path == str(tmp_path / "photos-home" / "isearch.sock")
+
+    monkeypatch.setenv("ISEARCH_HOME", str(tmp_path / "env-home"))  # the environment wins
+    assert settings.data_home() == tmp_path / "env-home"
+
+    monkeypatch.delenv("ISEARCH_HOME")
+    config.write_text("home = 5\n")
+    with pytest.raises(ConfigError, match=r"isearch\.toml:1"):
+        settings.data_home()
