@@ -31,6 +31,7 @@ from isearchd.cli_config import config_app
 from isearchd.cli_service import register as register_service_commands
 from isearchd.cli_watch import register as register_watch_commands
 from isearchd.errors import ISearchError, NotFound, ServiceError
+from isearchd.pathtext import json_safe, printable, shown
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -146,7 +147,7 @@ def run_guarded(call: Any) -> int:
 
 def fail(message: str) -> None:
     """The one red line every failure prints."""
-    line = " ".join(message.split())
+    line = " ".join(printable(message).split())
     typer.secho(f"Error: {line}", err=True, fg=typer.colors.RED)
 
 
@@ -504,7 +505,7 @@ def add(
     failed: list[tuple[str, str]] = list(getattr(report, "failed", []) or [])
     added = int(getattr(report, "added", added))
     for path, reason in failed:
-        typer.secho(f"failed: {path}: {reason}", err=True, fg=typer.colors.RED)
+        typer.secho(f"failed: {shown(path)}: {printable(reason)}", err=True, fg=typer.colors.RED)
     typer.echo(
         f'Added {added} {_plural(added, "image")} to database "{db_name}"; '
         f"skipped {skipped} already present; {len(failed)} failed"
@@ -552,16 +553,16 @@ def search(
     kind = "image" if _is_image_query(text) else "text"
     client = _client(ctx, db, bind)
     if not as_json:
-        shown = text if len(text) <= QUERY_DISPLAY_CHARS else text[: QUERY_DISPLAY_CHARS - 3] + "..."
-        typer.echo(f"Searching {shown}...")
+        brief = text if len(text) <= QUERY_DISPLAY_CHARS else text[: QUERY_DISPLAY_CHARS - 3] + "..."
+        typer.echo(f"Searching {shown(brief)}...")
     hits = _search_hits(client, text, num, min_similarity)
     if as_json:
         doc = {"query": text, "kind": kind, "db": db_name, "min_similarity": min_similarity, "results": hits}
-        typer.echo(json.dumps(doc, ensure_ascii=False))
+        typer.echo(json_safe(json.dumps(doc, ensure_ascii=False)))
     else:
         typer.echo(f"Found {len(hits)} similar images (similarity ≥ {min_similarity:.1f}%):")
         for i, hit in enumerate(hits, 1):
-            typer.echo(f"{i:2d}. {hit['path']}\t{hit['similarity']:.1f}%")
+            typer.echo(f"{i:2d}. {shown(hit['path'])}\t{hit['similarity']:.1f}%")
     if open_results and hits:
         open_paths([hit["path"] for hit in hits])
 

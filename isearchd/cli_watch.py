@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from isearchd import settings
+from isearchd.pathtext import json_safe, printable, shown
 
 if TYPE_CHECKING:
     from isearchd.client import Client
@@ -62,7 +63,7 @@ def format_folders(folders: list[dict[str, Any]]) -> list[str]:
     head = ("FOLDER", "DATABASE", "STATE", "IMAGES", "PENDING")
     rows = [
         (
-            str(f["path"]),
+            shown(str(f["path"])),
             str(f["db"]),
             _state_text(f),
             "-" if f.get("images") is None else str(f["images"]),
@@ -78,14 +79,19 @@ def format_folders(folders: list[dict[str, Any]]) -> list[str]:
             notes.append(str(f["reason"]))
         if f.get("error_count"):
             first = f["errors"][0] if f.get("errors") else None
-            where = f": {first[0]} ({first[1]})" if first else ""
+            where = f": {shown(first[0])} ({printable(first[1])})" if first else ""
             notes.append(f"{f['error_count']} unreadable folder(s){where}")
+        if f.get("failed_files"):
+            last = f.get("last_failure")
+            detail = f"; last: {shown(last[0])} ({printable(last[1])})" if last else ""
+            count = f["failed_files"]
+            notes.append(f"{count} file(s) could not be indexed{detail} (`isearch watch --errors`)")
         if f.get("exclude"):
             notes.append("excluding " + ", ".join(f["exclude"]))
         if f.get("source") == "config":
             notes.append("from the config file")
         if notes:
-            lines.append(f"  {f['path']}: " + "; ".join(notes))
+            lines.append(f"  {shown(f['path'])}: " + "; ".join(notes))
     return lines
 
 
@@ -107,6 +113,12 @@ def watch_command(
     list_: Annotated[
         bool, typer.Option("--list", "-l", help="List watched folders: state, images, pending changes.")
     ] = False,
+    errors: Annotated[
+        bool,
+        typer.Option(
+            "--errors", help="List the files of watched folders (or of PATH) that could not be indexed."
+        ),
+    ] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Wait until the initial scan is done.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the folders' state as JSON.")] = False,
     db: DbOpt = None,
@@ -120,6 +132,12 @@ def watch_command(
     """
     db_name, address, named = _target(ctx, db, bind)
     with _client(db_name, address) as client:
+        if errors:
+            if list_ or wait or exclude or (paths and len(paths) > 1):
+                raise typer.BadParameter("--errors takes at most one folder and no other option but --json")
+            failures = client.watch_errors(paths[0] if paths else None, all_dbs=not named)
+            _print_failures(failures, as_json)
+            return
         if list_ or not paths:
             if paths:
                 raise typer.BadParameter("--list takes no folders")
@@ -130,7 +148,7 @@ def watch_command(
             return
         result = client.watch(paths, exclude=exclude or ())
         for f in result:
-            typer.echo(f'Watching {f["path"]} for database "{f["db"]}"; scanning it now.')
+            typer.echo(f'Watching {shown(f["path"])} for database "{f["db"]}"; scanning it now.')
         if wait:
             _wait_for_scan(client, [f["path"] for f in result], db_name, as_json)
         elif as_json:
@@ -146,7 +164,7 @@ def _wait_for_scan(client: Client, roots: list[str], db_name: str, as_json: bool
         busy = [f for f in mine if f["state"] in ("starting", "scanning") or f.get("pending")]
         if not busy:
             break
-        line = ", ".join(f"{f['path']}: {f['pending']} pending" for f in busy)
+        line = ", ".join(f"{shown(f['path'])}: {f['pending']} pending" for f in busy)
         if line != last and not as_json:
             typer.echo(line)
             last = line
@@ -156,10 +174,23 @@ def _wait_for_scan(client: Client, roots: list[str], db_name: str, as_json: bool
 
 def _print(folders: list[dict[str, Any]], as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps(folders, indent=2))
+        typer.echo(json_safe(json.dumps(folders, indent=2, ensure_ascii=False)))
         return
     for line in format_folders(folders):
         typer.echo(line)
+
+
+def _print_failures(failures: list[dict[str, str]], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json_safe(json.dumps(failures, indent=2, ensure_ascii=False)))
+        return
+    if not failures:
+        typer.echo("No file of a watched folder failed to index.")
+        return
+    for f in failures:
+        typer.echo(f"{shown(f['path'])}: {printable(f['reason'])}")
+    n = len(failures)
+    typer.echo(f"{n} {'file' if n == 1 else 'files'} could not be indexed.")
 
 
 def unwatch_command(
@@ -178,12 +209,12 @@ def unwatch_command(
     if purge:
         n = int(result.get("removed", 0))
         typer.echo(
-            f"Stopped watching {result['path']}; removed its {n} {'image' if n == 1 else 'images'} "
+            f"Stopped watching {shown(result['path'])}; removed its {n} {'image' if n == 1 else 'images'} "
             f'from database "{result["db"]}".'
         )
     else:
         typer.echo(
-            f'Stopped watching {result["path"]}; its images stay in database "{result["db"]}" '
+            f'Stopped watching {shown(result["path"])}; its images stay in database "{result["db"]}" '
             "(`isearch unwatch --purge` removes them)."
         )
 

@@ -424,6 +424,16 @@ class Client:
         args = {} if all_dbs else {"db": self.db_name}
         return list(self._call("watch_list", args))
 
+    def watch_errors(
+        self, path: str | os.PathLike[str] | None = None, all_dbs: bool = True
+    ) -> list[dict[str, str]]:
+        """Files of watched folders that could not be indexed: ``[{"db", "folder", "path",
+        "reason"}]``, by folder and path; ``path`` limits them to the files below that folder."""
+        args: dict[str, Any] = {} if all_dbs else {"db": self.db_name}
+        if path is not None:
+            args["path"] = _absolute(path)
+        return list(self._call("watch_errors", args))
+
     def clear_db(self) -> bool:
         """Remove every image from this client's database (irreversible). True when done."""
         return bool(self._call("clear_db", {"db": self.db_name}))

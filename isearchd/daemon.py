@@ -85,7 +85,12 @@ def _setup_logging(level: str, log_file: Path | None) -> None:
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         file_handler = logging.handlers.RotatingFileHandler(
-            log_file, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS
+            # file names that are not UTF-8 are logged as \udcXX escapes, never as a logging error
+            log_file,
+            maxBytes=LOG_MAX_BYTES,
+            backupCount=LOG_BACKUPS,
+            encoding="utf-8",
+            errors="backslashreplace",
         )
         file_handler.setFormatter(fmt)
         root.addHandler(file_handler)

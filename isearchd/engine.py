@@ -301,6 +301,9 @@ class Engine:
     def watch_list(self, db_name: str | None = None) -> list[dict[str, Any]]:
         return self.watcher.folders(db_name)
 
+    def watch_errors(self, db_name: str | None = None, path: str | None = None) -> list[dict[str, str]]:
+        return self.watcher.failures(db_name, path)
+
     def stop_watching(self) -> None:
         self.watcher.stop()
 

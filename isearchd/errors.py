@@ -15,6 +15,7 @@ the protocol and clients match on it.
     │   └── WeightsMissing            weights_missing   (weights not cached and not fetchable)
     ├── ModelMismatch                 model_mismatch    (database built by another model)
     ├── StoreError                    store_error       (corrupt catalog, failed index write)
+    │   └── DiskFull                  disk_full         (no space left to save what was added)
     ├── PermissionDenied              permission_denied (TCP client asked for a server-side path, bad token)
     ├── ServiceNotRunning             service_not_running
     ├── ServiceError                  service_error     (start/stop failed, already running)
@@ -97,6 +98,12 @@ class StoreError(ISearchError):
     """The catalog or the vector index cannot be read or written."""
 
     code = "store_error"
+
+
+class DiskFull(StoreError):
+    """The disk holding a database is full; what was committed before is safe."""
+
+    code = "disk_full"
 
 
 class PermissionDenied(ISearchError):

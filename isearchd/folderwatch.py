@@ -84,6 +84,9 @@ NETWORK_FS = frozenset(
     }
 )
 MAX_ERRORS_SHOWN = 5
+# Files that failed to index, remembered per folder for `watch --errors` (path and reason, ~200
+# bytes each); beyond this many only the count grows.
+MAX_FAILURES_KEPT = 10_000
 
 
 @dataclass(frozen=True)
@@ -185,6 +188,12 @@ class FolderWatch:
         self.counts = {"indexed": 0, "unchanged": 0, "moved": 0, "removed": 0, "failed": 0}
         self.scan_seconds: float | None = None
         self.scans = 0
+        # files below the folder that could not be indexed: path -> reason (the worker thread
+        # writes, client threads read: guarded by _failures_lock)
+        self._failures: dict[str, str] = {}
+        self._failures_extra = 0
+        self._last_failure: tuple[str, str] | None = None
+        self._failures_lock = threading.Lock()
         self._events: queue.SimpleQueue[FileSystemEvent] = queue.SimpleQueue()
         self._debouncer = Debouncer(self.options.settle_s)
         self._ops: list[tuple[str, str, str]] = []
@@ -231,9 +240,42 @@ class FolderWatch:
             "source": self.source,
             "errors": [list(e) for e in self.errors[:MAX_ERRORS_SHOWN]],
             "error_count": len(self.errors),
+            "failed_files": self.failure_count(),
+            "last_failure": list(self._last_failure) if self._last_failure else None,
             "scan_seconds": self.scan_seconds,
             **self.counts,
         }
+
+    # -- files that failed -----------------------------------------------------------------------
+
+    def failures(self) -> list[tuple[str, str]]:
+        """The files below the folder that could not be indexed, with the reason, by path."""
+        with self._failures_lock:
+            return sorted(self._failures.items())
+
+    def failure_count(self) -> int:
+        with self._failures_lock:
+            return len(self._failures) + self._failures_extra
+
+    def _note_results(self, tried: Sequence[str], failed: Sequence[tuple[str, str]]) -> None:
+        """Forget the failures of ``tried`` files that went through; remember the new ones."""
+        with self._failures_lock:
+            for path in tried:
+                self._failures.pop(path, None)
+            for path, reason in failed:
+                if path in self._failures or len(self._failures) < MAX_FAILURES_KEPT:
+                    self._failures[path] = reason
+                else:
+                    self._failures_extra += 1
+            if failed:
+                self._last_failure = failed[-1]
+            elif not self._failures:
+                self._last_failure = None
+
+    def _forget_failures(self, paths: Sequence[str]) -> None:
+        with self._failures_lock:
+            for path in paths:
+                self._failures.pop(path, None)
 
     def _set_state(self, state: str, reason: str | None = None) -> None:
         self.state = state
@@ -367,6 +409,12 @@ class FolderWatch:
         t0 = time.monotonic()
         walked = walk_folder(self.root, self.filter, self._stop)
         self.errors = list(walked.unreadable)
+        with self._failures_lock:
+            self._failures.clear()
+            self._failures_extra = 0
+        self._note_results((), walked.bad_files)
+        for path, reason in walked.bad_files[:MAX_ERRORS_SHOWN]:
+            log.warning("watched folder %s: cannot index %r: %s", self.root, path, reason)
         for folder, reason in walked.unreadable[:MAX_ERRORS_SHOWN]:
             log.warning(
                 "watched folder %s: cannot read %s (%s); its images are kept", self.root, folder, reason
@@ -558,6 +606,7 @@ class FolderWatch:
         for path in walked.files:
             self._debouncer.touch(path)
         self.errors.extend(walked.unreadable)
+        self._note_results((), walked.bad_files)
 
     # -- applying a batch (runs in the indexing worker) -------------------------------------------
 
@@ -579,6 +628,7 @@ class FolderWatch:
                 index.extend(d for _, _, d in group)  # a stat each: re-embeds only if the content changed
             elif kind == "rm":
                 gone = [s for _, s, _ in group if not os.path.lexists(s)]
+                self._forget_failures(gone)
                 self.counts["removed"] += db.delete_labels(gone)
             elif kind == "rmdir":
                 src = group[0][1]
@@ -598,8 +648,9 @@ class FolderWatch:
             report = self.watcher.host.index_paths(db, paths, self._stop)
             self.counts["indexed"] += report.added
             self.counts["failed"] += len(report.failed)
+            self._note_results(paths, report.failed)
             for path, reason in report.failed[:MAX_ERRORS_SHOWN]:
-                log.info("watch %s: not indexed: %s: %s", self.root, path, reason)
+                log.info("watch %s: not indexed: %r: %s", self.root, path, reason)
         if batch.vanished:
             gone = [p for p in batch.vanished if not os.path.lexists(p)]
             self.counts["removed"] += db.delete_labels(gone)

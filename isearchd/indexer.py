@@ -13,9 +13,10 @@ For each file, in order:
 4. embed decoded images in batches of ``BATCH_SIZE`` and commit each batch to the database in one
    transaction; only then does a progress event count those files as done.
 
-A file that cannot be read or decoded is reported with its reason (``AddReport.failed``) and the
-rest of its batch is still embedded. A model or store failure stops the add with that error; what
-was committed before stays committed.
+A file that cannot be read or decoded, or that fails in any other way while it is prepared, is
+reported with a one-line reason (``AddReport.failed``; an unexpected error's traceback goes to the
+log once) and the rest of its batch is still embedded. Only a failure of the model or the store
+stops the add, with that error and the number of images committed before it: those stay committed.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -33,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from isearchd.errors import BadImage, Busy, ISearchError
+from isearchd.errors import BadImage, Busy, ISearchError, StoreError
 from isearchd.images import load_image
 from isearchd.protocol import AddReport, Progress
 
@@ -213,6 +215,9 @@ class Indexer:
                     report()
                 if unreported:
                     report()
+            except StoreError as e:
+                saved = f"{counts.added} {'image' if counts.added == 1 else 'images'} of this add"
+                raise type(e)(f"{e.message} ({saved} were saved before it)") from e
             finally:
                 for fut in pending:
                     fut.cancel()
@@ -237,8 +242,12 @@ class Indexer:
                 existing = self.db.get(item.label)
                 if existing is not None and existing.size == size and existing.mtime_ns == mtime_ns:
                     return _Skip(item)
-                with path.open("rb") as fh:
+                # O_NONBLOCK: a FIFO that took the file's place never blocks the add
+                fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+                with os.fdopen(fd, "rb") as fh:
                     st = os.fstat(fh.fileno())
+                    if not stat.S_ISREG(st.st_mode):
+                        return _Fail(item, "not a regular file (a FIFO, socket or device)")
                     size, mtime_ns = st.st_size, st.st_mtime_ns
                     data = fh.read()
             if not data:
@@ -262,6 +271,9 @@ class Indexer:
             return _Fail(item, "permission denied")
         except OSError as e:
             return _Fail(item, f"cannot read file ({e.strerror or e})")
+        except Exception as e:  # one bad file never stops the others; the log keeps the traceback
+            log.exception("unexpected error while preparing %r", item.path)
+            return _Fail(item, f"unexpected error ({type(e).__name__}: {e})")
 
     def _commit(self, batch: list[_Ready], counts: _Counts) -> None:
         from isearchd.store import ImageRecord

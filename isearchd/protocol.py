@@ -17,8 +17,9 @@ optional and only used in error messages).
 
 Watched folders: ``watch`` (``paths``, ``exclude``) registers daemon-side folders in a database
 and starts syncing them, ``unwatch`` (``path``, ``purge``) stops (the images stay unless
-``purge``), ``watch_list`` (optional ``db``) reports each folder's state; ``watch`` and ``unwatch``
-name server-side paths, so TCP clients get ``permission_denied``.
+``purge``), ``watch_list`` (optional ``db``) reports each folder's state, ``watch_errors``
+(optional ``db``, ``path``) lists the files that could not be indexed and why; ``watch`` and
+``unwatch`` name server-side paths, so TCP clients get ``permission_denied``.
 
 This module owns the message shapes: ``OPS`` says which fields each operation takes and their
 types, ``parse_request`` turns a line into a validated ``Request`` or raises ``ProtocolError``
@@ -38,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from isearchd.errors import InvalidRequest, ISearchError, ProtocolError
+from isearchd.pathtext import check_name, json_line
 
 PROTOCOL_VERSION = 1
 
@@ -96,6 +98,8 @@ OPS: dict[str, dict[str, Field]] = {
     "watch": {**_DB, "paths": Field((list,), required=True), "exclude": Field((list,), default=())},
     "unwatch": {**_DB, "path": Field((str,), required=True), "purge": Field((bool,), default=False)},
     "watch_list": {"db": Field((str,), default=None)},
+    # files of watched folders that could not be indexed (optionally of one db / below one folder)
+    "watch_errors": {"db": Field((str,), default=None), "path": Field((str,), default=None)},
 }
 
 
@@ -177,7 +181,31 @@ def validate_request(obj: object) -> Request:
         if (isinstance(value, bool) and bool not in fld.types) or not isinstance(value, fld.types):
             raise InvalidRequest(f"{op}: {name!r} must be {_type_name(fld.types)}")
         args[name] = value
+    _check_names(op, args)
     return Request(id=rid, op=op, args=args, token=token)
+
+
+# Fields that name files: (field, key inside each item or None for the value itself).
+_NAME_FIELDS: dict[str, tuple[tuple[str, str | None], ...]] = {
+    "add": (("paths", None), ("files", "label"), ("files", "path")),
+    "unchanged": (("files", "label"),),
+    "search": (("image", "path"),),
+    "compare": (("a", "path"), ("b", "path")),
+    "watch": (("paths", None),),
+    "unwatch": (("path", None),),
+    "watch_errors": (("path", None),),
+}
+
+
+def _check_names(op: str, args: dict[str, Any]) -> None:
+    """Names may hold any bytes a file system allows (escaped, ``isearchd.pathtext``), nothing else."""
+    for name, key in _NAME_FIELDS.get(op, ()):
+        value = args.get(name)
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            text = item.get(key) if key is not None and isinstance(item, dict) else item
+            if isinstance(text, str):
+                check_name(text, f"{op}: {name!r}")
 
 
 # --- results --------------------------------------------------------------------------------
@@ -238,8 +266,11 @@ class AddReport:
 
 
 def encode(message: dict[str, Any]) -> bytes:
-    """One message as a protocol line (compact JSON, UTF-8, trailing newline)."""
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+    """One message as a protocol line (compact JSON, UTF-8, trailing newline).
+
+    File names that are not UTF-8 travel as ``\\udcXX`` escapes (``isearchd.pathtext``).
+    """
+    return json_line(message).encode("utf-8") + b"\n"
 
 
 def ok_reply(rid: Any, result: Any) -> dict[str, Any]:

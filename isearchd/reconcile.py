@@ -37,6 +37,7 @@ class WalkStopped(Exception):
 class WalkResult:
     files: dict[str, tuple[int, int]] = field(default_factory=dict)  # path -> (size, mtime_ns)
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # (folder, reason)
+    bad_files: list[tuple[str, str]] = field(default_factory=list)  # (file, reason): cannot be stat'ed
     folders: int = 0
 
 
@@ -77,10 +78,18 @@ def walk_folder(root: str, flt: PathFilter, stop: threading.Event | None = None)
                 continue
             try:
                 st = entry.stat()  # follows a file symlink
-            except OSError:
-                continue  # broken link or vanished meanwhile
+            except FileNotFoundError:
+                if entry.is_symlink():
+                    result.bad_files.append((entry.path, "broken symbolic link"))
+                continue  # else it vanished meanwhile
+            except OSError as e:
+                reason = "permission denied" if isinstance(e, PermissionError) else (e.strerror or str(e))
+                result.bad_files.append((entry.path, f"cannot read ({reason})"))
+                continue
             if stat.S_ISREG(st.st_mode):
                 result.files[entry.path] = (st.st_size, st.st_mtime_ns)
+            else:
+                result.bad_files.append((entry.path, "not a regular file"))
     return result
 
 

@@ -56,7 +56,7 @@ def iter_scan(paths: Iterable[str | os.PathLike[str]]) -> Iterator[str | ScanErr
     for raw in paths:
         path = _absolute(raw)
         try:
-            is_dir = stat.S_ISDIR(Path(path).stat().st_mode)
+            mode = Path(path).stat().st_mode
         except FileNotFoundError:
             yield ScanError(path, "no such file or directory")
             continue
@@ -66,8 +66,10 @@ def iter_scan(paths: Iterable[str | os.PathLike[str]]) -> Iterator[str | ScanErr
         except OSError as e:
             yield ScanError(path, f"cannot read ({e.strerror or e})")
             continue
-        if is_dir:
+        if stat.S_ISDIR(mode):
             yield from _walk(path, visited_dirs)
+        elif not stat.S_ISREG(mode):
+            yield ScanError(path, "not a regular file (a FIFO, socket or device)")
         elif is_image_name(path) or _is_hidden_image_name(path):
             yield path
         else:
@@ -115,10 +117,18 @@ def _walk(top: str, visited: set[tuple[int, int]]) -> Iterator[str | ScanError]:
                 subdirs.append(entry.path)
             elif is_file and is_image_name(entry.name):
                 yield entry.path
-            elif not is_file and is_image_name(entry.name) and entry.is_symlink():
-                yield ScanError(entry.path, "broken symbolic link")
+            elif not is_file and is_image_name(entry.name):
+                # never opened: reading a FIFO would block the add
+                yield ScanError(entry.path, _special_reason(entry))
         # depth-first, in name order
         stack.extend(reversed(subdirs))
+
+
+def _special_reason(entry: os.DirEntry[str]) -> str:
+    """Why an entry with an image's name that is neither a file nor a folder is not indexed."""
+    if entry.is_symlink() and not Path(entry.path).exists():
+        return "broken symbolic link"
+    return "not a regular file (a FIFO, socket or device)"
 
 
 def _reason(e: OSError) -> str:

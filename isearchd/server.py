@@ -435,6 +435,8 @@ class Server:
                 return eng.unwatch(a["db"], a["path"], purge=a["purge"])
             case "watch_list":
                 return eng.watch_list(a["db"])
+            case "watch_errors":
+                return eng.watch_errors(a["db"], a["path"])
         raise InvalidRequest(f"unknown op {req.op!r}")  # pragma: no cover - validate_request knows OPS
 
     def _add(self, c: _Connection, req: Request) -> dict[str, Any]:

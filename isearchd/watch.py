@@ -162,7 +162,12 @@ class Watcher:
         for db_name in registered:
             try:
                 folders = watched_folders(self.host.home, db_name)
-            except ISearchError:
+            except ISearchError as e:
+                # its folders cannot even be listed: say so in the log and in `watch --list`
+                where = str(Path(self.host.home) / db_name)
+                reason = f"the folders this database watches cannot be read, so none is watched: {e.message}"
+                log.error("database %r: %s", db_name, reason)
+                self._record_failure(db_name, where, (), "catalog", reason)
                 continue
             for f in folders:
                 root = f["path"]
@@ -176,23 +181,30 @@ class Watcher:
             self.host.database(db_name, create=True)
         except ISearchError as e:
             log.error("cannot watch %s for db %r: %s", root, db_name, e.message)
-            with self._lock:
-                self._failed[(db_name, root)] = {
-                    "path": root,
-                    "db": db_name,
-                    "state": "error",
-                    "mode": "-",
-                    "reason": e.message,
-                    "images": None,
-                    "pending": 0,
-                    "exclude": list(exclude),
-                    "source": source,
-                    "errors": [],
-                    "error_count": 0,
-                    "scan_seconds": None,
-                }
+            self._record_failure(db_name, root, exclude, source, e.message)
             return
         self.start_folder(db_name, root, exclude, source)
+
+    def _record_failure(
+        self, db_name: str, root: str, exclude: Sequence[str], source: str, reason: str
+    ) -> None:
+        with self._lock:
+            self._failed[(db_name, root)] = {
+                "path": root,
+                "db": db_name,
+                "state": "error",
+                "mode": "-",
+                "reason": reason,
+                "images": None,
+                "pending": 0,
+                "exclude": list(exclude),
+                "source": source,
+                "errors": [],
+                "error_count": 0,
+                "failed_files": 0,
+                "last_failure": None,
+                "scan_seconds": None,
+            }
 
     # -- user operations ---------------------------------------------------------------------------
 
@@ -290,6 +302,22 @@ class Watcher:
             out.append(fw.describe(images))
         out.extend(f for f in failed if db_name is None or f["db"] == db_name)
         return sorted(out, key=lambda f: (f["db"], f["path"]))
+
+    def failures(self, db_name: str | None = None, path: str | None = None) -> list[dict[str, str]]:
+        """Files of watched folders that could not be indexed: ``{"db", "folder", "path", "reason"}``.
+
+        ``path`` limits them to one watched folder, or to the files below a folder inside one."""
+        below = None if path is None else normalise_folder(path)
+        with self._lock:
+            folders = sorted(self._folders.values(), key=lambda f: (f.db_name, f.root))
+        out = []
+        for fw in folders:
+            if db_name is not None and fw.db_name != db_name:
+                continue
+            for file, reason in fw.failures():
+                if below is None or file == below or file.startswith(below.rstrip("/") + "/"):
+                    out.append({"db": fw.db_name, "folder": fw.root, "path": file, "reason": reason})
+        return out
 
     def summary(self) -> list[dict[str, Any]]:
         """Per-folder state for ``status``."""

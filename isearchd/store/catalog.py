@@ -10,6 +10,9 @@ Tables
         ``seq`` is the catalog change sequence of the transaction that last wrote the row; the
         index sidecar records the last ``seq`` it contains, so a reopen replays only newer rows.
     folders(path, options JSON, added_at)     watched folders
+        ``label`` and ``path`` (and ``folders.path``) hold the exact bytes of the name (BLOB,
+        ``isearchd.pathtext``): a name that is not UTF-8 is stored as it is on disk, and the rows
+        below a folder are one byte range.
     meta(key, value)                          model_key, dim, created, schema_version, change_seq
 
 Connections: one writer connection (the caller serialises writes, see ``database.py``) and a
@@ -33,7 +36,8 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
-from isearchd.errors import StoreError
+from isearchd.errors import DiskFull, StoreError
+from isearchd.pathtext import from_db, to_db
 
 log = logging.getLogger(__name__)
 
@@ -101,9 +105,21 @@ def m002_lookup_indexes(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX images_seq ON images(seq)")
 
 
+def m003_names_as_bytes(db: sqlite_utils.Database) -> None:
+    # Why: a file name that is not valid UTF-8 (Linux allows any bytes) could not be stored as
+    # TEXT, and one such name failed a whole add. Names are now the exact bytes (BLOB); TEXT rows
+    # of older catalogs are their UTF-8 bytes, so CAST converts them without loss.
+    db.execute(
+        "UPDATE images SET label = CAST(label AS BLOB), path = CAST(path AS BLOB) "
+        "WHERE typeof(label) = 'text' OR typeof(path) = 'text'"
+    )
+    db.execute("UPDATE folders SET path = CAST(path AS BLOB) WHERE typeof(path) = 'text'")
+
+
 MIGRATIONS: tuple[tuple[str, Callable[[sqlite_utils.Database], None]], ...] = (
     ("m001_create_tables", m001_create_tables),
     ("m002_lookup_indexes", m002_lookup_indexes),
+    ("m003_names_as_bytes", m003_names_as_bytes),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -123,6 +139,14 @@ def blob_to_vector(blob: bytes) -> np.ndarray:
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _below(prefix: str) -> tuple[str, list[bytes]]:
+    """SQL condition and arguments for the path ``prefix`` and every path below that folder."""
+    folder = to_db(prefix if prefix.endswith("/") else prefix + "/")
+    # Every byte string starting with "<folder>/" sorts in ["<folder>/", "<folder>0"): '0' is
+    # the byte right after '/', so this range is exactly the prefix (and uses the index).
+    return "(path = ? OR (path >= ? AND path < ?))", [to_db(prefix), folder, folder[:-1] + b"0"]
 
 
 def _corrupt(path: Path, exc: Exception) -> StoreError:
@@ -219,20 +243,38 @@ class Catalog:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot write to the catalog {self.path}: {exc}") from exc
+            raise self._write_error("cannot write to", exc) from exc
         try:
             yield self._writer
         except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
-            raise StoreError(f"cannot write to the catalog {self.path}: {exc}") from exc
+            self._rollback(conn)
+            raise self._write_error("cannot write to", exc) from exc
         except BaseException:
-            conn.execute("ROLLBACK")
+            self._rollback(conn)
             raise
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
-            raise StoreError(f"cannot commit to the catalog {self.path}: {exc}") from exc
+            self._rollback(conn)
+            raise self._write_error("cannot commit to", exc) from exc
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        # SQLite rolls back by itself after some errors (SQLITE_FULL, SQLITE_IOERR): a second
+        # ROLLBACK would raise "no transaction is active" and hide the real error.
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                log.exception("rollback failed on %s", conn)
+
+    def _write_error(self, what: str, exc: sqlite3.Error) -> StoreError:
+        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+            return DiskFull(
+                f"the disk holding {self.path.parent} is full: nothing more can be saved there "
+                "(what was already added is safe); free some space, then run the add again"
+            )
+        return StoreError(f"{what} the catalog {self.path}: {exc}")
 
     @contextmanager
     def reader(self) -> Iterator[sqlite3.Connection]:
@@ -310,7 +352,7 @@ class Catalog:
                      content_hash = excluded.content_hash, vector = excluded.vector,
                      seq = excluded.seq, updated_at = excluded.updated_at""",
                 [
-                    (label, path, size, mtime_ns, chash, vector_to_blob(vec), seq, stamp, stamp)
+                    (to_db(label), to_db(path), size, mtime_ns, chash, vector_to_blob(vec), seq, stamp, stamp)
                     for label, path, size, mtime_ns, chash, vec in rows
                 ],
             )
@@ -323,8 +365,9 @@ class Catalog:
         found: dict[str, int] = {}
         for chunk in _chunks(labels):
             marks = ",".join("?" * len(chunk))
-            for ident, label in conn.execute(f"SELECT id, label FROM images WHERE label IN ({marks})", chunk):  # noqa: S608
-                found[label] = ident
+            sql = f"SELECT id, label FROM images WHERE label IN ({marks})"  # noqa: S608
+            for ident, label in conn.execute(sql, [to_db(lb) for lb in chunk]):
+                found[from_db(label)] = ident
         return found
 
     def delete_labels(self, labels: Sequence[str]) -> list[int]:
@@ -340,12 +383,7 @@ class Catalog:
 
     def delete_prefix(self, prefix: str) -> list[int]:
         """Delete the row whose path is ``prefix`` and every row below the folder ``prefix``."""
-        folder = prefix if prefix.endswith("/") else prefix + "/"
-        # Every string starting with "<folder>" sorts in ["<folder>", "<folder[:-1]>0"):
-        # '0' is the character right after '/', so this range is exactly the prefix (uses the index).
-        upper = folder[:-1] + "0"
-        where = "path = ? OR (path >= ? AND path < ?)"
-        args = [prefix, folder, upper]
+        where, args = _below(prefix)
         with self.transaction() as db:
             ids = [r[0] for r in db.conn.execute(f"SELECT id FROM images WHERE {where}", args)]  # noqa: S608
             if ids:
@@ -382,7 +420,10 @@ class Catalog:
             db.conn.executemany(
                 """UPDATE images SET label = ?, path = ?, size = coalesce(?, size),
                    mtime_ns = coalesce(?, mtime_ns), updated_at = ? WHERE id = ?""",
-                [(new, path, size, mtime, stamp, old[lb]) for lb, new, path, size, mtime in moving],
+                [
+                    (to_db(new), to_db(path), size, mtime, stamp, old[lb])
+                    for lb, new, path, size, mtime in moving
+                ],
             )
             # the moved rows keep their seq: their vectors did not change, the index needs nothing
         return replaced
@@ -401,12 +442,12 @@ class Catalog:
             db.conn.execute(
                 """INSERT INTO folders(path, options, added_at) VALUES (?, ?, ?)
                    ON CONFLICT(path) DO UPDATE SET options = excluded.options""",
-                [path, json.dumps(options, sort_keys=True), now_iso()],
+                [to_db(path), json.dumps(options, sort_keys=True), now_iso()],
             )
 
     def remove_folder(self, path: str) -> bool:
         with self.transaction() as db:
-            cur = db.conn.execute("DELETE FROM folders WHERE path = ?", [path])
+            cur = db.conn.execute("DELETE FROM folders WHERE path = ?", [to_db(path)])
             return cur.rowcount > 0
 
     # -- reads (any thread) ---------------------------------------------------------------------
@@ -414,38 +455,37 @@ class Catalog:
     def folders(self) -> list[dict[str, Any]]:
         with self.reader() as conn:
             rows = conn.execute("SELECT path, options, added_at FROM folders ORDER BY path").fetchall()
-        return [{"path": p, "options": json.loads(o), "added_at": a} for p, o, a in rows]
+        return [{"path": from_db(p), "options": json.loads(o), "added_at": a} for p, o, a in rows]
 
     def count(self) -> int:
         with self.reader() as conn:
             return int(conn.execute("SELECT count(*) FROM images").fetchone()[0])
 
     def count_below(self, prefix: str) -> int:
-        folder = prefix if prefix.endswith("/") else prefix + "/"
+        where, args = _below(prefix)
         with self.reader() as conn:
-            sql = "SELECT count(*) FROM images WHERE path = ? OR (path >= ? AND path < ?)"
-            return int(conn.execute(sql, [prefix, folder, folder[:-1] + "0"]).fetchone()[0])
+            return int(conn.execute(f"SELECT count(*) FROM images WHERE {where}", args).fetchone()[0])  # noqa: S608
 
     def get(self, label: str, *, with_vector: bool = True) -> Row | None:
         cols = "id, label, path, size, mtime_ns, content_hash" + (", vector" if with_vector else "")
         with self.reader() as conn:
-            r = conn.execute(f"SELECT {cols} FROM images WHERE label = ?", [label]).fetchone()  # noqa: S608
+            r = conn.execute(f"SELECT {cols} FROM images WHERE label = ?", [to_db(label)]).fetchone()  # noqa: S608
         if r is None:
             return None
-        return Row(r[0], r[1], r[2], r[3], r[4], r[5], blob_to_vector(r[6]) if with_vector else None)
+        vector = blob_to_vector(r[6]) if with_vector else None
+        return Row(r[0], from_db(r[1]), from_db(r[2]), r[3], r[4], r[5], vector)
 
     def iter_rows(self, prefix: str | None = None) -> Iterator[Row]:
         """Rows (without vectors), ordered by path; ``prefix`` limits them to one folder."""
         sql = "SELECT id, label, path, size, mtime_ns, content_hash FROM images"
-        args: list[str] = []
+        args: list[bytes] = []
         if prefix is not None:
-            folder = prefix if prefix.endswith("/") else prefix + "/"
-            sql += " WHERE path = ? OR (path >= ? AND path < ?)"
-            args = [prefix, folder, folder[:-1] + "0"]
+            where, args = _below(prefix)
+            sql += " WHERE " + where
         with self.reader() as conn:
             rows = conn.execute(sql + " ORDER BY path", args).fetchall()
         for r in rows:
-            yield Row(r[0], r[1], r[2], r[3], r[4], r[5], None)
+            yield Row(r[0], from_db(r[1]), from_db(r[2]), r[3], r[4], r[5], None)
 
     def labels_present(self, labels: Iterable[str]) -> set[str]:
         wanted = list(dict.fromkeys(labels))
@@ -454,7 +494,7 @@ class Catalog:
             for chunk in _chunks(wanted):
                 marks = ",".join("?" * len(chunk))
                 sql = f"SELECT label FROM images WHERE label IN ({marks})"  # noqa: S608
-                found.update(r[0] for r in conn.execute(sql, chunk))
+                found.update(from_db(r[0]) for r in conn.execute(sql, [to_db(lb) for lb in chunk]))
         return found
 
     def vector_for_hash(self, content_hash: str) -> np.ndarray | None:
@@ -470,7 +510,7 @@ class Catalog:
                 marks = ",".join("?" * len(chunk))
                 sql = f"SELECT id, label, path FROM images WHERE id IN ({marks})"  # noqa: S608
                 for ident, label, path in conn.execute(sql, chunk):
-                    out[ident] = (label, path)
+                    out[ident] = (from_db(label), from_db(path))
         return out
 
     def ids_and_seqs(self) -> list[tuple[int, int]]:
@@ -502,24 +542,29 @@ class Catalog:
 
 def read_folders(path: Path) -> list[dict[str, Any]]:
     """The watched folders recorded in the catalog file at ``path``, read without opening the
-    database (no migration, no index load); [] when the file or the table is missing."""
+    database (no migration, no index load); [] when the file or the table is missing.
+
+    A catalog that exists but cannot be read raises ``StoreError``: its folders must not silently
+    stop being watched."""
     if not path.is_file():
         return []
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
-    except sqlite3.Error:
-        return []
-    try:
-        rows = conn.execute("SELECT path, options, added_at FROM folders ORDER BY path").fetchall()
-    except sqlite3.Error:
-        return []
-    finally:
-        conn.close()
+        try:
+            table = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'folders'"
+            if conn.execute(table).fetchone() is None:
+                return []
+            rows = conn.execute("SELECT path, options, added_at FROM folders ORDER BY path").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise _corrupt(path, exc) from exc
     out = []
     for p, o, a in rows:
         try:
             options = json.loads(o)
         except (TypeError, ValueError):
             options = {}
-        out.append({"path": p, "options": options if isinstance(options, dict) else {}, "added_at": a})
+        options = options if isinstance(options, dict) else {}
+        out.append({"path": from_db(p), "options": options, "added_at": a})
     return out

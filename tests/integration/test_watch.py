@@ -25,6 +25,7 @@ from shapes import render
 
 from isearchd.client import Client
 from isearchd.errors import InvalidRequest, NotFound, PermissionDenied
+from isearchd.pathtext import from_db
 
 SETTLE_S = "0.4"
 DEADLINE_S = 30.0
@@ -90,7 +91,8 @@ def stored(home: Path, db: str) -> dict[str, str]:
         return {}
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
     try:
-        return dict(conn.execute("SELECT label, content_hash FROM images").fetchall())
+        rows = conn.execute("SELECT label, content_hash FROM images").fetchall()
+        return {from_db(label): chash for label, chash in rows}
     finally:
         conn.close()
 

@@ -301,3 +301,39 @@ def test_raycast_script_lists_and_opens_the_chosen_match(env: dict[str, str]) ->
     fake(Path(env["BIN"]), "isearch", 'echo "Error: no ImgSearch service" >&2\nexit 1\n')
     proc = subprocess.run(["bash", str(script), "x"], env={**env, **extra}, capture_output=True, text=True)
     assert proc.returncode == 1 and proc.stdout.strip() == "ImgSearch error: Error: no ImgSearch service"
+
+
+# -- file names that are not UTF-8 (the JSON carries them as \udcXX escapes) ---------------------
+
+ODD_PATH = "/pics/caf\udce9\nnight.jpg"  # os.fsdecode(b"/pics/caf\xe9\nnight.jpg")
+
+
+@pytest.fixture
+def odd_env(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    odd = {
+        **SAMPLE,
+        "results": [{"path": ODD_PATH, "label": ODD_PATH, "similarity": 40.0}, *SAMPLE["results"]],
+    }
+    (tmp_path / "sample.json").write_text(json.dumps(odd))  # ASCII JSON with a \udce9 escape
+    return env
+
+
+def test_launcher_opens_a_non_utf8_name_with_its_exact_bytes(odd_env: dict[str, str], tmp_path: Path) -> None:
+    rows = tmp_path / "rofi-rows"
+    fake(Path(odd_env["BIN"]), "rofi", f'cat > "{rows}"; echo 0\n')
+    proc = run_launcher(odd_env, "night", ISEARCH_LAUNCHER_MENU="rofi")
+    assert proc.returncode == 0, proc.stderr
+    assert Path(odd_env["LOG"]).read_bytes().endswith(b"open /pics/caf\xe9\nnight.jpg\n")
+    shown = rows.read_bytes().split(b"\n")
+    assert shown[0].startswith(b" 1.  40.0%  caf\\udce9\\nnight.jpg")  # one row, escaped
+    assert len([r for r in shown if r]) == 4
+
+
+def test_raycast_opens_a_non_utf8_name_with_its_exact_bytes(odd_env: dict[str, str]) -> None:
+    script = LAUNCHERS / "raycast" / "image-search.sh"
+    extra = {"ISEARCH_OPENER": str(Path(odd_env["BIN"]) / "xdg-open"), "ISEARCH_PYTHON": sys.executable}
+    proc = subprocess.run(["bash", str(script), "night", "1"], env={**odd_env, **extra}, capture_output=True,
+                          timeout=60)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.decode().splitlines()[0] == " 1.  40.0%  /pics/caf\\udce9\\nnight.jpg"
+    assert Path(odd_env["LOG"]).read_bytes().endswith(b"open /pics/caf\xe9\nnight.jpg\n")

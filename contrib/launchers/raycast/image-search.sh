@@ -34,22 +34,20 @@ if ! json="$("$isearch" search --json -n "${ISEARCH_COUNT:-10}" "$query" 2>"$err
     exit 1
 fi
 
-# The JSON schema: {"query", "kind", "db", "results": [{"path", "label", "similarity"}]}
-listing="$(printf '%s' "$json" | "$python" -c '
-import json, sys
-pick = sys.argv[1]
+# The JSON schema: {"query", "kind", "db", "results": [{"path", "label", "similarity"}]}. A path
+# whose name is not UTF-8 arrives with \udcXX escapes: Python hands the opener its exact bytes,
+# and the listing shows such names escaped, one line each.
+printf '%s' "$json" | "$python" -c '
+import json, subprocess, sys
+pick, opener = sys.argv[1], sys.argv[2]
 results = json.load(sys.stdin)["results"]
+def shown(text):
+    return "".join(c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode() for c in text)
 for i, r in enumerate(results, 1):
-    print("%2d. %5.1f%%  %s" % (i, r["similarity"], r["path"]))
+    print("%2d. %5.1f%%  %s" % (i, r["similarity"], shown(r["path"])))
 if not results:
     print("No matching images")
 elif pick.isdigit() and 1 <= int(pick) <= len(results):
-    print("open:" + results[int(pick) - 1]["path"])
-' "$pick")"
-
-while IFS= read -r line; do
-    case "$line" in
-        open:*) "$opener" "${line#open:}" ;;
-        *) printf '%s\n' "$line" ;;
-    esac
-done <<< "$listing"
+    sys.stdout.flush()
+    subprocess.run([opener, results[int(pick) - 1]["path"]], check=False)
+' "$pick" "$opener"
