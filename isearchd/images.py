@@ -217,7 +217,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
     if mode == "RGB" and "transparency" not in img.info:
         return img
     if mode.startswith("I;16") or mode in ("I", "F"):
-        return Image.fromarray(_wide_to_8bit(img), "L").convert("RGB")
+        return Image.fromarray(_wide_to_8bit(img)).convert("RGB")  # 2-D uint8: mode L
     if mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
         if mode == "La":  # premultiplied grey+alpha: Pillow converts it to LA only
             img = img.convert("LA")
