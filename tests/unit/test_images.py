@@ -376,7 +376,8 @@ def test_one_pixel_and_panorama(tmp_path: Path) -> None:
 
 
 def test_image_extensions_and_names() -> None:
-    assert {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"} == IMAGE_EXTENSIONS
+    classic = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
+    assert classic | {".heic", ".heif", ".hif", ".avif"} == IMAGE_EXTENSIONS
     good = ("a.jpg", "A.JPG", "dir/b.Jpeg", "c.png", "d.webp", "e.TIFF", "f.gif", "g.bmp", Path("x/y.tif"))
     for name in good:
         assert is_image_name(name), name
