@@ -2,7 +2,8 @@
 
 ``load_image`` is the one way ImgSearch turns a file (or uploaded bytes) into pixels. It
 
-- applies the EXIF orientation, so a phone photo taken upright is embedded upright;
+- applies the EXIF orientation, so a phone photo taken upright is embedded upright (HEIF: its
+  own rotation and mirror instead, see ``_apply_orientation``);
 - converts every Pillow mode to 8-bit RGB (``to_rgb``): palette, transparency, CMYK, 16/32-bit
   integer and float grayscale, 1-bit;
 - decodes large JPEGs at a reduced scale (``Image.draft``: libjpeg's DCT scaling, 1/2, 1/4 or
@@ -15,8 +16,13 @@ Transparent pixels are composited over a fixed white background (``BACKGROUND``)
 viewer shows a transparent PNG on a page: the embedding then does not depend on whatever colour
 happens to be stored under fully transparent pixels.
 
-Nothing here touches global Pillow state (``Image.MAX_IMAGE_PIXELS``,
-``ImageFile.LOAD_TRUNCATED_IMAGES``): truncated files stay errors and the pixel bound is our own.
+Formats: Pillow's own (JPEG, PNG, BMP, WebP, GIF, TIFF; AVIF in Pillow's wheels from 11.3 on) and
+HEIF/HEIC through pillow-heif's Pillow plugin, which ``load_image`` registers on its first call
+(``_register_heif_opener``), never at import.
+
+That registration is the one change made to global Pillow state. Nothing here touches its limits
+(``Image.MAX_IMAGE_PIXELS``, ``ImageFile.LOAD_TRUNCATED_IMAGES``): truncated files stay errors and
+the pixel bound is our own.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import IO
 
@@ -35,7 +42,7 @@ from isearchd.errors import BadImage
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
+    {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".heic", ".heif", ".hif", ".avif"}
 )
 
 # The largest picture we decode, in pixels. A full decode costs 3-4 bytes per pixel (this bound:
@@ -65,6 +72,48 @@ _MAGIC = (
     (b"BM", "BMP"),
 )
 _FORMAT_NAMES = {"MPO": "JPEG", "WEBP": "WebP"}  # Pillow format -> the name users know
+
+# ISO base media file brands (the ``ftyp`` box) that name a HEIF or an AVIF file. ``mif1`` and
+# ``msf1`` are generic: the compatible brands that follow say which codec.
+_AVIF_BRANDS = frozenset({b"avif", b"avis"})
+_HEIF_BRANDS = frozenset(
+    {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"}
+)
+
+# Formats whose decoder already applies the container's own rotation and mirror (HEIF's irot and
+# imir boxes; pillow-heif's Pillow format name is "HEIF" for .heic and .heif alike).
+_SELF_ORIENTING_FORMATS = frozenset({"HEIF"})
+
+# Formats whose Pillow plugin wraps a library (libheif, libavif) with more to say about a file it
+# cannot open than Pillow's "cannot identify image file".
+_CONTAINER_FORMATS = frozenset({"HEIF", "AVIF"})
+
+_heif_lock = threading.Lock()
+_heif_registered = False
+
+
+def _register_heif_opener() -> None:
+    """Let Pillow open HEIF/HEIC files (pillow-heif's plugin): once per process, thread-safe.
+
+    Pillow's own plugins are loaded first so that its AVIF plugin is asked before pillow-heif's:
+    both accept the generic ``mif1`` brand, and pillow-heif 1.x has no AV1 decoder. Should
+    pillow-heif be unusable (missing, or its library fails to load), other formats still decode
+    and HEIF files fail as unsupported.
+    """
+    global _heif_registered
+    if _heif_registered:
+        return
+    with _heif_lock:
+        if _heif_registered:
+            return
+        Image.init()
+        try:
+            import pillow_heif
+
+            pillow_heif.register_heif_opener()
+        except ImportError as e:  # pillow-heif defers its C library's ImportError to the first use
+            log.warning("HEIC/HEIF images cannot be decoded: pillow-heif is not usable (%s)", e)
+        _heif_registered = True
 
 
 def is_image_name(name: str | os.PathLike[str]) -> bool:
@@ -115,10 +164,13 @@ def load_image(source: str | Path | bytes, *, min_side: int = 224, name: str | N
 
 
 def _decode(fp: IO[bytes], label: str, min_side: int) -> Image.Image:
+    _register_heif_opener()
     try:
         img = Image.open(fp)
     except UnidentifiedImageError:
         sniffed = _sniff_format(fp)
+        if sniffed in _CONTAINER_FORMATS:
+            raise BadImage(label, _container_reason(fp, sniffed)) from None
         if sniffed != "image":  # the magic bytes say what it is, Pillow cannot read this variant
             raise BadImage(label, f"unsupported or corrupt {sniffed}") from None
         raise BadImage(label, "not an image (unrecognised format)") from None
@@ -157,7 +209,7 @@ def _sniff_format(fp: IO[bytes]) -> str:
     """The format named by the file's magic bytes, for errors raised before Pillow knows it."""
     try:
         fp.seek(0)
-        head = fp.read(12)
+        head = fp.read(64)
     except (OSError, ValueError):
         return "image"
     for magic, fmt in _MAGIC:
@@ -165,11 +217,40 @@ def _sniff_format(fp: IO[bytes]) -> str:
             return fmt
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "WebP"
+    if head[4:8] == b"ftyp":  # box size, "ftyp", major brand, minor version, compatible brands
+        end = min(int.from_bytes(head[:4], "big"), len(head))
+        brands = {head[8:12]} | {head[i : i + 4] for i in range(16, end - 3, 4)}
+        if brands & _AVIF_BRANDS:
+            return "AVIF"
+        if brands & _HEIF_BRANDS:
+            return "HEIF"
     return "image"
 
 
+def _container_reason(fp: IO[bytes], fmt: str) -> str:
+    """Why the plugin for a HEIF or AVIF file refused it. ``Image.open`` keeps only "cannot
+    identify"; libheif and libavif say more ("Unexpected end of file", "BMFF parsing failed")."""
+    opener = Image.OPEN.get(fmt)
+    if opener is not None:
+        try:
+            fp.seek(0)
+            opener[0](fp, "").close()  # header only: nothing is decoded
+        except Exception as e:
+            return _reason(fmt, e)
+    return f"unsupported or corrupt {fmt}"
+
+
 def _apply_orientation(img: Image.Image, label: str) -> Image.Image:
-    """Rotate/flip by the EXIF orientation tag. Broken EXIF costs the rotation, not the image."""
+    """Rotate/flip by the EXIF orientation tag. Broken EXIF costs the rotation, not the image.
+
+    HEIF is the exception: libheif has already applied the file's own rotation and mirror (irot,
+    imir), which the format makes authoritative over EXIF. iPhones write both, the same turn twice,
+    so following EXIF too would rotate the picture twice. (pillow-heif also resets the EXIF tag to 1
+    on open; this does not depend on that.) AVIF needs no exception: Pillow does not apply irot and
+    imir while decoding but reports them as the EXIF orientation, in place of the file's own tag.
+    """
+    if img.format in _SELF_ORIENTING_FORMATS:
+        return img.copy()  # the caller closes ``img``
     try:
         return ImageOps.exif_transpose(img)
     except Exception as e:
@@ -177,11 +258,15 @@ def _apply_orientation(img: Image.Image, label: str) -> Image.Image:
         return img.copy()  # the caller closes ``img``
 
 
+# How decoders say the data stopped early: Pillow, libjpeg, libheif, libavif.
+_TRUNCATION_HINTS = ("truncated", "premature end", "end of file", "insufficient input data")
+
+
 def _reason(fmt: str, e: Exception) -> str:
     """A short human reason for a Pillow decode failure."""
-    text = str(e).strip()
+    text = " ".join(str(e).split())  # one line: libheif's messages can end in a newline
     low = text.lower()
-    if "truncated" in low or isinstance(e, EOFError) or "premature end" in low:
+    if isinstance(e, EOFError) or any(t in low for t in _TRUNCATION_HINTS):
         return f"truncated {fmt}"
     if isinstance(e, MemoryError):
         return f"out of memory decoding {fmt}"
@@ -217,7 +302,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
     if mode == "RGB" and "transparency" not in img.info:
         return img
     if mode.startswith("I;16") or mode in ("I", "F"):
-        return Image.fromarray(_wide_to_8bit(img), "L").convert("RGB")
+        return Image.fromarray(_wide_to_8bit(img)).convert("RGB")  # 2-D uint8: mode L
     if mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
         if mode == "La":  # premultiplied grey+alpha: Pillow converts it to LA only
             img = img.convert("LA")

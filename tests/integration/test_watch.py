@@ -505,3 +505,24 @@ def test_cli_watch_list_unwatch(wd: WatchDaemon, tmp_path: Path) -> None:
     res = runner.invoke(app, ["-B", wd.bind, "unwatch", str(pics), "-d", "cli"])
     assert res.exit_code == 0 and "its images stay" in res.output, res.output
     assert stored(wd.home, "cli") == on_disk(pics)
+
+
+def test_phone_formats_are_watched(wd: WatchDaemon, tmp_path: Path) -> None:
+    import pillow_heif
+
+    pics = tmp_path / "DCIM"
+    pics.mkdir()
+    render("red", "circle", 1).save(pics / "IMG_0001.avif", "AVIF")
+    pillow_heif.from_pillow(render("blue", "star", 2)).save(pics / "IMG_0002.heic")
+    db = "phone"
+    with wd.client(db) as c:
+        c.watch([str(pics)])
+        want = {str(pics / "IMG_0001.avif"), str(pics / "IMG_0002.heic")}
+        wait_for(lambda: set(stored(wd.home, db)) == want, "the folder's HEIC and AVIF indexed", wd)
+        # an iPhone import drops an upper-case .HEIC: written aside, then renamed into place
+        tmp = pics / ".IMG_0003.HEIC.tmp"
+        pillow_heif.from_pillow(render("green", "square", 3)).save(tmp)
+        tmp.rename(pics / "IMG_0003.HEIC")
+        want.add(str(pics / "IMG_0003.HEIC"))
+        wait_for(lambda: set(stored(wd.home, db)) == want, "the new .HEIC indexed", wd)
+        assert top_label(c, "a green square") == str(pics / "IMG_0003.HEIC")

@@ -124,15 +124,15 @@ def test_16_bit_grayscale_is_scaled_not_clipped() -> None:
 
 
 def test_32_bit_and_float_grayscale() -> None:
-    as_16 = Image.fromarray(np.array([[0, 32768, 65535]], dtype=np.int32), "I")
+    as_16 = Image.fromarray(np.array([[0, 32768, 65535]], dtype=np.int32))
     assert [pixel(to_rgb(as_16), (x, 0))[0] for x in range(3)] == [0, 128, 255]
-    wide = Image.fromarray(np.array([[-1000, 0, 1000]], dtype=np.int32), "I")
+    wide = Image.fromarray(np.array([[-1000, 0, 1000]], dtype=np.int32))
     assert [pixel(to_rgb(wide), (x, 0))[0] for x in range(3)] == [0, 128, 255]  # its own range
-    unit = Image.fromarray(np.array([[0.0, 0.5, 1.0]], dtype=np.float32), "F")
+    unit = Image.fromarray(np.array([[0.0, 0.5, 1.0]], dtype=np.float32))
     assert [pixel(to_rgb(unit), (x, 0))[0] for x in range(3)] == [0, 128, 255]
-    other = Image.fromarray(np.array([[10.0, 20.0, 30.0]], dtype=np.float32), "F")
+    other = Image.fromarray(np.array([[10.0, 20.0, 30.0]], dtype=np.float32))
     assert [pixel(to_rgb(other), (x, 0))[0] for x in range(3)] == [0, 128, 255]
-    flat = Image.fromarray(np.full((2, 2), 7.0, dtype=np.float32), "F")
+    flat = Image.fromarray(np.full((2, 2), 7.0, dtype=np.float32))
     assert to_rgb(flat).mode == "RGB"
 
 
@@ -376,7 +376,8 @@ def test_one_pixel_and_panorama(tmp_path: Path) -> None:
 
 
 def test_image_extensions_and_names() -> None:
-    assert {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"} == IMAGE_EXTENSIONS
+    classic = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
+    assert classic | {".heic", ".heif", ".hif", ".avif"} == IMAGE_EXTENSIONS
     good = ("a.jpg", "A.JPG", "dir/b.Jpeg", "c.png", "d.webp", "e.TIFF", "f.gif", "g.bmp", Path("x/y.tif"))
     for name in good:
         assert is_image_name(name), name
