@@ -38,7 +38,7 @@ CI_SETTINGS = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".JPG": "JPEG", ".png": "PNG", ".webp": "WEBP", ".gif": "GIF",
-           ".bmp": "BMP", ".tiff": "TIFF"}  # fmt: skip
+           ".bmp": "BMP", ".tiff": "TIFF", ".heic": "HEIF", ".AVIF": "AVIF"}  # fmt: skip
 KINDS = ("image", "image", "image", "truncated", "garbage", "empty", "dir", "fifo", "dangling")
 _dbs = itertools.count()
 
@@ -74,6 +74,9 @@ ENTRIES = st.lists(
 
 
 def image_bytes(entry: Entry) -> bytes:
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()  # to write HEIC here (the daemon registers its own)
     colour = list(COLOURS)[entry.seed % len(COLOURS)]
     shape = SHAPES[entry.seed % len(SHAPES)]
     img = render(colour, shape, seed=entry.seed)
