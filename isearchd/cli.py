@@ -551,10 +551,15 @@ def search(
     db_name, _ = _target(ctx, db, bind)
     kind = "image" if _is_image_query(text) else "text"
     client = _client(ctx, db, bind)
+    info = _db_info(client)  # nothing is printed before the service answers and the database exists
+    empty = info is None or not info.get("size")
+    if empty and not as_json:
+        typer.echo(_no_images_yet(db_name))
+        return
     if not as_json:
         shown = text if len(text) <= QUERY_DISPLAY_CHARS else text[: QUERY_DISPLAY_CHARS - 3] + "..."
         typer.echo(f"Searching {shown}...")
-    hits = _search_hits(client, text, num, min_similarity)
+    hits = [] if empty else _search_hits(client, text, num, min_similarity)
     if as_json:
         doc = {"query": text, "kind": kind, "db": db_name, "min_similarity": min_similarity, "results": hits}
         typer.echo(json.dumps(doc, ensure_ascii=False))
@@ -573,6 +578,29 @@ def _is_image_query(text: str) -> bool:
         return is_image_query(text)
     except OSError:  # a 10,000-character text is not a valid path
         return False
+
+
+def _db_info(client: Any) -> dict[str, Any] | None:
+    """The client's database info; None when the data home has no database at all (fresh).
+
+    Commands ask it before printing a preamble or a question: it proves that the service answers
+    and that the database exists. A missing database while others exist stays an error: the
+    daemon's message names the closest existing name.
+    """
+    try:
+        return dict(client.get_db_info())
+    except NotFound:
+        if client.list_dbs():
+            raise
+        return None
+
+
+def _no_images_yet(db_name: str) -> str:
+    option = "" if db_name == settings.DEFAULT_DB else f" -d {shlex.quote(db_name)}"
+    return (
+        f'Database "{db_name}" has no images yet. Add some with `isearch add{option} PATH...` '
+        f"or keep a folder in sync with `isearch watch{option} FOLDER`."
+    )
 
 
 def _search_hits(client: Any, text: str, num: int, similarity: float) -> list[dict[str, Any]]:
@@ -654,7 +682,10 @@ def db_command(
         for name in names:
             typer.echo(f"* {name}")
     elif info:
-        data = client.get_db_info()
+        data = _db_info(client)
+        if data is None:
+            typer.echo(_no_images_yet(db_name))
+            return
         typer.echo(f'Database "{data.get("name", db_name)}"')
         typer.echo(f"* Base: {data.get('base', '')}")
         typer.echo(f"* Size: {data.get('size', 0)}")
@@ -662,20 +693,38 @@ def db_command(
         if data.get("model"):
             typer.echo(f"* Model: {data['model']}")
     else:
-        _confirm_clear(db_name, yes)
+        size = int(client.get_db_info().get("size", 0))  # it answers and the database exists: ask
+        if not yes:
+            _confirm_clear(db_name, size)
         client.clear_db()
         typer.echo(f'Database "{db_name}" has been cleared.')
 
 
-def _confirm_clear(db_name: str, yes: bool) -> None:
-    if yes:
-        return
-    if not sys.stdin.isatty():
-        raise ISearchError(
-            f'refusing to clear database "{db_name}" without confirmation: no terminal to ask on; '
-            "pass -y to confirm"
-        )
-    if not typer.confirm(f'Clear database "{db_name}"? Every image in it is removed; this cannot be undone.'):
+def _confirm_clear(db_name: str, size: int) -> None:
+    """Ask before clearing. An answer on a pipe counts (`echo y | isearch db --clear`), as in the
+    original; no answer at all (end of input, /dev/null) refuses and points at -y."""
+    question = (
+        f'Clear database "{db_name}" ({size} {_plural(size, "image")})? '
+        "Every image in it is removed; this cannot be undone."
+    )
+    refusal = ISearchError(
+        f'refusing to clear database "{db_name}" without confirmation: no answer was given; '
+        "pass -y to confirm"
+    )
+    if sys.stdin.isatty():
+        try:
+            agreed = typer.confirm(question)
+        except typer.Abort:  # end of input (Ctrl-D) or Ctrl-C
+            typer.echo()
+            raise refusal from None
+    else:
+        typer.echo(f"{question} [y/N]: ", nl=False)
+        answer = sys.stdin.readline()
+        typer.echo(answer.strip())  # the terminal would have echoed it
+        if not answer:
+            raise refusal
+        agreed = answer.strip().lower() in ("y", "yes")
+    if not agreed:
         typer.echo("Nothing was cleared.")
         raise typer.Exit(EXIT_ERROR)
 

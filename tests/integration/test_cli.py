@@ -178,12 +178,14 @@ def test_every_command_fails_cleanly_without_a_service(home_root: Path, tmp_path
         ["db", "--info"],
         ["db", "--list"],
         ["db", "--clear", "-y"],
+        ["db", "--clear"],
         ["cmp", str(image), str(image)],
         ["service", "stop"],
     ):
-        proc = run_cli(env, *argv)
+        proc = run_cli(env, *argv, stdin="y\n")
         assert proc.returncode == 1, (argv, proc.stdout, proc.stderr)
         assert_one_error_line(proc, "not running")
+        assert proc.stdout == "", argv  # no "Searching ...", no question, before that error
     status = run_cli(env, "service", "status")
     assert status.returncode == 3
     assert status.stdout.startswith("ImgSearch service is not running")
@@ -225,7 +227,7 @@ def test_unexpected_errors_are_one_line_with_the_log(
     def explode(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(client.Client, "search_hits", explode)
+    monkeypatch.setattr(client.Client, "get_db_info", explode)
     code, _out, err = _invoke("a red circle")
     log = isolated_home / "isearch-cli.log"
     assert code == 1
@@ -532,9 +534,31 @@ def test_db_clear_needs_confirmation(svc: Service) -> None:
     folder = svc.root / "clearme"
     write_samples(folder, 1, classes=[("red", "star"), ("blue", "cross")])
     assert svc.run("add", "-d", "clearme", str(folder)).returncode == 0
-    refused = svc.run("db", "--clear", "-d", "clearme", stdin="y\n")  # stdin is not a terminal
-    assert_one_error_line(refused, "-y")
+    for no_answer in ("", None):  # end of input at once; /dev/null
+        refused = (
+            svc.run("db", "--clear", "-d", "clearme", stdin=no_answer)
+            if no_answer is not None
+            else subprocess.run(
+                [sys.executable, "-m", "isearchd.cli", "db", "--clear", "-d", "clearme"],
+                env=svc.env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=CLI_TIMEOUT_S,
+            )
+        )
+        assert_one_error_line(refused, "no answer", "-y")
+    declined = svc.run("db", "--clear", "-d", "clearme", stdin="n\n")
+    assert declined.returncode == 1 and "Nothing was cleared." in declined.stdout
     assert "* Size: 2" in svc.run("db", "--info", "-d", "clearme").stdout
+    piped = svc.run("db", "--clear", "-d", "clearme", stdin="y\n")  # an answer on a pipe is consent
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout.splitlines() == [
+        'Clear database "clearme" (2 images)? Every image in it is removed; this cannot be undone. [y/N]: y',
+        'Database "clearme" has been cleared.',
+    ]
+    assert "* Size: 0" in svc.run("db", "--info", "-d", "clearme").stdout
+    assert svc.run("add", "-d", "clearme", str(folder)).returncode == 0
     assert _clear_in_terminal(svc, "clearme", "n\n") != 0
     assert "* Size: 2" in svc.run("db", "--info", "-d", "clearme").stdout
     assert _clear_in_terminal(svc, "clearme", "y\n") == 0
@@ -586,6 +610,36 @@ def test_cmp(indexed: Service) -> None:
     bad = indexed.root / "garbage.jpg"
     bad.write_bytes(b"garbage")
     assert_one_error_line(indexed.run("cmp", str(a), str(bad)), "garbage.jpg")
+
+
+def test_missing_database_suggests_the_closest_name(svc: Service) -> None:
+    folder = svc.root / "photos-src"
+    write_samples(folder, 1, classes=[("red", "square")])
+    assert svc.run("add", "-d", "photos", str(folder)).returncode == 0
+    for argv in (
+        ["-d", "photso", "a red square"],
+        ["db", "--info", "-d", "photso"],
+        ["db", "--clear", "-d", "photso"],
+    ):
+        proc = svc.run(*argv, stdin="y\n")
+        assert_one_error_line(proc, "database 'photso' does not exist", "did you mean 'photos'?")
+        assert proc.stdout == ""  # no "Searching ...", no question
+        assert svc.env["ISEARCH_HOME"] not in proc.stderr  # names databases, not catalog files
+
+
+def test_search_in_an_empty_database_says_how_to_fill_it(svc: Service) -> None:
+    folder = svc.root / "soon-empty"
+    write_samples(folder, 1, classes=[("blue", "star")])
+    assert svc.run("add", "-d", "soon-empty", str(folder)).returncode == 0
+    assert svc.run("db", "--clear", "-y", "-d", "soon-empty").returncode == 0
+    proc = svc.run("-d", "soon-empty", "a blue star")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        'Database "soon-empty" has no images yet. Add some with `isearch add -d soon-empty PATH...` '
+        "or keep a folder in sync with `isearch watch -d soon-empty FOLDER`."
+    ]
+    doc = json.loads(svc.run("--json", "-d", "soon-empty", "a blue star").stdout)
+    assert doc["results"] == [] and doc["db"] == "soon-empty"
 
 
 def test_bad_database_name_is_one_line(svc: Service) -> None:
