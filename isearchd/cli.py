@@ -46,6 +46,9 @@ CLI_LOG_NAME = "isearch-cli.log"
 BAR_REFRESH_S = 0.1
 LINE_REFRESH_S = 1.0
 BAR_WIDTH = 28
+# `service start` downloads missing weights itself; when nothing at all arrives for this long (no
+# network) it gives up with the error that names `model pull` (which keeps trying for 25 s).
+START_DOWNLOAD_FIRST_BYTE_S = 5.0
 
 
 def route_default_command(args: Sequence[str], commands: set[str] | frozenset[str]) -> list[str]:
@@ -323,6 +326,10 @@ def service_start(
             "`isearch service install -m ...`"
         )
     level = log_level.value if log_level is not None else config.service.log_level
+    if not control.managed_by_init():
+        # download and export here, with progress, rather than silently inside the daemon's start
+        control.ensure_not_running(address)
+        _prepare_model(model_name, precision.value if precision else config.model.precision, config)
     info = control.start(
         model_name, bind=address, log_level=level, precision=precision.value if precision else None
     )
@@ -793,16 +800,12 @@ def model_pull(
     bind: BindOpt = None,
     version: VersionOpt = False,
 ) -> None:
-    """Download a model's weights into the cache."""
-    from isearchd.models import weights
-
+    """Download a model's weights into the cache and prepare them for ONNX Runtime."""
     _known_key(key)
-    progress = Progress(f"Downloading {key}", "MB", scale=1024 * 1024, fmt="{:.1f}")
-    try:
-        path = weights.pull(key, progress=lambda done, total: progress.update(done, total))
-    finally:
-        progress.close()
+    config = _config()
+    path = _download(key)
     typer.echo(f"Weights for {key} saved to {path} ({path.stat().st_size / 1024 / 1024:.1f} MB)")
+    _prepare_model(key, config.model.precision, config)
 
 
 @model_app.command("import")
@@ -817,10 +820,68 @@ def model_import(
     from isearchd.models import weights
 
     _known_key(key)
+    config = _config()
     if not file.expanduser().is_file():
         raise NotFound(f"{file}: no such file")
     path = weights.import_weights(key, file.expanduser())
     typer.echo(f"Imported {file} as the weights of {key}: {path}")
+    _prepare_model(key, config.model.precision, config)
+
+
+def _download(key: str, first_byte_s: float | None = None) -> Path:
+    """`model pull`: the weights of ``key`` into the cache, with a progress display."""
+    from isearchd.models import weights
+
+    progress = Progress(f"Downloading {key}", "MB", scale=1024 * 1024, fmt="{:.1f}")
+    try:
+        return weights.pull(
+            key, progress=lambda done, total: progress.update(done, total), first_byte_s=first_byte_s
+        )
+    finally:
+        progress.close()
+
+
+def _prepare_model(model: str, precision: str, config: Any) -> None:
+    """Make ``model`` ready for the daemon's start: weights in the cache, ONNX Runtime export built.
+
+    Weights missing for a registry key are downloaded as `model pull` does (giving up soon when
+    nothing arrives: `WeightsMissing` names the URL, the cache path and `model pull`/`model
+    import`). The export is made for the precision the daemon will run (fp32 unless int8 is asked
+    for; int8 is quantised from the fp32 export, so it makes both). It is only a head start: when
+    it fails, the daemon tries again at its start and runs fp32 in torch if it must, so a failure
+    here is a warning. CUDA/MPS devices run in torch and need no export.
+    """
+    from isearchd.errors import ModelError, WeightsMissing
+    from isearchd.models import backend, weights
+    from isearchd.models.registry import get_spec
+    from isearchd.models.resolve import resolve
+
+    try:
+        resolved = resolve(model)
+    except WeightsMissing:
+        key = get_spec(model).key
+        url = weights.download_url(key)
+        typer.echo(f"The weights of {key} are not cached yet; downloading {url}", err=True)
+        path = _download(key, first_byte_s=START_DOWNLOAD_FIRST_BYTE_S)
+        typer.echo(f"Weights for {key} saved to {path}", err=True)
+        resolved = resolve(model)
+    if config.model.device != "cpu" or backend.export_cached(resolved, precision):
+        return
+    what = f"Preparing {resolved.key} for ONNX Runtime ({precision}, once per weights file)..."
+    typer.echo(what, err=True, nl=False)
+    started = time.monotonic()
+    try:
+        backend.ensure_export(resolved, precision)
+    except ModelError as exc:
+        typer.echo(err=True)
+        typer.secho(
+            f"Warning: {resolved.key} could not be prepared for ONNX Runtime ({exc.message}); "
+            "the service tries again when it starts",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
+        return
+    typer.echo(f" done ({time.monotonic() - started:.1f} s)", err=True)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
