@@ -329,7 +329,9 @@ def service_start(
     if not control.managed_by_init():
         # download and export here, with progress, rather than silently inside the daemon's start
         control.ensure_not_running(address)
-        _prepare_model(model_name, precision.value if precision else config.model.precision, config)
+        _prepare_model(
+            model_name, precision.value if precision else config.model.precision, config.model.device
+        )
     info = control.start(
         model_name, bind=address, log_level=level, precision=precision.value if precision else None
     )
@@ -805,7 +807,7 @@ def model_pull(
     config = _config()
     path = _download(key)
     typer.echo(f"Weights for {key} saved to {path} ({path.stat().st_size / 1024 / 1024:.1f} MB)")
-    _prepare_model(key, config.model.precision, config)
+    _prepare_model(key, config.model.precision, config.model.device)
 
 
 @model_app.command("import")
@@ -825,7 +827,7 @@ def model_import(
         raise NotFound(f"{file}: no such file")
     path = weights.import_weights(key, file.expanduser())
     typer.echo(f"Imported {file} as the weights of {key}: {path}")
-    _prepare_model(key, config.model.precision, config)
+    _prepare_model(key, config.model.precision, config.model.device)
 
 
 def _download(key: str, first_byte_s: float | None = None) -> Path:
@@ -841,7 +843,7 @@ def _download(key: str, first_byte_s: float | None = None) -> Path:
         progress.close()
 
 
-def _prepare_model(model: str, precision: str, config: Any) -> None:
+def _prepare_model(model: str, precision: str, device: str) -> None:
     """Make ``model`` ready for the daemon's start: weights in the cache, ONNX Runtime export built.
 
     Weights missing for a registry key are downloaded as `model pull` does (giving up soon when
@@ -865,7 +867,7 @@ def _prepare_model(model: str, precision: str, config: Any) -> None:
         path = _download(key, first_byte_s=START_DOWNLOAD_FIRST_BYTE_S)
         typer.echo(f"Weights for {key} saved to {path}", err=True)
         resolved = resolve(model)
-    if config.model.device != "cpu" or backend.export_cached(resolved, precision):
+    if device != "cpu" or backend.export_cached(resolved, precision):
         return
     what = f"Preparing {resolved.key} for ONNX Runtime ({precision}, once per weights file)..."
     typer.echo(what, err=True, nl=False)
