@@ -47,6 +47,9 @@ CLI_LOG_NAME = "isearch-cli.log"
 BAR_REFRESH_S = 0.1
 LINE_REFRESH_S = 1.0
 BAR_WIDTH = 28
+# `service start` downloads missing weights itself; when nothing at all arrives for this long (no
+# network) it gives up with the error that names `model pull` (which keeps trying for 25 s).
+START_DOWNLOAD_FIRST_BYTE_S = 5.0
 
 
 def route_default_command(args: Sequence[str], commands: set[str] | frozenset[str]) -> list[str]:
@@ -324,6 +327,12 @@ def service_start(
             "`isearch service install -m ...`"
         )
     level = log_level.value if log_level is not None else config.service.log_level
+    if not control.managed_by_init():
+        # download and export here, with progress, rather than silently inside the daemon's start
+        control.ensure_not_running(address)
+        _prepare_model(
+            model_name, precision.value if precision else config.model.precision, config.model.device
+        )
     info = control.start(
         model_name, bind=address, log_level=level, precision=precision.value if precision else None
     )
@@ -552,10 +561,15 @@ def search(
     db_name, _ = _target(ctx, db, bind)
     kind = "image" if _is_image_query(text) else "text"
     client = _client(ctx, db, bind)
+    info = _db_info(client)  # nothing is printed before the service answers and the database exists
+    empty = info is None or not info.get("size")
+    if empty and not as_json:
+        typer.echo(_no_images_yet(db_name))
+        return
     if not as_json:
         brief = text if len(text) <= QUERY_DISPLAY_CHARS else text[: QUERY_DISPLAY_CHARS - 3] + "..."
         typer.echo(f"Searching {shown(brief)}...")
-    hits = _search_hits(client, text, num, min_similarity)
+    hits = [] if empty else _search_hits(client, text, num, min_similarity)
     if as_json:
         doc = {"query": text, "kind": kind, "db": db_name, "min_similarity": min_similarity, "results": hits}
         typer.echo(json_safe(json.dumps(doc, ensure_ascii=False)))
@@ -574,6 +588,29 @@ def _is_image_query(text: str) -> bool:
         return is_image_query(text)
     except OSError:  # a 10,000-character text is not a valid path
         return False
+
+
+def _db_info(client: Any) -> dict[str, Any] | None:
+    """The client's database info; None when the data home has no database at all (fresh).
+
+    Commands ask it before printing a preamble or a question: it proves that the service answers
+    and that the database exists. A missing database while others exist stays an error: the
+    daemon's message names the closest existing name.
+    """
+    try:
+        return dict(client.get_db_info())
+    except NotFound:
+        if client.list_dbs():
+            raise
+        return None
+
+
+def _no_images_yet(db_name: str) -> str:
+    option = "" if db_name == settings.DEFAULT_DB else f" -d {shlex.quote(db_name)}"
+    return (
+        f'Database "{db_name}" has no images yet. Add some with `isearch add{option} PATH...` '
+        f"or keep a folder in sync with `isearch watch{option} FOLDER`."
+    )
 
 
 def _search_hits(client: Any, text: str, num: int, similarity: float) -> list[dict[str, Any]]:
@@ -655,7 +692,10 @@ def db_command(
         for name in names:
             typer.echo(f"* {name}")
     elif info:
-        data = client.get_db_info()
+        data = _db_info(client)
+        if data is None:
+            typer.echo(_no_images_yet(db_name))
+            return
         typer.echo(f'Database "{data.get("name", db_name)}"')
         typer.echo(f"* Base: {data.get('base', '')}")
         typer.echo(f"* Size: {data.get('size', 0)}")
@@ -663,20 +703,38 @@ def db_command(
         if data.get("model"):
             typer.echo(f"* Model: {data['model']}")
     else:
-        _confirm_clear(db_name, yes)
+        size = int(client.get_db_info().get("size", 0))  # it answers and the database exists: ask
+        if not yes:
+            _confirm_clear(db_name, size)
         client.clear_db()
         typer.echo(f'Database "{db_name}" has been cleared.')
 
 
-def _confirm_clear(db_name: str, yes: bool) -> None:
-    if yes:
-        return
-    if not sys.stdin.isatty():
-        raise ISearchError(
-            f'refusing to clear database "{db_name}" without confirmation: no terminal to ask on; '
-            "pass -y to confirm"
-        )
-    if not typer.confirm(f'Clear database "{db_name}"? Every image in it is removed; this cannot be undone.'):
+def _confirm_clear(db_name: str, size: int) -> None:
+    """Ask before clearing. An answer on a pipe counts (`echo y | isearch db --clear`), as in the
+    original; no answer at all (end of input, /dev/null) refuses and points at -y."""
+    question = (
+        f'Clear database "{db_name}" ({size} {_plural(size, "image")})? '
+        "Every image in it is removed; this cannot be undone."
+    )
+    refusal = ISearchError(
+        f'refusing to clear database "{db_name}" without confirmation: no answer was given; '
+        "pass -y to confirm"
+    )
+    if sys.stdin.isatty():
+        try:
+            agreed = typer.confirm(question)
+        except typer.Abort:  # end of input (Ctrl-D) or Ctrl-C
+            typer.echo()
+            raise refusal from None
+    else:
+        typer.echo(f"{question} [y/N]: ", nl=False)
+        answer = sys.stdin.readline()
+        typer.echo(answer.strip())  # the terminal would have echoed it
+        if not answer:
+            raise refusal
+        agreed = answer.strip().lower() in ("y", "yes")
+    if not agreed:
         typer.echo("Nothing was cleared.")
         raise typer.Exit(EXIT_ERROR)
 
@@ -745,16 +803,12 @@ def model_pull(
     bind: BindOpt = None,
     version: VersionOpt = False,
 ) -> None:
-    """Download a model's weights into the cache."""
-    from isearchd.models import weights
-
+    """Download a model's weights into the cache and prepare them for ONNX Runtime."""
     _known_key(key)
-    progress = Progress(f"Downloading {key}", "MB", scale=1024 * 1024, fmt="{:.1f}")
-    try:
-        path = weights.pull(key, progress=lambda done, total: progress.update(done, total))
-    finally:
-        progress.close()
+    config = _config()
+    path = _download(key)
     typer.echo(f"Weights for {key} saved to {path} ({path.stat().st_size / 1024 / 1024:.1f} MB)")
+    _prepare_model(key, config.model.precision, config.model.device)
 
 
 @model_app.command("import")
@@ -769,10 +823,68 @@ def model_import(
     from isearchd.models import weights
 
     _known_key(key)
+    config = _config()
     if not file.expanduser().is_file():
         raise NotFound(f"{file}: no such file")
     path = weights.import_weights(key, file.expanduser())
     typer.echo(f"Imported {file} as the weights of {key}: {path}")
+    _prepare_model(key, config.model.precision, config.model.device)
+
+
+def _download(key: str, first_byte_s: float | None = None) -> Path:
+    """`model pull`: the weights of ``key`` into the cache, with a progress display."""
+    from isearchd.models import weights
+
+    progress = Progress(f"Downloading {key}", "MB", scale=1024 * 1024, fmt="{:.1f}")
+    try:
+        return weights.pull(
+            key, progress=lambda done, total: progress.update(done, total), first_byte_s=first_byte_s
+        )
+    finally:
+        progress.close()
+
+
+def _prepare_model(model: str, precision: str, device: str) -> None:
+    """Make ``model`` ready for the daemon's start: weights in the cache, ONNX Runtime export built.
+
+    Weights missing for a registry key are downloaded as `model pull` does (giving up soon when
+    nothing arrives: `WeightsMissing` names the URL, the cache path and `model pull`/`model
+    import`). The export is made for the precision the daemon will run (fp32 unless int8 is asked
+    for; int8 is quantised from the fp32 export, so it makes both). It is only a head start: when
+    it fails, the daemon tries again at its start and runs fp32 in torch if it must, so a failure
+    here is a warning. CUDA/MPS devices run in torch and need no export.
+    """
+    from isearchd.errors import ModelError, WeightsMissing
+    from isearchd.models import backend, weights
+    from isearchd.models.registry import get_spec
+    from isearchd.models.resolve import resolve
+
+    try:
+        resolved = resolve(model)
+    except WeightsMissing:
+        key = get_spec(model).key
+        url = weights.download_url(key)
+        typer.echo(f"The weights of {key} are not cached yet; downloading {url}", err=True)
+        path = _download(key, first_byte_s=START_DOWNLOAD_FIRST_BYTE_S)
+        typer.echo(f"Weights for {key} saved to {path}", err=True)
+        resolved = resolve(model)
+    if device != "cpu" or backend.export_cached(resolved, precision):
+        return
+    what = f"Preparing {resolved.key} for ONNX Runtime ({precision}, once per weights file)..."
+    typer.echo(what, err=True, nl=False)
+    started = time.monotonic()
+    try:
+        backend.ensure_export(resolved, precision)
+    except ModelError as exc:
+        typer.echo(err=True)
+        typer.secho(
+            f"Warning: {resolved.key} could not be prepared for ONNX Runtime ({exc.message}); "
+            "the service tries again when it starts",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
+        return
+    typer.echo(f" done ({time.monotonic() - started:.1f} s)", err=True)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

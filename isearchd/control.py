@@ -121,18 +121,7 @@ def start(
     if level not in LOG_LEVELS:
         raise ServiceError(f"unknown log level {log_level!r}; use one of: {', '.join(LOG_LEVELS)}")
     model = _model_argument(model)
-
-    running = running_pid()
-    if running is not None:
-        raise ServiceError(
-            f"the ImgSearch service is already running (PID {running}, data home {settings.data_home()}); "
-            "stop it first with `isearch service stop`"
-        )
-    if _answers(bind):
-        raise ServiceError(
-            f"another ImgSearch service already answers at {bind}; stop it with "
-            f"`isearch service stop -B {bind}` or choose another address with -B"
-        )
+    ensure_not_running(bind)
     cleanup_stale(bind)
 
     home = settings.data_home()
@@ -172,6 +161,25 @@ def start(
                 f"{detail} (log: {log_file})"
             )
         time.sleep(POLL_INTERVAL_S)
+
+
+def ensure_not_running(bind: str) -> None:
+    """Raise ServiceError when a daemon already runs for this data home or answers at ``bind``.
+
+    ``start`` checks this itself; the CLI checks it before downloading or exporting a model too,
+    so a second ``service start`` says "already running" at once.
+    """
+    running = running_pid()
+    if running is not None:
+        raise ServiceError(
+            f"the ImgSearch service is already running (PID {running}, data home {settings.data_home()}); "
+            "stop it first with `isearch service stop`"
+        )
+    if _answers(bind):
+        raise ServiceError(
+            f"another ImgSearch service already answers at {bind}; stop it with "
+            f"`isearch service stop -B {bind}` or choose another address with -B"
+        )
 
 
 def managed_by_init() -> bool:

@@ -8,6 +8,9 @@
 - ``backend="auto"`` (what the daemon uses): ONNX Runtime on the CPU when the export is cached or
   can be made, torch for CUDA/MPS devices or when the export fails (the reason is logged).
 
+``ensure_export`` makes the export ahead of time: ``isearch model pull|import`` and ``service
+start`` run it (with a progress line) so the daemon's first start only loads the cached graphs.
+
 ``precision="int8"`` (ONNX Runtime only) runs dynamically quantised towers: faster, slightly
 lossy; its model key ends in ``+int8`` so databases never mix the two.
 """
@@ -23,14 +26,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, overload
 
 from isearchd.errors import ModelError
-from isearchd.models.exports import PRECISIONS, export_paths, weights_id
+from isearchd.models.exports import PRECISIONS, ExportPaths, export_paths, weights_id
 from isearchd.models.resolve import ResolvedModel, resolve
 
 if TYPE_CHECKING:
     from isearchd.models.model import Model
     from isearchd.models.onnx_model import OnnxModel
 
-__all__ = ["BACKENDS", "PRECISIONS", "load_model"]
+__all__ = ["BACKENDS", "PRECISIONS", "ensure_export", "export_cached", "load_model"]
 
 log = logging.getLogger(__name__)
 
@@ -109,16 +112,10 @@ def _torch_model(resolved: ResolvedModel, device: str) -> Model:
 
 def _onnx_model(resolved: ResolvedModel, precision: str, threads: int | None) -> OnnxModel:
     started = time.perf_counter()
-    if not resolved.weights.is_file():
-        raise ModelError(f"{resolved.weights}: checkpoint file does not exist")
-    wid = weights_id(resolved.weights)
-    paths = export_paths(resolved.key, wid, precision)
-    if not paths.exist():
-        _export_in_child(resolved, precision)
-        if not paths.exist():
-            raise ModelError(f"the export of {resolved.key} did not produce {paths.directory}")
+    paths = ensure_export(resolved, precision)
     from isearchd.models.onnx_model import OnnxModel
 
+    wid = weights_id(resolved.weights)
     model = OnnxModel(key=resolved.key, paths=paths, weights_id=wid, precision=precision, threads=threads)
     log.info(
         "loaded %s (ONNX Runtime, %s, %d threads) from %s in %.2f s",
@@ -129,6 +126,31 @@ def _onnx_model(resolved: ResolvedModel, precision: str, threads: int | None) ->
         time.perf_counter() - started,
     )
     return model
+
+
+def export_cached(resolved: ResolvedModel, precision: str) -> bool:
+    """Whether the ONNX Runtime export of ``resolved``'s weights for ``precision`` is in the cache."""
+    if not resolved.weights.is_file():
+        return False
+    return export_paths(resolved.key, weights_id(resolved.weights), precision).exist()
+
+
+def ensure_export(resolved: ResolvedModel, precision: str) -> ExportPaths:
+    """The export of ``resolved``'s weights for ``precision``: from the cache, else made now.
+
+    The export runs in a child process (torch never enters this one). ``isearch model
+    pull|import`` and ``service start`` call this before the daemon starts, so the daemon finds
+    the export cached; the daemon calls it too (through ``load_model``) for whatever they missed.
+    Raises ``ModelError`` with the exporter's reason.
+    """
+    if not resolved.weights.is_file():
+        raise ModelError(f"{resolved.weights}: checkpoint file does not exist")
+    paths = export_paths(resolved.key, weights_id(resolved.weights), precision)
+    if not paths.exist():
+        _export_in_child(resolved, precision)
+        if not paths.exist():
+            raise ModelError(f"the export of {resolved.key} did not produce {paths.directory}")
+    return paths
 
 
 def _export_in_child(resolved: ResolvedModel, precision: str) -> None:

@@ -138,13 +138,16 @@ def pull(
     url: str | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     max_total_s: float = DEFAULT_MAX_TOTAL_S,
+    first_byte_s: float | None = None,
 ) -> Path:
     """Download the weights of ``key`` into the cache and return their path.
 
     ``progress(done, total)`` is called as bytes arrive (``total`` is None when the server does
     not say). ``url`` overrides the download location (default: ``download_url(key)``).
     ``timeout_s`` bounds each connect/read; ``max_total_s`` is how long pull keeps retrying
-    without receiving data. Raises ``WeightsMissing`` (naming the URL, the cache path and the
+    without receiving data; ``first_byte_s`` (default: ``max_total_s``) how long it keeps trying
+    before the first byte arrives, so a download nobody asked for by name (``service start``)
+    fails fast on a machine without network. Raises ``WeightsMissing`` (naming the URL, the cache path and the
     ``pull``/``import`` commands) when the file cannot be fetched; an interrupted download's
     ``.part`` file is kept so the next pull resumes it.
     """
@@ -159,7 +162,7 @@ def pull(
         url=source, part=target.with_name(target.name + ".part"), timeout_s=timeout_s, progress=progress
     )
     started = time.monotonic()
-    deadline = started + max_total_s
+    deadline = started + (max_total_s if first_byte_s is None else first_byte_s)
     delay = BACKOFF_FIRST_S
     attempts = 0
     while True:

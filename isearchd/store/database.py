@@ -15,6 +15,7 @@ one per data home).
 
 from __future__ import annotations
 
+import difflib
 import logging
 import shutil
 import threading
@@ -34,6 +35,8 @@ from isearchd.store.vectors import VectorIndex, normalise
 log = logging.getLogger(__name__)
 
 NAME_MAX_CHARS = 64
+# How many existing names the "does not exist" error lists.
+NAMES_SHOWN = 10
 _FORBIDDEN_NAME_CHARS = set('/\\:*?"<>|')
 
 
@@ -110,6 +113,26 @@ def list_databases(home: Path) -> list[str]:
     return sorted(names)
 
 
+def missing_database(home: Path, name: str) -> NotFound:
+    """The error for database ``name`` that does not exist: the closest existing name, if any.
+
+    It names databases, never files (a user typing ``-d photso`` needs ``photos``, not the path
+    of a catalog that is not there).
+    """
+    names = list_databases(home)
+    if not names:
+        return NotFound(
+            f"database '{name}' does not exist yet: no images have been added "
+            "(`isearch add PATH...` or `isearch watch FOLDER` creates it)"
+        )
+    close = difflib.get_close_matches(name, names, n=1)
+    if not close:  # catch case slips, which difflib's ratio misses for short names
+        close = [n for n in names if n.lower() == name.lower()][:1]
+    guess = f"did you mean '{close[0]}'? " if close else ""
+    shown = ", ".join(names[:NAMES_SHOWN]) + (", ..." if len(names) > NAMES_SHOWN else "")
+    return NotFound(f"database '{name}' does not exist; {guess}existing databases: {shown}")
+
+
 def watched_folders(home: Path, name: str) -> list[dict[str, Any]]:
     """The folders database ``name`` watches (``[{"path", "options", "added_at"}]``), read
     without opening it; [] for a database that does not exist or watches nothing."""
@@ -168,7 +191,7 @@ class Database:
         catalog_path = base / CATALOG_NAME
         if not catalog_path.is_file():
             if not create or model_key is None or dim is None:
-                raise NotFound(f"database '{name}' does not exist (no catalog at {catalog_path})")
+                raise missing_database(home, name)
             try:
                 base.mkdir(parents=True, exist_ok=True)
             except OSError as exc:

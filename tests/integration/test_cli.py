@@ -31,6 +31,7 @@ from typer.testing import CliRunner
 
 from isearchd import __version__
 from isearchd.cli import app, route_default_command
+from isearchd.models.registry import MODELS
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_MODEL = Path(os.environ.get("ISEARCH_TEST_MODEL") or REPO / "tests" / "fixtures" / "tiny-clip.pt")
@@ -178,12 +179,14 @@ def test_every_command_fails_cleanly_without_a_service(home_root: Path, tmp_path
         ["db", "--info"],
         ["db", "--list"],
         ["db", "--clear", "-y"],
+        ["db", "--clear"],
         ["cmp", str(image), str(image)],
         ["service", "stop"],
     ):
-        proc = run_cli(env, *argv)
+        proc = run_cli(env, *argv, stdin="y\n")
         assert proc.returncode == 1, (argv, proc.stdout, proc.stderr)
         assert_one_error_line(proc, "not running")
+        assert proc.stdout == "", argv  # no "Searching ...", no question, before that error
     status = run_cli(env, "service", "status")
     assert status.returncode == 3
     assert status.stdout.startswith("ImgSearch service is not running")
@@ -196,11 +199,26 @@ def test_missing_files_are_reported_before_contacting_the_service(home_root: Pat
     assert_one_error_line(run_cli(env, "cmp", str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg")), "a.jpg")
 
 
-def test_service_start_refuses_unknown_model_and_missing_weights(home_root: Path) -> None:
-    env = make_env(home_root)
+def test_service_start_refuses_unknown_model_and_fails_fast_offline(home_root: Path) -> None:
+    env = make_env(home_root)  # its weights URL is a port nobody listens on: offline
     assert_one_error_line(run_cli(env, "service", "start", "-m", "ViT-99Z"), "unknown model", "ViT-45LY")
+    started = time.monotonic()
     missing = run_cli(env, "service", "start", "-m", "ViT-8Y")
-    assert_one_error_line(missing, "model pull ViT-8Y", "model import")
+    assert time.monotonic() - started < 20  # `model pull` waits 25 s for data; start gives up sooner
+    assert missing.returncode == 1 and missing.stdout == ""
+    assert "Traceback" not in missing.stderr
+    url = f"{env['ISEARCH_WEIGHTS_URL']}/{MODELS['ViT-8Y'].file_name}"
+    *before, last = [line for line in missing.stderr.splitlines() if line.strip()]
+    assert before[0] == f"The weights of ViT-8Y are not cached yet; downloading {url}"
+    assert all("retrying" in line for line in before[1:]), before
+    assert last.startswith("Error: cannot download weights for ViT-8Y"), last
+    for needle in (
+        url,
+        str(home_root / "cache" / MODELS["ViT-8Y"].file_name),
+        "model pull ViT-8Y",
+        "model import",
+    ):
+        assert needle in last
     assert not (home_root / "home" / "isearchd.pid").exists()
 
 
@@ -225,7 +243,7 @@ def test_unexpected_errors_are_one_line_with_the_log(
     def explode(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(client.Client, "search_hits", explode)
+    monkeypatch.setattr(client.Client, "get_db_info", explode)
     code, _out, err = _invoke("a red circle")
     log = isolated_home / "isearch-cli.log"
     assert code == 1
@@ -258,8 +276,6 @@ def test_model_pull_and_import_errors(tmp_path: Path) -> None:
 
 
 def test_model_pull_downloads_into_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from isearchd.models.registry import MODELS
-
     served = tmp_path / "served"
     served.mkdir()
     payload = bytes(range(256)) * 4096  # 1 MiB
@@ -277,6 +293,9 @@ def test_model_pull_downloads_into_the_cache(tmp_path: Path, monkeypatch: pytest
     cache = Path(os.environ["ISEARCH_CACHE"])
     assert out.strip() == f"Weights for ViT-8Y saved to {cache / MODELS['ViT-8Y'].file_name} (1.0 MB)"
     assert "Downloading ViT-8Y: 1.0/1.0 MB" in err  # plain progress lines without a terminal
+    # the download is no checkpoint: the ONNX export fails, the weights stay, the daemon will retry
+    assert "Preparing ViT-8Y for ONNX Runtime (fp32" in err
+    assert "Warning: ViT-8Y could not be prepared for ONNX Runtime" in err
     code, out, _ = _invoke("model", "list")
     row = next(line for line in out.splitlines() if " ViT-8Y " in line)
     assert row.endswith("cached (1.0 MB)")
@@ -285,6 +304,106 @@ def test_model_pull_downloads_into_the_cache(tmp_path: Path, monkeypatch: pytest
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+
+# ---------------------------------------------------------------------------------------------
+# first run: the model's weights and its ONNX Runtime export, through the CLI and a real daemon
+
+
+@pytest.fixture(scope="module")
+def vit8y_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random ViT-8Y checkpoint in the official format (the smallest key; ~90 MB)."""
+    from isearchd.models.synthetic import write_official_checkpoint
+
+    folder = tmp_path_factory.mktemp("served")
+    return write_official_checkpoint("ViT-8Y", folder / MODELS["ViT-8Y"].file_name)
+
+
+@pytest.fixture
+def weights_server(vit8y_checkpoint: Path) -> Iterator[str]:
+    """A local mirror (ISEARCH_WEIGHTS_URL) serving the random ViT-8Y checkpoint."""
+    handler = functools.partial(_QuietHandler, directory=str(vit8y_checkpoint.parent))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+
+
+def _export_files(cache: Path) -> dict[str, int]:
+    """The ONNX export cache's files (``image-fp32-v1.onnx``, ...) and their mtimes."""
+    return {p.name: p.stat().st_mtime_ns for p in (cache / "onnx").glob("ViT-8Y-*/*") if p.is_file()}
+
+
+def test_first_start_downloads_the_model_and_the_quick_start_works(
+    home_root: Path, weights_server: str
+) -> None:
+    """The README's quick start on a fresh machine: `service start`, `isearch QUERY`, `add`."""
+    env = make_env(home_root)
+    env.update(ISEARCH_WEIGHTS_URL=weights_server, ISEARCH_MODEL="ViT-8Y", no_proxy="*", NO_PROXY="*")
+    home, cache = Path(env["ISEARCH_HOME"]), Path(env["ISEARCH_CACHE"])
+    try:
+        started = run_cli(env, "service", "start")
+        assert started.returncode == 0, started.stderr
+        assert started.stdout.startswith("ImgSearch service started (PID "), started.stdout
+        assert "ViT-8Y are not cached yet; downloading" in started.stderr
+        assert re.search(r"Downloading ViT-8Y: \d+\.\d/\d+\.\d MB", started.stderr), started.stderr
+        assert "Preparing ViT-8Y for ONNX Runtime (fp32, once per weights file)... done" in started.stderr
+        assert (cache / MODELS["ViT-8Y"].file_name).is_file()
+        assert {"image-fp32-v1.onnx", "text-fp32-v1.onnx"} <= set(_export_files(cache))
+        assert "exporting" not in (home / "isearchd.log").read_text()  # the daemon found the export
+
+        for argv in (["red flower"], ["db", "--info"]):  # a fresh home: empty, and how to fill it
+            empty = run_cli(env, *argv)
+            assert empty.returncode == 0, empty.stderr
+            assert empty.stdout.splitlines() == [
+                'Database "default" has no images yet. Add some with `isearch add PATH...` '
+                "or keep a folder in sync with `isearch watch FOLDER`."
+            ]
+            assert str(home) not in empty.stdout + empty.stderr
+        assert json.loads(run_cli(env, "--json", "red flower").stdout)["results"] == []
+
+        photos = write_samples(home_root / "photos", 1, classes=[("red", "circle"), ("blue", "square")])
+        assert run_cli(env, "add", str(home_root / "photos")).returncode == 0
+        found = run_cli(env, "-n", "1", str(photos[0]))  # random weights: only an image finds itself
+        assert found.returncode == 0, found.stderr
+        assert found.stdout.splitlines()[:2] == [
+            f"Searching {photos[0]}...",
+            "Found 1 similar images (similarity ≥ 0.0%):",
+        ]
+        assert result_lines(found.stdout) == [(str(photos[0]), 100.0)]
+    finally:
+        assert run_cli(env, "service", "stop").returncode == 0
+
+
+def test_model_import_prepares_onnx_so_the_first_start_does_not_export(
+    home_root: Path, vit8y_checkpoint: Path
+) -> None:
+    env = make_env(home_root)
+    home, cache = Path(env["ISEARCH_HOME"]), Path(env["ISEARCH_CACHE"])
+    imported = run_cli(env, "model", "import", "ViT-8Y", str(vit8y_checkpoint))
+    assert imported.returncode == 0, imported.stderr
+    assert "Preparing ViT-8Y for ONNX Runtime (fp32, once per weights file)... done" in imported.stderr
+    exported = _export_files(cache)
+    assert set(exported) == {"image-fp32-v1.onnx", "text-fp32-v1.onnx", "token-embedding-v1.npy"}
+    try:
+        started = run_cli(env, "service", "start", "-m", "ViT-8Y")
+        assert started.returncode == 0, started.stderr
+        assert "Preparing" not in started.stderr
+        log = (home / "isearchd.log").read_text()
+        assert "exporting" not in log and "loaded ViT-8Y (ONNX Runtime, fp32" in log
+        assert _export_files(cache) == exported  # nothing written again
+    finally:
+        assert run_cli(env, "service", "stop").returncode == 0
+    # int8 configured: its graphs are quantised from the fp32 export, which stays as it is
+    again = run_cli(dict(env, ISEARCH_PRECISION="int8"), "model", "import", "ViT-8Y", str(vit8y_checkpoint))
+    assert again.returncode == 0, again.stderr
+    assert "Preparing ViT-8Y for ONNX Runtime (int8" in again.stderr
+    now = _export_files(cache)
+    assert {"image-int8-v1.onnx", "text-int8-v1.onnx"} <= set(now)
+    assert {name: now[name] for name in exported} == exported
 
 
 # ---------------------------------------------------------------------------------------------
@@ -532,9 +651,31 @@ def test_db_clear_needs_confirmation(svc: Service) -> None:
     folder = svc.root / "clearme"
     write_samples(folder, 1, classes=[("red", "star"), ("blue", "cross")])
     assert svc.run("add", "-d", "clearme", str(folder)).returncode == 0
-    refused = svc.run("db", "--clear", "-d", "clearme", stdin="y\n")  # stdin is not a terminal
-    assert_one_error_line(refused, "-y")
+    for no_answer in ("", None):  # end of input at once; /dev/null
+        refused = (
+            svc.run("db", "--clear", "-d", "clearme", stdin=no_answer)
+            if no_answer is not None
+            else subprocess.run(
+                [sys.executable, "-m", "isearchd.cli", "db", "--clear", "-d", "clearme"],
+                env=svc.env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=CLI_TIMEOUT_S,
+            )
+        )
+        assert_one_error_line(refused, "no answer", "-y")
+    declined = svc.run("db", "--clear", "-d", "clearme", stdin="n\n")
+    assert declined.returncode == 1 and "Nothing was cleared." in declined.stdout
     assert "* Size: 2" in svc.run("db", "--info", "-d", "clearme").stdout
+    piped = svc.run("db", "--clear", "-d", "clearme", stdin="y\n")  # an answer on a pipe is consent
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout.splitlines() == [
+        'Clear database "clearme" (2 images)? Every image in it is removed; this cannot be undone. [y/N]: y',
+        'Database "clearme" has been cleared.',
+    ]
+    assert "* Size: 0" in svc.run("db", "--info", "-d", "clearme").stdout
+    assert svc.run("add", "-d", "clearme", str(folder)).returncode == 0
     assert _clear_in_terminal(svc, "clearme", "n\n") != 0
     assert "* Size: 2" in svc.run("db", "--info", "-d", "clearme").stdout
     assert _clear_in_terminal(svc, "clearme", "y\n") == 0
@@ -586,6 +727,36 @@ def test_cmp(indexed: Service) -> None:
     bad = indexed.root / "garbage.jpg"
     bad.write_bytes(b"garbage")
     assert_one_error_line(indexed.run("cmp", str(a), str(bad)), "garbage.jpg")
+
+
+def test_missing_database_suggests_the_closest_name(svc: Service) -> None:
+    folder = svc.root / "photos-src"
+    write_samples(folder, 1, classes=[("red", "square")])
+    assert svc.run("add", "-d", "photos", str(folder)).returncode == 0
+    for argv in (
+        ["-d", "photso", "a red square"],
+        ["db", "--info", "-d", "photso"],
+        ["db", "--clear", "-d", "photso"],
+    ):
+        proc = svc.run(*argv, stdin="y\n")
+        assert_one_error_line(proc, "database 'photso' does not exist", "did you mean 'photos'?")
+        assert proc.stdout == ""  # no "Searching ...", no question
+        assert svc.env["ISEARCH_HOME"] not in proc.stderr  # names databases, not catalog files
+
+
+def test_search_in_an_empty_database_says_how_to_fill_it(svc: Service) -> None:
+    folder = svc.root / "soon-empty"
+    write_samples(folder, 1, classes=[("blue", "star")])
+    assert svc.run("add", "-d", "soon-empty", str(folder)).returncode == 0
+    assert svc.run("db", "--clear", "-y", "-d", "soon-empty").returncode == 0
+    proc = svc.run("-d", "soon-empty", "a blue star")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        'Database "soon-empty" has no images yet. Add some with `isearch add -d soon-empty PATH...` '
+        "or keep a folder in sync with `isearch watch -d soon-empty FOLDER`."
+    ]
+    doc = json.loads(svc.run("--json", "-d", "soon-empty", "a blue star").stdout)
+    assert doc["results"] == [] and doc["db"] == "soon-empty"
 
 
 def test_bad_database_name_is_one_line(svc: Service) -> None:

@@ -74,6 +74,26 @@ def test_open_missing_without_create_or_model(tmp_path: Path) -> None:
     assert not (tmp_path / "nope").exists()
 
 
+def test_missing_database_names_the_closest_not_a_path(tmp_path: Path) -> None:
+    with pytest.raises(NotFound) as fresh:
+        Database.open(tmp_path, "default", create=False)
+    assert "does not exist yet" in fresh.value.message and "isearch add" in fresh.value.message
+    for name in ("photos", "Work", "cats"):
+        Database.open(tmp_path, name, model_key="m", dim=DIM).close()
+    with pytest.raises(NotFound) as typo:
+        Database.open(tmp_path, "photso", create=False)
+    assert "did you mean 'photos'?" in typo.value.message
+    assert "existing databases: Work, cats, photos" in typo.value.message
+    with pytest.raises(NotFound) as case:
+        Database.open(tmp_path, "work", create=False)
+    assert "did you mean 'Work'?" in case.value.message
+    with pytest.raises(NotFound) as unlike:
+        Database.open(tmp_path, "zzz", create=False)
+    assert "did you mean" not in unlike.value.message
+    for err in (fresh, typo, case, unlike):
+        assert str(tmp_path) not in err.value.message  # names databases, never catalog files
+
+
 @pytest.mark.parametrize(
     ("built_with", "hint"),
     [

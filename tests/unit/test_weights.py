@@ -255,6 +255,28 @@ def test_unreachable_server_reports_within_budget() -> None:
     assert not weights.is_cached(KEY)
 
 
+def test_first_byte_budget_gives_up_soon_when_nothing_arrives() -> None:
+    """`service start` downloads with a short first-byte budget: offline, the error comes fast."""
+    import time
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/{FILE_NAME}"
+    started = time.monotonic()
+    with pytest.raises(WeightsMissing) as info:
+        weights.pull(KEY, url=url, max_total_s=20, first_byte_s=0.5)
+    assert time.monotonic() - started < 5
+    _assert_helpful(info.value.message, url)
+
+
+def test_first_byte_budget_ends_once_data_flows(server: FileServer) -> None:
+    # half the file arrives, then two server errors: a stall budget of 0.01 s would give up, but
+    # once bytes have arrived the normal budget applies
+    server.state.plan = ["drop", "500", "500", "ok"]
+    assert weights.pull(KEY, max_total_s=10, first_byte_s=0.01).read_bytes() == PAYLOAD
+
+
 def test_only_http_urls() -> None:
     with pytest.raises(WeightsMissing, match="only http"):
         weights.pull(KEY, url="file:///etc/passwd")
