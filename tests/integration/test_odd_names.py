@@ -221,8 +221,8 @@ def test_watch_scan_finishes_past_bad_files_and_lists_them(daemon: DaemonProcess
         fixed = str(root / "garbage.jpg")
         os.unlink(fixed)
         write_image(os.fsencode(fixed), 7)
-        wait_for(lambda: fixed not in {e["path"] for e in c.watch_errors(all_dbs=False)})
-        assert fixed in top(c, fixed)
+        wait_for(lambda: fixed in top(c, fixed))
+        assert fixed not in {e["path"] for e in c.watch_errors(all_dbs=False)}
         # a new file with an odd name, then renamed: the label follows it
         new = os.fsencode(root / "sub") + b"/n\xe9w\n.jpg"
         write_image(new, 9)
