@@ -2,7 +2,7 @@
 
 Starts the real daemon (``python -m isearchd``) in a temporary home with a ViT-45LY-shaped random
 checkpoint (``isearchd.models.synthetic``: same compute as the real weights) placed in its weights
-cache, default watch settings (settle interval ``isearchd.debounce.SETTLE_S``, inotify), and
+cache, default watch settings (settle interval ``isearchd.watch.debounce.SETTLE_S``, inotify), and
 measures:
 
 1. latency: a photo (1920x1080 JPEG) is written into a watched folder; the time from the file
@@ -43,10 +43,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from isearchd.client import Client  # noqa: E402
-from isearchd.debounce import SETTLE_S  # noqa: E402
 from isearchd.errors import ServiceNotRunning  # noqa: E402
 from isearchd.models import MODELS  # noqa: E402
 from isearchd.models.synthetic import write_official_checkpoint  # noqa: E402
+from isearchd.watch.debounce import SETTLE_S  # noqa: E402
 
 POLL_S = 0.01
 

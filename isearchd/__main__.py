@@ -2,6 +2,6 @@
 
 import sys
 
-from isearchd.daemon import main
+from isearchd.daemon.main import main
 
 sys.exit(main())

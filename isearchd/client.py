@@ -26,7 +26,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from isearchd import settings
+from isearchd.config import settings
+from isearchd.config.home import default_bind
 from isearchd.errors import (
     InvalidRequest,
     ISearchError,
@@ -74,7 +75,7 @@ class Client:
         token: str | None = None,
     ) -> None:
         self.db_name = db_name
-        self.bind = str(Path(bind).expanduser()) if bind else settings.default_bind()
+        self.bind = str(Path(bind).expanduser()) if bind else default_bind()
         self.address: BindAddress = parse_bind(self.bind)
         self.timeout = timeout
         self.token = token if token is not None else (os.environ.get("ISEARCH_TOKEN") or None)
@@ -95,7 +96,7 @@ class Client:
 
     def _not_running(self) -> ServiceNotRunning:
         hint = "isearch service start"
-        if self.bind != settings.default_bind():
+        if self.bind != default_bind():
             hint += f" -B {self.bind}"
         return ServiceNotRunning(f"ImgSearch service is not running at {self.bind}; start it with `{hint}`")
 
@@ -262,7 +263,7 @@ class Client:
     def _add_by_bytes(
         self, paths: list[str], label_type: str, progress: ProgressCallback | None
     ) -> AddReport:
-        from isearchd.scan import label_for, scan
+        from isearchd.files.scan import label_for, scan
 
         found = scan(paths)
         report = AddReport(failed=[(e.path, e.reason) for e in found.errors])
@@ -330,7 +331,7 @@ class Client:
 
     def _unchanged_remote(self, paths: list[str], label_type: str) -> set[str]:
         """The files the daemon already holds with this size and mtime: not worth uploading."""
-        from isearchd.scan import label_for
+        from isearchd.files.scan import label_for
 
         stats: dict[str, dict[str, Any]] = {}
         for path in paths:
@@ -447,7 +448,7 @@ class _ConnectionLost(ISearchError):
 
 def is_image_query(query: str) -> bool:
     """An existing file with an image extension (any case) is an image query; anything else is text."""
-    from isearchd.images import IMAGE_EXTENSIONS
+    from isearchd.files.formats import IMAGE_EXTENSIONS
 
     full = Path(query).expanduser()
     return full.suffix.lower() in IMAGE_EXTENSIONS and full.is_file()

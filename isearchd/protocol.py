@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from isearchd.errors import InvalidRequest, ISearchError, ProtocolError
-from isearchd.pathtext import check_name, json_line
+from isearchd.files.names import check_name, json_line
 
 PROTOCOL_VERSION = 1
 
@@ -198,7 +198,7 @@ _NAME_FIELDS: dict[str, tuple[tuple[str, str | None], ...]] = {
 
 
 def _check_names(op: str, args: dict[str, Any]) -> None:
-    """Names may hold any bytes a file system allows (escaped, ``isearchd.pathtext``), nothing else."""
+    """Names may hold any bytes a file system allows (escaped, ``isearchd.files.names``), nothing else."""
     for name, key in _NAME_FIELDS.get(op, ()):
         value = args.get(name)
         items = value if isinstance(value, list) else [value]
@@ -268,7 +268,7 @@ class AddReport:
 def encode(message: dict[str, Any]) -> bytes:
     """One message as a protocol line (compact JSON, UTF-8, trailing newline).
 
-    File names that are not UTF-8 travel as ``\\udcXX`` escapes (``isearchd.pathtext``).
+    File names that are not UTF-8 travel as ``\\udcXX`` escapes (``isearchd.files.names``).
     """
     return json_line(message).encode("utf-8") + b"\n"
 

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from isearchd import settings
+from isearchd.config import settings
 
 __all__ = [
     "EXPORT_VERSION",

@@ -18,8 +18,8 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Any
 
+from isearchd.config.settings import DEFAULT_MODEL
 from isearchd.errors import ModelError
-from isearchd.settings import DEFAULT_MODEL
 
 __all__ = ["DEFAULT_MODEL", "MODELS", "ModelSpec", "arch_config", "get_spec"]
 

@@ -48,7 +48,7 @@ def resolve(key_or_path: str, weights: str | Path | None = None) -> ResolvedMode
     if spec_key is not None:
         spec = MODELS[spec_key]
         if weights is None:
-            from isearchd.models.weights import cached_path  # weights.py imports the package
+            from isearchd.models.weights import cached_path
 
             path = cached_path(spec.key)
         else:

@@ -24,9 +24,9 @@ Environment: ``ISEARCH_WEIGHTS_URL`` replaces the official download location wit
 ``ISEARCH_WEIGHTS_URL=http://mirror.lan/tinyclip`` fetches
 ``http://mirror.lan/tinyclip/TinyCLIP-ViT-8M-16-Text-3M-YFCC15M.pt`` for ViT-8Y.
 
-``import_weights`` is for machines without internet: it loads the given file as the named
-architecture first (a checkpoint of another model, or a truncated one, is refused with the
-reason) and only then copies it into the cache.
+For machines without internet, ``isearchd.models.importer.import_weights`` loads a given file as
+the named architecture first (a checkpoint of another model, or a truncated one, is refused with
+the reason) and only then copies it into the cache.
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ import http.client
 import logging
 import os
 import re
-import shutil
 import time
 import urllib.error
 import urllib.parse
@@ -44,8 +43,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from isearchd import settings
-from isearchd.errors import ISearchError, ModelError, NotFound, WeightsMissing
+from isearchd.config import settings
+from isearchd.errors import WeightsMissing
 from isearchd.models.registry import get_spec
 
 log = logging.getLogger(__name__)
@@ -192,7 +191,7 @@ def pull(
         raise WeightsMissing(_missing_message(key, source, reason))
     _fsync_path(state.part)
     state.part.replace(target)
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
     log.info("weights for %s saved to %s (%d bytes)", key, target, size)
     return target
 
@@ -291,45 +290,6 @@ def _stream(response: http.client.HTTPResponse, state: _Download, start: int) ->
         raise _Retry(f"connection closed after {done} of {state.total} bytes")
 
 
-def import_weights(key: str, file: str | Path) -> Path:
-    """Verify that ``file`` holds weights for ``key`` and copy it into the cache atomically.
-
-    The file is loaded as that architecture first; a checkpoint of another model, a truncated or
-    non-checkpoint file raises ``ModelError`` naming the file and the reason. Returns the cache path.
-    """
-    from isearchd.models import load_model  # here: the loader imports this module
-
-    key = get_spec(key).key
-    source = Path(file).expanduser()
-    target = cache_file(key)
-    if not source.is_file():
-        raise NotFound(f"{source}: no such file")
-    try:
-        load_model(key, weights=source)
-    except ISearchError as e:
-        reason = e.message.removeprefix(f"{source}: ")  # the loader names the file itself
-        raise ModelError(f"cannot import {source} as {key}: {reason}") from None
-    except Exception as e:  # torch/pickle errors of a file that is no checkpoint at all
-        reason = f"not a PyTorch checkpoint ({type(e).__name__}: {e})"
-        raise ModelError(f"cannot import {source} as {key}: {reason}") from None
-    if target.exists() and source.resolve() == target.resolve():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f"{target.name}.import-{os.getpid()}.tmp")
-    try:
-        with source.open("rb") as src, tmp.open("wb") as dst:
-            shutil.copyfileobj(src, dst, CHUNK_BYTES)
-            dst.flush()
-            os.fsync(dst.fileno())
-        tmp.replace(target)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise ModelError(f"cannot copy {source} into the weights cache {target.parent}: {e}") from None
-    _fsync_dir(target.parent)
-    log.info("imported %s as %s into %s", source, key, target)
-    return target
-
-
 def _part_size(part: Path) -> int:
     try:
         return part.stat().st_size
@@ -342,7 +302,7 @@ def _fsync_path(path: Path) -> None:
         os.fsync(f.fileno())
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:
@@ -360,7 +320,6 @@ __all__ = [
     "cache_file",
     "cached_path",
     "download_url",
-    "import_weights",
     "is_cached",
     "pull",
 ]

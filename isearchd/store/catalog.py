@@ -11,7 +11,7 @@ Tables
         index sidecar records the last ``seq`` it contains, so a reopen replays only newer rows.
     folders(path, options JSON, added_at)     watched folders
         ``label`` and ``path`` (and ``folders.path``) hold the exact bytes of the name (BLOB,
-        ``isearchd.pathtext``): a name that is not UTF-8 is stored as it is on disk, and the rows
+        ``isearchd.files.names``): a name that is not UTF-8 is stored as it is on disk, and the rows
         below a folder are one byte range.
     meta(key, value)                          model_key, dim, created, schema_version, change_seq
 
@@ -37,7 +37,7 @@ import numpy as np
 import sqlite_utils
 
 from isearchd.errors import DiskFull, StoreError
-from isearchd.pathtext import from_db, to_db
+from isearchd.files.names import from_db, to_db
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ import pytest
 from typer.testing import CliRunner
 
 from isearchd import __version__
-from isearchd.cli import app, route_default_command
+from isearchd.cli.app import app, route_default_command
 from isearchd.models.registry import MODELS
 
 REPO = Path(__file__).resolve().parents[2]

@@ -25,7 +25,7 @@ from shapes import render
 
 from isearchd.client import Client
 from isearchd.errors import InvalidRequest, NotFound, PermissionDenied
-from isearchd.pathtext import from_db
+from isearchd.files.names import from_db
 
 SETTLE_S = "0.4"
 DEADLINE_S = 30.0
@@ -467,7 +467,7 @@ def test_config_folder_cannot_be_unwatched_by_command(
 
 
 def _cli_app() -> Any:
-    from isearchd.cli_watch import register
+    from isearchd.cli.watch import register
 
     app = typer.Typer()
 

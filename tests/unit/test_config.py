@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from isearchd import settings
-from isearchd.cli_config import config_app
-from isearchd.config import default_config_text, describe, load_config
+from isearchd.cli.config import config_app
+from isearchd.config import settings
+from isearchd.config.file import default_config_text, describe, load_config
+from isearchd.config.home import data_home, default_bind
 from isearchd.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -254,21 +255,20 @@ def test_data_home_follows_the_config_file_everywhere(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Daemon, CLI and Python client resolve the data home in one place: env > config > default."""
-    from isearchd import settings
     from isearchd.client import Client
 
     config = tmp_path / "isearch.toml"
     config.write_text(f'home = "{tmp_path / "photos-home"}"\n')
     monkeypatch.setenv("ISEARCH_CONFIG", str(config))
     monkeypatch.delenv("ISEARCH_HOME")
-    assert settings.data_home() == tmp_path / "photos-home"
-    assert settings.default_bind() == str(tmp_path / "photos-home" / "isearch.sock")
+    assert data_home() == tmp_path / "photos-home"
+    assert default_bind() == str(tmp_path / "photos-home" / "isearch.sock")
     assert Client().address.path == str(tmp_path / "photos-home" / "isearch.sock")
 
     monkeypatch.setenv("ISEARCH_HOME", str(tmp_path / "env-home"))  # the environment wins
-    assert settings.data_home() == tmp_path / "env-home"
+    assert data_home() == tmp_path / "env-home"
 
     monkeypatch.delenv("ISEARCH_HOME")
     config.write_text("home = 5\n")
     with pytest.raises(ConfigError, match=r"isearch\.toml:1"):
-        settings.data_home()
+        data_home()

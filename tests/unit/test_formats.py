@@ -20,10 +20,10 @@ import pytest
 from PIL import Image
 
 from isearchd.client import is_image_query
+from isearchd.engine.images import IMAGE_EXTENSIONS, MAX_PIXELS, is_image_name, load_image
 from isearchd.errors import BadImage
-from isearchd.images import IMAGE_EXTENSIONS, MAX_PIXELS, is_image_name, load_image
-from isearchd.pathfilter import PathFilter
-from isearchd.scan import scan
+from isearchd.files.scan import scan
+from isearchd.watch.pathfilter import PathFilter
 
 RED, GREEN, BLUE, YELLOW = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)
 ORIENTATION = 0x0112
@@ -267,7 +267,7 @@ def test_importing_registers_nothing_and_first_use_registers_once() -> None:
     script = f"""
 import io, threading
 from PIL import Image
-import isearchd.images as images
+import isearchd.engine.images as images
 assert "HEIF" not in Image.ID, Image.ID
 data = {heic(quadrants())!r}
 errors = []

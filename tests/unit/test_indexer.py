@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from isearchd.engine.indexer import AddItem, Indexer, content_hash
 from isearchd.errors import Busy
-from isearchd.indexer import AddItem, Indexer, content_hash
 from isearchd.protocol import Progress
 from isearchd.store import Database
 

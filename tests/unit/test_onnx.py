@@ -190,7 +190,7 @@ def test_export_in_a_child_then_daemon_style_load_imports_no_torch(shared_cache:
     script = textwrap.dedent(
         """
         import json, sys
-        import isearchd.daemon, isearchd.engine, isearchd.server  # what the daemon imports
+        import isearchd.daemon.main, isearchd.engine.engine, isearchd.daemon.server  # what the daemon imports
         from isearchd.models import load_model
         model = load_model("ViT-8Y", backend="auto", threads=2)
         vector = model.embed_texts(["a cat"])[0]

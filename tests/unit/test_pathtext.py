@@ -1,4 +1,4 @@
-"""Any file name, stored, carried and shown without loss (``isearchd.pathtext`` and the catalog)."""
+"""Any file name, stored, carried and shown without loss (``isearchd.files.names`` and the catalog)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from isearchd.errors import DiskFull, InvalidRequest
-from isearchd.pathtext import check_name, from_db, json_line, json_safe, printable, shown, to_db
+from isearchd.files.names import check_name, from_db, json_line, json_safe, printable, shown, to_db
 from isearchd.protocol import decode_reply, encode, parse_request
 from isearchd.store import Database, ImageRecord, SavePolicy
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from isearchd import scan as scan_mod
-from isearchd.scan import label_for, scan
+from isearchd.files import scan as scan_mod
+from isearchd.files.scan import label_for, scan
 
 
 def _touch(path: Path) -> Path:

@@ -15,11 +15,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from isearchd import service
-from isearchd.cli_service import register
+from isearchd.cli.service import register
 from isearchd.errors import ServiceError, ServiceNotRunning
-from isearchd.readiness import is_listening, tcp_address, wait_until_listening
-from isearchd.service import DaemonOptions
+from isearchd.service import install as service
+from isearchd.service.install import DaemonOptions
+from isearchd.service.readiness import is_listening, tcp_address, wait_until_listening
 
 REPO = Path(__file__).resolve().parents[2]
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
@@ -115,7 +115,7 @@ def test_systemd_unit_renders_interpreter_options_and_environment(tmp_path: Path
         "--bind", "127.0.0.1:8080", "--model", "ViT-8Y", "--log-level", "debug",
     ]  # fmt: skip
     ready = keys["ExecStartPost"][0]
-    assert "-m isearchd.readiness" in ready and "--bind 127.0.0.1:8080" in ready
+    assert "-m isearchd.service.readiness" in ready and "--bind 127.0.0.1:8080" in ready
     assert ready.endswith("--pid $MAINPID")
     assert keys["Restart"] == ["on-failure"]
     assert keys["Type"] == ["simple"]
@@ -358,7 +358,7 @@ def test_cli_install_stops_a_hand_started_daemon_first(
     """Two daemons cannot share a data home: the hand-started one must give way to the unit's."""
     if not sys.platform.startswith("linux"):
         pytest.skip("exercises the systemd path")
-    from isearchd import control
+    from isearchd.service import control
 
     for key, value in fake_env.items():
         monkeypatch.setenv(key, value)

@@ -14,14 +14,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from isearchd.debounce import Debouncer
+from isearchd.engine.jobqueue import JobQueue
 from isearchd.errors import Busy, InvalidRequest
-from isearchd.jobqueue import JobQueue
-from isearchd.pathfilter import PathFilter, glob_to_regex, is_temp_name
 from isearchd.protocol import AddReport
-from isearchd.reconcile import WalkStopped, diff, walk_folder
 from isearchd.store import Database, ImageRecord
-from isearchd.watch import Watcher, WatchOptions
+from isearchd.watch.debounce import Debouncer
+from isearchd.watch.pathfilter import PathFilter, glob_to_regex, is_temp_name
+from isearchd.watch.reconcile import WalkStopped, diff, walk_folder
+from isearchd.watch.watcher import Watcher, WatchOptions
 
 # -- filters --------------------------------------------------------------------------------------
 
@@ -408,7 +408,7 @@ def test_watch_options_from_env() -> None:
 def test_unreadable_folder_is_reported_and_its_rows_kept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import isearchd.reconcile as reconcile
+    import isearchd.watch.reconcile as reconcile
 
     root = tmp_path / "w"
     _write(root / "ok.jpg")

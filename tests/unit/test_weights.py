@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from isearchd import settings
+from isearchd.config import settings
 from isearchd.errors import ModelError, NotFound, WeightsMissing
-from isearchd.models import weights
+from isearchd.models import importer, weights
 from isearchd.models.registry import arch_config, get_spec
 
 KEY = "ViT-8Y"
@@ -311,7 +311,7 @@ def vit8y_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_import_right_architecture(vit8y_checkpoint: Path) -> None:
-    target = weights.import_weights(KEY, vit8y_checkpoint)
+    target = importer.import_weights(KEY, vit8y_checkpoint)
     assert target == weights.cache_file(KEY)
     assert target.read_bytes() == vit8y_checkpoint.read_bytes()
     assert weights.is_cached(KEY)
@@ -330,12 +330,12 @@ def test_import_wrong_architecture_refused(tmp_path: Path, vit8y_checkpoint: Pat
     }
     other = _manual_checkpoint(tmp_path / "other.pt", tiny)
     with pytest.raises(ModelError) as info:
-        weights.import_weights(KEY, other)
+        importer.import_weights(KEY, other)
     assert str(other) in info.value.message
     assert not weights.is_cached(KEY)
     # a real ViT-8Y file is not a ViT-39Y either
     with pytest.raises(ModelError) as info:
-        weights.import_weights("ViT-39Y", vit8y_checkpoint)
+        importer.import_weights("ViT-39Y", vit8y_checkpoint)
     assert str(vit8y_checkpoint) in info.value.message
     assert not weights.is_cached("ViT-39Y")
     cache = settings.weights_cache_dir()
@@ -349,8 +349,8 @@ def test_import_broken_files_refused(tmp_path: Path, vit8y_checkpoint: Path) -> 
     text.write_text("not a checkpoint\n")
     for bad in (truncated, text):
         with pytest.raises(ModelError) as info:
-            weights.import_weights(KEY, bad)
+            importer.import_weights(KEY, bad)
         assert str(bad) in info.value.message
     assert not weights.is_cached(KEY)
     with pytest.raises(NotFound):
-        weights.import_weights(KEY, tmp_path / "missing.pt")
+        importer.import_weights(KEY, tmp_path / "missing.pt")

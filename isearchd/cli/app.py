@@ -26,12 +26,14 @@ import typer
 from typer import _click as click
 from typer.core import TyperGroup
 
-from isearchd import __version__, settings
-from isearchd.cli_config import config_app
-from isearchd.cli_service import register as register_service_commands
-from isearchd.cli_watch import register as register_watch_commands
+from isearchd.cli.config import config_app
+from isearchd.cli.service import register as register_service_commands
+from isearchd.cli.watch import register as register_watch_commands
+from isearchd.config import settings
+from isearchd.config.home import data_home
 from isearchd.errors import ISearchError, NotFound, ServiceError
-from isearchd.pathtext import json_safe, printable, shown
+from isearchd.files.names import json_safe, printable, shown
+from isearchd.version import __version__
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -156,7 +158,7 @@ def fail(message: str) -> None:
 
 def _log_unexpected(exc: BaseException) -> str:
     """Append the traceback to the CLI's log in the data home; returns where it went."""
-    path = settings.data_home() / CLI_LOG_NAME
+    path = data_home() / CLI_LOG_NAME
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a", encoding="utf-8") as fh:
@@ -200,14 +202,14 @@ def _target(ctx: typer.Context, db: str | None, bind: str | None) -> tuple[str, 
     root = ctx.find_root().obj or {}
     db_name = db or root.get("db") or settings.DEFAULT_DB
     address = bind or root.get("bind") or _config().service.bind
-    from isearchd.control import resolve_bind
+    from isearchd.service.control import resolve_bind
 
     return db_name, resolve_bind(address)
 
 
 def _config() -> Any:
     """The effective configuration (user config file, environment); defaults for -B, -m, -L."""
-    from isearchd.config import load_config
+    from isearchd.config.file import load_config
 
     return load_config()
 
@@ -314,7 +316,7 @@ def service_start(
     version: VersionOpt = False,
 ) -> None:
     """Start the service in the background; returns when it answers."""
-    from isearchd import control
+    from isearchd.service import control
 
     _, address = _target(ctx, db, bind)
     config = _config()
@@ -344,7 +346,7 @@ def service_stop(
     ctx: typer.Context, bind: BindOpt = None, db: DbOpt = None, version: VersionOpt = False
 ) -> None:
     """Stop the service."""
-    from isearchd import control
+    from isearchd.service import control
 
     _, address = _target(ctx, db, bind)
     pid = control.stop(bind=address)
@@ -356,7 +358,7 @@ def service_status(
     ctx: typer.Context, bind: BindOpt = None, db: DbOpt = None, version: VersionOpt = False
 ) -> None:
     """Show whether the service runs: PID, memory, model, databases, uptime, queue. Exit 3 when not."""
-    from isearchd import control
+    from isearchd.service import control
 
     _, address = _target(ctx, db, bind)
     info = control.status(bind=address)
@@ -820,13 +822,13 @@ def model_import(
     version: VersionOpt = False,
 ) -> None:
     """Import weights for a model from a file (for machines without network access)."""
-    from isearchd.models import weights
+    from isearchd.models import importer
 
     _known_key(key)
     config = _config()
     if not file.expanduser().is_file():
         raise NotFound(f"{file}: no such file")
-    path = weights.import_weights(key, file.expanduser())
+    path = importer.import_weights(key, file.expanduser())
     typer.echo(f"Imported {file} as the weights of {key}: {path}")
     _prepare_model(key, config.model.precision, config.model.device)
 

@@ -2,7 +2,7 @@
 
 Folders are walked recursively. Hidden files and folders (name starting with ``.``) met while
 walking are skipped; image files are recognised by extension, in any case
-(``isearchd.images.is_image_name``). Symlinks are followed, but every real directory is entered at
+(``isearchd.files.formats.is_image_name``). Symlinks are followed, but every real directory is entered at
 most once, so a link pointing back up the tree cannot loop. A path that cannot be read (missing,
 permission denied, an explicitly named file that is not an image) is reported as a ``ScanError``
 and the walk goes on.
@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from isearchd.images import is_image_name
+from isearchd.files.formats import is_image_name
 
 log = logging.getLogger(__name__)
 

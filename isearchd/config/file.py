@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import platformdirs
 
-from isearchd import settings
+from isearchd.config import settings
 from isearchd.errors import ConfigError
 
 SourceKind = Literal["default", "file", "env", "cli"]

@@ -38,12 +38,9 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from isearchd.errors import BadImage
+from isearchd.files.formats import IMAGE_EXTENSIONS, is_image_name
 
 log = logging.getLogger(__name__)
-
-IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".heic", ".heif", ".hif", ".avif"}
-)
 
 # The largest picture we decode, in pixels. A full decode costs 3-4 bytes per pixel (this bound:
 # ~360 MB as RGBA), and a tiny file can claim any size in its header (a 40000x40000 PNG of one
@@ -114,14 +111,6 @@ def _register_heif_opener() -> None:
         except ImportError as e:  # pillow-heif defers its C library's ImportError to the first use
             log.warning("HEIC/HEIF images cannot be decoded: pillow-heif is not usable (%s)", e)
         _heif_registered = True
-
-
-def is_image_name(name: str | os.PathLike[str]) -> bool:
-    """Whether a file name looks like an image we index: a known extension, any case, not hidden."""
-    base = Path(name).name
-    if not base or base.startswith("."):
-        return False
-    return Path(base).suffix.lower() in IMAGE_EXTENSIONS
 
 
 def load_image(source: str | Path | bytes, *, min_side: int = 224, name: str | None = None) -> Image.Image:

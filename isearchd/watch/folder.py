@@ -1,6 +1,6 @@
 """One watched folder: its observer, reconcile, event handling and the batches it applies.
 
-See ``isearchd.watch`` for the whole picture; this module holds the per-folder machinery
+See ``isearchd.watch.watcher`` for the whole picture; this module holds the per-folder machinery
 (``FolderWatch``, one thread each) and its tuning (``WatchOptions``).
 """
 
@@ -33,16 +33,16 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 
-from isearchd.debounce import SETTLE_S, Debouncer
 from isearchd.errors import Busy, InvalidRequest, ISearchError
-from isearchd.pathfilter import PathFilter
-from isearchd.reconcile import WalkStopped, diff, walk_folder
+from isearchd.watch.debounce import SETTLE_S, Debouncer
+from isearchd.watch.pathfilter import PathFilter
+from isearchd.watch.reconcile import WalkStopped, diff, walk_folder
 
 if TYPE_CHECKING:
     from watchdog.observers.api import BaseObserver, ObservedWatch
 
-    from isearchd.jobqueue import Job
-    from isearchd.watch import Watcher
+    from isearchd.engine.jobqueue import Job
+    from isearchd.watch.watcher import Watcher
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Which paths below a watched folder are indexed: image files that are not temporary or hidden.
 
 A watched folder sees everything a user, a camera import, rsync or a browser writes. Indexed are
-files with an image extension (``isearchd.images.is_image_name``) whose path below the folder has
+files with an image extension (``isearchd.files.formats.is_image_name``) whose path below the folder has
 no part that is
 
 - hidden: a name starting with ``.`` (``.thumbnails/``, rsync's ``.photo.jpg.XXXXXX`` temp files);
@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
-from isearchd.images import is_image_name
+from isearchd.files.formats import is_image_name
 
 TEMP_SUFFIXES = (".part", ".crdownload", ".tmp", ".partial", ".download", "~")
 TEMP_PREFIXES = ("~$", ".")

@@ -2,14 +2,14 @@
 
 Runs in the foreground; ``isearch service start`` puts it in the background. Lifecycle:
 
-1. take the pid file (``settings.pid_path()``) with an exclusive ``flock``: one daemon per data
+1. take the pid file (``pid_path()``) with an exclusive ``flock``: one daemon per data
    home; a second one exits 1 naming the running pid. A pid file left by a crash holds no lock,
    so it is simply taken over.
-2. read the configuration (``isearchd.config.load_config``: command line > environment > config
-   file > defaults) and log to its log file (default ``settings.log_path()``) and to stderr.
+2. read the configuration (``isearchd.config.file.load_config``: command line > environment > config
+   file > defaults) and log to its log file (default ``log_path()``) and to stderr.
 3. load the model once (a model that cannot load: one line saying why, exit 1).
-4. listen (Unix socket or TCP; see ``isearchd.server``), start watching the config file's
-   ``[[watch]]`` folders and those registered in the databases (``isearchd.watch``), and serve.
+4. listen (Unix socket or TCP; see ``isearchd.daemon.server``), start watching the config file's
+   ``[[watch]]`` folders and those registered in the databases (``isearchd.watch.watcher``), and serve.
 5. SIGTERM/SIGINT (or a ``shutdown`` request): stop accepting, let running requests finish
    (adds stop at their next batch boundary: what they committed stays, the client gets an error
    rather than a success), save the vector indexes, remove the socket and pid file, exit 0.
@@ -30,11 +30,13 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from isearchd import __version__, settings
+from isearchd.config import settings
+from isearchd.config.home import data_home, pid_path
 from isearchd.errors import ISearchError, ServiceError
+from isearchd.version import __version__
 
 if TYPE_CHECKING:
-    from isearchd.config import Config
+    from isearchd.config.file import Config
 
 log = logging.getLogger("isearchd")
 
@@ -137,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.home:
         os.environ["ISEARCH_HOME"] = str(Path(args.home).expanduser().resolve())
-    from isearchd.config import load_config
+    from isearchd.config.file import load_config
 
     try:
         config = load_config(
@@ -154,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     # the config file may name the home: every path below it (pid, socket, log) follows
     os.environ["ISEARCH_HOME"] = str(config.home)
-    home = settings.data_home()
+    home = data_home()
     try:
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as e:
@@ -162,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     _setup_logging(config.service.log_level, config.service.log_file)
-    pid_lock = PidLock(settings.pid_path())
+    pid_lock = PidLock(pid_path())
     try:
         pid_lock.acquire()
     except ISearchError as e:
@@ -178,8 +180,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(config: Config, home: Path) -> int:
+    from isearchd.daemon.server import check_bind_free, check_bind_policy
     from isearchd.protocol import parse_bind
-    from isearchd.server import check_bind_free, check_bind_policy
 
     stop_early = threading.Event()
     server_ref: list[object] = []
@@ -193,7 +195,7 @@ def _run(config: Config, home: Path) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    from isearchd.watch import WatchOptions
+    from isearchd.watch.watcher import WatchOptions
 
     model_arg = config.model.name
     token = config.service.token
@@ -228,8 +230,8 @@ def _run(config: Config, home: Path) -> int:
         log.info("stopped before serving")
         return 0
 
-    from isearchd.engine import Engine
-    from isearchd.server import Server
+    from isearchd.daemon.server import Server
+    from isearchd.engine.engine import Engine
 
     engine = Engine(model, home, watch_options=watch_options, batch_size=config.model.batch_size)
     server = Server(engine, bind, token=token)

@@ -1,4 +1,4 @@
-"""``isearch config show|init``: a thin typer adapter over :mod:`isearchd.config`.
+"""``isearch config show|init``: a thin typer adapter over :mod:`isearchd.config.file`.
 
 Mounted by the main CLI with ``app.add_typer(config_app, name="config")``.
 """
@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from isearchd.config import default_config_text, describe, load_config, user_config_path
+from isearchd.config.file import default_config_text, describe, load_config, user_config_path
 from isearchd.errors import ISearchError
 
 config_app = typer.Typer(

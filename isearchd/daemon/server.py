@@ -31,8 +31,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from isearchd import __version__
-from isearchd.engine import Engine
+from isearchd.engine.engine import Engine
+from isearchd.engine.indexer import AddItem, Progress
 from isearchd.errors import (
     Busy,
     ConfigError,
@@ -41,7 +41,6 @@ from isearchd.errors import (
     PermissionDenied,
     ServiceError,
 )
-from isearchd.indexer import AddItem, Progress
 from isearchd.protocol import (
     MAX_LINE_BYTES,
     PROTOCOL_VERSION,
@@ -61,6 +60,7 @@ from isearchd.protocol import (
     request_id,
     validate_request,
 )
+from isearchd.version import __version__
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Wait until the daemon accepts connections at its bind address.
 
-Used by the systemd unit (``ExecStartPost=python -m isearchd.readiness --pid $MAINPID``) so
+Used by the systemd unit (``ExecStartPost=python -m isearchd.service.readiness --pid $MAINPID``) so
 that ``systemctl --user start isearchd`` returns only once the daemon is ready, and fails when
 the daemon exits during start-up instead. A successful ``connect()`` is the signal: the daemon
 listens only after its model is loaded. Also usable by the CLI after a background start.
@@ -86,7 +86,7 @@ def wait_until_listening(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m isearchd.readiness", description="Wait until isearchd accepts connections."
+        prog="python -m isearchd.service.readiness", description="Wait until isearchd accepts connections."
     )
     parser.add_argument("--bind", help="bind address (default: the effective config's)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait (default 120)")
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         bind = args.bind
         if not bind:
-            from isearchd.config import load_config
+            from isearchd.config.file import load_config
 
             bind = load_config().service.bind
         wait_until_listening(bind, timeout=args.timeout, pid=args.pid)

@@ -21,7 +21,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from isearchd.pathfilter import PathFilter
+from isearchd.watch.pathfilter import PathFilter
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""``isearch service install|uninstall``: a thin typer adapter over :mod:`isearchd.service`.
+"""``isearch service install|uninstall``: a thin typer adapter over :mod:`isearchd.service.install`.
 
 The main CLI owns the ``service`` group (start/stop/status) and mounts these two commands on it
 with ``register(service_app)``.
@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from isearchd.errors import ISearchError
-from isearchd.service import (
+from isearchd.service.install import (
     DaemonOptions,
     InstallResult,
     init_system,
@@ -73,7 +73,7 @@ def _hand_over_to_init() -> None:
     Two daemons cannot share a data home (pid-file lock): left running, the hand-started one would
     make the unit's daemon fail and be restarted by the init system over and over.
     """
-    from isearchd import control
+    from isearchd.service import control
 
     if control.managed_by_init():
         return

@@ -8,10 +8,10 @@ it). It is thread-safe: many connections call it at once.
 - Databases are opened on first use with the model's key and dimension, so a database built by
   another model raises ``ModelMismatch`` instead of mixing embedding spaces.
 - Every write (an ``add`` request, a watched folder's batch) is a job in one bounded queue run by
-  one indexing worker (``isearchd.jobqueue``): a second client adding the same folder waits, then
+  one indexing worker (``isearchd.engine.jobqueue``): a second client adding the same folder waits, then
   finds every file already present; a full queue makes producers wait instead of dropping work.
   ``status()['queue']`` counts jobs running or waiting.
-- Watched folders (``isearchd.watch``) are kept in sync by the ``Watcher``; ``start_watching``
+- Watched folders (``isearchd.watch.watcher``) are kept in sync by the ``Watcher``; ``start_watching``
   starts the configured and registered ones.
 - Text-query embeddings are cached (LRU), so repeating a search costs one index lookup.
 """
@@ -29,18 +29,18 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from isearchd.engine.images import load_image
+from isearchd.engine.indexer import BATCH_SIZE, AddItem, AddReport, Indexer, Progress, ProgressFn
+from isearchd.engine.jobqueue import JobQueue
 from isearchd.errors import InvalidRequest, NotFound
-from isearchd.images import load_image
-from isearchd.indexer import BATCH_SIZE, AddItem, AddReport, Indexer, Progress, ProgressFn
-from isearchd.jobqueue import JobQueue
+from isearchd.files.scan import label_for, scan
 from isearchd.protocol import LABEL_TYPES, MAX_RESULTS
-from isearchd.scan import label_for, scan
 
 if TYPE_CHECKING:
     from PIL import Image
 
     from isearchd.store import Database, SearchHit
-    from isearchd.watch import Watcher, WatchOptions
+    from isearchd.watch.watcher import Watcher, WatchOptions
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class Engine:
         watch_options: WatchOptions | None = None,
         batch_size: int = BATCH_SIZE,
     ) -> None:
-        from isearchd.watch import Watcher
+        from isearchd.watch.watcher import Watcher
 
         self.model = _SerialModel(model)
         self.batch_size = batch_size

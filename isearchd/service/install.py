@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Literal
 from xml.sax.saxutils import escape as xml_escape
 
-from isearchd import settings
+from isearchd.config import settings
 from isearchd.errors import ServiceError
 
 InitSystem = Literal["systemd", "launchd"]
@@ -204,7 +204,7 @@ def render_systemd_unit(
     env = os.environ if environ is None else environ
     py = str(Path(python or sys.executable).absolute())
     exec_start = [py, "-m", "isearchd", *options.argv()]
-    ready = [py, "-m", "isearchd.readiness", "--timeout", str(READY_TIMEOUT_S)]
+    ready = [py, "-m", "isearchd.service.readiness", "--timeout", str(READY_TIMEOUT_S)]
     bind = options.bind or (str(options.home / settings.SOCKET_NAME) if options.home else None)
     if bind:
         ready += ["--bind", bind]

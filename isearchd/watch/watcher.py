@@ -1,6 +1,6 @@
 """Watched folders: keep a database in sync with folders on disk.
 
-One ``FolderWatch`` (``isearchd.folderwatch``) per (database, folder), each with its own thread:
+One ``FolderWatch`` (``isearchd.watch.folder``) per (database, folder), each with its own thread:
 
 1. schedule the folder on a watchdog observer: inotify (FSEvents on macOS), or a polling observer
    when inotify cannot take it (watch or instance limit reached: ``ENOSPC``/``EMFILE``), when the
@@ -35,13 +35,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from isearchd.errors import Busy, InvalidRequest, ISearchError, NotFound
-from isearchd.folderwatch import FolderWatch, WatchOptions
+from isearchd.watch.folder import FolderWatch, WatchOptions
 
 if TYPE_CHECKING:
     from watchdog.observers.api import BaseObserver, ObservedWatch
 
-    from isearchd.indexer import AddReport
-    from isearchd.jobqueue import JobQueue
+    from isearchd.engine.indexer import AddReport
+    from isearchd.engine.jobqueue import JobQueue
     from isearchd.store import Database
 
 __all__ = ["FolderWatch", "WatchHost", "WatchOptions", "Watcher", "normalise_folder"]

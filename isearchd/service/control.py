@@ -29,7 +29,8 @@ from typing import Any
 
 import psutil
 
-from isearchd import settings
+from isearchd.config import settings
+from isearchd.config.home import data_home, default_bind, log_path, pid_path
 from isearchd.errors import ISearchError, ServiceError, ServiceNotRunning
 from isearchd.protocol import is_loopback, parse_bind
 
@@ -70,7 +71,7 @@ class ServiceInfo:
 def resolve_bind(bind: str | None) -> str:
     """The bind address to use, normalised: ``bind`` (socket paths made absolute, ``~`` expanded)
     or the default socket. Raises InvalidRequest for a malformed address."""
-    return str(parse_bind(bind or settings.default_bind()))
+    return str(parse_bind(bind or default_bind()))
 
 
 def is_tcp(bind: str) -> bool:
@@ -86,7 +87,7 @@ def is_local(bind: str) -> bool:
 
 def console_path() -> Path:
     """Where a background daemon's stdout and stderr go (next to its log file)."""
-    return settings.log_path().with_name(CONSOLE_NAME)
+    return log_path().with_name(CONSOLE_NAME)
 
 
 def daemon_command(bind: str, model: str, log_level: str, precision: str | None = None) -> list[str]:
@@ -124,9 +125,9 @@ def start(
     ensure_not_running(bind)
     cleanup_stale(bind)
 
-    home = settings.data_home()
+    home = data_home()
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    log_file = settings.log_path()
+    log_file = log_path()
     # The daemon logs to its log file and to stderr; its stderr (and anything printed before
     # logging is set up, such as an import error) goes to a console file rewritten per start, so
     # the log file has no duplicated lines and the console file holds exactly this start's story.
@@ -172,7 +173,7 @@ def ensure_not_running(bind: str) -> None:
     running = running_pid()
     if running is not None:
         raise ServiceError(
-            f"the ImgSearch service is already running (PID {running}, data home {settings.data_home()}); "
+            f"the ImgSearch service is already running (PID {running}, data home {data_home()}); "
             "stop it first with `isearch service stop`"
         )
     if _answers(bind):
@@ -185,13 +186,13 @@ def ensure_not_running(bind: str) -> None:
 def managed_by_init() -> bool:
     """True when `isearch service install` put a user unit in place: then the init system owns
     the daemon (its options were fixed at install time) and start/stop go through it."""
-    from isearchd import service
+    from isearchd.service import install as service
 
     return service.managed_by_init()
 
 
 def _start_unit(bind: str | None) -> ServiceInfo:
-    from isearchd import service
+    from isearchd.service import install as service
 
     service.start_unit()
     address = resolve_bind(bind)
@@ -262,7 +263,7 @@ def stop(*, bind: str | None = None, timeout_s: float = STOP_TIMEOUT_S) -> int |
     pid = running_pid()
     info = _try_status(bind)
     if managed_by_init():
-        from isearchd import service
+        from isearchd.service import install as service
 
         service.stop_unit()  # the init system would restart a daemon stopped behind its back
     if info is None and pid is None:
@@ -385,7 +386,7 @@ def _rss(pid: int) -> int | None:
 
 def _pid_from_file() -> int | None:
     try:
-        text = settings.pid_path().read_text(encoding="utf-8", errors="replace")
+        text = pid_path().read_text(encoding="utf-8", errors="replace")
     except OSError:
         return None
     match = re.search(r"\d+", text)
@@ -427,7 +428,7 @@ def cleanup_stale(bind: str) -> list[Path]:
     Returns the paths removed. Both checks look before removing: a live daemon's files stay.
     """
     removed: list[Path] = []
-    pid_file = settings.pid_path()
+    pid_file = pid_path()
     if pid_file.exists() and running_pid() is None:
         with contextlib.suppress(FileNotFoundError):
             pid_file.unlink()

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from isearchd import settings
-from isearchd.pathtext import json_safe, printable, shown
+from isearchd.config import settings
+from isearchd.files.names import json_safe, printable, shown
 
 if TYPE_CHECKING:
     from isearchd.client import Client
@@ -34,8 +34,8 @@ BindOpt = Annotated[
 
 def _target(ctx: typer.Context, db: str | None, bind: str | None) -> tuple[str, str, bool]:
     """(database, bind address, whether a database was named explicitly)."""
-    from isearchd.config import load_config
-    from isearchd.control import resolve_bind
+    from isearchd.config.file import load_config
+    from isearchd.service.control import resolve_bind
 
     root = ctx.find_root().obj or {}
     named = db or root.get("db")
