@@ -40,17 +40,15 @@ from isearchd.errors import (
 from isearchd.protocol import (
     ADD_CHUNK_BYTES,
     ADD_CHUNK_FILES,
-    LABEL_TYPES,
     MAX_LINE_BYTES,
-    AddReport,
     BindAddress,
     LineReader,
-    Progress,
     b64encode,
     decode_reply,
     encode,
     parse_bind,
 )
+from isearchd.reports import LABEL_TYPES, AddReport, Progress
 
 CONNECT_TIMEOUT_S = 5.0
 # The largest single file a TCP client sends: base64 adds a third, and the line must stay under

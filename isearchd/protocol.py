@@ -52,9 +52,6 @@ MAX_LINE_BYTES = 64 * 1024 * 1024
 ADD_CHUNK_BYTES = 24 * 1024 * 1024
 ADD_CHUNK_FILES = 64
 
-MAX_RESULTS = 10_000
-
-LABEL_TYPES = ("path", "name")
 
 _MISSING = object()
 
@@ -206,60 +203,6 @@ def _check_names(op: str, args: dict[str, Any]) -> None:
             text = item.get(key) if key is not None and isinstance(item, dict) else item
             if isinstance(text, str):
                 check_name(text, f"{op}: {name!r}")
-
-
-# --- results --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Progress:
-    done: int
-    total: int
-    added: int
-    skipped: int
-    failed: int
-
-    def to_dict(self) -> dict[str, int]:
-        return {
-            "done": self.done,
-            "total": self.total,
-            "added": self.added,
-            "skipped": self.skipped,
-            "failed": self.failed,
-        }
-
-
-@dataclass(frozen=True)
-class AddReport:
-    """What an add did. ``added`` counts files embedded (new or changed) and committed; ``skipped``
-    counts files already present unchanged; ``failed`` lists ``(path, reason)``."""
-
-    added: int = 0
-    skipped: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)
-
-    @property
-    def total(self) -> int:
-        return self.added + self.skipped + len(self.failed)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "added": self.added,
-            "skipped": self.skipped,
-            "failed": [[p, r] for p, r in self.failed],
-            "total": self.total,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> AddReport:
-        return cls(
-            added=int(d.get("added", 0)),
-            skipped=int(d.get("skipped", 0)),
-            failed=[(str(p), str(r)) for p, r in d.get("failed", [])],
-        )
-
-    def merged(self, other: AddReport) -> AddReport:
-        return AddReport(self.added + other.added, self.skipped + other.skipped, self.failed + other.failed)
 
 
 # --- replies -----------------------------------------------------------------------------------

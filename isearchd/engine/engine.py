@@ -34,7 +34,7 @@ from isearchd.engine.indexer import BATCH_SIZE, AddItem, AddReport, Indexer, Pro
 from isearchd.engine.jobqueue import JobQueue
 from isearchd.errors import InvalidRequest, NotFound
 from isearchd.files.scan import label_for, scan
-from isearchd.protocol import LABEL_TYPES, MAX_RESULTS
+from isearchd.reports import LABEL_TYPES, MAX_RESULTS
 
 if TYPE_CHECKING:
     from PIL import Image

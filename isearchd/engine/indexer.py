@@ -37,7 +37,7 @@ import numpy as np
 
 from isearchd.engine.images import load_image
 from isearchd.errors import BadImage, Busy, ISearchError, StoreError
-from isearchd.protocol import AddReport, Progress
+from isearchd.reports import AddReport, Progress
 
 if TYPE_CHECKING:
     from PIL import Image

@@ -19,7 +19,8 @@ from shapes import render, write_samples
 
 from isearchd.client import Client
 from isearchd.errors import BadImage, InvalidRequest, NotFound
-from isearchd.protocol import MAX_LINE_BYTES, Progress
+from isearchd.protocol import MAX_LINE_BYTES
+from isearchd.reports import Progress
 
 if TYPE_CHECKING:
     from daemons import DaemonProcess

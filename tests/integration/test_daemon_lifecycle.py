@@ -15,7 +15,7 @@ from daemons import DaemonProcess, short_tmpdir
 from shapes import CLASSES, render
 
 from isearchd.errors import ISearchError, ServiceError, ServiceNotRunning
-from isearchd.protocol import Progress
+from isearchd.reports import Progress
 
 N_LARGE = 320
 

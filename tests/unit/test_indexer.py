@@ -12,7 +12,7 @@ from PIL import Image
 
 from isearchd.engine.indexer import AddItem, Indexer, content_hash
 from isearchd.errors import Busy
-from isearchd.protocol import Progress
+from isearchd.reports import Progress
 from isearchd.store import Database
 
 DIM = 8

@@ -12,7 +12,6 @@ from isearchd.errors import InvalidRequest, ProtocolError
 from isearchd.protocol import (
     MAX_LINE_BYTES,
     OPS,
-    AddReport,
     LineReader,
     LineTooLong,
     b64encode,
@@ -27,6 +26,7 @@ from isearchd.protocol import (
     progress_event,
     request_id,
 )
+from isearchd.reports import AddReport
 
 
 def test_request_defaults_are_filled_in() -> None:

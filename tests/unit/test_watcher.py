@@ -16,7 +16,7 @@ import pytest
 
 from isearchd.engine.jobqueue import JobQueue
 from isearchd.errors import Busy, InvalidRequest
-from isearchd.protocol import AddReport
+from isearchd.reports import AddReport
 from isearchd.store import Database, ImageRecord
 from isearchd.watch.debounce import Debouncer
 from isearchd.watch.pathfilter import PathFilter, glob_to_regex, is_temp_name
