@@ -1,4 +1,4 @@
-"""JPEG decode: full decode vs ``Image.draft`` reduced-scale decode (isearchd.engine.images.load_image).
+"""JPEG decode: full decode vs ``Image.draft`` reduced-scale decode (isearchd.files.images.load_image).
 
 For real photos shipped inside the scikit-image wheel (astronaut, chelsea, coffee, rocket,
 hubble_deep_field, retina), plus a worst case made of fine natural texture at native resolution
@@ -36,7 +36,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from isearchd.engine.images import load_image  # noqa: E402
+from isearchd.files.images import load_image  # noqa: E402
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "retina")
 SIZES = ((4000, 3000), (1920, 1080))

@@ -460,7 +460,7 @@ PROFILE_SCRIPT = textwrap.dedent(
     warnings.simplefilter("ignore")
     import numpy as np, torch
     from PIL import Image
-    from isearchd.engine.images import load_image
+    from isearchd.files.images import load_image
     from isearchd.models import load_model
     key, weights, files = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
     torch.set_num_threads(2)

@@ -20,7 +20,6 @@ use one client per thread for parallel requests.
 from __future__ import annotations
 
 import os
-import socket
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -34,7 +33,6 @@ from isearchd.errors import (
     NotFound,
     ProtocolError,
     ServiceError,
-    ServiceNotRunning,
     from_code,
 )
 from isearchd.protocol import (
@@ -42,15 +40,14 @@ from isearchd.protocol import (
     ADD_CHUNK_FILES,
     MAX_LINE_BYTES,
     BindAddress,
-    LineReader,
     b64encode,
     decode_reply,
     encode,
     parse_bind,
 )
 from isearchd.reports import LABEL_TYPES, AddReport, Progress
+from isearchd.transports import Connection, SocketTransport, Transport
 
-CONNECT_TIMEOUT_S = 5.0
 # The largest single file a TCP client sends: base64 adds a third, and the line must stay under
 # MAX_LINE_BYTES with room for the JSON around it.
 MAX_SEND_FILE_BYTES = (MAX_LINE_BYTES // 4) * 3 - 64 * 1024
@@ -71,15 +68,22 @@ class Client:
         bind: str | None = None,
         timeout: float | None = None,
         token: str | None = None,
+        *,
+        transport: Transport | None = None,
     ) -> None:
+        """``bind``: the daemon's socket path or ``host:port`` (default: the data home's socket).
+        ``transport``: how requests travel, when not over ``bind`` (``isearchd.transports``)."""
         self.db_name = db_name
         self.bind = str(Path(bind).expanduser()) if bind else default_bind()
         self.address: BindAddress = parse_bind(self.bind)
         self.timeout = timeout
         self.token = token if token is not None else (os.environ.get("ISEARCH_TOKEN") or None)
         self.last_add: AddReport | None = None
-        self._sock: socket.socket | None = None
-        self._reader: LineReader | None = None
+        if transport is None:
+            hint = "isearch service start" + ("" if self.bind == default_bind() else f" -B {self.bind}")
+            transport = SocketTransport(self.address, shown=self.bind, start_hint=hint)
+        self._transport: Transport = transport
+        self._conn: Connection | None = None
         self._lock = threading.RLock()
         self._next_id = 1
 
@@ -88,45 +92,14 @@ class Client:
 
     @property
     def is_tcp(self) -> bool:
-        return self.address.is_tcp
+        """Whether the daemon is remote (TCP): it cannot read this side's files, so bytes are sent."""
+        return self._transport.remote
 
     # -- connection ------------------------------------------------------------------------------
 
-    def _not_running(self) -> ServiceNotRunning:
-        hint = "isearch service start"
-        if self.bind != default_bind():
-            hint += f" -B {self.bind}"
-        return ServiceNotRunning(f"ImgSearch service is not running at {self.bind}; start it with `{hint}`")
-
     def _connect(self) -> None:
-        try:
-            if self.address.is_tcp:
-                sock = socket.create_connection(
-                    (self.address.host, self.address.port), timeout=CONNECT_TIMEOUT_S
-                )
-            else:
-                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                sock.settimeout(CONNECT_TIMEOUT_S)
-                try:
-                    sock.connect(str(self.address.path))
-                except BaseException:
-                    sock.close()
-                    raise
-        except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
-            raise self._not_running() from None
-        except TimeoutError:
-            raise ServiceError(
-                f"the ImgSearch service at {self.bind} did not accept a connection in time"
-            ) from None
-        except OSError as e:
-            raise ServiceNotRunning(
-                f"cannot connect to the ImgSearch service at {self.bind} ({e.strerror or e}); "
-                "start it with `isearch service start`"
-            ) from None
-        sock.settimeout(self.timeout)
-        self._sock = sock
-        self._reader = LineReader(sock, MAX_LINE_BYTES)
-        if self.address.is_tcp and self.token:
+        self._conn = self._transport.connect(self.timeout)
+        if self._transport.remote and self.token:
             try:
                 self._exchange("auth", {"token": self.token}, None)
             except BaseException:
@@ -135,12 +108,11 @@ class Client:
 
     def close(self) -> None:
         with self._lock:
-            if self._sock is not None:
+            if self._conn is not None:
                 try:
-                    self._sock.close()
+                    self._conn.close()
                 finally:
-                    self._sock = None
-                    self._reader = None
+                    self._conn = None
 
     def __enter__(self) -> Client:
         return self
@@ -152,7 +124,7 @@ class Client:
         self, op: str, args: dict[str, Any] | None = None, progress: ProgressCallback | None = None
     ) -> Any:
         with self._lock:
-            reused = self._sock is not None
+            reused = self._conn is not None
             if not reused:
                 self._connect()
             try:
@@ -172,15 +144,15 @@ class Client:
                 ) from None
 
     def _exchange(self, op: str, args: dict[str, Any], progress: ProgressCallback | None) -> Any:
-        assert self._sock is not None and self._reader is not None
+        assert self._conn is not None
         rid = self._next_id
         self._next_id += 1
         message = {"id": rid, "op": op, **args}
         got_data = False
         try:
-            self._sock.sendall(encode(message))
+            self._conn.send(encode(message))
             while True:
-                line = self._reader.readline()
+                line = self._conn.readline()
                 if line is None:
                     raise _ConnectionLost(got_data)
                 got_data = True

@@ -182,27 +182,36 @@ def validate_request(obj: object) -> Request:
     return Request(id=rid, op=op, args=args, token=token)
 
 
-# Fields that name files: (field, key inside each item or None for the value itself).
-_NAME_FIELDS: dict[str, tuple[tuple[str, str | None], ...]] = {
-    "add": (("paths", None), ("files", "label"), ("files", "path")),
-    "unchanged": (("files", "label"),),
-    "search": (("image", "path"),),
-    "compare": (("a", "path"), ("b", "path")),
-    "watch": (("paths", None),),
-    "unwatch": (("path", None),),
-    "watch_errors": (("path", None),),
+# Fields that name files: (field, key inside each item or None for the value itself, whether it
+# is a daemon-side path, which must be absolute: the daemon does not share the client's cwd).
+_NAME_FIELDS: dict[str, tuple[tuple[str, str | None, bool], ...]] = {
+    "add": (("paths", None, True), ("files", "label", False), ("files", "path", False)),
+    "unchanged": (("files", "label", False),),
+    "search": (("image", "path", True),),
+    "compare": (("a", "path", True), ("b", "path", True)),
+    "watch": (("paths", None, True),),
+    "unwatch": (("path", None, True),),
+    "watch_errors": (("path", None, True),),
 }
 
 
 def _check_names(op: str, args: dict[str, Any]) -> None:
-    """Names may hold any bytes a file system allows (escaped, ``isearchd.files.names``), nothing else."""
-    for name, key in _NAME_FIELDS.get(op, ()):
+    """Names may hold any bytes a file system allows (escaped, ``isearchd.files.names``), nothing
+    else; daemon-side paths are absolute. Checked here, once, for every transport."""
+    for name, key, daemon_side in _NAME_FIELDS.get(op, ()):
         value = args.get(name)
         items = value if isinstance(value, list) else [value]
         for item in items:
+            if key is None and isinstance(value, list) and (not isinstance(item, str) or not item):
+                raise InvalidRequest(f"{op}: {name!r} must be a list of non-empty strings")
             text = item.get(key) if key is not None and isinstance(item, dict) else item
-            if isinstance(text, str):
-                check_name(text, f"{op}: {name!r}")
+            if not isinstance(text, str):
+                continue  # (an item's own shape is checked where it is parsed)
+            check_name(text, f"{op}: {name!r}")
+            if daemon_side and not text.startswith("/"):
+                raise InvalidRequest(
+                    f"{op}: paths must be absolute (the daemon does not share your cwd): {text}"
+                )
 
 
 # --- replies -----------------------------------------------------------------------------------

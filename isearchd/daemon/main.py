@@ -31,7 +31,6 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from isearchd.config import settings
-from isearchd.config.home import data_home, pid_path
 from isearchd.errors import ISearchError, ServiceError
 from isearchd.version import __version__
 
@@ -137,8 +136,6 @@ class PidLock:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.home:
-        os.environ["ISEARCH_HOME"] = str(Path(args.home).expanduser().resolve())
     from isearchd.config.file import load_config
 
     try:
@@ -149,14 +146,15 @@ def main(argv: list[str] | None = None) -> int:
                 "log_level": args.log_level,
                 "token": args.token,
                 "precision": args.precision,
+                "home": str(Path(args.home).expanduser().resolve()) if args.home else None,
             }
         )
     except ISearchError as e:
         sys.stderr.write(f"isearchd: {e.message}\n")
         return 1
-    # the config file may name the home: every path below it (pid, socket, log) follows
-    os.environ["ISEARCH_HOME"] = str(config.home)
-    home = data_home()
+    # --home, $ISEARCH_HOME or the config file's home: every path below it (pid, socket, log)
+    # comes from the config, passed down (nothing is handed over through os.environ)
+    home = config.home
     try:
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as e:
@@ -164,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     _setup_logging(config.service.log_level, config.service.log_file)
-    pid_lock = PidLock(pid_path())
+    pid_lock = PidLock(home / settings.PID_NAME)
     try:
         pid_lock.acquire()
     except ISearchError as e:
@@ -232,9 +230,12 @@ def _run(config: Config, home: Path) -> int:
 
     from isearchd.daemon.server import Server
     from isearchd.engine.engine import Engine
+    from isearchd.watch.watcher import Watcher
 
-    engine = Engine(model, home, watch_options=watch_options, batch_size=config.model.batch_size)
-    server = Server(engine, bind, token=token)
+    # the composition: the watcher feeds the engine's job queue; the server serves both
+    engine = Engine(model, home, batch_size=config.model.batch_size)
+    watcher = Watcher(engine, watch_options)
+    server = Server(engine, watcher, bind, token=token)
     try:
         server.listen()
     except ISearchError as e:
@@ -246,11 +247,12 @@ def _run(config: Config, home: Path) -> int:
         server.request_stop()
     log.info("ready: model %s (dim %d) on %s", model.key, model.dim, bind)
     try:
-        engine.start_watching([(w.db, str(w.path), w.exclude) for w in config.watch])
+        configured = [(w.db, str(w.path), w.exclude) for w in config.watch]
+        watcher.start_all(configured, engine.list_dbs())
         server.serve_forever()
     finally:
         log.info("stopping: finishing in-flight requests")
-        engine.stop_watching()
+        watcher.stop()
         server.close()
         engine.close()
         log.info("stopped")

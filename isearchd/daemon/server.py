@@ -29,38 +29,34 @@ import stat
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from isearchd.engine.engine import Engine
-from isearchd.engine.indexer import AddItem, Progress
+from isearchd.daemon.handler import Handler, Peer
 from isearchd.errors import (
     Busy,
     ConfigError,
-    InvalidRequest,
     ISearchError,
     PermissionDenied,
     ServiceError,
 )
 from isearchd.protocol import (
     MAX_LINE_BYTES,
-    PROTOCOL_VERSION,
     BindAddress,
     LineReader,
     LineTooLong,
     Request,
-    b64decode,
     decode_line,
     encode,
     error_reply,
     is_loopback,
     ok_reply,
-    parse_file_stats,
-    parse_image_source,
-    progress_event,
     request_id,
     validate_request,
 )
-from isearchd.version import __version__
+
+if TYPE_CHECKING:
+    from isearchd.engine.engine import Engine
+    from isearchd.watch.watcher import Watcher
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +67,6 @@ STOP_GRACE_S = 20.0
 ACCEPT_POLL_S = 0.5
 LISTEN_BACKLOG = 64
 
-_TCP_PATH_REFUSAL = (
-    "over TCP the daemon does not read files by path; send the image bytes instead "
-    "(the Python Client and `isearch` do this automatically for TCP binds)"
-)
-_TCP_WATCH_REFUSAL = (
-    "over TCP the daemon does not watch folders named by a client (they are paths on the daemon's "
-    "machine); run `isearch watch` on that machine, or list the folders in its config file"
-)
 _AUTH_NEEDED = (
     'this daemon requires a token: send {"op": "auth", "token": ...} first '
     "(Client(token=...) or ISEARCH_TOKEN)"
@@ -131,10 +119,12 @@ def _unix_socket_state(path: str) -> str:
 
 
 class _Connection:
+    """One client connection: a ``Peer`` of the handler."""
+
     def __init__(self, sock: socket.socket, peer: str, tcp: bool, authed: bool) -> None:
         self.sock = sock
         self.peer = peer
-        self.tcp = tcp
+        self.remote = tcp
         self.authed = authed
         self.busy = False
         self.alive = True
@@ -153,11 +143,12 @@ class _Connection:
 
 
 class Server:
-    """Listens on ``bind`` and serves ``engine`` until ``request_stop``."""
+    """Listens on ``bind`` and serves the engine and the watcher until ``request_stop``."""
 
     def __init__(
         self,
         engine: Engine,
+        watcher: Watcher,
         bind: BindAddress,
         *,
         token: str | None = None,
@@ -166,6 +157,7 @@ class Server:
     ) -> None:
         check_bind_policy(bind, token)
         self.engine = engine
+        self.watcher = watcher
         self.bind = bind
         self.token = token or None
         self.max_line = max_line
@@ -174,6 +166,7 @@ class Server:
         self._socket_ino: int | None = None
         self._stopping = threading.Event()
         self.cancel = threading.Event()  # tells running adds to stop at their next batch boundary
+        self.handler = Handler(engine, watcher, cancel=self.cancel, server_info=self._info)
         self._conns: set[_Connection] = set()
         self._threads: set[threading.Thread] = set()
         self._lock = threading.Lock()
@@ -317,7 +310,7 @@ class Server:
                     continue
                 c.busy = True
                 try:
-                    if not self._handle_line(c, line):
+                    if not self.handle_line(c, line):
                         break
                 finally:
                     c.busy = False
@@ -331,8 +324,11 @@ class Server:
                 self._conns.discard(c)
                 self._threads.discard(threading.current_thread())
 
-    def _handle_line(self, c: _Connection, line: bytes) -> bool:
-        """Answer one request line. Returns False when the connection must be closed."""
+    def _info(self) -> dict[str, Any]:
+        return {"bind": str(self.bind), "max_line_bytes": self.max_line}
+
+    def handle_line(self, c: Peer, line: bytes) -> bool:
+        """Answer one request line from ``c``. Returns False when the connection must be closed."""
         rid: Any = None
         try:
             obj = decode_line(line)
@@ -359,7 +355,16 @@ class Server:
                 self._on_stop_request()
         return True
 
-    def _authorise(self, c: _Connection, req: Request) -> bool:
+    def _dispatch(self, c: Peer, req: Request) -> Any:
+        if req.op == "hello":
+            return {
+                **self.handler.hello(c),
+                "transport": "tcp" if c.remote else "unix",
+                "auth_required": self.token is not None and c.remote,
+            }
+        return self.handler.handle(c, req)
+
+    def _authorise(self, c: Peer, req: Request) -> bool:
         if c.authed or self.token is None:
             return True
         presented = req.args["token"] if req.op == "auth" else req.token
@@ -368,156 +373,11 @@ class Server:
                 return True
             raise PermissionDenied(_AUTH_NEEDED)
         if not hmac.compare_digest(presented.encode(), self.token.encode()):
-            log.warning("rejected a connection from %s: wrong token", c.peer)
+            log.warning("rejected a connection from %s: wrong token", getattr(c, "peer", "?"))
             c.send(error_reply(req.id, PermissionDenied("wrong token")))
             return False
         c.authed = True
         return True
-
-    # -- operations ------------------------------------------------------------------------------
-
-    def _dispatch(self, c: _Connection, req: Request) -> Any:
-        a = req.args
-        eng = self.engine
-        match req.op:
-            case "hello":
-                return {
-                    "protocol": PROTOCOL_VERSION,
-                    "server": "isearchd",
-                    "version": __version__,
-                    "model": eng.model.key,
-                    "dim": eng.model.dim,
-                    "transport": "tcp" if c.tcp else "unix",
-                    "auth_required": self.token is not None and c.tcp,
-                    "authenticated": c.authed,
-                    "max_line_bytes": self.max_line,
-                }
-            case "auth":
-                return True
-            case "status":
-                return {
-                    **eng.status(),
-                    "bind": str(self.bind),
-                    "version": __version__,
-                    "protocol": PROTOCOL_VERSION,
-                }
-            case "add":
-                return self._add(c, req)
-            case "search":
-                return self._search(c, req)
-            case "compare":
-                sa = parse_image_source(a["a"], "compare: 'a'")
-                sb = parse_image_source(a["b"], "compare: 'b'")
-                if c.tcp and (sa.path is not None or sb.path is not None):
-                    raise PermissionDenied(_TCP_PATH_REFUSAL)
-                return eng.compare(
-                    _src(sa.path, sa.data), _src(sb.path, sb.data), a_name=sa.display, b_name=sb.display
-                )
-            case "unchanged":
-                return eng.unchanged(a["db"], parse_file_stats(a["files"]))
-            case "list_dbs":
-                return eng.list_dbs()
-            case "db_info":
-                return _jsonable(eng.db_info(a["db"]))
-            case "clear_db":
-                return eng.clear_db(a["db"])
-            case "shutdown":
-                return True
-            case "watch" | "unwatch":
-                if c.tcp:
-                    raise PermissionDenied(_TCP_WATCH_REFUSAL)
-                if req.op == "watch":
-                    return eng.watch(
-                        a["db"],
-                        _strings(a["paths"], "watch: 'paths'"),
-                        _strings(a["exclude"], "watch: 'exclude'"),
-                    )
-                return eng.unwatch(a["db"], a["path"], purge=a["purge"])
-            case "watch_list":
-                return eng.watch_list(a["db"])
-            case "watch_errors":
-                return eng.watch_errors(a["db"], a["path"])
-        raise InvalidRequest(f"unknown op {req.op!r}")  # pragma: no cover - validate_request knows OPS
-
-    def _add(self, c: _Connection, req: Request) -> dict[str, Any]:
-        a = req.args
-        paths, files = a["paths"], a["files"]
-        if (paths is None) == (files is None):
-            raise InvalidRequest("add needs exactly one of 'paths' (daemon-side files) or 'files' (bytes)")
-
-        def progress(p: Progress) -> None:
-            c.send(progress_event(req.id, **p.to_dict()))
-
-        if paths is not None:
-            if c.tcp:
-                raise PermissionDenied(_TCP_PATH_REFUSAL)
-            report = self.engine.add_paths(
-                a["db"], paths, label_type=a["label_type"], progress=progress, cancel=self.cancel
-            )
-        else:
-            items = [_file_item(i, f) for i, f in enumerate(files)]
-            report = self.engine.add_files(a["db"], items, progress=progress, cancel=self.cancel)
-        return report.to_dict()
-
-    def _search(self, c: _Connection, req: Request) -> list[dict[str, Any]]:
-        a = req.args
-        text, image = a["text"], a["image"]
-        if (text is None) == (image is None):
-            raise InvalidRequest("search needs exactly one of 'text' or 'image'")
-        if text is not None:
-            hits = self.engine.search_text(a["db"], text, a["num"], a["similarity"])
-        else:
-            src = parse_image_source(image, "search: 'image'")
-            if c.tcp and src.path is not None:
-                raise PermissionDenied(_TCP_PATH_REFUSAL)
-            hits = self.engine.search_image(
-                a["db"], _src(src.path, src.data), a["num"], a["similarity"], name=src.display
-            )
-        return [{"label": h.label, "path": h.path, "similarity": float(h.similarity)} for h in hits]
-
-
-def _src(path: str | None, data: bytes | None) -> str | bytes:
-    if data is not None:
-        return data
-    assert path is not None
-    if not Path(path).is_absolute():
-        raise InvalidRequest(f"image paths must be absolute (the daemon does not share your cwd): {path}")
-    return path
-
-
-def _strings(value: list[Any], what: str) -> list[str]:
-    if not all(isinstance(v, str) and v for v in value):
-        raise InvalidRequest(f"{what} must be a list of non-empty strings")
-    return list(value)
-
-
-def _file_item(i: int, f: object) -> AddItem:
-    what = f"add: files[{i}]"
-    if not isinstance(f, dict):
-        raise InvalidRequest(f"{what} must be an object with 'label' and 'data'")
-    label, path = f.get("label"), f.get("path")
-    size, mtime_ns = f.get("size"), f.get("mtime_ns")
-    if not isinstance(label, str) or not label:
-        raise InvalidRequest(f"{what}: 'label' must be a non-empty string")
-    if path is not None and not isinstance(path, str):
-        raise InvalidRequest(f"{what}: 'path' must be a string")
-    for name, v in (("size", size), ("mtime_ns", mtime_ns)):
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
-            raise InvalidRequest(f"{what}: {name!r} must be an integer")
-    data = b64decode(f.get("data"), what)
-    return AddItem(label=label, path=path or label, data=data, size=size, mtime_ns=mtime_ns)
-
-
-def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, (str, int, float, bool)) or v is None:
-            out[k] = v
-        elif hasattr(v, "item"):
-            out[k] = v.item()
-        else:
-            out[k] = str(v)
-    return out
 
 
 def _shutdown(sock: socket.socket) -> None:

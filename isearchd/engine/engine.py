@@ -11,8 +11,8 @@ it). It is thread-safe: many connections call it at once.
   one indexing worker (``isearchd.engine.jobqueue``): a second client adding the same folder waits, then
   finds every file already present; a full queue makes producers wait instead of dropping work.
   ``status()['queue']`` counts jobs running or waiting.
-- Watched folders (``isearchd.watch.watcher``) are kept in sync by the ``Watcher``; ``start_watching``
-  starts the configured and registered ones.
+- Watched folders are not the engine's business: the daemon composes a ``Watcher``
+  (``isearchd.watch``) over the engine, which feeds its job queue through ``index_paths``.
 - Text-query embeddings are cached (LRU), so repeating a search costs one index lookup.
 """
 
@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from isearchd.engine.images import load_image
 from isearchd.engine.indexer import BATCH_SIZE, AddItem, AddReport, Indexer, Progress, ProgressFn
 from isearchd.engine.jobqueue import JobQueue
 from isearchd.errors import InvalidRequest, NotFound
+from isearchd.files.images import load_image
 from isearchd.files.scan import label_for, scan
 from isearchd.reports import LABEL_TYPES, MAX_RESULTS
 
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from isearchd.store import Database, SearchHit
-    from isearchd.watch.watcher import Watcher, WatchOptions
 
 log = logging.getLogger(__name__)
 
@@ -102,20 +101,15 @@ class Engine:
         home: Path,
         *,
         text_cache_size: int = TEXT_CACHE_SIZE,
-        watch_options: WatchOptions | None = None,
         batch_size: int = BATCH_SIZE,
     ) -> None:
-        from isearchd.watch.watcher import Watcher
-
         self.model = _SerialModel(model)
         self.batch_size = batch_size
         self.home = Path(home)
         self.started = time.time()
         self._dbs: dict[str, Database] = {}
         self._db_lock = threading.RLock()
-        self._add_locks: dict[str, threading.Lock] = {}
         self.jobs = JobQueue()
-        self.watcher: Watcher = Watcher(self, watch_options)
         self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._text_cache_size = text_cache_size
         self._text_lock = threading.Lock()
@@ -188,22 +182,20 @@ class Engine:
 
     def clear_db(self, name: str) -> bool:
         db, close = self._any_database(name)
-        lock = self._add_lock(db.name)
-        with lock:
+
+        def job() -> None:  # a write like any other: through the one queue
             try:
                 db.clear()
                 db.save_index()
             finally:
                 if close:
                     db.close()
+
+        self.jobs.run(job, f"clear {db.name}")
         log.warning("cleared database %r", name)
         return True
 
     # -- add -------------------------------------------------------------------------------------
-
-    def _add_lock(self, name: str) -> threading.Lock:
-        with self._db_lock:
-            return self._add_locks.setdefault(name, threading.Lock())
 
     def add_paths(
         self,
@@ -217,11 +209,8 @@ class Engine:
         """Add image files and folders (daemon-side paths, recursively)."""
         if label_type not in LABEL_TYPES:
             raise InvalidRequest(f"label type must be 'path' or 'name', not {label_type!r}")
-        for p in paths:
-            if not isinstance(p, str) or not p:
-                raise InvalidRequest("add: 'paths' must be a list of non-empty strings")
-            if not Path(p).is_absolute():
-                raise InvalidRequest(f"add: paths must be absolute (the daemon does not share your cwd): {p}")
+        # (the protocol checked that every path is an absolute name; callers in this process pass
+        # what they scanned)
         found = scan(paths)
         items = [AddItem(label=label_for(f, label_type), path=f) for f in found.files]
         failed = [(e.path, e.reason) for e in found.errors]
@@ -248,64 +237,41 @@ class Engine:
     ) -> AddReport:
         db = self.database(db_name, create=True)
 
-        def job() -> AddReport:
-            with self._add_lock(db.name):
-                t0 = time.monotonic()
+        def job() -> AddReport:  # in the job queue's one worker: the only writer of any database
+            t0 = time.monotonic()
 
-                def shifted(p: Progress) -> None:
-                    if progress is not None:
-                        progress(
-                            Progress(
-                                p.done + failed_before,
-                                p.total + failed_before,
-                                p.added,
-                                p.skipped,
-                                p.failed + failed_before,
-                            )
+            def shifted(p: Progress) -> None:
+                if progress is not None:
+                    progress(
+                        Progress(
+                            p.done + failed_before,
+                            p.total + failed_before,
+                            p.added,
+                            p.skipped,
+                            p.failed + failed_before,
                         )
+                    )
 
-                indexer = Indexer(self.model, db, batch_size=self.batch_size)
-                report = indexer.run(items, progress=shifted, cancel=cancel)
-                dt = time.monotonic() - t0
-                log.info(
-                    "add to %r: %d added, %d skipped, %d failed in %.1f s",
-                    db.name,
-                    report.added,
-                    report.skipped,
-                    len(report.failed),
-                    dt,
-                )
-                return report
+            indexer = Indexer(self.model, db, batch_size=self.batch_size)
+            report = indexer.run(items, progress=shifted, cancel=cancel)
+            dt = time.monotonic() - t0
+            log.info(
+                "add to %r: %d added, %d skipped, %d failed in %.1f s",
+                db.name,
+                report.added,
+                report.skipped,
+                len(report.failed),
+                dt,
+            )
+            return report
 
         result: AddReport = self.jobs.run(job, f"add to {db.name}")
         return result
 
     def index_paths(self, db: Database, paths: Sequence[str], cancel: threading.Event | None) -> AddReport:
         """Index daemon-side files labelled by their path (watched folders; runs in the worker)."""
-        with self._add_lock(db.name):
-            items = [AddItem(label=p, path=p) for p in paths]
-            return Indexer(self.model, db, batch_size=self.batch_size).run(items, cancel=cancel)
-
-    # -- watched folders -------------------------------------------------------------------------
-
-    def start_watching(self, configured: Sequence[tuple[str, str, Sequence[str]]] = ()) -> None:
-        """Watch the config file's folders ``(db, path, exclude)`` and every database's registered ones."""
-        self.watcher.start_all(configured, self.list_dbs())
-
-    def watch(self, db_name: str, paths: Sequence[str], exclude: Sequence[str] = ()) -> list[dict[str, Any]]:
-        return self.watcher.watch(db_name, paths, exclude)
-
-    def unwatch(self, db_name: str, path: str, *, purge: bool = False) -> dict[str, Any]:
-        return self.watcher.unwatch(db_name, path, purge)
-
-    def watch_list(self, db_name: str | None = None) -> list[dict[str, Any]]:
-        return self.watcher.folders(db_name)
-
-    def watch_errors(self, db_name: str | None = None, path: str | None = None) -> list[dict[str, str]]:
-        return self.watcher.failures(db_name, path)
-
-    def stop_watching(self) -> None:
-        self.watcher.stop()
+        items = [AddItem(label=p, path=p) for p in paths]
+        return Indexer(self.model, db, batch_size=self.batch_size).run(items, cancel=cancel)
 
     # -- search / compare ------------------------------------------------------------------------
 
@@ -366,7 +332,6 @@ class Engine:
             "databases": loaded,
             "uptime_s": round(time.time() - self.started, 1),
             "queue": len(self.jobs),
-            "watch": self.watcher.summary(),
         }
 
     def save(self) -> None:
@@ -383,7 +348,6 @@ class Engine:
         if self._closed:
             return
         self._closed = True
-        self.watcher.stop()
         self.jobs.close(timeout=60)
         self.save()
         with self._db_lock:

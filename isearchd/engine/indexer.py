@@ -7,7 +7,7 @@ For each file, in order:
 2. read its bytes and hash them (blake2b-128). When the database already holds a vector for that
    content (the same picture under another label, or a touched file), the vector is reused and
    nothing is decoded.
-3. otherwise decode it (``isearchd.engine.images.load_image``) in a small thread pool that runs ahead of
+3. otherwise decode it (``isearchd.files.images.load_image``) in a small thread pool that runs ahead of
    inference by at most ``LOOKAHEAD_ITEMS`` files (back-pressure: the walk waits for the model,
    nothing is dropped).
 4. embed decoded images in batches of ``BATCH_SIZE`` and commit each batch to the database in one
@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from isearchd.engine.images import load_image
 from isearchd.errors import BadImage, Busy, ISearchError, StoreError
+from isearchd.files.images import load_image
 from isearchd.reports import AddReport, Progress
 
 if TYPE_CHECKING:

@@ -1,7 +1,7 @@
 """Which files are images ImgSearch indexes: by name, before anything is read.
 
 A known extension in any case (``.HEIC`` from iPhones), on a name that is not hidden. Decoding
-(``isearchd.engine.images``) decides whether the bytes really are such an image.
+(``isearchd.files.images``) decides whether the bytes really are such an image.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from isearchd.engine.images import to_rgb
+from isearchd.files.images import to_rgb
 from isearchd.models.base import EmbeddingModel, check_texts
 from isearchd.models.exports import file_sha256, weights_id
 from isearchd.models.preprocess import preprocess

@@ -30,8 +30,8 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from isearchd.engine.images import to_rgb
 from isearchd.errors import ModelError
+from isearchd.files.images import to_rgb
 from isearchd.models.base import EmbeddingModel, check_texts
 from isearchd.models.exports import ExportPaths
 from isearchd.models.preprocess import preprocess_array

@@ -27,8 +27,8 @@ from hypothesis import strategies as st
 from shapes import COLOURS, SHAPES, render
 
 from isearchd.client import Client
-from isearchd.engine.images import load_image
 from isearchd.errors import BadImage
+from isearchd.files.images import load_image
 
 CI_SETTINGS = settings(
     derandomize=True,

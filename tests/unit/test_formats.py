@@ -20,8 +20,8 @@ import pytest
 from PIL import Image
 
 from isearchd.client import is_image_query
-from isearchd.engine.images import IMAGE_EXTENSIONS, MAX_PIXELS, is_image_name, load_image
 from isearchd.errors import BadImage
+from isearchd.files.images import IMAGE_EXTENSIONS, MAX_PIXELS, is_image_name, load_image
 from isearchd.files.scan import scan
 from isearchd.watch.pathfilter import PathFilter
 
@@ -267,7 +267,7 @@ def test_importing_registers_nothing_and_first_use_registers_once() -> None:
     script = f"""
 import io, threading
 from PIL import Image
-import isearchd.engine.images as images
+import isearchd.files.images as images
 assert "HEIF" not in Image.ID, Image.ID
 data = {heic(quadrants())!r}
 errors = []

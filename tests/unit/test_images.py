@@ -1,4 +1,4 @@
-"""isearchd.engine.images: every Pillow mode to RGB, EXIF orientation, JPEG draft decode, bad input."""
+"""isearchd.files.images: every Pillow mode to RGB, EXIF orientation, JPEG draft decode, bad input."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from isearchd.engine.images import BACKGROUND, IMAGE_EXTENSIONS, MAX_PIXELS, is_image_name, load_image, to_rgb
 from isearchd.errors import BadImage
+from isearchd.files.images import BACKGROUND, IMAGE_EXTENSIONS, MAX_PIXELS, is_image_name, load_image, to_rgb
 
 WHITE = (255, 255, 255)
 

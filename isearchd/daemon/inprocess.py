@@ -1,0 +1,57 @@
+"""A transport that hands request lines straight to a daemon's request handling, in-process.
+
+``Client(transport=InProcessTransport(server))`` runs the very same client code, the same
+protocol encoding and the same server-side validation, authorisation and dispatch as over a
+socket, but synchronously in the caller's thread: engine and protocol behaviour can be tested
+without starting a daemon process (faster, and a failure's traceback points at the code). The
+server need not listen. Peers are local (they may name daemon-side paths) and trusted.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from isearchd.daemon.server import Server
+from isearchd.protocol import encode
+
+
+class _Peer:
+    remote = False
+    authed = True
+
+    def __init__(self, out: deque[bytes]) -> None:
+        self._out = out
+
+    def send(self, message: dict[str, Any]) -> bool:
+        self._out.append(encode(message).rstrip(b"\n"))
+        return True
+
+
+class InProcessConnection:
+    def __init__(self, server: Server) -> None:
+        self._server = server
+        self._replies: deque[bytes] = deque()
+        self._peer = _Peer(self._replies)
+        self._open = True
+
+    def send(self, data: bytes) -> None:
+        for line in data.split(b"\n"):
+            if line.strip() and self._open:
+                self._open = self._server.handle_line(self._peer, line)
+
+    def readline(self) -> bytes | None:
+        return self._replies.popleft() if self._replies else None
+
+    def close(self) -> None:
+        self._open = False
+
+
+class InProcessTransport:
+    remote = False
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+
+    def connect(self, timeout: float | None) -> InProcessConnection:
+        return InProcessConnection(self.server)

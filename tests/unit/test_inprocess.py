@@ -1,0 +1,90 @@
+"""The Client over an in-process transport: engine, protocol and dispatch without a daemon process.
+
+The same Client, the same JSON lines and the same server-side checks as over a socket, run in
+this process against an engine with the tiny test model: protocol and engine behaviour fail here
+with a traceback that points at the code. (What needs the real process, signals, sockets and
+permissions, is tested in tests/integration.)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from isearchd.client import Client
+from isearchd.daemon.inprocess import InProcessTransport
+from isearchd.daemon.server import Server
+from isearchd.engine.engine import Engine
+from isearchd.errors import InvalidRequest, NotFound
+from isearchd.protocol import BindAddress
+from isearchd.reports import Progress
+from isearchd.watch.watcher import Watcher, WatchOptions
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "fixtures"))
+from shapes import write_samples  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    from isearchd.models import load_model
+
+    model = load_model(str(REPO / "tests" / "fixtures" / "tiny-clip.pt"), backend="torch")
+    home = tmp_path_factory.mktemp("home")
+    engine = Engine(model, home, batch_size=8)
+    watcher = Watcher(engine, WatchOptions(settle_s=0.2))
+    srv = Server(engine, watcher, BindAddress(path=str(home / "unused.sock")))
+    yield srv
+    watcher.stop()
+    engine.close()
+
+
+@pytest.fixture
+def client(server: Server, request: pytest.FixtureRequest) -> Iterator[Client]:
+    with Client(db_name=request.node.name[:60].replace("[", "_").replace("]", ""),
+                transport=InProcessTransport(server)) as c:  # fmt: skip
+        yield c
+
+
+def test_add_search_compare_through_the_protocol(client: Client, tmp_path: Path) -> None:
+    images = write_samples(tmp_path / "img", 2, classes=[("red", "circle"), ("blue", "square")])
+    seen: list[Progress] = []
+    assert client.add_images([str(tmp_path / "img")], progress=seen.append) == len(images)
+    assert seen and seen[-1].done == len(images)
+    (path, _), *_ = client.search("a red circle", num=3)
+    assert "red_circle" in Path(path).name
+    blue = next(p for p in images if "blue_square" in p.name)
+    assert client.search(str(blue), num=1) == [(str(blue), 100.0)]
+    assert client.compare_images(str(blue), str(blue)) == 100.0
+    assert client.get_db_info()["size"] == len(images)
+
+
+def test_errors_raise_what_the_handler_raised(client: Client, tmp_path: Path) -> None:
+    with pytest.raises(NotFound):
+        Client(db_name="never-made", transport=client._transport).search("x")
+    with pytest.raises(InvalidRequest, match="absolute"):
+        client._call("add", {"db": client.db_name, "paths": ["relative/path.jpg"]})
+    with pytest.raises(InvalidRequest, match="surrogate"):
+        client._call("add", {"db": client.db_name, "paths": ["/a/\ud800.jpg"]})
+
+
+def test_a_name_that_is_not_utf8_round_trips(client: Client, tmp_path: Path) -> None:
+    (src,) = write_samples(tmp_path / "s", 1, classes=[("green", "star")])
+    odd = os.fsencode(tmp_path) + b"/gr\xfcn\n.jpg"
+    os.rename(src, odd)
+    assert client.add_images([os.fsdecode(odd)]) == 1
+    (found, sim), *_ = client.search(os.fsdecode(odd), num=1)
+    assert os.fsencode(found) == odd and sim == 100.0
+
+
+def test_watch_ops_reach_the_watcher(client: Client, tmp_path: Path) -> None:
+    write_samples(tmp_path / "w", 1, classes=[("red", "square")])
+    (state,) = client.watch([str(tmp_path / "w")])
+    assert state["path"] == str(tmp_path / "w")
+    assert any(f["path"] == str(tmp_path / "w") for f in client.watch_list(all_dbs=False))
+    assert client.watch_errors(all_dbs=False) == []
+    assert client.unwatch(str(tmp_path / "w"))["path"] == str(tmp_path / "w")
