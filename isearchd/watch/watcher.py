@@ -1,6 +1,7 @@
 """Watched folders: keep a database in sync with folders on disk.
 
-One ``FolderWatch`` (``isearchd.watch.folder``) per (database, folder), each with its own thread:
+One ``FolderWatch`` (``isearchd.watch.folder``) per (database, folder), each with its own thread
+(events become operations in ``events``, batches reach the database through ``apply``):
 
 1. schedule the folder on a watchdog observer: inotify (FSEvents on macOS), or a polling observer
    when inotify cannot take it (watch or instance limit reached: ``ENOSPC``/``EMFILE``), when the
@@ -32,34 +33,19 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from isearchd.errors import Busy, InvalidRequest, ISearchError, NotFound
-from isearchd.watch.folder import FolderWatch, WatchOptions
+from isearchd.watch.folder import FolderWatch
+from isearchd.watch.host import WatchHost
+from isearchd.watch.options import WatchOptions
 
 if TYPE_CHECKING:
     from watchdog.observers.api import BaseObserver, ObservedWatch
 
-    from isearchd.engine.indexer import AddReport
-    from isearchd.engine.jobqueue import JobQueue
-    from isearchd.store import Database
-
 __all__ = ["FolderWatch", "WatchHost", "WatchOptions", "Watcher", "normalise_folder"]
 
 log = logging.getLogger(__name__)
-
-
-class WatchHost(Protocol):
-    """What the watcher needs from the engine."""
-
-    jobs: JobQueue
-    home: Path
-
-    def database(self, name: str, *, create: bool) -> Database: ...
-
-    def index_paths(
-        self, db: Database, paths: Sequence[str], cancel: threading.Event | None
-    ) -> AddReport: ...
 
 
 ObserverFactory = Callable[[], "BaseObserver"]
@@ -104,14 +90,11 @@ class Watcher:
 
         return PollingObserver(timeout=self.options.poll_interval_s)
 
-    def shares_watch(self, folder: FolderWatch, observer: BaseObserver, watch: ObservedWatch) -> bool:
+    def shares_watch(self, folder: object, observer: BaseObserver, watch: ObservedWatch) -> bool:
         """Whether another folder (same path, another database) uses the same observer watch."""
         with self._lock:
             others = [f for f in self._folders.values() if f is not folder]
-        return any(
-            f._scheduled is not None and f._scheduled[0] is observer and f._scheduled[1] == watch
-            for f in others
-        )
+        return any(f.uses_watch(observer, watch) for f in others)
 
     def observer(self, kind: str) -> BaseObserver:
         """The shared observer of ``kind`` ("inotify" or "polling"), started on first use.
@@ -137,7 +120,7 @@ class Watcher:
             self._failed.pop(key, None)
         if old is not None:
             old.stop()
-        fw = FolderWatch(self, db_name, root, exclude, source)
+        fw = FolderWatch(self.host, self, self.options, db_name, root, exclude, source)
         with self._lock:
             self._folders[key] = fw
         fw.start()
@@ -334,7 +317,7 @@ class Watcher:
             self._closed = True
             folders = list(self._folders.values())
         for fw in folders:
-            fw._stop.set()
+            fw.request_stop()
         for fw in folders:
             fw.stop()
         with self._lock:
