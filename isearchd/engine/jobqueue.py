@@ -1,11 +1,14 @@
 """The daemon's indexing queue: one worker thread runs every write job (adds, watch updates).
 
-All changes to the databases (``add`` requests, watched-folder events, reconcile batches) are
-jobs in one bounded FIFO queue run by a single worker, so writes never compete for the model or
-the catalog and their order is the order they were submitted. The queue is bounded: a producer
-that finds it full waits (back-pressure), nothing is ever dropped. Watched folders keep at most
-one job queued each and batch whatever arrives meanwhile into their next job, so a burst of file
-events costs few jobs.
+All changes to the images of the databases (``add`` requests, watched-folder events, reconcile
+batches, purges, ``clear``) are jobs in one bounded FIFO queue run by a single worker, so writes
+never compete for the model or the catalog and their order is the order they were submitted.
+(Registering a watched folder writes one row of the ``folders`` table directly, under the
+database's own writer lock, so ``isearch watch`` never waits behind a long add.)
+
+The queue is bounded: a producer that finds it full waits (back-pressure), nothing is ever
+dropped. Watched folders keep at most one job queued each and batch whatever arrives meanwhile
+into their next job, so a burst of file events costs few jobs.
 
 ``run`` submits and waits (an ``add`` request's connection thread); ``submit`` returns a ``Job``
 to wait on later. ``close`` fails the jobs still waiting with ``Busy`` and lets the running one

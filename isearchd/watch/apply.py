@@ -42,7 +42,8 @@ IndexPaths = Callable[["Database", Sequence[str], threading.Event | None], "AddR
 @dataclass
 class Applied:
     """What applying a batch did. ``tried``: files handed to the indexer; ``failed``: those it
-    could not index, with the reason; ``gone``: files that ``rm`` operations found deleted."""
+    could not index, with the reason; ``gone``: names that no longer exist (deleted, or moved
+    away from); ``gone_folders``: folders deleted or moved, every name below them gone."""
 
     moved: int = 0
     removed: int = 0
@@ -50,6 +51,7 @@ class Applied:
     tried: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     gone: list[str] = field(default_factory=list)
+    gone_folders: list[str] = field(default_factory=list)
 
 
 def apply_batch(
@@ -68,6 +70,7 @@ def apply_batch(
         ops = list(run)
         if kind == "mv":
             done.moved += db.rename([(op.src, op.dst, None, None) for op in ops])
+            done.gone.extend(op.src for op in ops)
             index.extend(op.dst for op in ops)  # a stat each: re-embeds only if the content changed
         elif kind == "rm":
             gone = [op.src for op in ops if not os.path.lexists(op.src)]
@@ -87,11 +90,13 @@ def apply_batch(
             log.info("watch %s: not indexed: %r: %s", flt.root, path, reason)
     if batch.vanished:
         gone = [p for p in batch.vanished if not os.path.lexists(p)]
+        done.gone.extend(gone)
         done.removed += db.delete_labels(gone)
     return done
 
 
 def _apply_folder_op(db: Database, op: Op, done: Applied) -> None:
+    done.gone_folders.append(op.src)
     if op.kind == "mvdir":
         done.moved += db.move_prefix(op.src, op.dst)
     elif not os.path.lexists(op.src):

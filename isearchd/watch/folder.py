@@ -217,6 +217,10 @@ class FolderWatch:
             self._counts["failed"] += len(applied.failed)
             for path in applied.gone:
                 self._failures.pop(path, None)
+            for folder in applied.gone_folders:
+                below = folder.rstrip("/") + "/"
+                for path in [p for p in self._failures if p.startswith(below)]:
+                    del self._failures[path]
             if applied.tried:
                 self._note_results_locked(applied.tried, applied.failed)
 

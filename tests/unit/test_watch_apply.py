@@ -127,7 +127,11 @@ def test_order_ops_then_index_then_vanished(db: Database, root: Path) -> None:
     done = apply_batch(db, batch, PathFilter(str(root)), index, cancel)
     assert index.calls == [[renamed, settled, backlog]] and index.cancels == [cancel]
     assert done == Applied(
-        moved=1, removed=1, indexed=2, tried=[renamed, settled, backlog], gone=[str(root / "deleted.jpg")]
+        moved=1,
+        removed=1,
+        indexed=2,
+        tried=[renamed, settled, backlog],
+        gone=[old, str(root / "deleted.jpg"), vanished_gone],  # renamed away, deleted, vanished
     )
     assert _labels(db) == sorted([renamed, settled, backlog, vanished_back])
 
@@ -141,8 +145,8 @@ def test_failures_are_returned(db: Database, root: Path) -> None:
 
 def test_an_empty_index_list_does_not_call_the_indexer(db: Database, root: Path) -> None:
     index = FakeIndexer()
-    assert (
-        apply_batch(db, Batch(vanished=[str(root / "gone.jpg")]), PathFilter(str(root)), index) == Applied()
+    assert apply_batch(db, Batch(vanished=[str(root / "gone.jpg")]), PathFilter(str(root)), index) == Applied(
+        gone=[str(root / "gone.jpg")]
     )
     assert index.calls == []
 
@@ -158,5 +162,13 @@ def test_what_committed_before_an_error_is_still_counted(db: Database, root: Pat
     done = Applied()
     with pytest.raises(OSError, match="disk full"):
         apply_batch(db, Batch(ops=[Op("mv", old, new)]), PathFilter(str(root)), broken, into=done)
-    assert done == Applied(moved=1)
+    assert done == Applied(moved=1, gone=[old])
     assert _labels(db) == [new]
+
+
+def test_moved_and_deleted_names_are_reported_gone(db: Database, root: Path) -> None:
+    """So `watch --errors` forgets a failed file once it is renamed away or its folder is gone."""
+    batch = Batch(ops=[Op("mv", str(root / "a.jpg"), str(root / "b.jpg")), Op("rmdir", str(root / "gone"))])
+    done = apply_batch(db, batch, PathFilter(str(root)), FakeIndexer())
+    assert done.gone == [str(root / "a.jpg")]
+    assert done.gone_folders == [str(root / "gone")]
