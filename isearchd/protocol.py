@@ -81,8 +81,19 @@ OPS: dict[str, dict[str, Field]] = {
         **_DB,
         "text": Field((str,), default=None),
         "image": Field((dict,), default=None),
+        "like": Field((str,), default=None),  # an image of the database, by label: its stored vector
         "num": Field((int,), default=10),
         "similarity": Field((int, float), default=0),
+        # filters (results are the exact top num of the images that pass) and order
+        "after": Field((str,), default=None),
+        "before": Field((str,), default=None),
+        "within": Field((list,), default=()),
+        "place": Field((str,), default=None),
+        "types": Field((list,), default=()),
+        "sort": Field((str,), default="similarity"),
+        # more parts of the query: [{"text"|"image"|"like": ..., "weight"?: number}]
+        "plus": Field((list,), default=()),
+        "minus": Field((list,), default=()),
     },
     # which of a remote client's files the daemon already holds unchanged (so it need not send them)
     "unchanged": {**_DB, "files": Field((list,), required=True)},
@@ -187,7 +198,7 @@ def validate_request(obj: object) -> Request:
 _NAME_FIELDS: dict[str, tuple[tuple[str, str | None, bool], ...]] = {
     "add": (("paths", None, True), ("files", "label", False), ("files", "path", False)),
     "unchanged": (("files", "label", False),),
-    "search": (("image", "path", True),),
+    "search": (("image", "path", True), ("within", None, True), ("like", None, False)),
     "compare": (("a", "path", True), ("b", "path", True)),
     "watch": (("paths", None, True),),
     "unwatch": (("path", None, True),),

@@ -14,10 +14,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from os.path import normpath
 from typing import TYPE_CHECKING, Any, Protocol
 
 from isearchd.engine.indexer import AddItem
+from isearchd.engine.photometa import normalise_type
+from isearchd.engine.query import SearchQuery, Term, date_bounds
 from isearchd.errors import InvalidRequest, PermissionDenied
+from isearchd.files.names import check_name
 from isearchd.protocol import (
     PROTOCOL_VERSION,
     Request,
@@ -27,6 +31,7 @@ from isearchd.protocol import (
     progress_event,
 )
 from isearchd.reports import Progress
+from isearchd.store import Filters, SearchHit
 from isearchd.version import __version__
 
 if TYPE_CHECKING:
@@ -156,19 +161,63 @@ class Handler:
 
     def _search(self, peer: Peer, req: Request) -> list[dict[str, Any]]:
         a = req.args
-        text, image = a["text"], a["image"]
-        if (text is None) == (image is None):
-            raise InvalidRequest("search needs exactly one of 'text' or 'image'")
-        if text is not None:
-            hits = self.engine.search_text(a["db"], text, a["num"], a["similarity"])
-        else:
-            src = parse_image_source(image, "search: 'image'")
+        mains = [k for k in ("text", "image", "like") if a[k] is not None]
+        if len(mains) != 1:
+            raise InvalidRequest("search needs exactly one of 'text', 'image' or 'like'")
+        terms = [self._term(peer, {mains[0]: a[mains[0]]}, 1.0, "search")]
+        for sign, field in ((1.0, "plus"), (-1.0, "minus")):
+            for i, part in enumerate(a[field]):
+                if not isinstance(part, dict):
+                    raise InvalidRequest(
+                        f"search: {field}[{i}] must be an object with 'text', 'image' or 'like'"
+                    )
+                weight = part.get("weight", 1.0)
+                if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 < weight <= 100:
+                    raise InvalidRequest(f"search: {field}[{i}].weight must be a number in (0, 100]")
+                terms.append(self._term(peer, part, sign * float(weight), f"search: {field}[{i}]"))
+        after, before = date_bounds(a["after"], a["before"])
+        filters = Filters(
+            after=after,
+            before=before,
+            within=tuple(normpath(p) for p in _strings(list(a["within"]), "search: 'within'")),
+            place=a["place"] or None,
+            types=tuple(normalise_type(t) for t in _strings(list(a["types"]), "search: 'types'")),
+        )
+        query = SearchQuery(tuple(terms), a["num"], a["similarity"], filters, a["sort"])
+        return [_hit(h) for h in self.engine.search(a["db"], query)]
+
+    def _term(self, peer: Peer, part: dict[str, Any], weight: float, what: str) -> Term:
+        kinds = [k for k in ("text", "image", "like") if part.get(k) is not None]
+        if len(kinds) != 1:
+            raise InvalidRequest(f"{what} needs exactly one of 'text', 'image' or 'like'")
+        kind = kinds[0]
+        value = part[kind]
+        if kind == "image":
+            src = parse_image_source(value, f"{what}: 'image'")
             if peer.remote and src.path is not None:
                 raise PermissionDenied(TCP_PATH_REFUSAL)
-            hits = self.engine.search_image(
-                a["db"], _src(src.path, src.data), a["num"], a["similarity"], name=src.display
-            )
-        return [{"label": h.label, "path": h.path, "similarity": float(h.similarity)} for h in hits]
+            return Term(weight, image=_src(src.path, src.data), name=src.display)
+        if not isinstance(value, str) or not value:
+            raise InvalidRequest(f"{what}: {kind!r} must be a non-empty string")
+        if kind == "like":
+            return Term(weight, like=check_name(value, f"{what}: 'like'"))
+        return Term(weight, text=value)
+
+
+def _hit(h: SearchHit) -> dict[str, Any]:
+    info = h.info
+    return {
+        "label": h.label,
+        "path": h.path,
+        "similarity": float(h.similarity),
+        "taken": info.taken,
+        "taken_source": info.taken_source,
+        "width": info.width,
+        "height": info.height,
+        "place": info.place,
+        "type": info.type,
+        "bytes": h.bytes,
+    }
 
 
 def _src(path: str | None, data: bytes | None) -> str | bytes:

@@ -29,8 +29,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from isearchd.engine.backfill import MetadataBackfill
 from isearchd.engine.indexer import BATCH_SIZE, AddItem, AddReport, Indexer, Progress, ProgressFn
 from isearchd.engine.jobqueue import JobQueue
+from isearchd.engine.places import Gazetteer
+from isearchd.engine.query import SORTS, SearchQuery, Term, combine
 from isearchd.errors import InvalidRequest, NotFound
 from isearchd.files.images import load_image
 from isearchd.files.scan import label_for, scan
@@ -114,6 +117,8 @@ class Engine:
         self._text_cache_size = text_cache_size
         self._text_lock = threading.Lock()
         self._closed = False
+        self.places = Gazetteer()
+        self.backfill = MetadataBackfill(self.jobs, self.places)
 
     # -- databases -------------------------------------------------------------------------------
 
@@ -130,6 +135,7 @@ class Engine:
                 )
                 self._dbs[name] = db
                 log.info("opened database %r (%d images)", name, db.count())
+                self.backfill.start(db)  # rows indexed before photo metadata existed
             return db
 
     def _any_database(self, name: str) -> tuple[Database, bool]:
@@ -252,7 +258,7 @@ class Engine:
                         )
                     )
 
-            indexer = Indexer(self.model, db, batch_size=self.batch_size)
+            indexer = Indexer(self.model, db, batch_size=self.batch_size, places=self.places)
             report = indexer.run(items, progress=shifted, cancel=cancel)
             dt = time.monotonic() - t0
             log.info(
@@ -271,7 +277,8 @@ class Engine:
     def index_paths(self, db: Database, paths: Sequence[str], cancel: threading.Event | None) -> AddReport:
         """Index daemon-side files labelled by their path (watched folders; runs in the worker)."""
         items = [AddItem(label=p, path=p) for p in paths]
-        return Indexer(self.model, db, batch_size=self.batch_size).run(items, cancel=cancel)
+        indexer = Indexer(self.model, db, batch_size=self.batch_size, places=self.places)
+        return indexer.run(items, cancel=cancel)
 
     # -- search / compare ------------------------------------------------------------------------
 
@@ -306,6 +313,40 @@ class Engine:
         db = self.database(db_name, create=False)
         return db.search(self.image_vector(source, name), k=num, min_similarity=similarity)
 
+    def search(self, db_name: str, query: SearchQuery) -> list[SearchHit]:
+        """A combined, filtered search: the exact top ``num`` of the images that pass the filters,
+        by similarity to the weighted sum of the query's parts; then ordered as ``sort`` says."""
+        check_query(query.num, query.similarity)
+        if query.sort not in SORTS:
+            raise InvalidRequest(f"sort must be one of {', '.join(SORTS)}, not {query.sort!r}")
+        if not query.terms:
+            raise InvalidRequest("a search needs a text, an image or an image of the database")
+        db = self.database(db_name, create=False)
+        vectors = [self._term_vector(db, t) for t in query.terms]
+        vector = combine(vectors, [t.weight for t in query.terms])
+        hits = db.search(
+            vector, k=query.num, min_similarity=query.similarity, filters=query.filters, details=True
+        )
+        if query.sort != "similarity":
+            dated = [h for h in hits if h.info.taken_local]
+            dated.sort(key=lambda h: h.info.taken_local or "", reverse=query.sort == "newest")
+            hits = dated + [h for h in hits if not h.info.taken_local]
+        return hits
+
+    def _term_vector(self, db: Database, term: Term) -> np.ndarray:
+        if term.text is not None:
+            return self.text_vector(term.text)
+        if term.image is not None:
+            return self.image_vector(term.image, term.name)
+        assert term.like is not None
+        record = db.get(term.like)
+        if record is None or record.vector is None:
+            raise NotFound(
+                f"{term.like} is not an image of database {db.name!r}; add it first, or search by the "
+                "image file itself"
+            )
+        return record.vector
+
     def compare(
         self, a: str | bytes, b: str | bytes, *, a_name: str | None = None, b_name: str | None = None
     ) -> float:
@@ -332,6 +373,7 @@ class Engine:
             "databases": loaded,
             "uptime_s": round(time.time() - self.started, 1),
             "queue": len(self.jobs),
+            "metadata": self.backfill.progress(),
         }
 
     def save(self) -> None:

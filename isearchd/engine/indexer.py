@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from isearchd.engine.photometa import PhotoMeta, photo_infos, read_metadata
+from isearchd.engine.places import Gazetteer
 from isearchd.errors import BadImage, Busy, ISearchError, StoreError
 from isearchd.files.images import load_image
 from isearchd.reports import AddReport, Progress
@@ -108,6 +110,7 @@ class _Ready:
     vector: np.ndarray | None = None
     image: Any = None
     unchanged: bool = False  # same content as the stored row: counted as skipped, row refreshed
+    meta: PhotoMeta | None = None  # read from the bytes already in memory
 
 
 @dataclass
@@ -137,9 +140,11 @@ class Indexer:
         batch_size: int = BATCH_SIZE,
         workers: int = DECODE_WORKERS,
         lookahead: int = LOOKAHEAD_ITEMS,
+        places: Gazetteer | None = None,
     ) -> None:
         self.model = model
         self.db = db
+        self.places = places  # None: positions are stored without a place name
         self.batch_size = max(1, batch_size)
         self.workers = max(1, workers)
         self.lookahead = max(self.batch_size, lookahead)
@@ -255,10 +260,11 @@ class Indexer:
             digest = content_hash(data)
             unchanged = existing is not None and existing.content_hash == digest
             vector = self.db.vector_for_hash(digest)
+            meta = read_metadata(data, mtime_ns)
             if vector is not None:
-                return _Ready(item, size, mtime_ns, digest, vector=vector, unchanged=unchanged)
+                return _Ready(item, size, mtime_ns, digest, vector=vector, unchanged=unchanged, meta=meta)
             image = load_image(data, min_side=self.model.image_size, name=item.path)
-            return _Ready(item, size, mtime_ns, digest, image=image)
+            return _Ready(item, size, mtime_ns, digest, image=image, meta=meta)
         except BadImage as e:
             return _Fail(item, e.reason)
         except ISearchError:
@@ -279,9 +285,10 @@ class Indexer:
         from isearchd.store import ImageRecord
 
         vectors = self._embed([r for r in batch if r.vector is None], counts)
+        infos = photo_infos([r.meta for r in batch], self.places)
         records = []
         unchanged = 0
-        for r in batch:
+        for r, info in zip(batch, infos, strict=True):
             vec = r.vector if r.vector is not None else vectors.get(id(r))
             if vec is None:
                 continue  # embedding failed for this file; already reported
@@ -293,6 +300,7 @@ class Indexer:
                     mtime_ns=r.mtime_ns,
                     content_hash=r.content_hash,
                     vector=np.asarray(vec, dtype=np.float32),
+                    info=info,
                 )
             )
             unchanged += r.unchanged

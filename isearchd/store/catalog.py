@@ -38,6 +38,7 @@ import sqlite_utils
 
 from isearchd.errors import DiskFull, StoreError
 from isearchd.files.names import from_db, to_db
+from isearchd.store.metadata import META_COLUMNS, PhotoInfo, info_values, m004_photo_metadata
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,7 @@ MIGRATIONS: tuple[tuple[str, Callable[[sqlite_utils.Database], None]], ...] = (
     ("m001_create_tables", m001_create_tables),
     ("m002_lookup_indexes", m002_lookup_indexes),
     ("m003_names_as_bytes", m003_names_as_bytes),
+    ("m004_photo_metadata", m004_photo_metadata),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -331,9 +333,10 @@ class Catalog:
     # -- writes (caller holds the database's writer lock) ---------------------------------------
 
     def upsert(
-        self, rows: Sequence[tuple[str, str, int, int, str, np.ndarray]]
+        self, rows: Sequence[tuple[str, str, int, int, str, np.ndarray, PhotoInfo | None]]
     ) -> tuple[int, list[tuple[int, bool]]]:
-        """Insert or update rows ``(label, path, size, mtime_ns, content_hash, vector)`` by label.
+        """Insert or update rows ``(label, path, size, mtime_ns, content_hash, vector, info)`` by
+        label; ``info`` None leaves a row's photo metadata as it was (unread for a new row).
 
         One transaction. Returns the change seq and, per row, ``(id, existed_before)``.
         Labels must be unique within ``rows``.
@@ -353,9 +356,16 @@ class Catalog:
                      seq = excluded.seq, updated_at = excluded.updated_at""",
                 [
                     (to_db(label), to_db(path), size, mtime_ns, chash, vector_to_blob(vec), seq, stamp, stamp)
-                    for label, path, size, mtime_ns, chash, vec in rows
+                    for label, path, size, mtime_ns, chash, vec, _ in rows
                 ],
             )
+            with_info = [(r[6], r[0]) for r in rows if r[6] is not None]
+            if with_info:
+                sets = ", ".join(f"{c} = ?" for c in META_COLUMNS)
+                db.conn.executemany(
+                    f"UPDATE images SET {sets} WHERE label = ?",  # noqa: S608 - fixed column names
+                    [(*info_values(info), to_db(label)) for info, label in with_info],
+                )
             after = self._ids_for_labels(db.conn, [lb for lb in labels if lb not in before])
         result = [(before[lb], True) if lb in before else (after[lb], False) for lb in labels]
         return seq, result

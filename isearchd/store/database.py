@@ -15,29 +15,32 @@ one per data home).
 
 from __future__ import annotations
 
-import difflib
 import logging
 import shutil
 import threading
 import time
-import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from isearchd.errors import InvalidRequest, ModelMismatch, NotFound, StoreError
-from isearchd.store.catalog import CATALOG_NAME, Catalog, now_iso, read_folders
+from isearchd.errors import InvalidRequest, ModelMismatch, StoreError
+from isearchd.store.catalog import CATALOG_NAME, Catalog, now_iso
+from isearchd.store.metadata import (
+    Filters,
+    PhotoInfo,
+    count_unread,
+    filter_ids,
+    info_for_ids,
+    unread,
+    write_info,
+)
+from isearchd.store.names import missing_database, validate_db_name
 from isearchd.store.vectors import VectorIndex, normalise
 
 log = logging.getLogger(__name__)
-
-NAME_MAX_CHARS = 64
-# How many existing names the "does not exist" error lists.
-NAMES_SHOWN = 10
-_FORBIDDEN_NAME_CHARS = set('/\\:*?"<>|')
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class ImageRecord:
     mtime_ns: int
     content_hash: str
     vector: np.ndarray | None = None
+    info: PhotoInfo | None = None  # what the photo says about itself (None: leave as stored)
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,8 @@ class SearchHit:
     label: str
     path: str
     similarity: float  # cosine x 100, rounded to 1 decimal (as the original prints it)
+    info: PhotoInfo = field(default_factory=PhotoInfo)
+    bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -73,71 +79,6 @@ class SavePolicy:
     max_changes: int = 10_000
     max_seconds: float = 60.0
     background: bool = True
-
-
-def validate_db_name(name: str) -> str:
-    """Return ``name`` if it is usable as a database (directory) name, else raise InvalidRequest."""
-    if not isinstance(name, str) or not name:
-        raise InvalidRequest("a database name cannot be empty")
-    problem = None
-    if len(name) > NAME_MAX_CHARS:
-        problem = f"is longer than {NAME_MAX_CHARS} characters"
-    elif name.startswith(".") or ".." in name:
-        problem = "cannot start with '.' or contain '..'"
-    elif any(c in _FORBIDDEN_NAME_CHARS for c in name):
-        problem = 'cannot contain path separators or any of * ? : " < > |'
-    elif any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp") for c in name):
-        problem = "cannot contain control or invisible characters"
-    elif name != name.strip():
-        problem = "cannot start or end with whitespace"
-    if problem:
-        raise InvalidRequest(
-            f"invalid database name {name!r}: it {problem}; use letters, digits, '-', '_' or '.'"
-        )
-    return name
-
-
-def list_databases(home: Path) -> list[str]:
-    """Names of the databases under ``home`` (directories holding a catalog), sorted."""
-    try:
-        entries = list(Path(home).iterdir())
-    except FileNotFoundError:
-        return []
-    names = []
-    for entry in entries:
-        if (entry / CATALOG_NAME).is_file():
-            try:
-                names.append(validate_db_name(entry.name))
-            except InvalidRequest:
-                continue
-    return sorted(names)
-
-
-def missing_database(home: Path, name: str) -> NotFound:
-    """The error for database ``name`` that does not exist: the closest existing name, if any.
-
-    It names databases, never files (a user typing ``-d photso`` needs ``photos``, not the path
-    of a catalog that is not there).
-    """
-    names = list_databases(home)
-    if not names:
-        return NotFound(
-            f"database '{name}' does not exist yet: no images have been added "
-            "(`isearch add PATH...` or `isearch watch FOLDER` creates it)"
-        )
-    close = difflib.get_close_matches(name, names, n=1)
-    if not close:  # catch case slips, which difflib's ratio misses for short names
-        close = [n for n in names if n.lower() == name.lower()][:1]
-    guess = f"did you mean '{close[0]}'? " if close else ""
-    shown = ", ".join(names[:NAMES_SHOWN]) + (", ..." if len(names) > NAMES_SHOWN else "")
-    return NotFound(f"database '{name}' does not exist; {guess}existing databases: {shown}")
-
-
-def watched_folders(home: Path, name: str) -> list[dict[str, Any]]:
-    """The folders database ``name`` watches (``[{"path", "options", "added_at"}]``), read
-    without opening it; [] for a database that does not exist or watches nothing."""
-    validate_db_name(name)
-    return read_folders(Path(home) / name / CATALOG_NAME)
 
 
 class Database:
@@ -319,7 +260,7 @@ class Database:
                 vectors.append(np.asarray(vec, dtype=np.float32).reshape(-1))
             matrix = normalise(np.stack(vectors), self.dim)
             rows = [
-                (r.label, r.path, int(r.size), int(r.mtime_ns), r.content_hash, matrix[i])
+                (r.label, r.path, int(r.size), int(r.mtime_ns), r.content_hash, matrix[i], r.info)
                 for i, r in enumerate(batch)
             ]
             _, written = self.catalog.upsert(rows)
@@ -494,28 +435,69 @@ class Database:
         """Images at or below the folder ``path_prefix`` (by path)."""
         return self.catalog.count_below(path_prefix)
 
-    def search(self, vector: np.ndarray, k: int = 10, min_similarity: float = 0.0) -> list[SearchHit]:
-        """The ``k`` most similar images with similarity >= ``min_similarity`` (percent), best first."""
+    def search(
+        self,
+        vector: np.ndarray,
+        k: int = 10,
+        min_similarity: float = 0.0,
+        filters: Filters | None = None,
+        *,
+        details: bool = False,
+    ) -> list[SearchHit]:
+        """The ``k`` most similar images with similarity >= ``min_similarity`` (percent), best first.
+
+        ``filters``: only images that pass them, ranked exactly among themselves (the top k of
+        those that pass, not what passes of an unfiltered top k). ``details``: hits carry the
+        photo metadata and file size.
+        """
         if k < 1:
             raise InvalidRequest(f"the number of results must be at least 1, got {k}")
         if not 0.0 <= min_similarity <= 100.0:
             raise InvalidRequest(f"the minimum similarity must be between 0 and 100, got {min_similarity}")
         self._check_open()
-        hits, exact = self._vectors.search(vector, k)
+        if filters:
+            with self.catalog.reader() as conn:
+                allowed = filter_ids(conn, filters)
+            hits, exact = self._vectors.search_among(vector, k, allowed)
+        else:
+            hits, exact = self._vectors.search(vector, k)
         passing = sum(1 for h in hits if _similarity(h.cosine) >= min_similarity)
-        if not exact and passing < len(hits):
+        if not exact and passing < len(hits) and not filters:
             # The filter cut into an approximate top k: the graph may have missed images that
             # pass. Search deeper so that when more than k pass, k come back.
             hits, _ = self._vectors.search(vector, k, deep=True)
         labels = self.catalog.labels_for_ids([h.id for h in hits])
+        extra: dict[int, tuple[PhotoInfo, int]] = {}
+        if details:
+            with self.catalog.reader() as conn:
+                extra = info_for_ids(conn, [h.id for h in hits])
         out = []
         for h in hits:
             sim = _similarity(h.cosine)
             found = labels.get(h.id)
             if found is not None and sim >= min_similarity:
-                out.append(SearchHit(found[0], found[1], sim))
+                info, size = extra.get(h.id, (PhotoInfo(), None))
+                out.append(SearchHit(found[0], found[1], sim, info, size))
         out.sort(key=lambda s: -s.similarity)
         return out
+
+    # -- photo metadata of rows added before it existed (filled in by the engine's backfill) ------
+
+    def unread_metadata(self, limit: int) -> list[tuple[int, str, str, int]]:
+        """Images whose metadata was never read: (id, label, path, mtime_ns)."""
+        with self.catalog.reader() as conn:
+            return unread(conn, limit)
+
+    def count_unread_metadata(self) -> int:
+        with self.catalog.reader() as conn:
+            return count_unread(conn)
+
+    def store_metadata(self, rows: list[tuple[int, PhotoInfo | None]]) -> None:
+        """Metadata by id (None: the file cannot be read); no vector or index changes."""
+        with self._write_lock:
+            self._check_open()
+            with self.catalog.transaction() as db:
+                write_info(db.conn, rows)
 
     def info(self) -> dict[str, Any]:
         disk = 0

@@ -17,6 +17,7 @@ from isearchd.errors import DiskFull, InvalidRequest
 from isearchd.files.names import check_name, from_db, json_line, json_safe, printable, shown, to_db
 from isearchd.protocol import decode_reply, encode, parse_request
 from isearchd.store import Database, ImageRecord, SavePolicy
+from isearchd.store.metadata import META_COLUMNS
 
 # Names as the file system has them: any bytes but NUL and '/'.
 NAME_BYTES = st.binary(min_size=1, max_size=40).filter(lambda b: b"\x00" not in b and b"/" not in b)
@@ -136,6 +137,10 @@ def test_text_rows_of_an_older_catalog_are_migrated(tmp_path: Path) -> None:
         conn.execute("UPDATE images SET label = CAST(label AS TEXT), path = CAST(path AS TEXT)")
         conn.execute("UPDATE folders SET path = CAST(path AS TEXT)")
         conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+        conn.execute("DROP INDEX images_taken_local")  # and without what m004 added
+        conn.execute("DROP INDEX images_meta_state")
+        for column in META_COLUMNS:
+            conn.execute(f"ALTER TABLE images DROP COLUMN {column}")
     assert conn.execute("SELECT typeof(label) FROM images").fetchone() == ("text",)
     conn.close()
     with Database.open(tmp_path, "t", model_key="m", dim=16, save_policy=SavePolicy(background=False)) as db:

@@ -1,0 +1,175 @@
+"""What the catalog knows about each photo besides its vector, and the filters that use it.
+
+Columns (migration ``m004_photo_metadata``): ``taken`` (ISO 8601, with its UTC offset when the
+camera wrote one), ``taken_local`` (wall-clock time where it was taken: dates filter and sort on
+it), ``taken_source`` (``exif`` or ``mtime``), ``width``/``height`` (after EXIF orientation),
+``lat``/``lon``, ``city``/``region``/``country`` and ``place_key`` (``|city|region|country|``
+case-folded, so ``--place lisbon`` is one indexed ``instr``), ``type`` (``jpeg``, ``png``,
+``heic``...) and ``meta_state`` (0: not read yet, 1: read, 2: unreadable: the file is gone or was
+sent as bytes before this column existed).
+
+``filter_ids`` turns ``Filters`` into the ids of the images that pass, one SQL query on the
+reader; the search then ranks exactly those (``isearchd.store.database``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import sqlite_utils
+
+from isearchd.files.names import from_db, to_db
+
+META_UNREAD, META_READ, META_UNREADABLE = 0, 1, 2
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class PhotoInfo:
+    taken: str | None = None
+    taken_local: str | None = None
+    taken_source: str | None = None
+    width: int | None = None
+    height: int | None = None
+    lat: float | None = None
+    lon: float | None = None
+    city: str | None = None
+    region: str | None = None
+    country: str | None = None
+    type: str | None = None
+
+    @property
+    def place(self) -> str | None:
+        parts: list[str] = []
+        for name in (self.city, self.region, self.country):
+            if name and name not in parts:
+                parts.append(name)
+        return ", ".join(parts) or None
+
+    def place_key(self) -> str | None:
+        names = [n.casefold() for n in (self.city, self.region, self.country) if n]
+        return "|" + "|".join(names) + "|" if names else None
+
+
+_COLUMNS = ("taken", "taken_local", "taken_source", "width", "height", "lat", "lon", "city", "region",
+            "country", "type")  # fmt: skip
+
+
+def m004_photo_metadata(db: sqlite_utils.Database) -> None:
+    # Why: search by date, place, folder and type needs what each photo says about itself. Rows of
+    # older catalogs start unread (meta_state 0) and are filled in the background from their files
+    # (metadata only: nothing is embedded again).
+    for column, kind in (
+        ("taken", "TEXT"), ("taken_local", "TEXT"), ("taken_source", "TEXT"), ("width", "INTEGER"),
+        ("height", "INTEGER"), ("lat", "REAL"), ("lon", "REAL"), ("city", "TEXT"), ("region", "TEXT"),
+        ("country", "TEXT"), ("place_key", "TEXT"), ("type", "TEXT"),
+        ("meta_state", "INTEGER NOT NULL DEFAULT 0"),
+    ):  # fmt: skip
+        db.execute(f"ALTER TABLE images ADD COLUMN {column} {kind}")
+    db.execute("CREATE INDEX images_taken_local ON images(taken_local)")
+    db.execute("CREATE INDEX images_meta_state ON images(meta_state) WHERE meta_state = 0")
+
+
+def info_values(info: PhotoInfo | None) -> tuple[Any, ...]:
+    """The metadata columns' values for an upsert (``META_COLUMNS`` order)."""
+    if info is None:
+        return (None,) * (len(_COLUMNS) + 1) + (META_UNREAD,)
+    return (*(getattr(info, c) for c in _COLUMNS), info.place_key(), META_READ)
+
+
+META_COLUMNS = (*_COLUMNS, "place_key", "meta_state")
+
+
+def write_info(conn: sqlite3.Connection, rows: Sequence[tuple[int, PhotoInfo | None]]) -> None:
+    """Store the metadata of images by id (``None``: unreadable)."""
+    sets = ", ".join(f"{c} = ?" for c in META_COLUMNS)
+    conn.executemany(
+        f"UPDATE images SET {sets} WHERE id = ?",  # noqa: S608 - fixed column names
+        [(*_stored(info), ident) for ident, info in rows],
+    )
+
+
+def _stored(info: PhotoInfo | None) -> tuple[Any, ...]:
+    if info is not None:
+        return info_values(info)
+    return (*info_values(None)[:-1], META_UNREADABLE)
+
+
+def unread(conn: sqlite3.Connection, limit: int) -> list[tuple[int, str, str, int]]:
+    """Up to ``limit`` images whose metadata was never read: (id, label, path, mtime_ns)."""
+    sql = "SELECT id, label, path, mtime_ns FROM images WHERE meta_state = 0 ORDER BY id LIMIT ?"
+    return [(i, from_db(lb), from_db(p), m) for i, lb, p, m in conn.execute(sql, [limit])]
+
+
+def count_unread(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT count(*) FROM images WHERE meta_state = 0").fetchone()[0])
+
+
+def info_for_ids(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, tuple[PhotoInfo, int]]:
+    """Metadata and file size of images by id."""
+    out: dict[int, tuple[PhotoInfo, int]] = {}
+    cols = ", ".join(_COLUMNS)
+    for start in range(0, len(ids), _CHUNK):
+        chunk = list(ids[start : start + _CHUNK])
+        marks = ",".join("?" * len(chunk))
+        sql = f"SELECT id, size, {cols} FROM images WHERE id IN ({marks})"  # noqa: S608
+        for row in conn.execute(sql, chunk):
+            out[row[0]] = (PhotoInfo(*row[2:]), row[1])
+    return out
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which images a search may return. Dates are wall-clock bounds: ``after`` inclusive,
+    ``before`` exclusive (``"2019-07-01T00:00:00"``); ``within``: absolute folders."""
+
+    after: str | None = None
+    before: str | None = None
+    within: tuple[str, ...] = ()
+    place: str | None = None
+    types: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.after or self.before or self.within or self.place or self.types)
+
+
+def filter_ids(conn: sqlite3.Connection, f: Filters) -> np.ndarray:
+    """The ids of the images that pass ``f`` (int64, ascending)."""
+    where, args = _where(f)
+    # (only fixed conditions with "?" placeholders are joined here)
+    sql = "SELECT id FROM images" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id"  # noqa: S608
+    return np.fromiter((r[0] for r in conn.execute(sql, args)), dtype=np.int64)
+
+
+def _where(f: Filters) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    args: list[Any] = []
+    if f.after:
+        where.append("taken_local >= ?")
+        args.append(f.after)
+    if f.before:
+        where.append("taken_local < ?")
+        args.append(f.before)
+    if f.within:
+        ors = []
+        for folder in f.within:
+            prefix = to_db(folder.rstrip("/") + "/")
+            ors.append("(path >= ? AND path < ?)")
+            args += [prefix, prefix[:-1] + b"0"]
+        where.append("(" + " OR ".join(ors) + ")")
+    if f.place:
+        where.append("instr(place_key, ?) > 0")
+        args.append("|" + f.place.strip().casefold() + "|")
+    if f.types:
+        where.append("type IN (" + ",".join("?" * len(f.types)) + ")")
+        args += list(f.types)
+    return where, args
+
+
+def iter_chunks(ids: np.ndarray, size: int = _CHUNK) -> Iterator[np.ndarray]:
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
