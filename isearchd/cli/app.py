@@ -17,7 +17,7 @@ import datetime
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import typer
@@ -109,7 +109,7 @@ class ISearchGroup(TyperGroup):
         return code
 
 
-def run_guarded(call: Any) -> int:
+def run_guarded(call: Callable[[], object]) -> int:
     """Run the command; map every outcome to an exit status, failures to one red stderr line."""
     try:
         rv = call()

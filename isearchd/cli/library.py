@@ -11,7 +11,7 @@ import shlex
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer import _click as click
@@ -22,28 +22,13 @@ from isearchd.config import settings
 from isearchd.errors import ISearchError, NotFound
 from isearchd.files.names import printable, shown
 
+if TYPE_CHECKING:
+    from isearchd.client import Client
+
 
 class LabelType(StrEnum):
     path = "path"
     name = "name"
-
-
-def _progress_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[float, float | None]:
-    """Accept the progress callback as (done, total) or as the protocol's progress event dict."""
-    if args and isinstance(args[0], dict):
-        event = args[0]
-        return float(event.get("done", 0)), _opt_float(event.get("total"))
-    if args and hasattr(args[0], "done"):  # isearchd.protocol.Progress
-        return float(args[0].done), _opt_float(getattr(args[0], "total", None))
-    if len(args) >= 2:
-        return float(args[0]), _opt_float(args[1])
-    if args:
-        return float(args[0]), None
-    return float(kwargs.get("done", 0)), _opt_float(kwargs.get("total"))
-
-
-def _opt_float(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def add(
@@ -66,31 +51,26 @@ def add(
         raise NotFound(f"{', '.join(missing)}: no such file or folder; nothing was added")
     client = client_for(ctx, db, bind)
     progress = Progress("Adding", "images")
-
-    def on_progress(*args: Any, **kwargs: Any) -> None:
-        progress.update(*_progress_args(args, kwargs))
-
     try:
-        added = client.add_images(
-            [str(Path(p).expanduser()) for p in paths], label_type=label.value, progress=on_progress
+        report = client.add(
+            [str(Path(p).expanduser()) for p in paths],
+            label_type=label.value,
+            progress=lambda event: progress.update(event.done, event.total),
         )
     finally:
         progress.close()
-    report = getattr(client, "last_add", None)
-    skipped = int(getattr(report, "skipped", 0) or 0)
-    failed: list[tuple[str, str]] = list(getattr(report, "failed", []) or [])
-    added = int(getattr(report, "added", added))
-    for path, reason in failed:
+    for path, reason in report.failed:
         typer.secho(f"failed: {shown(path)}: {printable(reason)}", err=True, fg=typer.colors.RED)
+    added = report.added
     typer.echo(
         f'Added {added} {plural(added, "image")} to database "{db_name}"; '
-        f"skipped {skipped} already present; {len(failed)} failed"
+        f"skipped {report.skipped} already present; {len(report.failed)} failed"
     )
-    if failed:
+    if report.failed:
         raise typer.Exit(EXIT_ERROR)
 
 
-def db_info(client: Any) -> dict[str, Any] | None:
+def db_info(client: Client) -> dict[str, Any] | None:
     """The client's database info; None when the data home has no database at all (fresh).
 
     Commands ask it before printing a preamble or a question: it proves that the service answers
@@ -98,7 +78,7 @@ def db_info(client: Any) -> dict[str, Any] | None:
     daemon's message names the closest existing name.
     """
     try:
-        return dict(client.get_db_info())
+        return client.get_db_info()
     except NotFound:
         if client.list_dbs():
             raise
@@ -130,8 +110,6 @@ def db_command(
     client = client_for(ctx, db, bind)
     if list_:
         names = client.list_dbs()
-        if isinstance(names, dict):
-            names = list(names)
         if not names:
             typer.echo("No databases yet (add images with `isearch add PATH...`).")
             return

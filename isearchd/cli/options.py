@@ -6,7 +6,7 @@ the configuration (config file, environment) and the defaults.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -14,6 +14,7 @@ from isearchd.config import settings
 from isearchd.version import __version__
 
 if TYPE_CHECKING:
+    from isearchd.client import Client
     from isearchd.config.file import Config
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -61,7 +62,7 @@ def effective_config() -> Config:
     return load_config()
 
 
-def client_for(ctx: typer.Context, db: str | None, bind: str | None) -> Any:
+def client_for(ctx: typer.Context, db: str | None, bind: str | None) -> Client:
     """A Client for the database and address the options name."""
     from isearchd.client import Client
 

@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -61,7 +61,7 @@ def search(
     if not as_json:
         brief = text if len(text) <= QUERY_DISPLAY_CHARS else text[: QUERY_DISPLAY_CHARS - 3] + "..."
         typer.echo(f"Searching {shown(brief)}...")
-    hits = [] if empty else _search_hits(client, text, num, min_similarity)
+    hits = [] if empty else client.search_hits(text, num=num, similarity=min_similarity)
     if as_json:
         doc = {"query": text, "kind": kind, "db": db_name, "min_similarity": min_similarity, "results": hits}
         typer.echo(json_safe(json.dumps(doc, ensure_ascii=False)))
@@ -80,26 +80,6 @@ def _is_image_query(text: str) -> bool:
         return is_image_query(text)
     except OSError:  # a 10,000-character text is not a valid path
         return False
-
-
-def _search_hits(client: Any, text: str, num: int, similarity: float) -> list[dict[str, Any]]:
-    """Results as dicts with path, label and similarity, from whichever search call the Client has."""
-    detailed = getattr(client, "search_hits", None)
-    if callable(detailed):
-        rows = detailed(text, num=num, similarity=similarity)
-    else:
-        rows = client.search(text, num=num, similarity=similarity)
-    hits: list[dict[str, Any]] = []
-    for row in rows or []:
-        if isinstance(row, dict):
-            path, label, sim = row.get("path"), row.get("label", row.get("path")), row.get("similarity")
-        elif hasattr(row, "similarity"):
-            path, label, sim = row.path, getattr(row, "label", row.path), row.similarity
-        else:
-            path, sim = row[0], row[1]
-            label = row[2] if len(row) > 2 else path
-        hits.append({"path": str(path), "label": str(label), "similarity": round(float(sim or 0.0), 1)})
-    return hits
 
 
 def open_paths(paths: list[str]) -> None:
@@ -144,4 +124,4 @@ def compare(
             raise NotFound(f"{path}: no such image file")
     client = client_for(ctx, db, bind)
     similarity = client.compare_images(str(Path(img1).expanduser()), str(Path(img2).expanduser()))
-    typer.echo(f"Similarity between images: {float(similarity):.1f}%")
+    typer.echo(f"Similarity between images: {similarity:.1f}%")
