@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import typer
 
 from isearchd.files.names import printable
+
+if TYPE_CHECKING:
+    from rich.progress import Progress as RichProgress
+    from rich.progress import TaskID
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -33,7 +38,9 @@ def plural(n: int, word: str) -> str:
 
 
 class Progress:
-    """A progress display: a redrawn bar with rate and ETA on a terminal, plain lines otherwise."""
+    """A progress display. On a terminal: a rich bar with the count, the rate and the ETA, redrawn
+    as it goes. Otherwise (a pipe, a log file): plain lines at most once a second, which read well
+    in a log, where redraws would not."""
 
     def __init__(self, what: str, unit: str, *, scale: float = 1.0, fmt: str = "{:.0f}") -> None:
         self.what = what
@@ -43,48 +50,63 @@ class Progress:
         self.tty = sys.stderr.isatty()
         self.started = time.monotonic()
         self.last_draw = 0.0
-        self.drawn = False
         self.last: tuple[float, float | None] = (0.0, None)
+        self._bar: RichProgress | None = None
+        self._task: TaskID | None = None
 
     def update(self, done: float, total: float | None) -> None:
         self.last = (done, total)
         now = time.monotonic()
+        if self.tty:
+            self._show_bar(done, total, now)  # rich limits the redraws itself
+            return
         finished = total is not None and done >= total
-        if now - self.last_draw < (BAR_REFRESH_S if self.tty else LINE_REFRESH_S) and not finished:
+        if now - self.last_draw < LINE_REFRESH_S and not finished:
             return
         self.last_draw = now
-        self._draw(done, total, now)
+        count, rate, eta = self._figures(done, total, now)
+        typer.echo(f"{self.what}: {count} ({rate}{', ' + eta if eta else ''})", err=True)
 
-    def _draw(self, done: float, total: float | None, now: float) -> None:
+    def _figures(self, done: float, total: float | None, now: float) -> tuple[str, str, str]:
+        """The count ("45/90 images"), the rate ("12.3 images/s") and the ETA ("" without a total)."""
         elapsed = max(now - self.started, 1e-6)
         rate = done / self.scale / elapsed
         shown = self.fmt.format(done / self.scale)
         if total:
-            frac = min(done / total, 1.0)
             eta = (total - done) / self.scale / rate if rate > 0 else None
             count = f"{shown}/{self.fmt.format(total / self.scale)} {self.unit}"
             eta_text = f"ETA {_clock(eta)}" if eta is not None else "ETA --:--"
         else:
-            frac = None
             count = f"{shown} {self.unit}"
             eta_text = ""
-        rate_text = f"{rate:.1f} {self.unit}/s"
-        if self.tty:
-            filled = int(BAR_WIDTH * frac) if frac is not None else 0
-            bar = "#" * filled + "-" * (BAR_WIDTH - filled) if frac is not None else ""
-            line = f"{self.what} [{bar}] {count}  {rate_text}  {eta_text}".rstrip()
-            sys.stderr.write("\r\x1b[2K" + line)
-            sys.stderr.flush()
-            self.drawn = True
-        else:
-            typer.echo(f"{self.what}: {count} ({rate_text}{', ' + eta_text if eta_text else ''})", err=True)
+        return count, f"{rate:.1f} {self.unit}/s", eta_text
+
+    def _show_bar(self, done: float, total: float | None, now: float) -> None:
+        figures = "  ".join(text for text in self._figures(done, total, now) if text)
+        if self._bar is None or self._task is None:
+            from rich.console import Console
+            from rich.progress import BarColumn, TextColumn
+            from rich.progress import Progress as RichProgress
+
+            self._bar = RichProgress(
+                TextColumn("{task.description}", markup=False),
+                BarColumn(bar_width=BAR_WIDTH),  # without a total: a pulsing bar
+                TextColumn("{task.fields[figures]}", markup=False),
+                console=Console(stderr=True),
+                refresh_per_second=1 / BAR_REFRESH_S,
+            )
+            self._task = self._bar.add_task(self.what, total=total or None, figures=figures)
+            self._bar.start()
+        # total=None would mean "unchanged" to rich, which is what an unknown total needs anyway
+        self._bar.update(self._task, completed=done, total=total or None, figures=figures)
 
     def close(self) -> None:
-        if self.tty and self.drawn:
+        """Finish the display: the bar is drawn once more, with the final figures, and left."""
+        if self._bar is not None:
             done, total = self.last
-            self._draw(done, total, time.monotonic())
-            sys.stderr.write("\n")
-            sys.stderr.flush()
+            self._show_bar(done, total, time.monotonic())
+            self._bar.stop()
+            self._bar = None
 
 
 def _clock(seconds: float) -> str:
