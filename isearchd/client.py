@@ -3,7 +3,8 @@
     from imgsearch.client import Client     # or: from isearchd import Client
     cli = Client(db_name="default", bind="~/.isearch/isearch.sock")
     cli.add_images(["./photos/"], label_type="path")     # -> images added; details in cli.last_add
-    cli.search("./query.jpg", num=5, similarity=80)      # -> [(label, similarity%), ...]
+    cli.add(["./photos/"])                                # -> AddReport(added, skipped, failed)
+    cli.search("./query.jpg", num=5, similarity=80)      # -> [(path, similarity%), ...]
     cli.search("red apple")                               # text search
     cli.compare_images("a.jpg", "b.jpg")                  # -> 0-100
     cli.list_dbs(); cli.get_db_info(); cli.clear_db()
@@ -13,8 +14,8 @@ swallowed into ``None``. Over a Unix socket the daemon reads files itself (paths
 absolute here); over TCP this client reads the files and sends their bytes, since a TCP daemon
 never reads paths named by a client.
 
-A ``Client`` keeps one connection open and may be shared between threads (calls are serialised);
-use one client per thread for parallel requests.
+A ``Client`` keeps one connection open and may be shared between threads (calls are serialised;
+``last_add`` is each thread's own); use one client per thread for parallel requests.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from isearchd.config import settings
 from isearchd.config.home import default_bind
@@ -56,6 +57,16 @@ UNCHANGED_CHUNK_FILES = 2000
 
 ProgressCallback = Callable[[Progress], None]
 
+
+class SearchHit(TypedDict):
+    """One search result: ``label`` as added (a path or a file name), ``path`` where the file was
+    when added, ``similarity`` in percent (one decimal)."""
+
+    path: str
+    label: str
+    similarity: float
+
+
 _IDEMPOTENT_RETRY = frozenset({"hello", "status", "search", "compare", "list_dbs", "db_info", "watch_list"})
 
 
@@ -78,7 +89,7 @@ class Client:
         self.address: BindAddress = parse_bind(self.bind)
         self.timeout = timeout
         self.token = token if token is not None else (os.environ.get("ISEARCH_TOKEN") or None)
-        self.last_add: AddReport | None = None
+        self._local = threading.local()  # last_add: each thread sees the report of its own add
         if transport is None:
             hint = "isearch service start" + ("" if self.bind == default_bind() else f" -B {self.bind}")
             transport = SocketTransport(self.address, shown=self.bind, start_hint=hint)
@@ -89,6 +100,12 @@ class Client:
 
     def __repr__(self) -> str:
         return f"Client(db_name={self.db_name!r}, bind={self.bind!r})"
+
+    @property
+    def last_add(self) -> AddReport | None:
+        """The report of this thread's last ``add_images`` (None before one, or when it raised)."""
+        report: AddReport | None = getattr(self._local, "last_add", None)
+        return report
 
     @property
     def is_tcp(self) -> bool:
@@ -202,6 +219,32 @@ class Client:
 
     # -- images ----------------------------------------------------------------------------------
 
+    def add(
+        self,
+        paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+        *,
+        label_type: str = "path",
+        progress: ProgressCallback | None = None,
+    ) -> AddReport:
+        """Add image files and folders (recursively); returns what was added, skipped and failed.
+
+        ``label_type`` 'path' labels each image by its absolute path, 'name' by its file name.
+        Files already present unchanged are skipped; files that cannot be read or decoded are
+        listed with their reason in ``failed``. ``progress`` is called with a ``Progress`` after
+        each committed batch.
+        """
+        if label_type not in LABEL_TYPES:
+            raise InvalidRequest(f"label_type must be 'path' or 'name', not {label_type!r}")
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        abs_paths = [_absolute(p) for p in paths]
+        if self.is_tcp:
+            return self._add_by_bytes(abs_paths, label_type, progress)
+        result = self._call(
+            "add", {"db": self.db_name, "paths": abs_paths, "label_type": label_type}, progress
+        )
+        return AddReport.from_dict(result)
+
     def add_images(
         self,
         paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
@@ -210,24 +253,12 @@ class Client:
     ) -> int:
         """Add image files and folders (recursively). Returns how many images were added.
 
-        ``label_type`` 'path' labels each image by its absolute path, 'name' by its file name.
-        Files already present unchanged are skipped; files that cannot be read or decoded are
-        listed with their reason in ``self.last_add.failed`` (an ``AddReport``).
+        The original API: ``add`` with the count as the result; the whole ``AddReport`` (skipped,
+        failed with reasons) is then ``self.last_add``, per thread.
         """
-        if label_type not in LABEL_TYPES:
-            raise InvalidRequest(f"label_type must be 'path' or 'name', not {label_type!r}")
-        if isinstance(paths, (str, os.PathLike)):
-            paths = [paths]
-        abs_paths = [_absolute(p) for p in paths]
-        self.last_add = None
-        if self.is_tcp:
-            report = self._add_by_bytes(abs_paths, label_type, progress)
-        else:
-            result = self._call(
-                "add", {"db": self.db_name, "paths": abs_paths, "label_type": label_type}, progress
-            )
-            report = AddReport.from_dict(result)
-        self.last_add = report
+        self._local.last_add = None
+        report = self.add(paths, label_type=label_type, progress=progress)
+        self._local.last_add = report
         return report.added
 
     def _add_by_bytes(
@@ -334,9 +365,9 @@ class Client:
             raise InvalidRequest(f"{path}: too large to send over TCP")
         return {"data": b64encode(data), "name": full.name}
 
-    def search_hits(self, query: str, num: int = 10, similarity: float = 0) -> list[dict[str, Any]]:
-        """Like ``search`` but each hit is ``{"label", "path", "similarity"}`` (``path`` is where the
-        file was when added, useful when labels are file names)."""
+    def search_hits(self, query: str, num: int = 10, similarity: float = 0) -> list[SearchHit]:
+        """Like ``search`` but each hit is a ``SearchHit`` dict: ``{"path", "label", "similarity"}``
+        (``path`` is where the file was when added, useful when labels are file names)."""
         if not isinstance(query, str) or not query.strip():
             raise InvalidRequest("the search query is empty")
         args: dict[str, Any] = {"db": self.db_name, "num": num, "similarity": similarity}
@@ -344,7 +375,10 @@ class Client:
             args["image"] = self._image_source(query)
         else:
             args["text"] = query
-        return list(self._call("search", args))
+        return [
+            SearchHit(path=str(h["path"]), label=str(h["label"]), similarity=float(h["similarity"]))
+            for h in self._call("search", args)
+        ]
 
     def search(self, query: str, num: int = 10, similarity: float = 0) -> list[tuple[str, float]]:
         """Images most similar to ``query``: an existing image file (image search) or any text.
@@ -353,7 +387,7 @@ class Client:
         original README documents (with ``label_type='name'`` the label differs from the path:
         ``search_hits`` returns both).
         """
-        return [(h["path"], float(h["similarity"])) for h in self.search_hits(query, num, similarity)]
+        return [(h["path"], h["similarity"]) for h in self.search_hits(query, num, similarity)]
 
     def compare_images(self, path1: str, path2: str) -> float:
         """Similarity of two image files in percent (0-100; an image with itself is 100.0)."""

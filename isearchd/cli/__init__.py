@@ -6,7 +6,13 @@ Owns: argument parsing, the default ``search`` command, every command of the ori
 through ``isearchd.client`` (and starts or stops it through ``isearchd.service``).
 
 May import: ``service``, ``client``, ``protocol``, ``config``, ``files``, ``models`` (weights
-for ``model pull``/``import``), ``errors``. Never the engine, the store or the daemon's insides.
+for ``model pull``/``import``), ``reports``, ``errors``. Never the engine, the store or the
+daemon's insides.
+
+Modules: ``app`` (the root app, default-command routing, the error edge, ``main``), ``search``
+(search, cmp), ``library`` (add, db), ``model``, ``service``, ``watch``, ``config``; ``options``
+(the shared -d/-B/-v and the Client they make) and ``output`` (exit statuses, the red error
+line, progress).
 """
 
 from __future__ import annotations

@@ -1,17 +1,22 @@
-"""``isearch service install|uninstall``: a thin typer adapter over :mod:`isearchd.service.install`.
+"""``isearch service start|stop|status|install|uninstall``: a thin typer adapter over
+:mod:`isearchd.service.control` and :mod:`isearchd.service.install`.
 
-The main CLI owns the ``service`` group (start/stop/status) and mounts these two commands on it
-with ``register(service_app)``.
+``service_app`` is the ``service`` group the root app mounts. ``register(service_app)`` adds
+``install`` and ``uninstall`` to a group (tests mount them on an app of their own).
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from isearchd.errors import ISearchError
+from isearchd.cli.model import prepare_model
+from isearchd.cli.options import CONTEXT, BindOpt, DbOpt, VersionOpt, effective_config, target
+from isearchd.cli.output import EXIT_NOT_RUNNING
+from isearchd.errors import ISearchError, ServiceError
 from isearchd.service.install import (
     DaemonOptions,
     InstallResult,
@@ -96,3 +101,137 @@ def register(service_app: typer.Typer) -> None:
     """Add ``install`` and ``uninstall`` to the CLI's ``service`` command group."""
     service_app.command("install")(install_command)
     service_app.command("uninstall")(uninstall_command)
+
+
+class Precision(StrEnum):
+    fp32 = "fp32"
+    int8 = "int8"
+
+
+class LogLevel(StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+    critical = "critical"
+
+
+def service_start(
+    ctx: typer.Context,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "-m",
+            "--model",
+            metavar="MODEL",
+            help="A model key (see `isearch model list`) or the path of a custom checkpoint (.pt) "
+            "[default: the config file's model.name, else ViT-45LY].",
+        ),
+    ] = None,
+    log_level: Annotated[
+        LogLevel | None,
+        typer.Option(
+            "-L",
+            "--log-level",
+            case_sensitive=False,
+            help="Service log level [default: info, or the config's].",
+        ),
+    ] = None,
+    precision: Annotated[
+        Precision | None,
+        typer.Option(
+            "-p",
+            "--precision",
+            case_sensitive=False,
+            help="fp32 (lossless) or int8 (faster indexing, half the memory, embeddings within cos 0.999; "
+            "a database keeps the precision it was built with) [default: the config's, else fp32].",
+        ),
+    ] = None,
+    bind: BindOpt = None,
+    db: DbOpt = None,
+    version: VersionOpt = False,
+) -> None:
+    """Start the service in the background; returns when it answers."""
+    from isearchd.service import control
+
+    _, address = target(ctx, db, bind)
+    config = effective_config()
+    model_name = model or config.model.name
+    options_given = model or log_level or precision or bind or ctx.find_root().params.get("bind")
+    if options_given and control.managed_by_init():
+        raise ServiceError(
+            "ImgSearch is installed as a user service, which has its options fixed at install time; "
+            "run `isearch service start` without -m/-L/-p/-B, or reinstall with "
+            "`isearch service install -m ...`"
+        )
+    level = log_level.value if log_level is not None else config.service.log_level
+    if not control.managed_by_init():
+        # download and export here, with progress, rather than silently inside the daemon's start
+        control.ensure_not_running(address)
+        prepare_model(
+            model_name, precision.value if precision else config.model.precision, config.model.device
+        )
+    info = control.start(
+        model_name, bind=address, log_level=level, precision=precision.value if precision else None
+    )
+    typer.echo(f"ImgSearch service started (PID {info.pid}, model {info.model}, listening on {info.bind})")
+
+
+def service_stop(
+    ctx: typer.Context, bind: BindOpt = None, db: DbOpt = None, version: VersionOpt = False
+) -> None:
+    """Stop the service."""
+    from isearchd.service import control
+
+    _, address = target(ctx, db, bind)
+    pid = control.stop(bind=address)
+    typer.echo(f"ImgSearch service stopped (PID {pid})" if pid else "ImgSearch service stopped")
+
+
+def service_status(
+    ctx: typer.Context, bind: BindOpt = None, db: DbOpt = None, version: VersionOpt = False
+) -> None:
+    """Show whether the service runs: PID, memory, model, databases, uptime, queue. Exit 3 when not."""
+    from isearchd.service import control
+
+    _, address = target(ctx, db, bind)
+    info = control.status(bind=address)
+    if info is None:
+        typer.echo(f"ImgSearch service is not running at {address} (start it with `isearch service start`)")
+        raise typer.Exit(EXIT_NOT_RUNNING)
+    typer.echo("ImgSearch service is running")
+    typer.echo(f"* PID: {info.pid if info.pid is not None else 'unknown'}")
+    mem = f"{info.rss_bytes / 1024 / 1024:.1f} MB" if info.rss_bytes is not None else "unknown"
+    typer.echo(f"* MEM: {mem}")
+    if not info.answering:
+        typer.echo(f"* Bind: {info.bind} (not answering: still starting, or listening on another address)")
+        return
+    typer.echo(f"* Model: {info.model or 'unknown'}")
+    typer.echo(f"* Databases: {', '.join(info.databases) if info.databases else 'none loaded'}")
+    typer.echo(f"* Uptime: {_duration(info.uptime_s) if info.uptime_s is not None else 'unknown'}")
+    typer.echo(f"* Queue: {info.queue if info.queue is not None else 0}")
+    typer.echo(f"* Bind: {info.bind}")
+
+
+def _duration(seconds: float) -> str:
+    total = int(seconds)
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours:02d}h {minutes:02d}m"
+    if hours:
+        return f"{hours}h {minutes:02d}m {secs:02d}s"
+    return f"{minutes}m {secs:02d}s"
+
+
+service_app = typer.Typer(
+    help="Start, stop and inspect the background service.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    context_settings=CONTEXT,
+)
+register(service_app)  # install and uninstall first: the order `isearch service --help` lists them in
+service_app.command("start")(service_start)
+service_app.command("stop")(service_stop)
+service_app.command("status")(service_status)

@@ -529,6 +529,66 @@ def test_add_without_a_terminal_prints_plain_lines(svc: Service) -> None:
     proc = svc.run("add", "-d", "plain", str(folder))
     assert proc.returncode == 0
     assert "\r" not in proc.stderr and "\x1b" not in proc.stderr + proc.stdout
+    assert re.fullmatch(r"Adding: 1/1 images \(\d+\.\d images/s, ETA 00:00\)\n", proc.stderr), proc.stderr
+
+
+def test_add_in_a_terminal_shows_a_bar_with_rate_and_eta(svc: Service) -> None:
+    folder = svc.root / "bar"
+    write_samples(folder, 2, classes=[("red", "star"), ("blue", "cross"), ("green", "circle")])
+    proc, terminal = _run_with_terminal_stderr(svc, "add", "-d", "bar", str(folder))
+    assert proc.returncode == 0, terminal
+    assert proc.stdout.strip() == 'Added 6 images to database "bar"; skipped 0 already present; 0 failed'
+    assert "\x1b[" in terminal  # drawn for a terminal (cursor control), not as plain lines
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", terminal)  # what the terminal shows, less styling
+    assert "Adding: " not in shown and "━" in shown  # rich's bar, not the plain lines
+    final = [line for line in shown.replace("\r", "\n").splitlines() if "6/6 images" in line]
+    assert final, shown
+    assert re.search(r"^Adding .*6/6 images  \d+\.\d images/s  ETA 00:00$", final[-1].rstrip()), final[-1]
+
+
+# variables that make rich treat a terminal as something else, or resize it
+_TERMINAL_OVERRIDES = frozenset(
+    {"NO_COLOR", "FORCE_COLOR", "TERM", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "COLUMNS", "LINES"}
+)
+
+
+def _run_with_terminal_stderr(svc: Service, *args: str) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Run the CLI with stderr on a 120-column pseudo-terminal; returns stdout and what stderr drew."""
+    import fcntl
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "isearchd.cli", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        env={k: v for k, v in svc.env.items() if k not in _TERMINAL_OVERRIDES} | {"TERM": "xterm"},
+        cwd=REPO,
+        text=True,
+    )
+    os.close(follower)
+    drawn = b""
+    deadline = time.monotonic() + CLI_TIMEOUT_S
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: every writer closed the terminal
+                break
+            if not chunk:
+                break
+            drawn += chunk
+        elif proc.poll() is not None:
+            break
+    stdout, _ = proc.communicate(timeout=CLI_TIMEOUT_S)
+    os.close(leader)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, ""), drawn.decode(
+        "utf-8", "replace"
+    )
 
 
 def test_text_search_output(indexed: Service) -> None:

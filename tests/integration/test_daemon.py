@@ -122,6 +122,46 @@ def test_relative_paths_and_name_labels(tmp_path: Path, client_factory: ClientFa
         c.add_images(["imgs"], label_type="stem")
 
 
+def test_add_returns_its_report_and_last_add_is_each_threads_own(
+    tmp_path: Path, client_factory: ClientFactory
+) -> None:
+    """``add`` returns the whole ``AddReport``; ``add_images`` keeps the original API (the count,
+    the report in ``last_add``), and threads sharing one Client each see the report of their own add."""
+    c = client_factory("typed")
+    first = write_samples(tmp_path / "first", 1, classes=[("red", "circle"), ("blue", "star")])
+    second = write_samples(tmp_path / "second", 1, classes=[("green", "square")])
+    (tmp_path / "second" / "broken.jpg").write_bytes(b"not a jpeg")
+    report = c.add([str(first[0])])
+    assert (report.added, report.skipped, report.failed) == (1, 0, [])
+    assert c.last_add is None  # only add_images records it
+
+    done = threading.Barrier(2, timeout=120)
+    seen: dict[str, tuple[int, tuple[int, int, int] | None]] = {}
+    errors: list[BaseException] = []
+
+    def add(name: str) -> None:
+        try:
+            added = c.add_images([str(tmp_path / name)])
+            done.wait()  # both adds finished before either reads last_add
+            mine = c.last_add
+            seen[name] = (added, None if mine is None else (mine.added, mine.skipped, len(mine.failed)))
+        except BaseException as e:  # surfaced below
+            errors.append(e)
+
+    threads = [threading.Thread(target=add, args=(name,)) for name in ("first", "second")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert not errors, errors
+    assert seen == {"first": (1, (1, 1, 0)), "second": (1, (1, 0, 1))}
+    assert c.last_add is None  # this thread added nothing through add_images
+
+    hits = c.search_hits(str(second[0]), num=1)
+    assert hits == [{"path": str(second[0]), "label": str(second[0]), "similarity": 100.0}]
+    assert list(hits[0]) == ["path", "label", "similarity"]
+
+
 def test_text_search_finds_the_described_images(gallery: Path, client_factory: ClientFactory) -> None:
     c = client_factory("semantic")
     assert c.add_images([str(gallery)]) == 90

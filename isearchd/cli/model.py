@@ -1,0 +1,156 @@
+"""``isearch model list|pull|import``, and making a model ready before the daemon starts.
+
+``prepare_model`` is shared with ``service start``: missing weights of a registry key are
+downloaded (with progress) and the ONNX Runtime export is built here, in the foreground, rather
+than silently inside the daemon's start.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from isearchd.cli.options import CONTEXT, BindOpt, DbOpt, VersionOpt, effective_config
+from isearchd.cli.output import Progress
+from isearchd.config import settings
+from isearchd.errors import NotFound
+
+# `service start` downloads missing weights itself; when nothing at all arrives for this long (no
+# network) it gives up with the error that names `model pull` (which keeps trying for 25 s).
+START_DOWNLOAD_FIRST_BYTE_S = 5.0
+
+model_app = typer.Typer(
+    help="List, download and import TinyCLIP model weights.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    context_settings=CONTEXT,
+)
+
+
+@model_app.command("list")
+def model_list(db: DbOpt = None, bind: BindOpt = None, version: VersionOpt = False) -> None:
+    """List the model keys with their README figures and whether their weights are cached."""
+    from isearchd.models import weights
+    from isearchd.models.registry import MODELS
+
+    header = (
+        f"  {'KEY':<9} {'ARCHITECTURE':<36} {'DIM':>4} {'ACC@1':>6} {'MACS(G)':>7} {'PAIRS/S':>7}  WEIGHTS"
+    )
+    typer.echo(header)
+    for key, spec in MODELS.items():
+        mark = "*" if key == settings.DEFAULT_MODEL else " "
+        if weights.is_cached(key):
+            size = weights.cached_path(key).stat().st_size
+            cached = f"cached ({size / 1024 / 1024:.1f} MB)"
+        else:
+            cached = "not cached"
+        typer.echo(
+            f"{mark} {key:<9} {spec.arch:<36} {spec.dim:>4} {spec.acc1:>6.1f} {spec.macs:>7.1f} "
+            f"{spec.throughput:>7,}  {cached}"
+        )
+    typer.echo(f"* default model. Weights cache: {settings.weights_cache_dir()}")
+    typer.echo("Get weights with `isearch model pull KEY`, or offline with `isearch model import KEY FILE`.")
+
+
+def _known_key(key: str) -> str:
+    from isearchd.models.registry import MODELS
+
+    if key not in MODELS:
+        from isearchd.errors import ModelError
+
+        raise ModelError(f"unknown model {key!r}; use one of {', '.join(MODELS)}")
+    return key
+
+
+@model_app.command("pull")
+def model_pull(
+    key: Annotated[str, typer.Argument(metavar="KEY", help="Model key (see `isearch model list`).")],
+    db: DbOpt = None,
+    bind: BindOpt = None,
+    version: VersionOpt = False,
+) -> None:
+    """Download a model's weights into the cache and prepare them for ONNX Runtime."""
+    _known_key(key)
+    config = effective_config()
+    path = _download(key)
+    typer.echo(f"Weights for {key} saved to {path} ({path.stat().st_size / 1024 / 1024:.1f} MB)")
+    prepare_model(key, config.model.precision, config.model.device)
+
+
+@model_app.command("import")
+def model_import(
+    key: Annotated[str, typer.Argument(metavar="KEY", help="Model key the file holds weights for.")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="A checkpoint file (.pt) of that model.")],
+    db: DbOpt = None,
+    bind: BindOpt = None,
+    version: VersionOpt = False,
+) -> None:
+    """Import weights for a model from a file (for machines without network access)."""
+    from isearchd.models import importer
+
+    _known_key(key)
+    config = effective_config()
+    if not file.expanduser().is_file():
+        raise NotFound(f"{file}: no such file")
+    path = importer.import_weights(key, file.expanduser())
+    typer.echo(f"Imported {file} as the weights of {key}: {path}")
+    prepare_model(key, config.model.precision, config.model.device)
+
+
+def _download(key: str, first_byte_s: float | None = None) -> Path:
+    """`model pull`: the weights of ``key`` into the cache, with a progress display."""
+    from isearchd.models import weights
+
+    progress = Progress(f"Downloading {key}", "MB", scale=1024 * 1024, fmt="{:.1f}")
+    try:
+        return weights.pull(
+            key, progress=lambda done, total: progress.update(done, total), first_byte_s=first_byte_s
+        )
+    finally:
+        progress.close()
+
+
+def prepare_model(model: str, precision: str, device: str) -> None:
+    """Make ``model`` ready for the daemon's start: weights in the cache, ONNX Runtime export built.
+
+    Weights missing for a registry key are downloaded as `model pull` does (giving up soon when
+    nothing arrives: `WeightsMissing` names the URL, the cache path and `model pull`/`model
+    import`). The export is made for the precision the daemon will run (fp32 unless int8 is asked
+    for; int8 is quantised from the fp32 export, so it makes both). It is only a head start: when
+    it fails, the daemon tries again at its start and runs fp32 in torch if it must, so a failure
+    here is a warning. CUDA/MPS devices run in torch and need no export.
+    """
+    from isearchd.errors import ModelError, WeightsMissing
+    from isearchd.models import backend, weights
+    from isearchd.models.registry import get_spec
+    from isearchd.models.resolve import resolve
+
+    try:
+        resolved = resolve(model)
+    except WeightsMissing:
+        key = get_spec(model).key
+        url = weights.download_url(key)
+        typer.echo(f"The weights of {key} are not cached yet; downloading {url}", err=True)
+        path = _download(key, first_byte_s=START_DOWNLOAD_FIRST_BYTE_S)
+        typer.echo(f"Weights for {key} saved to {path}", err=True)
+        resolved = resolve(model)
+    if device != "cpu" or backend.export_cached(resolved, precision):
+        return
+    what = f"Preparing {resolved.key} for ONNX Runtime ({precision}, once per weights file)..."
+    typer.echo(what, err=True, nl=False)
+    started = time.monotonic()
+    try:
+        backend.ensure_export(resolved, precision)
+    except ModelError as exc:
+        typer.echo(err=True)
+        typer.secho(
+            f"Warning: {resolved.key} could not be prepared for ONNX Runtime ({exc.message}); "
+            "the service tries again when it starts",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
+        return
+    typer.echo(f" done ({time.monotonic() - started:.1f} s)", err=True)
