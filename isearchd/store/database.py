@@ -33,12 +33,13 @@ from isearchd.store.metadata import (
     PhotoInfo,
     count_unread,
     filter_ids,
+    filter_vectors,
     info_for_ids,
     unread,
     write_info,
 )
 from isearchd.store.names import missing_database, validate_db_name
-from isearchd.store.vectors import VectorIndex, normalise
+from isearchd.store.vectors import FILTER_EXACT_MAX, VectorIndex, normalise, rank
 
 log = logging.getLogger(__name__)
 
@@ -456,9 +457,15 @@ class Database:
             raise InvalidRequest(f"the minimum similarity must be between 0 and 100, got {min_similarity}")
         self._check_open()
         if filters:
+            exact = True
             with self.catalog.reader() as conn:
                 allowed = filter_ids(conn, filters)
-            hits, exact = self._vectors.search_among(vector, k, allowed)
+                if len(allowed) <= FILTER_EXACT_MAX:  # exactly, with the vectors of those that pass
+                    ids, matrix = filter_vectors(conn, filters)
+            if len(allowed) <= FILTER_EXACT_MAX:
+                hits = rank(normalise(vector, self.dim)[0], k, ids, matrix)
+            else:
+                hits = self._vectors.search_among(vector, k, allowed)
         else:
             hits, exact = self._vectors.search(vector, k)
         passing = sum(1 for h in hits if _similarity(h.cosine) >= min_similarity)

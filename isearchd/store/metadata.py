@@ -145,6 +145,18 @@ def filter_ids(conn: sqlite3.Connection, f: Filters) -> np.ndarray:
     return np.fromiter((r[0] for r in conn.execute(sql, args)), dtype=np.int64)
 
 
+def filter_vectors(conn: sqlite3.Connection, f: Filters) -> tuple[np.ndarray, np.ndarray]:
+    """The ids and stored vectors (float32 rows) of the images that pass ``f``, in one query."""
+    where, args = _where(f)
+    sql = "SELECT id, vector FROM images" + (" WHERE " + " AND ".join(where) if where else "")  # noqa: S608
+    rows = conn.execute(sql, args).fetchall()
+    if not rows:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), -1)
+    return ids, matrix.astype(np.float32, copy=False)
+
+
 def _where(f: Filters) -> tuple[list[str], list[Any]]:
     where: list[str] = []
     args: list[Any] = []

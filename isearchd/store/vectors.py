@@ -61,11 +61,10 @@ FAR_QUERY_COS = 0.5  # best cosine below this = text-like query (image neighbour
 # the graph; the cached matrix costs rows*dim*4 bytes (10 MB at 5k x 512).
 EXACT_MAX_ROWS = 5_000
 # A filtered search ranks the passing images exactly when there are at most this many of them
-# (their vectors are copied out of the index in chunks: ~40 ms for 20k x 512 on 2 cores); above
-# it, the graph is searched with a filter and an ef scaled by the share that passes
-# (benchmarks/bench_filters.py: recall@10 at 30 % and 60 % of 100k).
+# (their vectors come from the catalog in the filter's own query: ~50 ms for 20k x 512 on 2
+# cores, where hnswlib's get_items copies ~45 us per vector); above it, the graph is searched with
+# a filter and an ef scaled by the share that passes (benchmarks/bench_filters.py).
 FILTER_EXACT_MAX = 20_000
-_GET_CHUNK = 4_096
 INITIAL_CAPACITY = 10_000  # the original's documented "Capacity: 10000"
 GROWTH = 1.5  # capacity multiplier when full; resize copies the graph, so grow geometrically
 _HEADER_BYTES = 4096  # hashed into the sidecar: identifies the file cheaply (a full hash is ~0.5 s/GB)
@@ -385,19 +384,17 @@ class VectorIndex:
                 return self._exact_search(q, k), True
             return hits, False
 
-    def search_among(self, query: np.ndarray, k: int, allowed: np.ndarray) -> tuple[list[Hit], bool]:
-        """The ``k`` nearest of the images ``allowed`` (ids), best first, and whether exact."""
+    def search_among(self, query: np.ndarray, k: int, allowed: np.ndarray) -> list[Hit]:
+        """The ``k`` nearest of the images ``allowed`` (ids), best first, by searching the graph
+        with a filter (for large shares; small ones are ranked exactly by the caller: ``rank``)."""
         q = normalise(query, self.dim)
         with self._lock.read():
             live = self._live
-            ids = np.fromiter((i for i in allowed.tolist() if i in live), dtype=np.int64)
-            k = min(k, len(ids))
+            wanted = {i for i in allowed.tolist() if i in live}
+            k = min(k, len(wanted))
             if k <= 0:
-                return [], True
-            if len(ids) <= FILTER_EXACT_MAX:
-                return self._rank(q, k, ids), True
-            wanted = set(ids.tolist())
-            share = len(ids) / max(1, len(live))
+                return []
+            share = len(wanted) / max(1, len(live))
             ef = max(EF_FAR, int(8 * k / share))
             with self._query_lock:
                 self._index.set_ef(ef)
@@ -405,24 +402,11 @@ class VectorIndex:
                     labels, distances = self._index.knn_query(
                         q, k=k, num_threads=1, filter=lambda label: label in wanted
                     )
-                except RuntimeError:
-                    return self._rank(q, k, ids), True
-            return [Hit(int(i), float(1.0 - d)) for i, d in zip(labels[0], distances[0], strict=True)], False
-
-    def _rank(self, q: np.ndarray, k: int, ids: np.ndarray) -> list[Hit]:
-        """Exact top ``k`` of ``ids`` (vectors copied out in chunks, so memory stays bounded)."""
-        best_ids: list[np.ndarray] = []
-        best_scores: list[np.ndarray] = []
-        for start in range(0, len(ids), _GET_CHUNK):
-            chunk = ids[start : start + _GET_CHUNK]
-            matrix = np.asarray(self._index.get_items(chunk.astype(np.uint64)), dtype=np.float32)
-            scores = np.einsum("ij,j->i", matrix, q[0])
-            keep = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-            best_ids.append(chunk[keep])
-            best_scores.append(scores[keep])
-        all_ids, all_scores = np.concatenate(best_ids), np.concatenate(best_scores)
-        order = np.argsort(-all_scores, kind="stable")[:k]
-        return [Hit(int(all_ids[i]), float(all_scores[i])) for i in order]
+                except RuntimeError:  # fewer than k reachable: rank them all
+                    ids = np.fromiter(wanted, dtype=np.int64)
+                    matrix = np.asarray(self._index.get_items(ids.astype(np.uint64)), dtype=np.float32)
+                    return rank(q[0], k, ids, matrix)
+        return [Hit(int(i), float(1.0 - d)) for i, d in zip(labels[0], distances[0], strict=True)]
 
     def _knn(self, q: np.ndarray, k: int, ef: int) -> list[Hit] | None:
         # ef is a property of the whole hnswlib index, so setting it and querying must not
@@ -496,3 +480,14 @@ class VectorIndex:
                 ) from exc
             self._on_disk = entry
         log.debug("vector index %s saved: %d vectors, seq %d", self.path, len(self._live), seq)
+
+
+def rank(q: np.ndarray, k: int, ids: np.ndarray, matrix: np.ndarray) -> list[Hit]:
+    """Exact top ``k`` of the unit vectors ``matrix`` (rows ``ids``) for the unit query ``q``."""
+    if not len(ids):
+        return []
+    scores = np.einsum("ij,j->i", matrix, q)
+    k = min(k, len(scores))
+    top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+    top = top[np.argsort(-scores[top], kind="stable")]
+    return [Hit(int(ids[i]), float(scores[i])) for i in top]
