@@ -271,7 +271,7 @@ def test_a_full_disk_ends_the_add_with_a_plain_message(
     root = short_tmpdir()
     disk = root / "disk"
     disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)]).returncode != 0:
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(disk)]).returncode != 0:
         pytest.skip("cannot mount a tmpfs here")
     try:
         d = make_daemon(root, bind=str(root / "s.sock"))

@@ -33,7 +33,22 @@ def test_request_defaults_are_filled_in() -> None:
     req = parse_request(b'{"id": 3, "op": "search", "text": "a red circle"}')
     assert req.id == 3
     assert req.op == "search"
-    assert req.args == {"db": "default", "text": "a red circle", "image": None, "num": 10, "similarity": 0}
+    assert req.args == {
+        "db": "default",
+        "text": "a red circle",
+        "image": None,
+        "like": None,
+        "num": 10,
+        "similarity": 0,
+        "after": None,
+        "before": None,
+        "within": (),
+        "place": None,
+        "types": (),
+        "sort": "similarity",
+        "plus": (),
+        "minus": (),
+    }
 
 
 def test_every_documented_op_is_known() -> None:
