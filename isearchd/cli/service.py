@@ -210,6 +210,11 @@ def service_status(
     typer.echo(f"* Databases: {', '.join(info.databases) if info.databases else 'none loaded'}")
     typer.echo(f"* Uptime: {_duration(info.uptime_s) if info.uptime_s is not None else 'unknown'}")
     typer.echo(f"* Queue: {info.queue if info.queue is not None else 0}")
+    metadata = info.extra.get("metadata")
+    for name, m in sorted(metadata.items() if isinstance(metadata, dict) else ()):
+        done, total, unreadable = m.get("done", 0), m.get("total", 0), m.get("unreadable", 0)
+        state = f"reading, {done} of {total}" if done < total else f"read for {done} images"
+        typer.echo(f'* Photo metadata of "{name}": {state} ({unreadable} unreadable)')
     typer.echo(f"* Bind: {info.bind}")
 
 

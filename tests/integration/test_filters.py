@@ -11,6 +11,8 @@ from __future__ import annotations
 import io
 import os
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -285,6 +287,11 @@ def test_a_catalog_from_before_metadata_is_backfilled_in_the_background(
             time.sleep(0.2)
         progress = c.status()["metadata"]["old"]
     assert progress == {"total": 2, "done": 2, "unreadable": 0}
+    status = subprocess.run(
+        [sys.executable, "-m", "isearchd.cli", "service", "status", "-B", d.bind],
+        env=d.env(), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert '* Photo metadata of "old": read for 2 images (0 unreadable)' in status.stdout, status.stdout
     assert "Portugal" in str(hits[str(beach)]["place"]) and hits[str(plain)]["type"] == "png"
     conn = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True)
     assert dict(conn.execute("SELECT id, vector FROM images").fetchall()) == vectors_before  # not re-embedded
