@@ -74,7 +74,7 @@ def search(
 
 
 def _is_image_query(text: str) -> bool:
-    from isearchd.client import is_image_query
+    from isearchd.searchquery import is_image_query
 
     try:
         return is_image_query(text)
