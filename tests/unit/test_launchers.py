@@ -38,6 +38,26 @@ SAMPLE: dict[str, Any] = {
 }
 
 
+# What a result may say of its photo (each may be null): its JSON type
+DETAILS: dict[str, type] = {
+    "taken": str, "taken_source": str, "width": int, "height": int, "place": str, "type": str, "bytes": int,
+}  # fmt: skip
+
+
+# SAMPLE with what the photos say of themselves (the third has no date: a screenshot, say)
+DATED: dict[str, Any] = {
+    **SAMPLE,
+    "results": [
+        {**SAMPLE["results"][0], "taken": "2021-08-01T19:02:11+01:00", "taken_source": "exif", "width": 4032,
+         "height": 3024, "place": "Intendente, Lisbon, Portugal", "type": "jpeg", "bytes": 2841337},
+        {**SAMPLE["results"][1], "taken": "2019-07-14T18:30:05", "taken_source": "mtime", "width": 800,
+         "height": 600, "place": None, "type": "png", "bytes": 91234},
+        {**SAMPLE["results"][2], "taken": None, "taken_source": None, "width": 640, "height": 480,
+         "place": None, "type": "webp", "bytes": 20480},
+    ],
+}  # fmt: skip
+
+
 def check_search_json(data: Any) -> None:
     """Raise AssertionError unless ``data`` follows contrib/launchers/search-result.schema.json."""
     assert isinstance(data, dict), "top level must be an object"
@@ -46,6 +66,8 @@ def check_search_json(data: Any) -> None:
     assert data["kind"] in ("text", "image")
     assert isinstance(data["db"], str) and data["db"]
     assert isinstance(data["results"], list)
+    sort = data.get("sort", "similarity")
+    assert sort in ("similarity", "oldest", "newest"), sort
     previous = float("inf")
     for result in data["results"]:
         assert isinstance(result, dict) and {"path", "label", "similarity"} <= result.keys(), result
@@ -53,19 +75,38 @@ def check_search_json(data: Any) -> None:
         assert isinstance(result["label"], str) and result["label"], result
         sim = result["similarity"]
         assert isinstance(sim, int | float) and not isinstance(sim, bool) and -100 <= sim <= 100, result
-        assert sim <= previous, "results must be sorted best first"
-        previous = sim
+        for key, kind in DETAILS.items():
+            value = result.get(key)
+            assert value is None or (isinstance(value, kind) and not isinstance(value, bool)), (key, result)
+        assert result.get("taken_source") in (None, "exif", "mtime"), result
+        if sort == "similarity":
+            assert sim <= previous, "results must be sorted best first"
+            previous = sim
+    if sort != "similarity":  # by the wall-clock time taken (its first 19 characters), undated last
+        taken = [r.get("taken") for r in data["results"]]
+        dated = [t[:19] for t in taken if t]
+        assert taken[: len(dated)] == [t for t in taken if t], "results without a date come last"
+        assert dated == sorted(dated, reverse=sort == "newest"), f"results must be sorted {sort} first"
 
 
 def test_schema_check_accepts_sample_and_rejects_broken_output() -> None:
     check_search_json(SAMPLE)
     check_search_json({**SAMPLE, "results": []})
+    check_search_json(DATED)
+    check_search_json({**DATED, "sort": "newest"})
+    check_search_json({**DATED, "sort": "oldest", "results": [DATED["results"][i] for i in (1, 0, 2)]})
     broken = [
         {k: v for k, v in SAMPLE.items() if k != "results"},
         {**SAMPLE, "kind": "audio"},
         {**SAMPLE, "results": [{"path": "/a.jpg", "similarity": 3.0}]},
         {**SAMPLE, "results": [{"path": "/a.jpg", "label": "a", "similarity": "93%"}]},
         {**SAMPLE, "results": list(reversed(SAMPLE["results"]))},
+        {**SAMPLE, "results": [{**SAMPLE["results"][0], "taken": 2019}]},
+        {**SAMPLE, "results": [{**SAMPLE["results"][0], "width": "64"}]},
+        {**SAMPLE, "results": [{**SAMPLE["results"][0], "taken_source": "guess"}]},
+        {**SAMPLE, "sort": "random"},
+        {**DATED, "sort": "oldest"},  # newest first
+        {**DATED, "sort": "oldest", "results": [DATED["results"][2], *DATED["results"][:2]]},  # undated first
     ]
     for data in broken:
         with pytest.raises(AssertionError):
@@ -75,7 +116,10 @@ def test_schema_check_accepts_sample_and_rejects_broken_output() -> None:
 def test_schema_document_matches_the_check() -> None:
     schema = json.loads((LAUNCHERS / "search-result.schema.json").read_text())
     assert set(schema["required"]) == {"query", "kind", "db", "results"}
-    assert set(schema["properties"]["results"]["items"]["required"]) == {"path", "label", "similarity"}
+    items = schema["properties"]["results"]["items"]
+    assert set(items["required"]) == {"path", "label", "similarity"}
+    assert set(items["properties"]) == {"path", "label", "similarity", *DETAILS}
+    assert schema["properties"]["sort"]["enum"] == ["similarity", "oldest", "newest"]
     assert schema["properties"]["kind"]["enum"] == ["text", "image"]
 
 
