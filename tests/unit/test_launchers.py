@@ -381,3 +381,51 @@ def test_raycast_opens_a_non_utf8_name_with_its_exact_bytes(odd_env: dict[str, s
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.decode().splitlines()[0] == " 1.  40.0%  /pics/caf\\udce9\\nnight.jpg"
     assert Path(odd_env["LOG"]).read_bytes().endswith(b"open /pics/caf\xe9\nnight.jpg\n")
+
+
+# -- the date each photo was taken, where a launcher has room for it -----------------------------
+
+
+@pytest.fixture
+def dated_env(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    (tmp_path / "sample.json").write_text(json.dumps(DATED))
+    return env
+
+
+def test_launchers_show_the_date_taken_when_known(dated_env: dict[str, str], tmp_path: Path) -> None:
+    env, bin_dir = dated_env, Path(dated_env["BIN"])
+    rows = tmp_path / "rofi-rows"
+    fake(bin_dir, "rofi", f'cat > "{rows}"; echo 2\n')
+    assert run_launcher(env, "beach", ISEARCH_LAUNCHER_MENU="rofi").returncode == 0
+    shown = [r.split("\0")[0] for r in rows.read_text().splitlines()]
+    assert shown == [
+        " 1.  31.4%  2021-08-01  sunset beach.jpg  (/pics/holiday)",
+        " 2.  28.0%  2019-07-14  dunes & sea.png  (/pics/2023)",
+        " 3.  12.5%              cat.webp  (/pics)",  # no date: a blank column, names aligned
+    ]
+    assert log_lines(env)[-1] == "open /pics/cat.webp"
+    fake(bin_dir, "dmenu", "sed -n 2p\n")  # dmenu prints the chosen row back: still matched
+    assert run_launcher(env, "beach", ISEARCH_LAUNCHER_MENU="dmenu").returncode == 0
+    assert log_lines(env)[-1] == "open /pics/2023/dunes & sea.png"
+    args = tmp_path / "zenity-args"
+    fake(bin_dir, "zenity", f'printf "%s\\n" "$@" > "{args}"; echo 1\n')
+    assert run_launcher(env, "beach", ISEARCH_LAUNCHER_MENU="zenity").returncode == 0
+    zenity = args.read_text().splitlines()
+    assert "Taken" in zenity and zenity[-4:] == ["3", "12.5%", "", "/pics/cat.webp"]
+
+    ulauncher = load_module(LAUNCHERS / "ulauncher" / "main.py", "ulauncher_isearch_dated")
+    assert [i["description"] for i in ulauncher.results_to_items(DATED)] == [
+        "31.4%  2021-08-01  /pics/holiday", "28.0%  2019-07-14  /pics/2023", "12.5%  /pics",
+    ]  # fmt: skip
+    alfred = load_module(LAUNCHERS / "alfred" / "isearch_filter.py", "alfred_isearch_dated")
+    assert alfred.alfred_items(DATED)["items"][0]["subtitle"] == "31.4%  2021-08-01  /pics/holiday"
+
+    extra = {"ISEARCH_OPENER": str(bin_dir / "xdg-open"), "ISEARCH_PYTHON": sys.executable}
+    proc = subprocess.run(["bash", str(LAUNCHERS / "raycast" / "image-search.sh"), "beach", "1"],
+                          env={**env, **extra}, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[:3] == [
+        " 1.  31.4%  2021-08-01  /pics/holiday/sunset beach.jpg",
+        " 2.  28.0%  2019-07-14  /pics/2023/dunes & sea.png",
+        " 3.  12.5%              /pics/cat.webp",
+    ]
