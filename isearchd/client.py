@@ -6,6 +6,8 @@
     cli.add(["./photos/"])                                # -> AddReport(added, skipped, failed)
     cli.search("./query.jpg", num=5, similarity=80)      # -> [(path, similarity%), ...]
     cli.search("red apple")                               # text search
+    cli.search("beach", after="2019-06", place="Lisbon", plus=[("sunset", 0.5)])   # filters, parts
+    cli.search(like="./photos/beach.jpg")                 # like an image already in the database
     cli.compare_images("a.jpg", "b.jpg")                  # -> 0-100
     cli.list_dbs(); cli.get_db_info(); cli.clear_db()
 
@@ -24,7 +26,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 
 from isearchd.config import settings
 from isearchd.config.home import default_bind
@@ -36,6 +38,7 @@ from isearchd.errors import (
     ServiceError,
     from_code,
 )
+from isearchd.files.scan import absolute
 from isearchd.protocol import (
     ADD_CHUNK_BYTES,
     ADD_CHUNK_FILES,
@@ -47,6 +50,14 @@ from isearchd.protocol import (
     parse_bind,
 )
 from isearchd.reports import LABEL_TYPES, AddReport, Progress
+from isearchd.searchquery import (
+    DateArg,
+    PathArg,
+    QueryPart,
+    SearchHit,
+    search_fields,
+    search_hit,
+)
 from isearchd.transports import Connection, SocketTransport, Transport
 
 # The largest single file a TCP client sends: base64 adds a third, and the line must stay under
@@ -56,15 +67,6 @@ MAX_SEND_FILE_BYTES = (MAX_LINE_BYTES // 4) * 3 - 64 * 1024
 UNCHANGED_CHUNK_FILES = 2000
 
 ProgressCallback = Callable[[Progress], None]
-
-
-class SearchHit(TypedDict):
-    """One search result: ``label`` as added (a path or a file name), ``path`` where the file was
-    when added, ``similarity`` in percent (one decimal)."""
-
-    path: str
-    label: str
-    similarity: float
 
 
 _IDEMPOTENT_RETRY = frozenset({"hello", "status", "search", "compare", "list_dbs", "db_info", "watch_list"})
@@ -237,7 +239,7 @@ class Client:
             raise InvalidRequest(f"label_type must be 'path' or 'name', not {label_type!r}")
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
-        abs_paths = [_absolute(p) for p in paths]
+        abs_paths = [absolute(p) for p in paths]
         if self.is_tcp:
             return self._add_by_bytes(abs_paths, label_type, progress)
         result = self._call(
@@ -350,44 +352,84 @@ class Client:
             unchanged.update(path for path, s in chunk if s["label"] in known)
         return unchanged
 
-    def _image_source(self, path: str) -> dict[str, Any]:
-        full = Path(_absolute(path))
+    def _image_source(self, path: PathArg) -> dict[str, Any]:
+        full = Path(absolute(path))
         if not full.is_file():
-            raise NotFound(f"{path}: no such file")
+            raise NotFound(f"{os.fspath(path)}: no such file")
         if not self.is_tcp:
             return {"path": str(full)}
         try:
             with full.open("rb") as fh:
                 data = fh.read(MAX_SEND_FILE_BYTES + 1)
         except OSError as e:
-            raise NotFound(f"{path}: cannot read file ({e.strerror or e})") from None
+            raise NotFound(f"{os.fspath(path)}: cannot read file ({e.strerror or e})") from None
         if len(data) > MAX_SEND_FILE_BYTES:
-            raise InvalidRequest(f"{path}: too large to send over TCP")
+            raise InvalidRequest(f"{os.fspath(path)}: too large to send over TCP")
         return {"data": b64encode(data), "name": full.name}
 
-    def search_hits(self, query: str, num: int = 10, similarity: float = 0) -> list[SearchHit]:
-        """Like ``search`` but each hit is a ``SearchHit`` dict: ``{"path", "label", "similarity"}``
-        (``path`` is where the file was when added, useful when labels are file names)."""
-        if not isinstance(query, str) or not query.strip():
-            raise InvalidRequest("the search query is empty")
-        args: dict[str, Any] = {"db": self.db_name, "num": num, "similarity": similarity}
-        if is_image_query(query):
-            args["image"] = self._image_source(query)
-        else:
-            args["text"] = query
-        return [
-            SearchHit(path=str(h["path"]), label=str(h["label"]), similarity=float(h["similarity"]))
-            for h in self._call("search", args)
-        ]
+    def search_hits(
+        self,
+        query: str | None = None,
+        num: int = 10,
+        similarity: float = 0,
+        *,
+        after: DateArg | None = None,
+        before: DateArg | None = None,
+        within: PathArg | Iterable[PathArg] | None = None,
+        place: str | None = None,
+        types: str | Iterable[str] | None = None,
+        sort: str = "similarity",
+        plus: QueryPart | Iterable[QueryPart] = (),
+        minus: QueryPart | Iterable[QueryPart] = (),
+        like: PathArg | None = None,
+    ) -> list[SearchHit]:
+        """Like ``search`` but each hit is a ``SearchHit`` dict: ``{"path", "label", "similarity",
+        "taken", "taken_source", "width", "height", "place", "type", "bytes"}`` (``path`` is where
+        the file was when added, useful when labels are file names)."""
+        fields = search_fields(
+            query, self._image_source, after=after, before=before, within=within, place=place,
+            types=types, sort=sort, plus=plus, minus=minus, like=like,
+        )  # fmt: skip
+        args = {"db": self.db_name, "num": num, "similarity": similarity, **fields}
+        return [search_hit(h) for h in self._call("search", args)]
 
-    def search(self, query: str, num: int = 10, similarity: float = 0) -> list[tuple[str, float]]:
+    def search(
+        self,
+        query: str | None = None,
+        num: int = 10,
+        similarity: float = 0,
+        *,
+        after: DateArg | None = None,
+        before: DateArg | None = None,
+        within: PathArg | Iterable[PathArg] | None = None,
+        place: str | None = None,
+        types: str | Iterable[str] | None = None,
+        sort: str = "similarity",
+        plus: QueryPart | Iterable[QueryPart] = (),
+        minus: QueryPart | Iterable[QueryPart] = (),
+        like: PathArg | None = None,
+    ) -> list[tuple[str, float]]:
         """Images most similar to ``query``: an existing image file (image search) or any text.
 
         Returns ``[(path, similarity%), ...]``, best first, similarity >= ``similarity``, as the
         original README documents (with ``label_type='name'`` the label differs from the path:
-        ``search_hits`` returns both).
+        ``search_hits`` returns both, and what each photo says of itself).
+
+        Filters (the results are the exact top ``num`` of the images that pass): ``after`` and
+        ``before`` (a ``datetime.date`` or ``"YYYY"``, ``"YYYY-MM"``, ``"YYYY-MM-DD"``; both
+        inclusive, on the wall clock where the photo was taken), ``within`` (folders), ``place``
+        (a city, region or country, any case), ``types`` (``["jpg", "heic"]``: the detected
+        format). ``sort``: ``"similarity"``, or ``"oldest"``/``"newest"`` to order the top
+        ``num`` by when they were taken. ``plus`` and ``minus``: more parts of the query, each a
+        text or an image file, or ``(part, weight)`` with a weight in (0, 100] (default 1).
+        ``like``: instead of ``query``, the path of an image already in the database (its stored
+        embedding is used: nothing is decoded; it comes first, at 100.0).
         """
-        return [(h["path"], h["similarity"]) for h in self.search_hits(query, num, similarity)]
+        hits = self.search_hits(
+            query, num, similarity, after=after, before=before, within=within, place=place,
+            types=types, sort=sort, plus=plus, minus=minus, like=like,
+        )  # fmt: skip
+        return [(h["path"], h["similarity"]) for h in hits]
 
     def compare_images(self, path1: str, path2: str) -> float:
         """Similarity of two image files in percent (0-100; an image with itself is 100.0)."""
@@ -415,13 +457,13 @@ class Client:
         Local daemons only (over TCP: ``PermissionDenied``)."""
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
-        abs_paths = [_absolute(p) for p in paths]
+        abs_paths = [absolute(p) for p in paths]
         return list(self._call("watch", {"db": self.db_name, "paths": abs_paths, "exclude": list(exclude)}))
 
     def unwatch(self, path: str | os.PathLike[str], purge: bool = False) -> dict[str, Any]:
         """Stop watching a folder. Its images stay searchable unless ``purge`` removes them.
         Returns ``{"path", "db", "removed"}``."""
-        return dict(self._call("unwatch", {"db": self.db_name, "path": _absolute(path), "purge": purge}))
+        return dict(self._call("unwatch", {"db": self.db_name, "path": absolute(path), "purge": purge}))
 
     def watch_list(self, all_dbs: bool = True) -> list[dict[str, Any]]:
         """Watched folders: ``path``, ``db``, ``state`` (scanning, watching, polling, error),
@@ -436,7 +478,7 @@ class Client:
         "reason"}]``, by folder and path; ``path`` limits them to the files below that folder."""
         args: dict[str, Any] = {} if all_dbs else {"db": self.db_name}
         if path is not None:
-            args["path"] = _absolute(path)
+            args["path"] = absolute(path)
         return list(self._call("watch_errors", args))
 
     def clear_db(self) -> bool:
@@ -448,16 +490,3 @@ class _ConnectionLost(ISearchError):
     def __init__(self, got_reply_data: bool) -> None:
         super().__init__("connection lost")
         self.got_reply_data = got_reply_data
-
-
-def is_image_query(query: str) -> bool:
-    """An existing file with an image extension (any case) is an image query; anything else is text."""
-    from isearchd.files.formats import IMAGE_EXTENSIONS
-
-    full = Path(query).expanduser()
-    return full.suffix.lower() in IMAGE_EXTENSIONS and full.is_file()
-
-
-def _absolute(path: str | os.PathLike[str]) -> str:
-    """``~`` expanded and made absolute (the daemon does not share this process's cwd)."""
-    return os.path.normpath(Path(path).expanduser().absolute())

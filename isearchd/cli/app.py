@@ -36,10 +36,16 @@ from isearchd.config.home import data_home
 from isearchd.errors import ISearchError
 
 # Options of the root command and of `search` that take a value: needed to find the first
-# positional word when deciding whether to insert the default `search` command.
-VALUE_OPTIONS = frozenset({"-n", "--num", "-m", "--min-similarity", "-d", "--db", "-B", "--bind"})
+# positional word when deciding whether to insert the default `search` command (`isearch --place
+# service x` searches: `service` is the value of --place). tests/integration/test_cli_search.py
+# checks that every value option of `search` is here.
+SEARCH_VALUE_OPTIONS = frozenset(
+    {"-n", "--num", "-m", "--min-similarity", "--after", "--before", "--in", "--place", "--type", "--sort",
+     "--plus", "--minus", "--like"}
+)  # fmt: skip
+VALUE_OPTIONS = SEARCH_VALUE_OPTIONS | {"-d", "--db", "-B", "--bind"}
 SEARCH_COMMAND = "search"
-SEARCH_ONLY_OPTIONS = frozenset({"-n", "--num", "-m", "--min-similarity", "-o", "--open", "--json"})
+SEARCH_ONLY_OPTIONS = SEARCH_VALUE_OPTIONS | {"-o", "--open", "--json", "--details"}
 CLI_LOG_NAME = "isearch-cli.log"
 
 

@@ -1,13 +1,16 @@
 """``isearch search`` (the default command) and ``isearch cmp``: ask the daemon how alike images are.
 
 ``search`` prints the results as numbered lines (or JSON with ``--json``) and may open them
-with the platform's opener; ``cmp`` prints the similarity of two image files.
+with the platform's opener; its filters (``--after``, ``--before``, ``--in``, ``--place``,
+``--type``), ``--sort``, ``--plus``/``--minus`` and ``--like`` go to the daemon as they are (it
+says what is wrong with a bad value); ``cmp`` prints the similarity of two image files.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -16,25 +19,36 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer import _click as click
 
 from isearchd.cli.library import db_info, no_images_yet
 from isearchd.cli.options import BindOpt, DbOpt, VersionOpt, client_for, target
 from isearchd.errors import NotFound
-from isearchd.files.names import json_safe, shown
+from isearchd.files.names import json_safe, printable, shown
+from isearchd.searchquery import QueryPart, SearchHit, is_image_query
 
 QUERY_DISPLAY_CHARS = 120
 JSON_HELP = (
     'Print JSON instead: {"query": str, "kind": "text"|"image", "db": str, "min_similarity": float, '
-    '"results": [{"path": str, "label": str, "similarity": float}]} (similarity in percent, best first).'
+    '"sort": str, "results": [{"path": str, "label": str, "similarity": float, "taken": str|null, '
+    '"taken_source": "exif"|"mtime"|null, "width": int|null, "height": int|null, "place": str|null, '
+    '"type": str|null, "bytes": int|null}]} (similarity in percent; best first unless --sort).'
 )
+# --plus/--minus X:WEIGHT: a plain decimal number after the last colon (a sign, so that a negative
+# weight is refused by the daemon rather than searched for as text)
+_WEIGHTED = re.compile(r"(?P<item>.+):(?P<weight>[+-]?(?:\d+(?:\.\d*)?|\.\d+))", re.S)
 
 
 def search(
     ctx: typer.Context,
     query: Annotated[
-        list[str],
-        typer.Argument(metavar="QUERY", help="An image file (image search) or any text (text search)."),
-    ],
+        list[str] | None,
+        typer.Argument(
+            metavar="QUERY",
+            help="An image file (image search) or any text (text search); not with --like.",
+            show_default=False,
+        ),
+    ] = None,
     num: Annotated[int, typer.Option("-n", "--num", min=1, help="Number of results.")] = 10,
     min_similarity: Annotated[
         float,
@@ -42,6 +56,69 @@ def search(
             "-m", "--min-similarity", min=0.0, max=100.0, help="Minimum similarity in percent (0-100)."
         ),
     ] = 0.0,
+    after: Annotated[
+        str | None,
+        typer.Option(
+            "--after",
+            metavar="DATE",
+            help="Only photos taken on or after DATE: YYYY, YYYY-MM or YYYY-MM-DD (local time where taken).",
+        ),
+    ] = None,
+    before: Annotated[
+        str | None,
+        typer.Option("--before", metavar="DATE", help="Only photos taken on or before DATE (as --after)."),
+    ] = None,
+    within: Annotated[
+        list[str] | None,
+        typer.Option("--in", metavar="PATH", help="Only images below this folder (repeatable)."),
+    ] = None,
+    place: Annotated[
+        str | None,
+        typer.Option(
+            "--place", metavar="TEXT", help="Only photos taken in this city, region or country (any case)."
+        ),
+    ] = None,
+    types: Annotated[
+        str | None,
+        typer.Option(
+            "--type",
+            metavar="TYPES",
+            help="Only these formats, comma-separated: jpg,png,heic (the detected format, not the name).",
+        ),
+    ] = None,
+    sort: Annotated[
+        str,
+        typer.Option(
+            "--sort",
+            metavar="similarity|oldest|newest",
+            help="Order: by similarity, or the most similar by when they were taken.",
+        ),
+    ] = "similarity",
+    plus: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--plus",
+            metavar="X[:WEIGHT]",
+            help="Add a text or an image file to the query (repeatable); WEIGHT in (0, 100], default 1.",
+        ),
+    ] = None,
+    minus: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--minus", metavar="X[:WEIGHT]", help="Take a text or an image away from the query (as --plus)."
+        ),
+    ] = None,
+    like: Annotated[
+        str | None,
+        typer.Option(
+            "--like",
+            metavar="PATH",
+            help="Search like an image already in the database (its stored embedding); instead of QUERY.",
+        ),
+    ] = None,
+    details: Annotated[
+        bool, typer.Option("--details", help="Also show when and where each photo was taken.")
+    ] = False,
     open_results: Annotated[bool, typer.Option("-o", "--open", help="Open the result images.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
     db: DbOpt = None,
@@ -49,37 +126,80 @@ def search(
     version: VersionOpt = False,
 ) -> None:
     """Search by image (QUERY is an image file) or by text (default command)."""
-    text = " ".join(query)
+    if like is not None and query:
+        raise click.exceptions.UsageError("give QUERY or --like, not both (add a text with --plus)", ctx=ctx)
+    if like is None and not query:
+        raise click.exceptions.UsageError("Missing argument 'QUERY' (or --like PATH).", ctx=ctx)
+    text = like if like is not None else " ".join(query or [])
+    format_list = _formats(types, ctx) if types is not None else None
     db_name, _ = target(ctx, db, bind)
-    kind = "image" if _is_image_query(text) else "text"
-    client = client_for(ctx, db, bind)
-    info = db_info(client)  # nothing is printed before the service answers and the database exists
-    empty = info is None or not info.get("size")
-    if empty and not as_json:
-        typer.echo(no_images_yet(db_name))
-        return
-    if not as_json:
-        brief = text if len(text) <= QUERY_DISPLAY_CHARS else text[: QUERY_DISPLAY_CHARS - 3] + "..."
-        typer.echo(f"Searching {shown(brief)}...")
-    hits = [] if empty else client.search_hits(text, num=num, similarity=min_similarity)
+    kind = "image" if like is not None or is_image_query(text) else "text"
+    with client_for(ctx, db, bind) as client:
+        info = db_info(client)  # nothing is printed before the service answers and the database exists
+        empty = info is None or not info.get("size")
+        if empty and not as_json:
+            typer.echo(no_images_yet(db_name))
+            return
+        if not as_json:
+            brief = text if len(text) <= QUERY_DISPLAY_CHARS else text[: QUERY_DISPLAY_CHARS - 3] + "..."
+            typer.echo(f"Searching {shown(brief)}...")
+        hits: list[SearchHit] = []
+        if not empty:
+            hits = client.search_hits(
+                None if like is not None else text, num=num, similarity=min_similarity, after=after,
+                before=before, within=within, place=place, types=format_list, sort=sort,
+                plus=[parse_part(p) for p in plus or ()], minus=[parse_part(p) for p in minus or ()],
+                like=like,
+            )  # fmt: skip
     if as_json:
-        doc = {"query": text, "kind": kind, "db": db_name, "min_similarity": min_similarity, "results": hits}
+        doc = {"query": text, "kind": kind, "db": db_name, "min_similarity": min_similarity, "sort": sort,
+               "results": hits}  # fmt: skip
         typer.echo(json_safe(json.dumps(doc, ensure_ascii=False)))
     else:
         typer.echo(f"Found {len(hits)} similar images (similarity ≥ {min_similarity:.1f}%):")
         for i, hit in enumerate(hits, 1):
-            typer.echo(f"{i:2d}. {shown(hit['path'])}\t{hit['similarity']:.1f}%")
+            line = f"{i:2d}. {shown(hit['path'])}\t{hit['similarity']:.1f}%"
+            typer.echo(f"{line}\t{taken_column(hit)}\t{place_column(hit)}" if details else line)
     if open_results and hits:
         open_paths([hit["path"] for hit in hits])
 
 
-def _is_image_query(text: str) -> bool:
-    from isearchd.client import is_image_query
+def parse_part(arg: str) -> QueryPart:
+    """``--plus``/``--minus`` X[:WEIGHT]: a text or an image file, with a weight when the argument
+    ends in ``:NUMBER`` and is not itself an existing file (``sunset:0.5`` -> ``("sunset", 0.5)``;
+    ``12:30`` is the text ``12`` with weight 30: write ``12:30:1`` for the text)."""
+    m = _WEIGHTED.fullmatch(arg)
+    if m is None or _exists(arg):
+        return arg
+    return (m["item"], float(m["weight"]))
 
+
+def _exists(path: str) -> bool:
     try:
-        return is_image_query(text)
-    except OSError:  # a 10,000-character text is not a valid path
+        return Path(path).expanduser().exists()
+    except (OSError, ValueError):  # too long to be a file name; a NUL
         return False
+
+
+def _formats(types: str, ctx: typer.Context) -> list[str]:
+    names = [t.strip() for t in types.split(",") if t.strip()]
+    if not names:
+        raise click.exceptions.UsageError("--type needs at least one format, e.g. --type jpg,png", ctx=ctx)
+    return names
+
+
+def taken_column(hit: SearchHit) -> str:
+    """When the photo was taken (``YYYY-MM-DD``, on the clock where it was taken), marked
+    ``(file time)`` when that is the file's modification time (no date in its EXIF); ``-`` unknown."""
+    taken = hit.get("taken")
+    if not taken:
+        return "-"
+    return taken[:10] + (" (file time)" if hit.get("taken_source") == "mtime" else "")
+
+
+def place_column(hit: SearchHit) -> str:
+    """Where the photo was taken (``Intendente, Lisbon, Portugal``); ``-`` without GPS."""
+    return printable(hit.get("place") or "-")
 
 
 def open_paths(paths: list[str]) -> None:
@@ -122,6 +242,6 @@ def compare(
     for path in (img1, img2):
         if not Path(path).expanduser().is_file():
             raise NotFound(f"{path}: no such image file")
-    client = client_for(ctx, db, bind)
-    similarity = client.compare_images(str(Path(img1).expanduser()), str(Path(img2).expanduser()))
+    with client_for(ctx, db, bind) as client:
+        similarity = client.compare_images(str(Path(img1).expanduser()), str(Path(img2).expanduser()))
     typer.echo(f"Similarity between images: {similarity:.1f}%")

@@ -54,7 +54,7 @@ def iter_scan(paths: Iterable[str | os.PathLike[str]]) -> Iterator[str | ScanErr
     """Like ``scan`` but lazy; a file reachable twice may be yielded twice."""
     visited_dirs: set[tuple[int, int]] = set()
     for raw in paths:
-        path = _absolute(raw)
+        path = absolute(raw)
         try:
             mode = Path(path).stat().st_mode
         except FileNotFoundError:
@@ -143,9 +143,9 @@ def label_for(path: str | Path, label_type: str) -> str:
     """The label a file is stored under: its absolute path, or its file name (``label_type='name'``)."""
     if label_type == "name":
         return Path(path).name
-    return _absolute(path)
+    return absolute(path)
 
 
-def _absolute(path: str | os.PathLike[str]) -> str:
+def absolute(path: str | os.PathLike[str]) -> str:
     """``~`` expanded, made absolute, ``..`` collapsed; symlinks kept (unlike ``Path.resolve``)."""
     return os.path.normpath(Path(path).expanduser().absolute())

@@ -652,8 +652,9 @@ def test_json_output(indexed: Service) -> None:
     doc = json.loads(proc.stdout)
     assert doc["query"] == "a yellow star" and doc["kind"] == "text" and doc["db"] == "default"
     assert len(doc["results"]) == 4
+    details = {"taken", "taken_source", "width", "height", "place", "type", "bytes"}  # test_cli_search.py
     for hit in doc["results"]:
-        assert set(hit) == {"path", "label", "similarity"}
+        assert set(hit) == {"path", "label", "similarity", *details}
         assert isinstance(hit["similarity"], float)
         assert hit["label"] == hit["path"]  # labels are absolute paths by default
     image = indexed.run("search", "--json", "-n", "1", str(indexed.images / "green_cross_0.jpg"))

@@ -158,8 +158,14 @@ def test_add_returns_its_report_and_last_add_is_each_threads_own(
     assert c.last_add is None  # this thread added nothing through add_images
 
     hits = c.search_hits(str(second[0]), num=1)
-    assert hits == [{"path": str(second[0]), "label": str(second[0]), "similarity": 100.0}]
-    assert list(hits[0]) == ["path", "label", "similarity"]
+    assert len(hits) == 1
+    assert {k: hits[0][k] for k in ("path", "label", "similarity")} == {
+        "path": str(second[0]), "label": str(second[0]), "similarity": 100.0,
+    }  # fmt: skip
+    assert list(hits[0]) == [
+        "path", "label", "similarity", "taken", "taken_source", "width", "height", "place", "type", "bytes",
+    ]  # fmt: skip
+    assert (hits[0]["taken_source"], hits[0]["type"], hits[0]["place"]) == ("mtime", "jpeg", None)
 
 
 def test_text_search_finds_the_described_images(gallery: Path, client_factory: ClientFactory) -> None:

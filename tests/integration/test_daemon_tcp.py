@@ -139,6 +139,30 @@ def test_name_labels_and_many_chunks_over_tcp(tcp_daemon: DaemonProcess, tmp_pat
         assert labels == sorted(f"img{i:03d}.png" for i in range(n))
 
 
+def test_search_parts_send_bytes_and_like_needs_no_file(tcp_daemon: DaemonProcess, photos: Path) -> None:
+    """Over TCP an image part of a query travels as bytes, as an image query does; ``like`` and
+    ``within`` name the client's paths, which are the labels a TCP add stores."""
+    blue = photos / "blue_square_0.jpg"
+    with tcp_daemon.client("tcp-parts") as c:
+        assert c.add_images([str(photos)]) == 4
+        sent: list[dict[str, Any]] = []
+        call = c._call
+
+        def spy(op, args=None, progress=None):  # type: ignore[no-untyped-def]
+            sent.append(dict(args or {}))
+            return call(op, args, progress)
+
+        c._call = spy  # type: ignore[method-assign]
+        hits = c.search("a red circle", plus=[(blue, 3.0)], minus=[str(photos / "green_star_0.jpg")])
+        assert hits[0][0] == str(blue)
+        assert sent[-1]["plus"][0]["image"]["data"] == b64encode(blue.read_bytes())
+        assert "data" in sent[-1]["minus"][0]["image"] and "path" not in sent[-1]["minus"][0]["image"]
+        c._call = call  # type: ignore[method-assign]
+        assert c.search(like=blue, num=1) == [(str(blue), 100.0)]
+        below = c.search("a yellow cross", within=photos / "sub")
+        assert [p for p, _ in below] == [str(photos / "sub" / "yellow_cross_0.png")]
+
+
 def test_server_side_paths_are_refused_over_tcp(tcp_daemon: DaemonProcess, photos: Path) -> None:
     own = str(photos / "red_circle_0.jpg")
     data = {"data": b64encode((photos / "red_circle_0.jpg").read_bytes())}

@@ -1,15 +1,15 @@
 """Search the way people look for photos, through the real daemon: dates, places, folders,
 types, order, combined queries, and exact top-k under filters.
 
-The photos are the tiny model's coloured shapes, written by the test with EXIF dates (with and
-without a UTC offset), GPS positions and orientation tags; some have no EXIF at all (their date is
-the file's modification time).
+The photos are the tiny model's coloured shapes, written by the test (tests/fixtures/photos.py)
+with EXIF dates (with and without a UTC offset), GPS positions and orientation tags; some have no
+EXIF at all (their date is the file's modification time). The raw protocol fields are tested
+first, then the ``Client.search`` keywords that send them.
 """
 
 from __future__ import annotations
 
-import io
-import os
+import datetime
 import sqlite3
 import subprocess
 import sys
@@ -21,63 +21,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from daemons import DaemonProcess
-from PIL import Image
-from PIL.TiffImagePlugin import IFDRational
-from shapes import render
+from photos import LISBON, PARIS, TOKYO, photo
 
 from isearchd.client import Client
 from isearchd.errors import InvalidRequest, NotFound
 from isearchd.store.metadata import META_COLUMNS
-
-LISBON = (38.7223, -9.1393)
-PARIS = (48.8566, 2.3522)
-TOKYO = (35.6762, 139.6503)
-
-
-def _dms(value: float) -> tuple[IFDRational, IFDRational, IFDRational]:
-    value = abs(value)
-    d = int(value)
-    m = int((value - d) * 60)
-    s = round(((value - d) * 60 - m) * 60 * 100)
-    return IFDRational(d, 1), IFDRational(m, 1), IFDRational(s, 100)
-
-
-def photo(
-    path: Path,
-    colour: str,
-    shape: str,
-    seed: int,
-    *,
-    taken: str | None = None,
-    offset: str | None = None,
-    gps: tuple[float, float] | None = None,
-    fmt: str = "JPEG",
-    orientation: int | None = None,
-    mtime: float | None = None,
-) -> Path:
-    img = render(colour, shape, seed=seed)
-    exif = Image.Exif()
-    if orientation:
-        exif[0x0112] = orientation
-    if taken:
-        sub = exif.get_ifd(0x8769)
-        sub[0x9003] = taken
-        if offset:
-            sub[0x9011] = offset
-    if gps:
-        g = exif.get_ifd(0x8825)
-        g[1], g[2] = ("N" if gps[0] >= 0 else "S"), _dms(gps[0])
-        g[3], g[4] = ("E" if gps[1] >= 0 else "W"), _dms(gps[1])
-    buf = io.BytesIO()
-    if fmt == "JPEG":
-        img.save(buf, fmt, exif=exif, quality=95)
-    else:
-        img.save(buf, fmt)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(buf.getvalue())
-    if mtime is not None:
-        os.utime(path, (mtime, mtime))
-    return path
 
 
 @dataclass(frozen=True)
@@ -226,6 +174,58 @@ def test_plus_and_minus_move_the_ranking(daemon: DaemonProcess, library: Library
     assert paths(towards_blue)[0] == str(library.family)
     assert paths(away_from_red).index(str(library.family)) <= rank[str(library.family)]
     assert paths(image_plus)[0] == str(library.family)
+
+
+def test_client_keywords_send_the_protocol_fields(
+    daemon: DaemonProcess, library: Library, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``Client.search``/``search_hits`` keywords give what the raw fields give: dates as
+    ``datetime.date`` (a ``datetime``: its day), folders made absolute, one type or folder as a
+    plain str, parts as texts, image paths or (part, weight); ``like`` instead of the query."""
+    monkeypatch.chdir(library.root)  # relative folders and like paths are made absolute
+    with daemon.client("filters") as c:
+        raw = search(c, text="a red circle", after="2019-07-14", before="2019-12-31",
+                     within=[str(library.root / "2019")], types=["jpg"])  # fmt: skip
+        day, evening = datetime.date(2019, 7, 14), datetime.datetime(2019, 12, 31, 8, 0)
+        hits = c.search_hits("a red circle", after=day, before=evening, within="2019", types="jpg")
+        assert hits == raw
+        assert (
+            {str(library.beach), str(library.dog)}
+            <= set(paths(hits))
+            <= set(map(str, (library.beach, library.sideways, library.dog)))
+        )
+        beach = next(h["similarity"] for h in hits if h["path"] == str(library.beach))
+        assert c.search("a red circle", place="lisbon") == [(str(library.beach), beach)]
+        assert c.search("a red circle", within=[Path("scans")], types=["png", "jpeg"], num=1)[0][0] == str(
+            library.old
+        )
+        oldest = c.search("a red circle", sort="oldest")
+        assert [p for p, _ in oldest] == paths(search(c, text="a red circle", sort="oldest"))
+        for keywords, fields in (
+            ({"plus": [("blue", 2)]}, {"plus": [{"text": "blue", "weight": 2.0}]}),
+            ({"plus": ("blue", 2.5)}, {"plus": [{"text": "blue", "weight": 2.5}]}),  # one part
+            ({"minus": "red"}, {"minus": [{"text": "red"}]}),
+            ({"plus": [library.family, (str(library.dog), 0.5)], "minus": ["green"]},
+             {"plus": [{"image": {"path": str(library.family)}},
+                       {"image": {"path": str(library.dog)}, "weight": 0.5}],
+              "minus": [{"text": "green"}]}),
+        ):  # fmt: skip
+            assert c.search_hits("a circle", **keywords) == search(c, text="a circle", **fields), keywords
+        like = c.search_hits(like="2019/beach.jpg", num=3)
+        assert like == search(c, like=str(library.beach), num=3) and like[0]["similarity"] == 100.0
+        assert c.search(like=library.beach, num=1) == [(str(library.beach), 100.0)]
+        for call, needle in (
+            (lambda: c.search("x", like=library.beach), "not both"),
+            (lambda: c.search(), "empty"),
+            (lambda: c.search("x", after="July 2019"), "YYYY"),
+            (lambda: c.search("x", after=2019), "datetime.date"),  # type: ignore[arg-type]
+            (lambda: c.search("x", plus=[("blue", "heavy")]), "weight must be a number"),  # type: ignore[list-item]
+            (lambda: c.search("x", plus=[("blue", 0)]), "weight"),  # the daemon's range
+        ):
+            with pytest.raises(InvalidRequest, match=needle):
+                call()
+        with pytest.raises(NotFound, match="no such file"):
+            c.search("x", plus=[library.root / "missing.jpg"])
 
 
 def test_filtered_results_are_the_exact_top_k(daemon: DaemonProcess, tmp_path: Path) -> None:

@@ -38,6 +38,26 @@ SAMPLE: dict[str, Any] = {
 }
 
 
+# What a result may say of its photo (each may be null): its JSON type
+DETAILS: dict[str, type] = {
+    "taken": str, "taken_source": str, "width": int, "height": int, "place": str, "type": str, "bytes": int,
+}  # fmt: skip
+
+
+# SAMPLE with what the photos say of themselves (the third has no date: a screenshot, say)
+DATED: dict[str, Any] = {
+    **SAMPLE,
+    "results": [
+        {**SAMPLE["results"][0], "taken": "2021-08-01T19:02:11+01:00", "taken_source": "exif", "width": 4032,
+         "height": 3024, "place": "Intendente, Lisbon, Portugal", "type": "jpeg", "bytes": 2841337},
+        {**SAMPLE["results"][1], "taken": "2019-07-14T18:30:05", "taken_source": "mtime", "width": 800,
+         "height": 600, "place": None, "type": "png", "bytes": 91234},
+        {**SAMPLE["results"][2], "taken": None, "taken_source": None, "width": 640, "height": 480,
+         "place": None, "type": "webp", "bytes": 20480},
+    ],
+}  # fmt: skip
+
+
 def check_search_json(data: Any) -> None:
     """Raise AssertionError unless ``data`` follows contrib/launchers/search-result.schema.json."""
     assert isinstance(data, dict), "top level must be an object"
@@ -46,6 +66,8 @@ def check_search_json(data: Any) -> None:
     assert data["kind"] in ("text", "image")
     assert isinstance(data["db"], str) and data["db"]
     assert isinstance(data["results"], list)
+    sort = data.get("sort", "similarity")
+    assert sort in ("similarity", "oldest", "newest"), sort
     previous = float("inf")
     for result in data["results"]:
         assert isinstance(result, dict) and {"path", "label", "similarity"} <= result.keys(), result
@@ -53,19 +75,38 @@ def check_search_json(data: Any) -> None:
         assert isinstance(result["label"], str) and result["label"], result
         sim = result["similarity"]
         assert isinstance(sim, int | float) and not isinstance(sim, bool) and -100 <= sim <= 100, result
-        assert sim <= previous, "results must be sorted best first"
-        previous = sim
+        for key, kind in DETAILS.items():
+            value = result.get(key)
+            assert value is None or (isinstance(value, kind) and not isinstance(value, bool)), (key, result)
+        assert result.get("taken_source") in (None, "exif", "mtime"), result
+        if sort == "similarity":
+            assert sim <= previous, "results must be sorted best first"
+            previous = sim
+    if sort != "similarity":  # by the wall-clock time taken (its first 19 characters), undated last
+        taken = [r.get("taken") for r in data["results"]]
+        dated = [t[:19] for t in taken if t]
+        assert taken[: len(dated)] == [t for t in taken if t], "results without a date come last"
+        assert dated == sorted(dated, reverse=sort == "newest"), f"results must be sorted {sort} first"
 
 
 def test_schema_check_accepts_sample_and_rejects_broken_output() -> None:
     check_search_json(SAMPLE)
     check_search_json({**SAMPLE, "results": []})
+    check_search_json(DATED)
+    check_search_json({**DATED, "sort": "newest"})
+    check_search_json({**DATED, "sort": "oldest", "results": [DATED["results"][i] for i in (1, 0, 2)]})
     broken = [
         {k: v for k, v in SAMPLE.items() if k != "results"},
         {**SAMPLE, "kind": "audio"},
         {**SAMPLE, "results": [{"path": "/a.jpg", "similarity": 3.0}]},
         {**SAMPLE, "results": [{"path": "/a.jpg", "label": "a", "similarity": "93%"}]},
         {**SAMPLE, "results": list(reversed(SAMPLE["results"]))},
+        {**SAMPLE, "results": [{**SAMPLE["results"][0], "taken": 2019}]},
+        {**SAMPLE, "results": [{**SAMPLE["results"][0], "width": "64"}]},
+        {**SAMPLE, "results": [{**SAMPLE["results"][0], "taken_source": "guess"}]},
+        {**SAMPLE, "sort": "random"},
+        {**DATED, "sort": "oldest"},  # newest first
+        {**DATED, "sort": "oldest", "results": [DATED["results"][2], *DATED["results"][:2]]},  # undated first
     ]
     for data in broken:
         with pytest.raises(AssertionError):
@@ -75,7 +116,10 @@ def test_schema_check_accepts_sample_and_rejects_broken_output() -> None:
 def test_schema_document_matches_the_check() -> None:
     schema = json.loads((LAUNCHERS / "search-result.schema.json").read_text())
     assert set(schema["required"]) == {"query", "kind", "db", "results"}
-    assert set(schema["properties"]["results"]["items"]["required"]) == {"path", "label", "similarity"}
+    items = schema["properties"]["results"]["items"]
+    assert set(items["required"]) == {"path", "label", "similarity"}
+    assert set(items["properties"]) == {"path", "label", "similarity", *DETAILS}
+    assert schema["properties"]["sort"]["enum"] == ["similarity", "oldest", "newest"]
     assert schema["properties"]["kind"]["enum"] == ["text", "image"]
 
 
@@ -337,3 +381,51 @@ def test_raycast_opens_a_non_utf8_name_with_its_exact_bytes(odd_env: dict[str, s
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.decode().splitlines()[0] == " 1.  40.0%  /pics/caf\\udce9\\nnight.jpg"
     assert Path(odd_env["LOG"]).read_bytes().endswith(b"open /pics/caf\xe9\nnight.jpg\n")
+
+
+# -- the date each photo was taken, where a launcher has room for it -----------------------------
+
+
+@pytest.fixture
+def dated_env(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    (tmp_path / "sample.json").write_text(json.dumps(DATED))
+    return env
+
+
+def test_launchers_show_the_date_taken_when_known(dated_env: dict[str, str], tmp_path: Path) -> None:
+    env, bin_dir = dated_env, Path(dated_env["BIN"])
+    rows = tmp_path / "rofi-rows"
+    fake(bin_dir, "rofi", f'cat > "{rows}"; echo 2\n')
+    assert run_launcher(env, "beach", ISEARCH_LAUNCHER_MENU="rofi").returncode == 0
+    shown = [r.split("\0")[0] for r in rows.read_text().splitlines()]
+    assert shown == [
+        " 1.  31.4%  2021-08-01  sunset beach.jpg  (/pics/holiday)",
+        " 2.  28.0%  2019-07-14  dunes & sea.png  (/pics/2023)",
+        " 3.  12.5%              cat.webp  (/pics)",  # no date: a blank column, names aligned
+    ]
+    assert log_lines(env)[-1] == "open /pics/cat.webp"
+    fake(bin_dir, "dmenu", "sed -n 2p\n")  # dmenu prints the chosen row back: still matched
+    assert run_launcher(env, "beach", ISEARCH_LAUNCHER_MENU="dmenu").returncode == 0
+    assert log_lines(env)[-1] == "open /pics/2023/dunes & sea.png"
+    args = tmp_path / "zenity-args"
+    fake(bin_dir, "zenity", f'printf "%s\\n" "$@" > "{args}"; echo 1\n')
+    assert run_launcher(env, "beach", ISEARCH_LAUNCHER_MENU="zenity").returncode == 0
+    zenity = args.read_text().splitlines()
+    assert "Taken" in zenity and zenity[-4:] == ["3", "12.5%", "", "/pics/cat.webp"]
+
+    ulauncher = load_module(LAUNCHERS / "ulauncher" / "main.py", "ulauncher_isearch_dated")
+    assert [i["description"] for i in ulauncher.results_to_items(DATED)] == [
+        "31.4%  2021-08-01  /pics/holiday", "28.0%  2019-07-14  /pics/2023", "12.5%  /pics",
+    ]  # fmt: skip
+    alfred = load_module(LAUNCHERS / "alfred" / "isearch_filter.py", "alfred_isearch_dated")
+    assert alfred.alfred_items(DATED)["items"][0]["subtitle"] == "31.4%  2021-08-01  /pics/holiday"
+
+    extra = {"ISEARCH_OPENER": str(bin_dir / "xdg-open"), "ISEARCH_PYTHON": sys.executable}
+    proc = subprocess.run(["bash", str(LAUNCHERS / "raycast" / "image-search.sh"), "beach", "1"],
+                          env={**env, **extra}, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[:3] == [
+        " 1.  31.4%  2021-08-01  /pics/holiday/sunset beach.jpg",
+        " 2.  28.0%  2019-07-14  /pics/2023/dunes & sea.png",
+        " 3.  12.5%              /pics/cat.webp",
+    ]

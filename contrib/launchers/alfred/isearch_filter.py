@@ -26,12 +26,14 @@ def alfred_items(data: Any) -> dict[str, list[dict[str, Any]]]:
     for result in data["results"]:
         path = str(result["path"])
         name, folder = Path(path).name or path, str(Path(path).parent)
+        taken = result.get("taken")
+        date = f"{taken[:10]}  " if isinstance(taken, str) and len(taken) >= 10 else ""
         items.append(
             {
                 "uid": path,
                 "type": "file",
                 "title": name,
-                "subtitle": f"{float(result['similarity']):.1f}%  {folder}",
+                "subtitle": f"{float(result['similarity']):.1f}%  {date}{folder}",
                 "arg": path,
                 "icon": {"path": path},
                 "quicklookurl": path,

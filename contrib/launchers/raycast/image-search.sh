@@ -34,7 +34,8 @@ if ! json="$("$isearch" search --json -n "${ISEARCH_COUNT:-10}" "$query" 2>"$err
     exit 1
 fi
 
-# The JSON schema: {"query", "kind", "db", "results": [{"path", "label", "similarity"}]}. A path
+# The JSON schema: {"query", "kind", "db", "results": [{"path", "label", "similarity", "taken", ...}]}
+# (contrib/launchers/search-result.schema.json); the listing shows the date taken when known. A path
 # whose name is not UTF-8 arrives with \udcXX escapes: Python hands the opener its exact bytes,
 # and the listing shows such names escaped, one line each.
 printf '%s' "$json" | "$python" -c '
@@ -43,8 +44,13 @@ pick, opener = sys.argv[1], sys.argv[2]
 results = json.load(sys.stdin)["results"]
 def shown(text):
     return "".join(c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode() for c in text)
+def day(r):
+    taken = r.get("taken")
+    return taken[:10] if isinstance(taken, str) and len(taken) >= 10 else ""
+dated = any(day(r) for r in results)
 for i, r in enumerate(results, 1):
-    print("%2d. %5.1f%%  %s" % (i, r["similarity"], shown(r["path"])))
+    date = "%-10s  " % day(r) if dated else ""
+    print("%2d. %5.1f%%  %s%s" % (i, r["similarity"], date, shown(r["path"])))
 if not results:
     print("No matching images")
 elif pick.isdigit() and 1 <= int(pick) <= len(results):

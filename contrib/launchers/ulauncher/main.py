@@ -24,16 +24,19 @@ def build_command(query: str, isearch_bin: str = "isearch", database: str = "", 
 
 
 def results_to_items(data: Any, limit: int | None = None) -> list[dict[str, str]]:
-    """Map `isearch --json` output to rows: name, description, icon (the image), path."""
+    """Map `isearch --json` output to rows: name, description (similarity, the date taken when
+    known, folder), icon (the image), path."""
     if not isinstance(data, dict) or not isinstance(data.get("results"), list):
         raise ValueError("unexpected JSON from isearch (no results list)")
     items = []
     for result in data["results"][:limit]:
         path = str(result["path"])
+        taken = result.get("taken")
+        date = f"{taken[:10]}  " if isinstance(taken, str) and len(taken) >= 10 else ""
         items.append(
             {
                 "name": Path(path).name or path,
-                "description": f"{float(result['similarity']):.1f}%  {Path(path).parent}",
+                "description": f"{float(result['similarity']):.1f}%  {date}{Path(path).parent}",
                 "icon": path,
                 "path": path,
             }
