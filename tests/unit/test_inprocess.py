@@ -88,3 +88,26 @@ def test_watch_ops_reach_the_watcher(client: Client, tmp_path: Path) -> None:
     assert any(f["path"] == str(tmp_path / "w") for f in client.watch_list(all_dbs=False))
     assert client.watch_errors(all_dbs=False) == []
     assert client.unwatch(str(tmp_path / "w"))["path"] == str(tmp_path / "w")
+
+
+def test_combined_query_is_the_normalised_weighted_sum(
+    server: Server, client: Client, tmp_path: Path
+) -> None:
+    """--plus/--minus against hand-computed vectors: the same hits and similarities as a search
+    with the weighted sum computed here."""
+    import numpy as np
+
+    from isearchd.engine.query import SearchQuery, Term
+
+    write_samples(tmp_path / "c", 2, classes=[("red", "circle"), ("blue", "circle"), ("green", "square")])
+    client.add_images([str(tmp_path / "c")])
+    engine = server.engine
+    circle, blue, square = (engine.text_vector(t) for t in ("a circle", "blue", "a square"))
+    manual = 1.0 * circle.astype(np.float64) + 0.5 * blue - 2.0 * square
+    manual = (manual / np.linalg.norm(manual)).astype(np.float32)
+    want = engine.database(client.db_name, create=False).search(manual, k=6)
+    terms = (Term(1.0, text="a circle"), Term(0.5, text="blue"), Term(-2.0, text="a square"))
+    got = engine.search(client.db_name, SearchQuery(terms, num=6))
+    assert [(h.path, h.similarity) for h in got] == [(h.path, h.similarity) for h in want]
+    via_client = client.search("a circle", num=6, plus=[("blue", 0.5)], minus=[("a square", 2.0)])
+    assert via_client == [(h.path, h.similarity) for h in want]
