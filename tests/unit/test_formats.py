@@ -19,10 +19,10 @@ import pillow_heif
 import pytest
 from PIL import Image
 
-from isearchd.client import is_image_query
 from isearchd.errors import BadImage
 from isearchd.files.images import IMAGE_EXTENSIONS, MAX_PIXELS, is_image_name, load_image
 from isearchd.files.scan import scan
+from isearchd.searchquery import is_image_query
 from isearchd.watch.pathfilter import PathFilter
 
 RED, GREEN, BLUE, YELLOW = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)
