@@ -26,7 +26,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 from isearchd.config import settings
 from isearchd.config.home import default_bind
@@ -50,14 +50,7 @@ from isearchd.protocol import (
     parse_bind,
 )
 from isearchd.reports import LABEL_TYPES, AddReport, Progress
-from isearchd.searchquery import (
-    DateArg,
-    PathArg,
-    QueryPart,
-    SearchHit,
-    search_fields,
-    search_hit,
-)
+from isearchd.searchquery import PathArg, SearchHit, SearchOptions, search_fields, search_hit
 from isearchd.transports import Connection, SocketTransport, Transport
 
 # The largest single file a TCP client sends: base64 adds a third, and the line must stay under
@@ -368,46 +361,17 @@ class Client:
         return {"data": b64encode(data), "name": full.name}
 
     def search_hits(
-        self,
-        query: str | None = None,
-        num: int = 10,
-        similarity: float = 0,
-        *,
-        after: DateArg | None = None,
-        before: DateArg | None = None,
-        within: PathArg | Iterable[PathArg] | None = None,
-        place: str | None = None,
-        types: str | Iterable[str] | None = None,
-        sort: str = "similarity",
-        plus: QueryPart | Iterable[QueryPart] = (),
-        minus: QueryPart | Iterable[QueryPart] = (),
-        like: PathArg | None = None,
+        self, query: str | None = None, num: int = 10, similarity: float = 0, **options: Unpack[SearchOptions]
     ) -> list[SearchHit]:
         """Like ``search`` but each hit is a ``SearchHit`` dict: ``{"path", "label", "similarity",
         "taken", "taken_source", "width", "height", "place", "type", "bytes"}`` (``path`` is where
         the file was when added, useful when labels are file names)."""
-        fields = search_fields(
-            query, self._image_source, after=after, before=before, within=within, place=place,
-            types=types, sort=sort, plus=plus, minus=minus, like=like,
-        )  # fmt: skip
+        fields = search_fields(query, self._image_source, **options)
         args = {"db": self.db_name, "num": num, "similarity": similarity, **fields}
         return [search_hit(h) for h in self._call("search", args)]
 
     def search(
-        self,
-        query: str | None = None,
-        num: int = 10,
-        similarity: float = 0,
-        *,
-        after: DateArg | None = None,
-        before: DateArg | None = None,
-        within: PathArg | Iterable[PathArg] | None = None,
-        place: str | None = None,
-        types: str | Iterable[str] | None = None,
-        sort: str = "similarity",
-        plus: QueryPart | Iterable[QueryPart] = (),
-        minus: QueryPart | Iterable[QueryPart] = (),
-        like: PathArg | None = None,
+        self, query: str | None = None, num: int = 10, similarity: float = 0, **options: Unpack[SearchOptions]
     ) -> list[tuple[str, float]]:
         """Images most similar to ``query``: an existing image file (image search) or any text.
 
@@ -425,10 +389,7 @@ class Client:
         ``like``: instead of ``query``, the path of an image already in the database (its stored
         embedding is used: nothing is decoded; it comes first, at 100.0).
         """
-        hits = self.search_hits(
-            query, num, similarity, after=after, before=before, within=within, place=place,
-            types=types, sort=sort, plus=plus, minus=minus, like=like,
-        )  # fmt: skip
+        hits = self.search_hits(query, num, similarity, **options)
         return [(h["path"], h["similarity"]) for h in hits]
 
     def compare_images(self, path1: str, path2: str) -> float:

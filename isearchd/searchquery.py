@@ -15,7 +15,7 @@ import datetime
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, NotRequired, TypedDict
+from typing import Any, NotRequired, TypedDict, Unpack
 
 from isearchd.errors import InvalidRequest
 from isearchd.files.formats import IMAGE_EXTENSIONS
@@ -53,22 +53,30 @@ class SearchHit(TypedDict):
     bytes: NotRequired[int | None]
 
 
+class SearchOptions(TypedDict, total=False):
+    """The keywords of ``Client.search`` and ``Client.search_hits`` besides the query (one list,
+    typed: ``**options: Unpack[SearchOptions]``)."""
+
+    after: DateArg | None
+    before: DateArg | None
+    within: PathArg | Iterable[PathArg] | None
+    place: str | None
+    types: str | Iterable[str] | None
+    sort: str
+    plus: QueryPart | Iterable[QueryPart]
+    minus: QueryPart | Iterable[QueryPart]
+    like: PathArg | None
+
+
 def search_fields(
-    query: str | None,
-    image_source: ImageSource,
-    *,
-    after: DateArg | None = None,
-    before: DateArg | None = None,
-    within: PathArg | Iterable[PathArg] | None = None,
-    place: str | None = None,
-    types: str | Iterable[str] | None = None,
-    sort: str = "similarity",
-    plus: QueryPart | Iterable[QueryPart] = (),
-    minus: QueryPart | Iterable[QueryPart] = (),
-    like: PathArg | None = None,
+    query: str | None, image_source: ImageSource, **options: Unpack[SearchOptions]
 ) -> dict[str, Any]:
     """The ``search`` op's fields for these keywords (only those that are set), less ``db``,
     ``num`` and ``similarity``. ``image_source`` turns an image file into what the daemon reads."""
+    after, before = options.get("after"), options.get("before")
+    within, place, types = options.get("within"), options.get("place"), options.get("types")
+    sort, like = options.get("sort", "similarity"), options.get("like")
+    plus, minus = options.get("plus", ()), options.get("minus", ())
     fields: dict[str, Any] = {}
     if like is not None:
         if query is not None:
