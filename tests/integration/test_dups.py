@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -175,3 +177,40 @@ def test_cli_json_and_text(library: tuple[dict[str, str], Path], daemon: DaemonP
 
     none = run("--in", str(root / "shapes"))
     assert none.returncode == 0 and none.stdout.startswith("No duplicates found"), none.stdout
+
+
+def test_a_catalog_from_before_looks_is_hashed_in_the_background(
+    make_daemon: Callable[..., DaemonProcess], tmp_path: Path
+) -> None:
+    """A database of schema 4 (no looks) is migrated when opened; each image is decoded once in
+    the background for its look, and then takes part in `dups` (nothing is embedded again)."""
+    photos = tmp_path / "p"
+    photos.mkdir()
+    coffee = Image.fromarray(skimage.data.coffee())
+    _save(coffee, photos / "coffee.jpg", quality=95)
+    _save(coffee.resize((300, 200)), photos / "small.png")
+    d = make_daemon().start()
+    with d.client("old") as c:
+        assert c.add_images([str(photos)]) == 2
+        assert len(c.dups(similarity=CANDIDATE_SIMILARITY)["groups"]) == 1
+    assert d.stop() == 0
+    conn = sqlite3.connect(d.home / "old" / "catalog.sqlite")
+    with conn:  # back to what schema 4 wrote
+        conn.execute("DROP INDEX images_look_state")
+        for column in ("phash", "colours", "look_state"):
+            conn.execute(f"ALTER TABLE images DROP COLUMN {column}")
+        conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+    vectors_before = dict(conn.execute("SELECT id, vector FROM images").fetchall())
+    conn.close()
+    d.start()
+    with d.client("old") as c:
+        deadline = time.monotonic() + 60
+        while not c.dups(similarity=CANDIDATE_SIMILARITY)["groups"]:
+            assert time.monotonic() < deadline, c.status()
+            time.sleep(0.2)
+        assert c.status()["looks"]["old"] == {"total": 2, "done": 2, "unreadable": 0}
+        (group,) = c.dups(similarity=CANDIDATE_SIMILARITY)["groups"]
+        assert group["keep"] == str(photos / "coffee.jpg")
+    conn = sqlite3.connect(f"file:{d.home / 'old' / 'catalog.sqlite'}?mode=ro", uri=True)
+    assert dict(conn.execute("SELECT id, vector FROM images").fetchall()) == vectors_before
+    conn.close()
