@@ -62,7 +62,9 @@ UNCHANGED_CHUNK_FILES = 2000
 ProgressCallback = Callable[[Progress], None]
 
 
-_IDEMPOTENT_RETRY = frozenset({"hello", "status", "search", "compare", "list_dbs", "db_info", "watch_list"})
+_IDEMPOTENT_RETRY = frozenset(
+    {"hello", "status", "search", "compare", "dups", "list_dbs", "db_info", "watch_list"}
+)
 
 
 class Client:
@@ -396,6 +398,19 @@ class Client:
         """Similarity of two image files in percent (0-100; an image with itself is 100.0)."""
         a, b = self._image_source(path1), self._image_source(path2)
         return float(self._call("compare", {"a": a, "b": b}))
+
+    def dups(
+        self, similarity: float = 90, within: str | os.PathLike[str] | None = None, num: int = 1000
+    ) -> dict[str, Any]:
+        """Groups of near-duplicate images of this client's database (or of its images below the
+        folder ``within``), largest first: ``{"min_similarity", "total", "groups": [{"keep",
+        "reason", "images": [{"path", "label", "similarity", "width", "height", "bytes",
+        "taken"}]}]}``, the image to keep first in each group; at most ``num`` groups. Nothing is
+        moved or deleted."""
+        args: dict[str, Any] = {"db": self.db_name, "similarity": similarity, "num": num}
+        if within is not None:
+            args["within"] = absolute(within)
+        return dict(self._call("dups", args))
 
     # -- databases -------------------------------------------------------------------------------
 

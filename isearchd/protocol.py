@@ -98,6 +98,13 @@ OPS: dict[str, dict[str, Field]] = {
     # which of a remote client's files the daemon already holds unchanged (so it need not send them)
     "unchanged": {**_DB, "files": Field((list,), required=True)},
     "compare": {"a": Field((dict,), required=True), "b": Field((dict,), required=True)},
+    # groups of near-duplicates (of the images below the folder ``within``): the first ``num``
+    "dups": {
+        **_DB,
+        "similarity": Field((int, float), default=90),
+        "within": Field((str,), default=None),
+        "num": Field((int,), default=1000),
+    },
     "list_dbs": {},
     "db_info": dict(_DB),
     "clear_db": dict(_DB),
@@ -200,6 +207,7 @@ _NAME_FIELDS: dict[str, tuple[tuple[str, str | None, bool], ...]] = {
     "unchanged": (("files", "label", False),),
     "search": (("image", "path", True), ("within", None, True), ("like", None, False)),
     "compare": (("a", "path", True), ("b", "path", True)),
+    "dups": (("within", None, True),),
     "watch": (("paths", None, True),),
     "unwatch": (("path", None, True),),
     "watch_errors": (("path", None, True),),

@@ -6,7 +6,7 @@ line on stderr and a non-zero exit status: 1 for errors, 2 for wrong usage, 3 fr
 ``service status`` when no service runs.
 
 The commands live by concern: ``search`` (search, cmp), ``library`` (add, db), ``model``,
-``service``, ``watch``, ``config``; ``options`` holds the shared ``-d``/``-B``/``-v`` and
+``dups``, ``service``, ``watch``, ``config``; ``options`` holds the shared ``-d``/``-B``/``-v`` and
 ``output`` how failures and progress are shown. This module mounts them all, in the order
 ``isearch --help`` lists them.
 """
@@ -25,6 +25,7 @@ from typer import _click as click
 from typer.core import TyperGroup
 
 from isearchd.cli.config import config_app
+from isearchd.cli.dups import dups
 from isearchd.cli.library import add, db_command
 from isearchd.cli.model import model_app
 from isearchd.cli.options import CONTEXT, BindOpt, DbOpt, VersionOpt
@@ -174,6 +175,7 @@ app.command("add")(add)
 app.command(SEARCH_COMMAND)(search)
 app.command("db")(db_command)
 app.command("cmp")(compare)
+app.command("dups")(dups)
 app.add_typer(service_app, name="service")
 app.add_typer(model_app, name="model")
 app.add_typer(config_app, name="config")

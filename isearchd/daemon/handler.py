@@ -17,6 +17,7 @@ from collections.abc import Callable
 from os.path import normpath
 from typing import TYPE_CHECKING, Any, Protocol
 
+from isearchd.engine.dups import DupGroup, DupRules
 from isearchd.engine.indexer import AddItem
 from isearchd.engine.photometa import normalise_type
 from isearchd.engine.query import SearchQuery, Term, date_bounds
@@ -115,6 +116,8 @@ class Handler:
                 return eng.compare(
                     _src(sa.path, sa.data), _src(sb.path, sb.data), a_name=sa.display, b_name=sb.display
                 )
+            case "dups":
+                return self._dups(req)
             case "unchanged":
                 return eng.unchanged(a["db"], parse_file_stats(a["files"]))
             case "list_dbs":
@@ -186,6 +189,19 @@ class Handler:
         query = SearchQuery(tuple(terms), a["num"], a["similarity"], filters, a["sort"])
         return [_hit(h) for h in self.engine.search(a["db"], query)]
 
+    def _dups(self, req: Request) -> dict[str, Any]:
+        a = req.args
+        if a["num"] < 1:
+            raise InvalidRequest(f"dups: the number of groups must be at least 1, not {a['num']}")
+        rules = DupRules(min_similarity=float(a["similarity"]))
+        within = normpath(a["within"]) if a["within"] else None
+        groups = self.engine.dups(a["db"], rules, within)
+        return {
+            "min_similarity": rules.min_similarity,
+            "total": len(groups),
+            "groups": [_group(g) for g in groups[: a["num"]]],
+        }
+
     def _term(self, peer: Peer, part: dict[str, Any], weight: float, what: str) -> Term:
         kinds = [k for k in ("text", "image", "like") if part.get(k) is not None]
         if len(kinds) != 1:
@@ -217,6 +233,25 @@ def _hit(h: SearchHit) -> dict[str, Any]:
         "place": info.place,
         "type": info.type,
         "bytes": h.bytes,
+    }
+
+
+def _group(g: DupGroup) -> dict[str, Any]:
+    return {
+        "keep": g.keep.label,
+        "reason": g.reason,
+        "images": [
+            {
+                "path": i.path,
+                "label": i.label,
+                "similarity": i.similarity,
+                "width": i.width,
+                "height": i.height,
+                "bytes": i.bytes,
+                "taken": i.taken,
+            }
+            for i in g.images
+        ],
     }
 
 

@@ -30,8 +30,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from isearchd.engine.backfill import MetadataBackfill
+from isearchd.engine.dups import DupGroup, DupRules, find_groups
 from isearchd.engine.indexer import BATCH_SIZE, AddItem, AddReport, Indexer, Progress, ProgressFn
 from isearchd.engine.jobqueue import JobQueue
+from isearchd.engine.looks import LookBackfill
 from isearchd.engine.places import Gazetteer
 from isearchd.engine.query import SORTS, SearchQuery, Term, combine
 from isearchd.errors import InvalidRequest, NotFound
@@ -119,6 +121,7 @@ class Engine:
         self._closed = False
         self.places = Gazetteer()
         self.backfill = MetadataBackfill(self.jobs, self.places)
+        self.look_backfill = LookBackfill(self.jobs)
 
     # -- databases -------------------------------------------------------------------------------
 
@@ -136,6 +139,7 @@ class Engine:
                 self._dbs[name] = db
                 log.info("opened database %r (%d images)", name, db.count())
                 self.backfill.start(db)  # rows indexed before photo metadata existed
+                self.look_backfill.start(db)  # rows indexed before looks (for dups) existed
             return db
 
     def _any_database(self, name: str) -> tuple[Database, bool]:
@@ -357,6 +361,10 @@ class Engine:
         cos = float(np.dot(vecs[0].astype(np.float64), vecs[1].astype(np.float64)))
         return round(min(100.0, max(0.0, cos * 100.0)), 1)
 
+    def dups(self, db_name: str, rules: DupRules, within: str | None = None) -> list[DupGroup]:
+        """Groups of near-duplicates of a database, or of its images below the folder ``within``."""
+        return find_groups(self.database(db_name, create=False), rules, within)
+
     # -- lifecycle -------------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
@@ -374,6 +382,7 @@ class Engine:
             "uptime_s": round(time.time() - self.started, 1),
             "queue": len(self.jobs),
             "metadata": self.backfill.progress(),
+            "looks": self.look_backfill.progress(),
         }
 
     def save(self) -> None:

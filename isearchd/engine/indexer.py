@@ -10,6 +10,8 @@ For each file, in order:
 3. otherwise decode it (``isearchd.files.images.load_image``) in a small thread pool that runs ahead of
    inference by at most ``LOOKAHEAD_ITEMS`` files (back-pressure: the walk waits for the model,
    nothing is dropped).
+   Its look (perceptual hash and colours, ``isearchd.engine.looks``) is computed from the decoded
+   picture; a reused vector's file is decoded at a small scale for its look alone.
 4. embed decoded images in batches of ``BATCH_SIZE`` and commit each batch to the database in one
    transaction; only then does a progress event count those files as done.
 
@@ -35,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from isearchd.engine.looks import look_of, look_of_file
 from isearchd.engine.photometa import PhotoMeta, photo_infos, read_metadata
 from isearchd.engine.places import Gazetteer
 from isearchd.errors import BadImage, Busy, ISearchError, StoreError
@@ -45,6 +48,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from isearchd.store import ImageRecord
+    from isearchd.store.looks import Look
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +115,7 @@ class _Ready:
     image: Any = None
     unchanged: bool = False  # same content as the stored row: counted as skipped, row refreshed
     meta: PhotoMeta | None = None  # read from the bytes already in memory
+    look: Look | None = None
 
 
 @dataclass
@@ -262,9 +267,10 @@ class Indexer:
             vector = self.db.vector_for_hash(digest)
             meta = read_metadata(data, mtime_ns)
             if vector is not None:
-                return _Ready(item, size, mtime_ns, digest, vector=vector, unchanged=unchanged, meta=meta)
+                look = look_of_file(data, name=item.path)
+                return _Ready(item, size, mtime_ns, digest, vector, unchanged=unchanged, meta=meta, look=look)
             image = load_image(data, min_side=self.model.image_size, name=item.path)
-            return _Ready(item, size, mtime_ns, digest, image=image, meta=meta)
+            return _Ready(item, size, mtime_ns, digest, image=image, meta=meta, look=look_of(image))
         except BadImage as e:
             return _Fail(item, e.reason)
         except ISearchError:
@@ -301,6 +307,7 @@ class Indexer:
                     content_hash=r.content_hash,
                     vector=np.asarray(vec, dtype=np.float32),
                     info=info,
+                    look=r.look,
                 )
             )
             unchanged += r.unchanged

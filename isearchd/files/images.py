@@ -30,6 +30,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import stat
 import threading
 from pathlib import Path
 from typing import IO
@@ -133,7 +134,8 @@ def load_image(source: str | Path | bytes, *, min_side: int = 224, name: str | N
     path = Path(source)
     label = name or str(path)
     try:
-        fp = path.open("rb")  # closed by the ``with`` below
+        # O_NONBLOCK: a FIFO named like an image never blocks the reader (refused below)
+        fp = os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb")
     except FileNotFoundError:
         raise BadImage(label, "file not found") from None
     except IsADirectoryError:
@@ -144,9 +146,12 @@ def load_image(source: str | Path | bytes, *, min_side: int = 224, name: str | N
         raise BadImage(label, f"cannot read file ({e.strerror or e})") from None
     with fp:
         try:
-            size = os.fstat(fp.fileno()).st_size
+            st = os.fstat(fp.fileno())
         except OSError as e:
             raise BadImage(label, f"cannot read file ({e.strerror or e})") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise BadImage(label, "not a regular file (a FIFO, socket or device)")
+        size = st.st_size
         if size == 0:
             raise BadImage(label, "empty file")
         return _decode(fp, label, min_side)

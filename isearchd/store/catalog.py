@@ -38,6 +38,7 @@ import sqlite_utils
 
 from isearchd.errors import DiskFull, StoreError
 from isearchd.files.names import from_db, to_db
+from isearchd.store.looks import Look, m005_looks, write_looks_by_label
 from isearchd.store.metadata import META_COLUMNS, PhotoInfo, info_values, m004_photo_metadata
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,7 @@ MIGRATIONS: tuple[tuple[str, Callable[[sqlite_utils.Database], None]], ...] = (
     ("m002_lookup_indexes", m002_lookup_indexes),
     ("m003_names_as_bytes", m003_names_as_bytes),
     ("m004_photo_metadata", m004_photo_metadata),
+    ("m005_looks", m005_looks),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -333,10 +335,13 @@ class Catalog:
     # -- writes (caller holds the database's writer lock) ---------------------------------------
 
     def upsert(
-        self, rows: Sequence[tuple[str, str, int, int, str, np.ndarray, PhotoInfo | None]]
+        self,
+        rows: Sequence[tuple[str, str, int, int, str, np.ndarray, PhotoInfo | None]],
+        looks: Sequence[tuple[str, Look | None]] = (),
     ) -> tuple[int, list[tuple[int, bool]]]:
         """Insert or update rows ``(label, path, size, mtime_ns, content_hash, vector, info)`` by
-        label; ``info`` None leaves a row's photo metadata as it was (unread for a new row).
+        label; ``info`` None leaves a row's photo metadata as it was (unread for a new row);
+        ``looks`` by label (None: unknown; a row not named keeps its look, unknown when new).
 
         One transaction. Returns the change seq and, per row, ``(id, existed_before)``.
         Labels must be unique within ``rows``.
@@ -366,6 +371,7 @@ class Catalog:
                     f"UPDATE images SET {sets} WHERE label = ?",  # noqa: S608 - fixed column names
                     [(*info_values(info), to_db(label)) for info, label in with_info],
                 )
+            write_looks_by_label(db.conn, looks)
             after = self._ids_for_labels(db.conn, [lb for lb in labels if lb not in before])
         result = [(before[lb], True) if lb in before else (after[lb], False) for lb in labels]
         return seq, result

@@ -28,6 +28,7 @@ import numpy as np
 
 from isearchd.errors import InvalidRequest, ModelMismatch, StoreError
 from isearchd.store.catalog import CATALOG_NAME, Catalog, now_iso
+from isearchd.store.looks import Look, count_unknown_looks, looks_for_ids, unknown_looks, write_looks
 from isearchd.store.metadata import (
     Filters,
     PhotoInfo,
@@ -57,6 +58,7 @@ class ImageRecord:
     content_hash: str
     vector: np.ndarray | None = None
     info: PhotoInfo | None = None  # what the photo says about itself (None: leave as stored)
+    look: Look | None = None  # perceptual hash and colours (None: unknown, filled in later)
 
 
 @dataclass(frozen=True)
@@ -264,7 +266,7 @@ class Database:
                 (r.label, r.path, int(r.size), int(r.mtime_ns), r.content_hash, matrix[i], r.info)
                 for i, r in enumerate(batch)
             ]
-            _, written = self.catalog.upsert(rows)
+            _, written = self.catalog.upsert(rows, [(r.label, r.look) for r in batch])
             ids = [ident for ident, _ in written]
             existing = [ident for ident, existed in written if existed]
             self._apply_to_index(lambda: self._vectors.add(ids, matrix, existing))
@@ -505,6 +507,41 @@ class Database:
             self._check_open()
             with self.catalog.transaction() as db:
                 write_info(db.conn, rows)
+
+    # -- looks (perceptual hash, colours) of rows added before they existed, and their readers --
+
+    def unknown_looks(self, limit: int) -> list[tuple[int, str]]:
+        """Images whose look was never computed: (id, path)."""
+        with self.catalog.reader() as conn:
+            return unknown_looks(conn, limit)
+
+    def count_unknown_looks(self) -> int:
+        with self.catalog.reader() as conn:
+            return count_unknown_looks(conn)
+
+    def store_looks(self, rows: list[tuple[int, Look | None]]) -> None:
+        """Looks by id (None: the image cannot be read); no vector or index changes."""
+        with self._write_lock:
+            self._check_open()
+            with self.catalog.transaction() as db:
+                write_looks(db.conn, rows)
+
+    def vectors_below(self, path_prefix: str | None) -> tuple[np.ndarray, np.ndarray]:
+        """Ids and unit vectors of every image, or of those below the folder ``path_prefix``."""
+        with self.catalog.reader() as conn:
+            return filter_vectors(conn, Filters(within=(path_prefix,) if path_prefix else ()))
+
+    def details(self, ids: Sequence[int]) -> dict[int, tuple[str, str, PhotoInfo, int, Look | None]]:
+        """(label, path, photo metadata, file size, look) of images by id."""
+        labels = self.catalog.labels_for_ids(list(ids))
+        with self.catalog.reader() as conn:
+            infos = info_for_ids(conn, list(ids))
+            looks = looks_for_ids(conn, list(ids))
+        return {
+            i: (labels[i][0], labels[i][1], infos[i][0], infos[i][1], looks.get(i))
+            for i in ids
+            if i in labels and i in infos
+        }
 
     def info(self) -> dict[str, Any]:
         disk = 0

@@ -137,7 +137,7 @@ def test_default_command_routing(argv: list[str], expected: list[str]) -> None:
 def test_help_lists_every_command() -> None:
     result = CliRunner().invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("add", "search", "db", "cmp", "service", "model"):
+    for command in ("add", "search", "db", "cmp", "dups", "service", "model"):
         assert re.search(rf"^\s+{command}\s", result.output, re.M), result.output
     for option in ("-d, --db", "-B, --bind", "-v, --version"):
         assert option in result.output

@@ -269,7 +269,8 @@ def test_a_catalog_from_before_metadata_is_backfilled_in_the_background(
     with conn:  # back to what schema 3 wrote
         conn.execute("DROP INDEX images_taken_local")
         conn.execute("DROP INDEX images_meta_state")
-        for column in META_COLUMNS:
+        conn.execute("DROP INDEX images_look_state")  # (schema 5)
+        for column in (*META_COLUMNS, "phash", "colours", "look_state"):
             conn.execute(f"ALTER TABLE images DROP COLUMN {column}")
         conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
     vectors_before = dict(conn.execute("SELECT id, vector FROM images").fetchall())

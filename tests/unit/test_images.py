@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
 import warnings
 import zlib
@@ -391,3 +392,10 @@ def test_pixel_bound_is_ours_where_pillow_only_warns() -> None:
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         err = _bad(_png_header(9500, 9500))
     assert err.reason == f"image too large: 9500x9500 pixels (limit {MAX_PIXELS / 1e6:.1f} megapixels)"
+
+
+def test_a_fifo_named_like_an_image_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    with pytest.raises(BadImage, match="not a regular file"):
+        load_image(fifo)

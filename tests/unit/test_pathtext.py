@@ -139,7 +139,8 @@ def test_text_rows_of_an_older_catalog_are_migrated(tmp_path: Path) -> None:
         conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
         conn.execute("DROP INDEX images_taken_local")  # and without what m004 added
         conn.execute("DROP INDEX images_meta_state")
-        for column in META_COLUMNS:
+        conn.execute("DROP INDEX images_look_state")  # and what m005 added
+        for column in (*META_COLUMNS, "phash", "colours", "look_state"):
             conn.execute(f"ALTER TABLE images DROP COLUMN {column}")
     assert conn.execute("SELECT typeof(label) FROM images").fetchone() == ("text",)
     conn.close()
