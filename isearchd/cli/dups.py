@@ -1,4 +1,8 @@
-"""``isearch dups``: groups of near-duplicate images, the one to keep first. Nothing is moved or deleted."""
+"""``isearch dups``: groups of near-duplicate images, the one to keep first.
+
+Finding changes nothing; ``--move-to`` and ``--undo`` (``isearchd.cli.dups_move``) set the
+duplicates aside and put them back. Nothing is ever deleted.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,15 @@ import json
 from typing import Annotated, Any
 
 import typer
+from typer import _click as click
 
+from isearchd.cli.dups_move import move_duplicates, undo
 from isearchd.cli.library import db_info, no_images_yet
 from isearchd.cli.options import BindOpt, DbOpt, VersionOpt, client_for, target
 from isearchd.files.names import json_safe, shown
 
 DEFAULT_MIN_SIMILARITY = 90.0
+MOVE_ALL = 2**31 - 1  # --move-to acts on every group, not only the -n shown
 JSON_HELP = (
     'Print JSON instead: {"db": str, "min_similarity": float, "groups": [{"keep": str, "reason": str, '
     '"images": [{"path", "label", "similarity", "width", "height", "bytes", "taken"}]}]} '
@@ -37,15 +44,62 @@ def dups(
     ] = None,
     num: Annotated[int, typer.Option("-n", "--num", min=1, help="Number of groups shown.")] = 100,
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+    move_to: Annotated[
+        str | None,
+        typer.Option(
+            "--move-to",
+            metavar="DIR",
+            help="Move every image but the one to keep of every group (-n aside) below DIR, each at its "
+            "path relative to its watched folder (else its absolute path); writes a manifest first. "
+            "DIR may not be inside a watched folder or the data home. Nothing is overwritten or deleted.",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="With --move-to: print the moves, move nothing.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("-y", "--yes", help="With --move-to: move without asking.")] = False,
+    undo_manifest: Annotated[
+        str | None,
+        typer.Option(
+            "--undo",
+            metavar="MANIFEST",
+            help="Put back every file a --move-to moved (never over a file now at its old place).",
+        ),
+    ] = None,
     db: DbOpt = None,
     bind: BindOpt = None,
     version: VersionOpt = False,
 ) -> None:
-    """Find near-duplicate images (resized, re-encoded, converted copies); nothing is changed."""
+    """Find near-duplicate images (resized, re-encoded, converted copies); --move-to sets them aside."""
+    if undo_manifest is not None:
+        if move_to is not None or dry_run or as_json:
+            raise click.exceptions.UsageError(
+                "--undo goes alone (not with --move-to, --dry-run, --json)", ctx
+            )
+        undo(undo_manifest)
+        return
+    if (dry_run or yes) and move_to is None:
+        raise click.exceptions.UsageError("--dry-run and -y go with --move-to DIR", ctx=ctx)
+    if move_to is not None and as_json:
+        raise click.exceptions.UsageError("--move-to prints the moves, not JSON", ctx=ctx)
     db_name, _ = target(ctx, db, bind)
     client = client_for(ctx, db, bind)
     info = db_info(client)
     empty = info is None or not info.get("size")
+    if move_to is not None:
+        everything = {} if empty else client.dups(similarity=min_similarity, within=within, num=MOVE_ALL)
+        watched = [f["path"] for f in client.watch_list()]
+        home = client.status()["home"]
+        move_duplicates(
+            everything.get("groups", []),
+            move_to,
+            db=db_name,
+            watched=watched,
+            home=home,
+            dry_run=dry_run,
+            yes=yes,
+        )
+        return
     if empty and not as_json:
         typer.echo(no_images_yet(db_name))
         return

@@ -8,7 +8,6 @@ but the error.
 from __future__ import annotations
 
 import shlex
-import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -17,7 +16,7 @@ import typer
 from typer import _click as click
 
 from isearchd.cli.options import BindOpt, DbOpt, VersionOpt, client_for, target
-from isearchd.cli.output import EXIT_ERROR, Progress, plural
+from isearchd.cli.output import EXIT_ERROR, Progress, confirm, plural
 from isearchd.config import settings
 from isearchd.errors import ISearchError, NotFound
 from isearchd.files.names import printable, shown
@@ -136,8 +135,7 @@ def db_command(
 
 
 def _confirm_clear(db_name: str, size: int) -> None:
-    """Ask before clearing. An answer on a pipe counts (`echo y | isearch db --clear`), as in the
-    original; no answer at all (end of input, /dev/null) refuses and points at -y."""
+    """Ask before clearing (``confirm``: a piped answer counts; none at all refuses)."""
     question = (
         f'Clear database "{db_name}" ({size} {plural(size, "image")})? '
         "Every image in it is removed; this cannot be undone."
@@ -146,19 +144,6 @@ def _confirm_clear(db_name: str, size: int) -> None:
         f'refusing to clear database "{db_name}" without confirmation: no answer was given; '
         "pass -y to confirm"
     )
-    if sys.stdin.isatty():
-        try:
-            agreed = typer.confirm(question)
-        except typer.Abort:  # end of input (Ctrl-D) or Ctrl-C
-            typer.echo()
-            raise refusal from None
-    else:
-        typer.echo(f"{question} [y/N]: ", nl=False)
-        answer = sys.stdin.readline()
-        typer.echo(answer.strip())  # the terminal would have echoed it
-        if not answer:
-            raise refusal
-        agreed = answer.strip().lower() in ("y", "yes")
-    if not agreed:
+    if not confirm(question, refusal):
         typer.echo("Nothing was cleared.")
         raise typer.Exit(EXIT_ERROR)

@@ -33,6 +33,24 @@ def fail(message: str) -> None:
     typer.secho(f"Error: {line}", err=True, fg=typer.colors.RED)
 
 
+def confirm(question: str, refusal: Exception) -> bool:
+    """Ask ``question``; whether the answer was yes. An answer on a pipe counts (`echo y | isearch
+    db --clear`), as in the original; no answer at all (end of input, /dev/null) raises
+    ``refusal``, which points at -y."""
+    if sys.stdin.isatty():
+        try:
+            return bool(typer.confirm(question))
+        except typer.Abort:  # end of input (Ctrl-D) or Ctrl-C
+            typer.echo()
+            raise refusal from None
+    typer.echo(f"{question} [y/N]: ", nl=False)
+    answer = sys.stdin.readline()
+    typer.echo(answer.strip())  # the terminal would have echoed it
+    if not answer:
+        raise refusal
+    return answer.strip().lower() in ("y", "yes")
+
+
 def plural(n: int, word: str) -> str:
     return word if n == 1 else word + "s"
 

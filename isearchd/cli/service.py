@@ -215,6 +215,11 @@ def service_status(
         done, total, unreadable = m.get("done", 0), m.get("total", 0), m.get("unreadable", 0)
         state = f"reading, {done} of {total}" if done < total else f"read for {done} images"
         typer.echo(f'* Photo metadata of "{name}": {state} ({unreadable} unreadable)')
+    looks = info.extra.get("looks")
+    for name, m in sorted(looks.items() if isinstance(looks, dict) else ()):
+        done, total, unreadable = m.get("done", 0), m.get("total", 0), m.get("unreadable", 0)
+        state = f"hashing, {done} of {total}" if done < total else f"hashed {done} images"
+        typer.echo(f'* Duplicate hashes of "{name}": {state} ({unreadable} unreadable)')
     typer.echo(f"* Bind: {info.bind}")
 
 

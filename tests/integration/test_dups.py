@@ -211,6 +211,11 @@ def test_a_catalog_from_before_looks_is_hashed_in_the_background(
         assert c.status()["looks"]["old"] == {"total": 2, "done": 2, "unreadable": 0}
         (group,) = c.dups(similarity=CANDIDATE_SIMILARITY)["groups"]
         assert group["keep"] == str(photos / "coffee.jpg")
+    status = subprocess.run(
+        [sys.executable, "-m", "isearchd.cli", "service", "status", "-B", d.bind],
+        env=d.env(), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert '* Duplicate hashes of "old": hashed 2 images (0 unreadable)' in status.stdout, status.stdout
     conn = sqlite3.connect(f"file:{d.home / 'old' / 'catalog.sqlite'}?mode=ro", uri=True)
     assert dict(conn.execute("SELECT id, vector FROM images").fetchall()) == vectors_before
     conn.close()
