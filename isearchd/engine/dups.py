@@ -1,15 +1,17 @@
 """Groups of near-duplicate images: candidates from the model, confirmed without it.
 
-1. Candidates: each image's ``DupRules.neighbours`` nearest images by the model's vectors (exact
-   cosine, in blocks of ``BLOCK_ROWS``) whose similarity is at least ``min_similarity``. This is
-   the only part that rests on the model: it decides which pairs are looked at, never that a
-   pair is a copy.
+1. Candidates: each image's ``DupRules.neighbours`` nearest images by the model's vectors whose
+   similarity is at least ``min_similarity``: exact cosine in blocks of ``BLOCK_ROWS`` up to
+   ``EXACT_MAX`` images, above that one batched search of the database's vector index (graph,
+   approximate: it can miss a copy, rarely; ``benchmarks/bench_dups.py`` measures it). This is the
+   only part that rests on the model: it decides which pairs are looked at, never that a pair
+   is a copy.
 2. Confirmation, by what the pixels say (``isearchd.engine.looks``): perceptual hashes within
    ``max_hamming`` bits (resizes, re-encodes, format changes, small crops and brightness changes
    stay within it; another picture differs in about half of the 64 bits), colour signatures
    within ``max_colour`` (pHash is grey-level: the same shape in another colour has the same
    hash) and aspect ratios within ``max_aspect``. An image without a look yet (the background
-   has not hashed it) is never confirmed.
+   has not hashed it) is never confirmed. All pairs are checked at once (``confirmed_pairs``).
 3. Groups are the transitive closures of confirmed pairs (union-find). Each proposes the image to
    keep: the most pixels, then the largest file at equal pixels (an original rather than a
    re-encode), then the oldest time taken, then the first label; ``reason`` says which decided.
@@ -23,13 +25,20 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from isearchd.errors import InvalidRequest
+from isearchd.store.looks import COLOUR_GRID
 
 if TYPE_CHECKING:
     from isearchd.store import Database, PhotoInfo
     from isearchd.store.looks import Look
 
-# Rows of the similarity matrix computed at once: BLOCK_ROWS x n float32, 100 MB at 100k images.
+# Rows of the similarity matrix computed at once: BLOCK_ROWS x n float32, 10 MB at EXACT_MAX images.
 BLOCK_ROWS = 256
+# Up to this many images the candidates are exact (every image against every other, O(n^2));
+# above, one batched search of the vector index finds them. On 2 loaded cores the exact scan took
+# 1.1 s at 5k and 3.5 s at 10k (~6 minutes at 100k by extrapolation); the whole grouping with
+# the graph 1.7 s at 10k and 21-33 s at 100k (benchmarks/bench_dups.py): they cross near 5k.
+EXACT_MAX = 5_000
+COLOUR_BYTES = COLOUR_GRID * COLOUR_GRID * 3
 
 
 @dataclass(frozen=True)
@@ -78,11 +87,17 @@ def find_groups(db: Database, rules: DupRules, path_prefix: str | None = None) -
     """The duplicate groups of ``db`` (or of its images below ``path_prefix``), largest first."""
     check_rules(rules)
     ids, matrix = db.vectors_below(path_prefix)
-    pairs = candidate_pairs(matrix, rules.neighbours, rules.min_similarity / 100.0)
-    if not pairs:
+    min_cos = rules.min_similarity / 100.0
+    pairs = None
+    if len(ids) > EXACT_MAX:
+        pairs = graph_pairs(db, ids, rules.neighbours, min_cos)
+    if pairs is None:
+        pairs = np.asarray(candidate_pairs(matrix, rules.neighbours, min_cos), dtype=np.int64).reshape(-1, 2)
+    if not len(pairs):
         return []
-    rows = sorted({i for pair in pairs for i in pair})
+    rows = np.unique(pairs)
     details = db.details([int(ids[r]) for r in rows])
+    ok = confirmed_pairs([details.get(int(ids[r])) for r in rows], np.searchsorted(rows, pairs), rules)
     parent = list(range(len(ids)))
 
     def root(i: int) -> int:
@@ -91,14 +106,10 @@ def find_groups(db: Database, rules: DupRules, path_prefix: str | None = None) -
             i = parent[i]
         return i
 
-    for a, b in pairs:
-        da, db_ = details.get(int(ids[a])), details.get(int(ids[b]))
-        if da is None or db_ is None:
-            continue
-        if confirmed(da[2], da[4], db_[2], db_[4], rules):
-            parent[root(a)] = root(b)
+    for a, b in pairs[ok].tolist():
+        parent[root(a)] = root(b)
     members: dict[int, list[int]] = {}
-    for r in rows:
+    for r in rows.tolist():
         members.setdefault(root(r), []).append(r)
     groups = []
     for rs in members.values():
@@ -115,6 +126,25 @@ def find_groups(db: Database, rules: DupRules, path_prefix: str | None = None) -
         groups.append(DupGroup(images, _reason(details[int(ids[keep])], details[int(ids[ranked[1]])])))
     groups.sort(key=lambda g: (-len(g.images), g.keep.label))
     return groups
+
+
+def graph_pairs(db: Database, ids: np.ndarray, k: int, min_cos: float) -> np.ndarray | None:
+    """As ``candidate_pairs`` (an ``(m, 2)`` array of rows), from the database's vector index:
+    each image's ``k`` nearest by graph search (approximate), those outside ``ids`` left out.
+    None when the index cannot answer (the caller scans exactly)."""
+    found = db.neighbours(ids, k + 1)  # itself is usually the first
+    if found is None:
+        return None
+    labels, cosines = found
+    order = np.argsort(ids)
+    pos = np.searchsorted(ids, labels, sorter=order).clip(0, len(ids) - 1)
+    rows = order[pos]
+    keep = (ids[rows] == labels) & (cosines >= min_cos)
+    a = np.repeat(np.arange(len(ids)), labels.shape[1])[keep.ravel()]
+    b = rows.ravel()[keep.ravel()]
+    a, b = np.minimum(a, b), np.maximum(a, b)
+    pairs = np.unique(np.stack([a, b], axis=1)[a != b], axis=0)
+    return pairs.astype(np.int64)
 
 
 def candidate_pairs(matrix: np.ndarray, k: int, min_cos: float) -> list[tuple[int, int]]:
@@ -136,26 +166,32 @@ def candidate_pairs(matrix: np.ndarray, k: int, min_cos: float) -> list[tuple[in
     return sorted(pairs)
 
 
-def confirmed(ia: PhotoInfo, la: Look | None, ib: PhotoInfo, lb: Look | None, rules: DupRules) -> bool:
-    """Whether two images' pixels agree that one is a copy of the other."""
-    if la is None or lb is None:
-        return False
-    if (la.phash ^ lb.phash).bit_count() > rules.max_hamming:
-        return False
-    if colour_distance(la.colours, lb.colours) > rules.max_colour:
-        return False
-    if ia.width and ia.height and ib.width and ib.height:
-        ra, rb = ia.width / ia.height, ib.width / ib.height
-        if abs(ra - rb) / max(ra, rb) > rules.max_aspect:
-            return False
-    return True
-
-
-def colour_distance(a: bytes, b: bytes) -> float:
-    """Mean absolute difference of two colour signatures, each less its own overall mean."""
-    x = np.frombuffer(a, dtype=np.uint8).astype(np.float64)
-    y = np.frombuffer(b, dtype=np.uint8).astype(np.float64)
-    return float(np.mean(np.abs((x - x.mean()) - (y - y.mean()))))
+def confirmed_pairs(details: list[_Detail | None], pairs: np.ndarray, rules: DupRules) -> np.ndarray:
+    """Which ``pairs`` (rows of ``details``) the pixels confirm as copies: a boolean mask. Hashes
+    within ``max_hamming`` bits, colour signatures (each less its own mean) within ``max_colour``,
+    aspect ratios within ``max_aspect`` (unless a size is unknown); no look: never confirmed."""
+    n = len(details)
+    known = np.zeros(n, dtype=bool)
+    phash = np.zeros(n, dtype=np.uint64)
+    colours = np.zeros((n, COLOUR_BYTES), dtype=np.float64)
+    aspect = np.full(n, np.nan)
+    for i, d in enumerate(details):
+        if d is None or d[4] is None:
+            continue
+        known[i] = True
+        phash[i] = d[4].phash
+        colours[i] = np.frombuffer(d[4].colours, dtype=np.uint8)
+        if d[2].width and d[2].height:
+            aspect[i] = d[2].width / d[2].height
+    colours -= colours.mean(axis=1, keepdims=True)
+    a, b = pairs[:, 0], pairs[:, 1]
+    ok = known[a] & known[b]
+    ok &= np.bitwise_count(phash[a] ^ phash[b]) <= rules.max_hamming
+    ok &= np.abs(colours[a] - colours[b]).mean(axis=1) <= rules.max_colour
+    ra, rb = aspect[a], aspect[b]
+    with np.errstate(invalid="ignore"):
+        off = np.abs(ra - rb) / np.maximum(ra, rb) > rules.max_aspect  # NaN (no size): not off
+    return ok & ~off
 
 
 _Detail = tuple[str, str, "PhotoInfo", int, "Look | None"]

@@ -531,6 +531,10 @@ class Database:
         with self.catalog.reader() as conn:
             return filter_vectors(conn, Filters(within=(path_prefix,) if path_prefix else ()))
 
+    def neighbours(self, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Graph search: the ``k`` nearest images of each image ``ids`` (see ``VectorIndex``)."""
+        return self._vectors.neighbours(ids, k)
+
     def details(self, ids: Sequence[int]) -> dict[int, tuple[str, str, PhotoInfo, int, Look | None]]:
         """(label, path, photo metadata, file size, look) of images by id."""
         labels = self.catalog.labels_for_ids(list(ids))
