@@ -15,6 +15,7 @@ from typer import _click as click
 from isearchd.cli.dups_move import move_duplicates, undo
 from isearchd.cli.library import db_info, no_images_yet
 from isearchd.cli.options import BindOpt, DbOpt, VersionOpt, client_for, target
+from isearchd.cli.output import plural
 from isearchd.files.names import json_safe, shown
 
 DEFAULT_MIN_SIMILARITY = 90.0
@@ -119,7 +120,10 @@ def dups(
         return
     extra = sum(len(g["images"]) - 1 for g in groups)
     shown_note = f" (showing {len(groups)})" if total > len(groups) else ""
-    typer.echo(f"Found {total} groups of duplicates{shown_note}: {extra} images besides the ones to keep.")
+    typer.echo(
+        f"Found {total} {plural(total, 'group')} of duplicates{shown_note}: "
+        f"{extra} {plural(extra, 'image')} besides the ones to keep."
+    )
     for n, group in enumerate(groups, 1):
         typer.echo(f"\nGroup {n}: keep {shown(group['keep'])} ({group['reason']})")
         for i, img in enumerate(group["images"]):

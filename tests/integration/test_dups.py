@@ -170,7 +170,7 @@ def test_cli_json_and_text(library: tuple[dict[str, str], Path], daemon: DaemonP
     text = run("--in", str(root / "chelsea"), "-n", "1")
     assert text.returncode == 0, text.stderr
     lines = text.stdout.splitlines()
-    assert lines[0] == "Found 1 groups of duplicates: 7 images besides the ones to keep.", text.stdout
+    assert lines[0] == "Found 1 group of duplicates: 7 images besides the ones to keep.", text.stdout
     assert lines[2].startswith(f"Group 1: keep {group['keep']} (the most pixels")
     assert lines[3].startswith("  keep 100.0%") and lines[3].endswith(group["keep"])
     assert len(lines) == 3 + 8 and any(" 225x150 " in line and "half.jpg" in line for line in lines)
