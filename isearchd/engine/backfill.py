@@ -14,14 +14,15 @@ import logging
 import os
 import stat
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from isearchd.engine.photometa import photo_infos, read_metadata
+from isearchd.store import Database
 
 if TYPE_CHECKING:
     from isearchd.engine.jobqueue import JobQueue
     from isearchd.engine.places import Gazetteer
-    from isearchd.store import Database
 
 log = logging.getLogger(__name__)
 
@@ -31,52 +32,77 @@ CHUNK = 200
 HEAD_BYTES = 256 * 1024
 
 
-class MetadataBackfill:
-    def __init__(self, jobs: JobQueue, places: Gazetteer) -> None:
+class Backfill:
+    """Fills in what older rows of a database lack, ``chunk`` rows a job in the engine's one queue.
+
+    ``count(db)`` says how many rows lack it; ``step(db, chunk)`` fills up to ``chunk`` of them and
+    returns ``(rows done, rows that could not be read)``. ``what`` names it in the log and the job.
+    """
+
+    def __init__(
+        self,
+        jobs: JobQueue,
+        what: str,
+        count: Callable[[Database], int],
+        step: Callable[[Database, int], tuple[int, int]],
+        chunk: int,
+    ) -> None:
         self._jobs = jobs
-        self._places = places
+        self._what = what
+        self._count = count
+        self._fill = step
+        self._chunk = chunk
         self._lock = threading.Lock()
         self._state: dict[str, dict[str, int]] = {}
 
     def start(self, db: Database) -> None:
-        """Queue the filling of ``db``'s unread rows, if it has any (safe to call again)."""
-        total = db.count_unread_metadata()
+        """Queue the filling of ``db``'s rows that lack it, if any (safe to call again)."""
+        total = self._count(db)
         if not total:
             return
         with self._lock:
             if db.name in self._state and self._state[db.name]["left"]:
                 return
             self._state[db.name] = {"total": total, "done": 0, "unreadable": 0, "left": total}
-        log.info("database %r: reading the photo metadata of %d images in the background", db.name, total)
-        self._jobs.submit(lambda: self._step(db), f"metadata of {db.name}")
+        log.info("database %r: %s of %d images, in the background", db.name, self._what, total)
+        self._jobs.submit(lambda: self._step(db), f"{self._what} of {db.name}")
 
     def _step(self, db: Database) -> None:
-        rows = db.unread_metadata(CHUNK)
-        metas = [_read_head(path, mtime_ns) for _, _, path, mtime_ns in rows]
-        infos = photo_infos(metas, self._places)
-        db.store_metadata([(ident, info) for (ident, *_), info in zip(rows, infos, strict=True)])
-        unreadable = sum(info is None for info in infos)
+        done, unreadable = self._fill(db, self._chunk)
         with self._lock:
             state = self._state[db.name]
-            state["done"] += len(rows)
+            state["done"] += done
             state["unreadable"] += unreadable
-            state["left"] = 0 if len(rows) < CHUNK else max(0, state["total"] - state["done"])
+            state["left"] = 0 if done < self._chunk else max(0, state["total"] - state["done"])
             more = bool(state["left"])
         if more:
-            self._jobs.submit(lambda: self._step(db), f"metadata of {db.name}")
+            self._jobs.submit(lambda: self._step(db), f"{self._what} of {db.name}")
         else:
             log.info(
-                "database %r: photo metadata read for %d images (%d could not be read: file gone, "
-                "or sent as bytes)",
+                "database %r: %s done for %d images (%d could not be read: file gone, or sent as bytes)",
                 db.name,
+                self._what,
                 state["done"],
                 state["unreadable"],
             )
 
     def progress(self) -> dict[str, dict[str, int]]:
-        """Per database: ``total`` rows to read, ``done``, ``unreadable`` (while or since it ran)."""
+        """Per database: ``total`` rows to fill, ``done``, ``unreadable`` (while or since it ran)."""
         with self._lock:
             return {name: {k: v for k, v in s.items() if k != "left"} for name, s in self._state.items()}
+
+
+def metadata_backfill(jobs: JobQueue, places: Gazetteer) -> Backfill:
+    """Photo metadata for rows indexed before the catalog kept it (headers only)."""
+
+    def step(db: Database, chunk: int) -> tuple[int, int]:
+        rows = db.unread_metadata(chunk)
+        metas = [_read_head(path, mtime_ns) for _, _, path, mtime_ns in rows]
+        infos = photo_infos(metas, places)
+        db.store_metadata([(ident, info) for (ident, *_), info in zip(rows, infos, strict=True)])
+        return len(rows), sum(info is None for info in infos)
+
+    return Backfill(jobs, "reading photo metadata", Database.count_unread_metadata, step, CHUNK)
 
 
 def _read_head(path: str, mtime_ns: int) -> Any:

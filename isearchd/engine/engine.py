@@ -29,11 +29,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from isearchd.engine.backfill import MetadataBackfill
+from isearchd.engine.backfill import metadata_backfill
 from isearchd.engine.dups import DupGroup, DupRules, find_groups
 from isearchd.engine.indexer import BATCH_SIZE, AddItem, AddReport, Indexer, Progress, ProgressFn
 from isearchd.engine.jobqueue import JobQueue
-from isearchd.engine.looks import LookBackfill
+from isearchd.engine.looks import look_backfill
 from isearchd.engine.places import Gazetteer
 from isearchd.engine.query import SORTS, SearchQuery, Term, combine
 from isearchd.errors import InvalidRequest, NotFound
@@ -120,8 +120,8 @@ class Engine:
         self._text_lock = threading.Lock()
         self._closed = False
         self.places = Gazetteer()
-        self.backfill = MetadataBackfill(self.jobs, self.places)
-        self.look_backfill = LookBackfill(self.jobs)
+        self.backfill = metadata_backfill(self.jobs, self.places)
+        self.look_backfill = look_backfill(self.jobs)
 
     # -- databases -------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ decoded pixels at add time, and filled in the background for images added before
 - ``colours``: the mean RGB of a 4x4 grid. pHash is grey-level: the same shape in another colour
   has the same hash, and this is what tells them apart.
 
-``LookBackfill`` decodes each such image once (at a reduced scale for large JPEGs), ``CHUNK``
+``look_backfill`` decodes each such image once (at a reduced scale for large JPEGs), ``CHUNK``
 images a job in the engine's one queue. A file that is gone, or that was sent as bytes by a TCP
 client before looks existed, is marked unreadable (it is never grouped; re-add it to hash it).
 """
@@ -18,19 +18,19 @@ client before looks existed, is marked unreadable (it is never grouped; re-add i
 from __future__ import annotations
 
 import logging
-import threading
 from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
+from isearchd.engine.backfill import Backfill
 from isearchd.errors import BadImage
 from isearchd.files.images import load_image
+from isearchd.store import Database
 from isearchd.store.looks import COLOUR_GRID, Look
 
 if TYPE_CHECKING:
     from isearchd.engine.jobqueue import JobQueue
-    from isearchd.store import Database
 
 log = logging.getLogger(__name__)
 
@@ -68,44 +68,18 @@ def look_of_file(source: str | bytes, name: str | None = None) -> Look:
     return look_of(load_image(source, min_side=LOOK_MIN_SIDE, name=name))
 
 
-class LookBackfill:
-    def __init__(self, jobs: JobQueue) -> None:
-        self._jobs = jobs
-        self._lock = threading.Lock()
-        self._state: dict[str, dict[str, int]] = {}
+def look_backfill(jobs: JobQueue) -> Backfill:
+    """Looks for images added before they existed: each decoded once, at a small scale."""
 
-    def start(self, db: Database) -> None:
-        """Queue the looks of ``db``'s images that have none yet, if any (safe to call again)."""
-        total = db.count_unknown_looks()
-        if not total:
-            return
-        with self._lock:
-            if db.name in self._state and self._state[db.name]["left"]:
-                return
-            self._state[db.name] = {"total": total, "done": 0, "unreadable": 0, "left": total}
-        log.info("database %r: hashing %d images in the background (for dups)", db.name, total)
-        self._jobs.submit(lambda: self._step(db), f"looks of {db.name}")
-
-    def _step(self, db: Database) -> None:
-        rows = db.unknown_looks(CHUNK)
+    def step(db: Database, chunk: int) -> tuple[int, int]:
         looks: list[tuple[int, Look | None]] = []
-        for ident, path in rows:
+        for ident, path in db.unknown_looks(chunk):
             try:
                 looks.append((ident, look_of_file(path)))
             except BadImage as e:
                 log.info("no look for %s: %s", path, e)
                 looks.append((ident, None))
         db.store_looks(looks)
-        with self._lock:
-            state = self._state[db.name]
-            state["done"] += len(rows)
-            state["unreadable"] += sum(look is None for _, look in looks)
-            state["left"] = 0 if len(rows) < CHUNK else max(0, state["total"] - state["done"])
-            more = bool(state["left"])
-        if more:
-            self._jobs.submit(lambda: self._step(db), f"looks of {db.name}")
+        return len(looks), sum(look is None for _, look in looks)
 
-    def progress(self) -> dict[str, dict[str, int]]:
-        """Per database: ``total`` images to hash, ``done``, ``unreadable`` (while or since it ran)."""
-        with self._lock:
-            return {name: {k: v for k, v in s.items() if k != "left"} for name, s in self._state.items()}
+    return Backfill(jobs, "hashing for dups", Database.count_unknown_looks, step, CHUNK)
