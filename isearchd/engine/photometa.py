@@ -28,6 +28,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from isearchd.engine.places import Gazetteer
+from isearchd.errors import InvalidRequest
 from isearchd.store.metadata import PhotoInfo
 
 log = logging.getLogger(__name__)
@@ -173,9 +174,16 @@ def _degrees(value: Any, ref: Any, negative: str) -> float | None:
 
 
 def normalise_type(name: str) -> str:
-    """A user's type name (``jpg``, ``.HEIC``) as the catalog stores it (``jpeg``, ``heic``)."""
+    """A user's type name (``jpg``, ``.HEIC``) as the catalog stores it (``jpeg``, ``heic``);
+    ``InvalidRequest`` for a type no image of ours can have."""
     key = name.strip().lower().lstrip(".")
-    return TYPE_ALIASES.get(key, key)
+    known = sorted(set(TYPE_NAMES.values()))
+    kind = TYPE_ALIASES.get(key, key)
+    if kind not in known:
+        raise InvalidRequest(
+            f"unknown image type {name!r}; known types: {', '.join(known)} (jpg, tif, heif too)"
+        )
+    return kind
 
 
 def photo_infos(metas: list[PhotoMeta | None], places: Gazetteer | None) -> list[PhotoInfo | None]:

@@ -150,6 +150,7 @@ def test_bad_filters_are_one_clear_error(daemon: DaemonProcess, library: Library
             ({"after": "2019-13"}, "not a date"),
             ({"after": "2020", "before": "2019"}, "no date can pass"),
             ({"sort": "random"}, "sort"),
+            ({"types": ["jpg", "foo"]}, "unknown image type 'foo'"),
             ({"within": ["relative/dir"]}, "absolute"),
         ):
             with pytest.raises(InvalidRequest, match=needle):
