@@ -11,13 +11,12 @@ to read), is marked unreadable and counted. ``progress()`` feeds ``service statu
 from __future__ import annotations
 
 import logging
-import os
-import stat
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from isearchd.engine.photometa import photo_infos, read_metadata
+from isearchd.files.images import open_regular
 from isearchd.store import Database
 
 if TYPE_CHECKING:
@@ -108,10 +107,8 @@ def metadata_backfill(jobs: JobQueue, places: Gazetteer) -> Backfill:
 def _read_head(path: str, mtime_ns: int) -> Any:
     """The metadata of the file at ``path`` from its first bytes; None when it cannot be read."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO never blocks
-        with os.fdopen(fd, "rb") as fh:
-            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-                return None
+        fh, _ = open_regular(path)  # a FIFO never blocks (NotRegularFile is an OSError)
+        with fh:
             data = fh.read(HEAD_BYTES)
             meta = read_metadata(data, mtime_ns)
             if meta.width is None and len(data) == HEAD_BYTES:  # a header longer than the head

@@ -305,18 +305,6 @@ class Engine:
         image = load_image(source, min_side=self.model.image_size, name=name)
         return self.model.embed_images([image])[0]
 
-    def search_text(self, db_name: str, text: str, num: int = 10, similarity: float = 0) -> list[SearchHit]:
-        check_query(num, similarity)
-        db = self.database(db_name, create=False)
-        return db.search(self.text_vector(text), k=num, min_similarity=similarity)
-
-    def search_image(
-        self, db_name: str, source: str | bytes, num: int = 10, similarity: float = 0, name: str | None = None
-    ) -> list[SearchHit]:
-        check_query(num, similarity)
-        db = self.database(db_name, create=False)
-        return db.search(self.image_vector(source, name), k=num, min_similarity=similarity)
-
     def search(self, db_name: str, query: SearchQuery) -> list[SearchHit]:
         """A combined, filtered search: the exact top ``num`` of the images that pass the filters,
         by similarity to the weighted sum of the query's parts; then ordered as ``sort`` says."""

@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import stat
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -41,7 +40,7 @@ from isearchd.engine.looks import look_of, look_of_file
 from isearchd.engine.photometa import PhotoMeta, photo_infos, read_metadata
 from isearchd.engine.places import Gazetteer
 from isearchd.errors import BadImage, Busy, ISearchError, StoreError
-from isearchd.files.images import load_image
+from isearchd.files.images import NotRegularFile, load_image, open_regular
 from isearchd.reports import AddReport, Progress
 
 if TYPE_CHECKING:
@@ -252,12 +251,8 @@ class Indexer:
                 existing = self.db.get(item.label)
                 if existing is not None and existing.size == size and existing.mtime_ns == mtime_ns:
                     return _Skip(item)
-                # O_NONBLOCK: a FIFO that took the file's place never blocks the add
-                fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-                with os.fdopen(fd, "rb") as fh:
-                    st = os.fstat(fh.fileno())
-                    if not stat.S_ISREG(st.st_mode):
-                        return _Fail(item, "not a regular file (a FIFO, socket or device)")
+                fh, st = open_regular(path)  # a FIFO that took the file's place never blocks
+                with fh:
                     size, mtime_ns = st.st_size, st.st_mtime_ns
                     data = fh.read()
             if not data:
@@ -275,6 +270,8 @@ class Indexer:
             return _Fail(item, e.reason)
         except ISearchError:
             raise
+        except NotRegularFile as e:
+            return _Fail(item, e.reason)
         except IsADirectoryError:
             return _Fail(item, "is a directory, not an image file")
         except FileNotFoundError:

@@ -23,14 +23,6 @@ class Place:
     region: str | None
     country: str | None
 
-    def label(self) -> str:
-        """``Lisbon, Portugal``: the distinct names, most precise first."""
-        parts: list[str] = []
-        for name in (self.city, self.region, self.country):
-            if name and name not in parts:
-                parts.append(name)
-        return ", ".join(parts)
-
 
 class Gazetteer:
     """Nearest populated place for positions; thread-safe, loaded on first use."""

@@ -27,6 +27,7 @@ the pixel bound is our own.
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import os
@@ -134,8 +135,9 @@ def load_image(source: str | Path | bytes, *, min_side: int = 224, name: str | N
     path = Path(source)
     label = name or str(path)
     try:
-        # O_NONBLOCK: a FIFO named like an image never blocks the reader (refused below)
-        fp = os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb")
+        fp, st = open_regular(path)
+    except NotRegularFile as e:
+        raise BadImage(label, e.reason) from None
     except FileNotFoundError:
         raise BadImage(label, "file not found") from None
     except IsADirectoryError:
@@ -145,16 +147,36 @@ def load_image(source: str | Path | bytes, *, min_side: int = 224, name: str | N
     except OSError as e:
         raise BadImage(label, f"cannot read file ({e.strerror or e})") from None
     with fp:
-        try:
-            st = os.fstat(fp.fileno())
-        except OSError as e:
-            raise BadImage(label, f"cannot read file ({e.strerror or e})") from None
-        if not stat.S_ISREG(st.st_mode):
-            raise BadImage(label, "not a regular file (a FIFO, socket or device)")
         size = st.st_size
         if size == 0:
             raise BadImage(label, "empty file")
         return _decode(fp, label, min_side)
+
+
+class NotRegularFile(OSError):
+    """A name that is a FIFO, socket or device, not a file (reading it could block forever)."""
+
+    reason = "not a regular file (a FIFO, socket or device)"
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        super().__init__(errno.EINVAL, self.reason, os.fspath(path))
+
+
+def open_regular(path: str | os.PathLike[str]) -> tuple[IO[bytes], os.stat_result]:
+    """``path`` opened for reading, with its ``fstat``; ``NotRegularFile`` for anything but a file.
+
+    Opened with ``O_NONBLOCK``, so a FIFO that has an image's name (or took a file's place) is
+    refused instead of blocking the reader; other ``OSError``s as ``open`` raises them.
+    """
+    fp = os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb")
+    try:
+        st = os.fstat(fp.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(path)
+    except BaseException:
+        fp.close()
+        raise
+    return fp, st
 
 
 def _decode(fp: IO[bytes], label: str, min_side: int) -> Image.Image:

@@ -39,7 +39,7 @@ import sqlite_utils
 from isearchd.errors import DiskFull, StoreError
 from isearchd.files.names import from_db, to_db
 from isearchd.store.looks import Look, m005_looks, write_looks_by_label
-from isearchd.store.metadata import META_COLUMNS, PhotoInfo, info_values, m004_photo_metadata
+from isearchd.store.metadata import META_COLUMNS, PhotoInfo, below_range, info_values, m004_photo_metadata
 
 log = logging.getLogger(__name__)
 
@@ -147,10 +147,7 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]
 
 def _below(prefix: str) -> tuple[str, list[bytes]]:
     """SQL condition and arguments for the path ``prefix`` and every path below that folder."""
-    folder = to_db(prefix if prefix.endswith("/") else prefix + "/")
-    # Every byte string starting with "<folder>/" sorts in ["<folder>/", "<folder>0"): '0' is
-    # the byte right after '/', so this range is exactly the prefix (and uses the index).
-    return "(path = ? OR (path >= ? AND path < ?))", [to_db(prefix), folder, folder[:-1] + b"0"]
+    return "(path = ? OR (path >= ? AND path < ?))", [to_db(prefix), *below_range(prefix)]
 
 
 def _corrupt(path: Path, exc: Exception) -> StoreError:

@@ -137,6 +137,13 @@ class Filters:
         return bool(self.after or self.before or self.within or self.place or self.types)
 
 
+def below_range(folder: str) -> tuple[bytes, bytes]:
+    """The stored paths below ``folder`` are exactly those in ``[low, high)``: every byte string
+    that starts with "<folder>/" sorts there, '0' being the byte right after '/' (uses the index)."""
+    low = to_db(folder.rstrip("/") + "/")
+    return low, low[:-1] + b"0"
+
+
 def filter_ids(conn: sqlite3.Connection, f: Filters) -> np.ndarray:
     """The ids of the images that pass ``f`` (int64, ascending)."""
     where, args = _where(f)
@@ -169,9 +176,8 @@ def _where(f: Filters) -> tuple[list[str], list[Any]]:
     if f.within:
         ors = []
         for folder in f.within:
-            prefix = to_db(folder.rstrip("/") + "/")
             ors.append("(path >= ? AND path < ?)")
-            args += [prefix, prefix[:-1] + b"0"]
+            args += list(below_range(folder))
         where.append("(" + " OR ".join(ors) + ")")
     if f.place:
         where.append("instr(place_key, ?) > 0")
