@@ -29,6 +29,7 @@ from PIL import Image, UnidentifiedImageError
 
 from isearchd.engine.places import Gazetteer
 from isearchd.errors import InvalidRequest
+from isearchd.files.images import register_heif_opener
 from isearchd.store.metadata import PhotoInfo
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ def read_metadata(data: bytes, mtime_ns: int) -> PhotoMeta:
     """Metadata of the image in ``data``; never raises for a bad or foreign header (it falls back
     to the modification time and leaves what it cannot read as None)."""
     mtime_taken, mtime_local = from_mtime(mtime_ns)
+    register_heif_opener()  # metadata may be read before anything was decoded in this process
     try:
         with Image.open(io.BytesIO(data)) as img:
             fmt = TYPE_NAMES.get(img.format or "", (img.format or "").lower() or None)

@@ -18,7 +18,7 @@ happens to be stored under fully transparent pixels.
 
 Formats: Pillow's own (JPEG, PNG, BMP, WebP, GIF, TIFF; AVIF in Pillow's wheels from 11.3 on) and
 HEIF/HEIC through pillow-heif's Pillow plugin, which ``load_image`` registers on its first call
-(``_register_heif_opener``), never at import.
+(``register_heif_opener``), never at import.
 
 That registration is the one change made to global Pillow state. Nothing here touches its limits
 (``Image.MAX_IMAGE_PIXELS``, ``ImageFile.LOAD_TRUNCATED_IMAGES``): truncated files stay errors and
@@ -28,6 +28,7 @@ the pixel bound is our own.
 from __future__ import annotations
 
 import errno
+import hashlib
 import io
 import logging
 import os
@@ -91,7 +92,7 @@ _heif_lock = threading.Lock()
 _heif_registered = False
 
 
-def _register_heif_opener() -> None:
+def register_heif_opener() -> None:
     """Let Pillow open HEIF/HEIC files (pillow-heif's plugin): once per process, thread-safe.
 
     Pillow's own plugins are loaded first so that its AVIF plugin is asked before pillow-heif's:
@@ -162,6 +163,12 @@ class NotRegularFile(OSError):
         super().__init__(errno.EINVAL, self.reason, os.fspath(path))
 
 
+def content_hash(data: bytes) -> str:
+    """The catalog's content hash of a file's bytes (blake2b-128, hex): what finds duplicates at
+    add and proves that a file still holds the image that was indexed."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
 def open_regular(path: str | os.PathLike[str]) -> tuple[IO[bytes], os.stat_result]:
     """``path`` opened for reading, with its ``fstat``; ``NotRegularFile`` for anything but a file.
 
@@ -180,7 +187,7 @@ def open_regular(path: str | os.PathLike[str]) -> tuple[IO[bytes], os.stat_resul
 
 
 def _decode(fp: IO[bytes], label: str, min_side: int) -> Image.Image:
-    _register_heif_opener()
+    register_heif_opener()
     try:
         img = Image.open(fp)
     except UnidentifiedImageError:

@@ -284,3 +284,22 @@ assert Image.ID.count("HEIF") == 1 and Image.ID.index("AVIF") < Image.ID.index("
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_heic_metadata_is_read_even_before_any_image_was_decoded(tmp_path: Path) -> None:
+    """The indexer reads a photo's metadata before it decodes it: in a fresh process (no HEIF
+    opener registered yet) an iPhone photo must still have its type, size and EXIF date."""
+    img = Image.new("RGB", (48, 32), "orange")
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0x9003] = "2021:07:04 10:30:00"
+    buf = io.BytesIO()
+    pillow_heif.from_pillow(img).save(buf, quality=95, exif=exif.tobytes())
+    (tmp_path / "IMG_0001.HEIC").write_bytes(buf.getvalue())
+    code = (
+        "import sys; from pathlib import Path; from isearchd.engine.photometa import read_metadata;"
+        "m = read_metadata(Path(sys.argv[1]).read_bytes(), 0);"
+        "print(m.type, m.width, m.height, m.taken_source, m.taken)"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "IMG_0001.HEIC")],
+                         capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    assert out.stdout.split() == ["heic", "48", "32", "exif", "2021-07-04T10:30:00"]
