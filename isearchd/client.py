@@ -63,7 +63,7 @@ ProgressCallback = Callable[[Progress], None]
 
 
 _IDEMPOTENT_RETRY = frozenset(
-    {"hello", "status", "search", "compare", "dups", "list_dbs", "db_info", "watch_list"}
+    {"hello", "status", "search", "compare", "dups", "list_dbs", "db_info", "image_info", "watch_list"}
 )
 
 
@@ -421,6 +421,24 @@ class Client:
     def get_db_info(self) -> dict[str, Any]:
         """This client's database: name, base, size (images), capacity, model, dim, ..."""
         return dict(self._call("db_info", {"db": self.db_name}))
+
+    def image_info(self, image_id: int) -> dict[str, Any]:
+        """One image of this client's database by its id (``SearchHit["id"]``): ``{"id", "label",
+        "path", "bytes", "mtime_ns", "hash", "taken", "taken_source", "width", "height", "place",
+        "type"}``; ``NotFound`` for an id the database does not hold."""
+        return dict(self._call("image_info", {"db": self.db_name, "image_id": int(image_id)}))
+
+    def ui(self, listen: str | None = None) -> dict[str, Any]:
+        """Have the daemon serve its web page (at ``listen``, ``"HOST:PORT"``; default: the
+        configured address, else 127.0.0.1:8765) and say where: ``{"url", "listen", "login"}``
+        (``login``: the page asks for the daemon's token, as it does beyond loopback)."""
+        args = {} if listen is None else {"listen": listen}
+        return dict(self._call("ui", args))
+
+    def call(self, op: str, args: dict[str, Any] | None = None) -> Any:
+        """One protocol request as it is (``isearchd.protocol.OPS``), for adapters that translate
+        another interface to the protocol (the web page's): the daemon validates it as any other."""
+        return self._call(op, dict(args or {}))
 
     # -- watched folders ---------------------------------------------------------------------------
 

@@ -107,6 +107,10 @@ OPS: dict[str, dict[str, Field]] = {
     },
     "list_dbs": {},
     "db_info": dict(_DB),
+    # one image of a database by its id (as search hits and dups groups carry it)
+    "image_info": {**_DB, "image_id": Field((int,), required=True)},
+    # serve the web page (at ``listen``, "HOST:PORT"; default: the configured or 127.0.0.1:8765)
+    "ui": {"listen": Field((str,), default=None)},
     "clear_db": dict(_DB),
     "shutdown": {},
     # watched folders (daemon-side paths: refused over TCP)

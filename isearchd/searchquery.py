@@ -37,7 +37,8 @@ class SearchHit(TypedDict):
     ``taken`` (ISO 8601, with the UTC offset when the camera wrote one), ``taken_source``
     (``"exif"``, or ``"mtime"`` for the file's modification time), ``width`` and ``height`` (as
     displayed, after EXIF rotation), ``place`` (``"Intendente, Lisbon, Portugal"``), ``type`` (the
-    detected format: ``"jpeg"``, ``"png"``...), ``bytes`` (file size). These keys are not
+    detected format: ``"jpeg"``, ``"png"``...), ``bytes`` (file size); ``id``, the image's id in
+    its database (``Client.image_info``, the web page's ``/thumb/DB/ID``). These keys are not
     required, so a ``SearchHit`` built with the first three still type-checks.
     """
 
@@ -51,6 +52,7 @@ class SearchHit(TypedDict):
     place: NotRequired[str | None]
     type: NotRequired[str | None]
     bytes: NotRequired[int | None]
+    id: NotRequired[int | None]
 
 
 class SearchOptions(TypedDict, total=False):
@@ -119,6 +121,7 @@ def search_hit(h: dict[str, Any]) -> SearchHit:
         place=h.get("place"),
         type=h.get("type"),
         bytes=h.get("bytes"),
+        id=h.get("id"),
     )
 
 

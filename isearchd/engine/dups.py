@@ -64,6 +64,7 @@ class DupImage:
     height: int | None
     bytes: int
     taken: str | None
+    id: int | None = None  # the image's id in its database
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ def find_groups(db: Database, rules: DupRules, path_prefix: str | None = None) -
             label, path, info, size, _ = details[int(ids[r])]
             cos = float(np.dot(matrix[keep], matrix[r]))
             sim = round(min(100.0, max(0.0, cos * 100.0)), 1)
-            images.append(DupImage(label, path, sim, info.width, info.height, size, info.taken))
+            images.append(DupImage(label, path, sim, info.width, info.height, size, info.taken, int(ids[r])))
         groups.append(DupGroup(images, _reason(details[int(ids[keep])], details[int(ids[ranked[1]])])))
     groups.sort(key=lambda g: (-len(g.images), g.keep.label))
     return groups

@@ -172,6 +172,30 @@ class Engine:
         info["loaded"] = name in self._dbs
         return info
 
+    def image(self, name: str, image_id: int) -> dict[str, Any]:
+        """One image of a database by id: label, path, size, mtime_ns, content hash and what the
+        photo says of itself (``NotFound`` for an id the database does not hold)."""
+        db = self.database(name, create=False)
+        found = db.details([image_id]).get(image_id)
+        record = db.get(found[0]) if found is not None else None
+        if found is None or record is None:
+            raise NotFound(f"database {name!r} has no image with id {image_id}")
+        info = found[2]
+        return {
+            "id": image_id,
+            "label": record.label,
+            "path": record.path,
+            "bytes": record.size,
+            "mtime_ns": record.mtime_ns,
+            "hash": record.content_hash,
+            "taken": info.taken,
+            "taken_source": info.taken_source,
+            "width": info.width,
+            "height": info.height,
+            "place": info.place,
+            "type": info.type,
+        }
+
     def unchanged(self, name: str, files: Sequence[tuple[str, int, int]]) -> list[str]:
         """Labels of ``(label, size, mtime_ns)`` already stored with that size and mtime.
 

@@ -23,7 +23,6 @@ stops the add, with that error and the number of images committed before it: tho
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
@@ -40,7 +39,7 @@ from isearchd.engine.looks import look_of, look_of_file
 from isearchd.engine.photometa import PhotoMeta, photo_infos, read_metadata
 from isearchd.engine.places import Gazetteer
 from isearchd.errors import BadImage, Busy, ISearchError, StoreError
-from isearchd.files.images import NotRegularFile, load_image, open_regular
+from isearchd.files.images import NotRegularFile, content_hash, load_image, open_regular
 from isearchd.reports import AddReport, Progress
 
 if TYPE_CHECKING:
@@ -127,10 +126,6 @@ class _Counts:
 
     def progress(self) -> Progress:
         return Progress(self.done, self.total, self.added, self.skipped, len(self.failed))
-
-
-def content_hash(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 class Indexer:

@@ -68,6 +68,7 @@ class SearchHit:
     similarity: float  # cosine x 100, rounded to 1 decimal (as the original prints it)
     info: PhotoInfo = field(default_factory=PhotoInfo)
     bytes: int | None = None
+    id: int | None = None  # the image's id in its database (stable while the image stays)
 
 
 @dataclass(frozen=True)
@@ -486,7 +487,7 @@ class Database:
             found = labels.get(h.id)
             if found is not None and sim >= min_similarity:
                 info, size = extra.get(h.id, (PhotoInfo(), None))
-                out.append(SearchHit(found[0], found[1], sim, info, size))
+                out.append(SearchHit(found[0], found[1], sim, info, size, h.id))
         out.sort(key=lambda s: -s.similarity)
         return out
 
