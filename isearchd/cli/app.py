@@ -32,6 +32,7 @@ from isearchd.cli.options import CONTEXT, BindOpt, DbOpt, VersionOpt
 from isearchd.cli.output import EXIT_ERROR, EXIT_USAGE, fail
 from isearchd.cli.search import compare, search
 from isearchd.cli.service import service_app
+from isearchd.cli.ui import ui
 from isearchd.cli.watch import register as register_watch_commands
 from isearchd.config.home import data_home
 from isearchd.errors import ISearchError
@@ -176,6 +177,7 @@ app.command(SEARCH_COMMAND)(search)
 app.command("db")(db_command)
 app.command("cmp")(compare)
 app.command("dups")(dups)
+app.command("ui")(ui)
 app.add_typer(service_app, name="service")
 app.add_typer(model_app, name="model")
 app.add_typer(config_app, name="config")

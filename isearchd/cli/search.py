@@ -9,12 +9,7 @@ says what is wrong with a bad value); ``cmp`` prints the similarity of two image
 from __future__ import annotations
 
 import json
-import os
 import re
-import shlex
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -25,6 +20,7 @@ from isearchd.cli.library import db_info, no_images_yet
 from isearchd.cli.options import BindOpt, DbOpt, VersionOpt, client_for, target
 from isearchd.errors import NotFound
 from isearchd.files.names import json_safe, printable, shown
+from isearchd.files.opener import open_paths
 from isearchd.searchquery import QueryPart, SearchHit, is_image_query
 
 QUERY_DISPLAY_CHARS = 120
@@ -200,34 +196,6 @@ def taken_column(hit: SearchHit) -> str:
 def place_column(hit: SearchHit) -> str:
     """Where the photo was taken (``Intendente, Lisbon, Portugal``); ``-`` without GPS."""
     return printable(hit.get("place") or "-")
-
-
-def open_paths(paths: list[str]) -> None:
-    """Open files with the platform's opener ($ISEARCH_OPENER, else open / xdg-open)."""
-    custom = os.environ.get("ISEARCH_OPENER")
-    if custom:
-        opener = shlex.split(custom)
-    elif sys.platform == "win32":
-        for path in paths:
-            os.startfile(path)  # type: ignore[attr-defined]  # noqa: S606 - Windows only
-        return
-    elif sys.platform == "darwin":
-        opener = ["open"]
-    else:
-        opener = ["xdg-open"]
-    if not opener or shutil.which(opener[0]) is None:
-        raise NotFound(
-            f"cannot open the results: {opener[0] if opener else 'opener'} not found; "
-            "set ISEARCH_OPENER to a program that opens a file"
-        )
-    for path in paths:
-        subprocess.Popen(
-            [*opener, path],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
 
 
 def compare(

@@ -221,6 +221,8 @@ def service_status(
         state = f"hashing, {done} of {total}" if done < total else f"hashed {done} images"
         typer.echo(f'* Duplicate hashes of "{name}": {state} ({unreadable} unreadable)')
     typer.echo(f"* Bind: {info.bind}")
+    ui_url = info.extra.get("ui")
+    typer.echo(f"* Web page: {ui_url}" if ui_url else "* Web page: not served (start it with `isearch ui`)")
 
 
 def _duration(seconds: float) -> str:

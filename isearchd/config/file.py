@@ -8,6 +8,7 @@ commented template is ``config/isearch.toml`` (shipped in the package as
     home = "~/.isearch"
     [service]   bind, token, log_level, log_file
     [model]     name, device, threads, batch_size, precision
+    [ui]        listen, cache_mb
     [[watch]]   path, db, exclude          (repeatable)
 
 Every resolved value remembers where it came from (a :class:`Source`), so ``isearch config
@@ -87,12 +88,19 @@ class ModelSettings:
 
 
 @dataclass(frozen=True)
+class UiSettings:
+    listen: str | None  # "HOST:PORT" the daemon serves the web page at from its start; None: on request
+    cache_mb: int  # the thumbnail cache's bound on disk
+
+
+@dataclass(frozen=True)
 class Config:
     home: Path
     service: ServiceSettings
     model: ModelSettings
     watch: tuple[WatchFolder, ...]
     file: Path | None  # the config file that was read; None when there was none
+    ui: UiSettings = UiSettings(listen=None, cache_mb=512)
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False, hash=False)
 
     def source(self, key: str) -> Source:
@@ -113,6 +121,8 @@ _SCALARS: dict[str, tuple[type, str, str | int]] = {
     "model.threads": (int, "ISEARCH_THREADS", 0),
     "model.batch_size": (int, "ISEARCH_BATCH_SIZE", 32),
     "model.precision": (str, "ISEARCH_PRECISION", "fp32"),
+    "ui.listen": (str, "ISEARCH_UI_LISTEN", ""),
+    "ui.cache_mb": (int, "ISEARCH_UI_CACHE_MB", 512),
 }
 ENV_VARS: Mapping[str, str] = MappingProxyType({k: v[1] for k, v in _SCALARS.items()})
 
@@ -131,9 +141,10 @@ _ALIASES = {
 _TABLES = {
     "service": ("bind", "token", "log_level", "log_file"),
     "model": ("name", "device", "threads", "batch_size", "precision"),
+    "ui": ("listen", "cache_mb"),
 }
 _WATCH_KEYS = ("path", "db", "exclude")
-_TOP_KEYS = ("home", "service", "model", "watch")
+_TOP_KEYS = ("home", "service", "model", "ui", "watch")
 
 
 def default_config_text() -> str:
@@ -212,6 +223,10 @@ def load_config(
             batch_size=_int_range(values["model.batch_size"], 1, MAX_BATCH_SIZE, sources["model.batch_size"]),
             precision=_choice(values["model.precision"], PRECISIONS, sources["model.precision"]),
         ),
+        ui=UiSettings(
+            listen=_listen(values["ui.listen"], sources["ui.listen"]),
+            cache_mb=_int_range(values["ui.cache_mb"], 16, 1 << 20, sources["ui.cache_mb"]),
+        ),
         watch=watch,
         file=file,
         sources=MappingProxyType(sources),
@@ -244,6 +259,8 @@ def describe(config: Config) -> list[tuple[str, str, Source]]:
         ),
         ("model.batch_size", str(config.model.batch_size), config.source("model.batch_size")),
         ("model.precision", config.model.precision, config.source("model.precision")),
+        ("ui.listen", config.ui.listen or "(on request: isearch ui)", config.source("ui.listen")),
+        ("ui.cache_mb", str(config.ui.cache_mb), config.source("ui.cache_mb")),
     ]
     if not config.watch:
         rows.append(("watch", "(none)", config.source("watch")))
@@ -297,6 +314,16 @@ def _int_range(value: Any, low: int, high: int, source: Source) -> int:
     if not isinstance(value, int) or not low <= value <= high:
         raise ConfigError(f"{source}: {value!r} is not an integer from {low} to {high}")
     return value
+
+
+def _listen(value: Any, source: Source) -> str | None:
+    text = str(value).strip()
+    if not text:
+        return None
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"ui.listen must be HOST:PORT (e.g. 127.0.0.1:8765), not {text!r} ({source})")
+    return text
 
 
 def _non_empty(value: Any, source: Source) -> str:

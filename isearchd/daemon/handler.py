@@ -75,6 +75,9 @@ class Handler:
         self.watcher = watcher
         self.cancel = cancel or threading.Event()  # set: running adds stop at their next batch
         self._server_info = server_info or dict
+        # serves the web page at an address and answers {"url", ...} (set by the daemon's main)
+        self.start_ui: Callable[[str | None], dict[str, Any]] | None = None
+        self.ui_url: Callable[[], str | None] = lambda: None
 
     def hello(self, peer: Peer) -> dict[str, Any]:
         return {
@@ -101,6 +104,7 @@ class Handler:
                     **eng.status(),
                     "watch": self.watcher.summary(),
                     "bind": info.get("bind"),
+                    "ui": self.ui_url(),
                     "version": __version__,
                     "protocol": PROTOCOL_VERSION,
                 }
@@ -124,6 +128,12 @@ class Handler:
                 return eng.list_dbs()
             case "db_info":
                 return _jsonable(eng.db_info(a["db"]))
+            case "image_info":
+                return eng.image(a["db"], a["image_id"])
+            case "ui":
+                if self.start_ui is None:
+                    raise InvalidRequest("this daemon does not serve the web page")
+                return self.start_ui(a["listen"])
             case "clear_db":
                 return eng.clear_db(a["db"])
             case "watch" | "unwatch":
@@ -233,6 +243,7 @@ def _hit(h: SearchHit) -> dict[str, Any]:
         "place": info.place,
         "type": info.type,
         "bytes": h.bytes,
+        "id": h.id,
     }
 
 
@@ -249,6 +260,7 @@ def _group(g: DupGroup) -> dict[str, Any]:
                 "height": i.height,
                 "bytes": i.bytes,
                 "taken": i.taken,
+                "id": i.id,
             }
             for i in g.images
         ],

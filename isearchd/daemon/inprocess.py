@@ -4,7 +4,8 @@
 protocol encoding and the same server-side validation, authorisation and dispatch as over a
 socket, but synchronously in the caller's thread: engine and protocol behaviour can be tested
 without starting a daemon process (faster, and a failure's traceback points at the code). The
-server need not listen. Peers are local (they may name daemon-side paths) and trusted.
+server need not listen. Peers are trusted, and local (they may name daemon-side paths) unless
+the transport says ``remote``.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from isearchd.protocol import encode
 
 
 class _Peer:
-    remote = False
     authed = True
 
-    def __init__(self, out: deque[bytes]) -> None:
+    def __init__(self, out: deque[bytes], remote: bool) -> None:
         self._out = out
+        self.remote = remote
 
     def send(self, message: dict[str, Any]) -> bool:
         self._out.append(encode(message).rstrip(b"\n"))
@@ -29,10 +30,10 @@ class _Peer:
 
 
 class InProcessConnection:
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Server, remote: bool = False) -> None:
         self._server = server
         self._replies: deque[bytes] = deque()
-        self._peer = _Peer(self._replies)
+        self._peer = _Peer(self._replies, remote)
         self._open = True
 
     def send(self, data: bytes) -> None:
@@ -48,10 +49,12 @@ class InProcessConnection:
 
 
 class InProcessTransport:
-    remote = False
+    """``remote=True`` makes its requests count as a remote peer's: they may not name daemon-side
+    paths (the web page's requests come from browsers, which are no more trusted than TCP)."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Server, *, remote: bool = False) -> None:
         self.server = server
+        self.remote = remote
 
     def connect(self, timeout: float | None) -> InProcessConnection:
-        return InProcessConnection(self.server)
+        return InProcessConnection(self.server, self.remote)

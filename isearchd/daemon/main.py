@@ -36,6 +36,8 @@ from isearchd.version import __version__
 
 if TYPE_CHECKING:
     from isearchd.config.file import Config
+    from isearchd.daemon.server import Server
+    from isearchd.web.control import WebControl
 
 log = logging.getLogger("isearchd")
 
@@ -75,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--home", default=None, help="data home (default: $ISEARCH_HOME or ~/.isearch)")
     p.add_argument("--token", default=None, help="token TCP clients must present (default: $ISEARCH_TOKEN)")
+    p.add_argument(
+        "--ui",
+        default=None,
+        metavar="HOST:PORT",
+        help="serve the web page there from the start (default: the config's ui.listen, else on request)",
+    )
     p.add_argument("-V", "--version", action="version", version=f"isearchd {__version__}")
     return p
 
@@ -146,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                 "log_level": args.log_level,
                 "token": args.token,
                 "precision": args.precision,
+                "ui.listen": args.ui,
                 "home": str(Path(args.home).expanduser().resolve()) if args.home else None,
             }
         )
@@ -245,6 +254,7 @@ def _run(config: Config, home: Path) -> int:
     server_ref.append(server)
     if stop_early.is_set():
         server.request_stop()
+    web = _web_control(server, config, home)
     log.info("ready: model %s (dim %d) on %s", model.key, model.dim, bind)
     try:
         configured = [(w.db, str(w.path), w.exclude) for w in config.watch]
@@ -252,11 +262,34 @@ def _run(config: Config, home: Path) -> int:
         server.serve_forever()
     finally:
         log.info("stopping: finishing in-flight requests")
+        web.stop()
         watcher.stop()
         server.close()
         engine.close()
         log.info("stopped")
     return 0
+
+
+def _web_control(server: Server, config: Config, home: Path) -> WebControl:
+    """The web page's handle: served from now on when the config says where, else on request."""
+    from isearchd.daemon.inprocess import InProcessTransport
+    from isearchd.web.control import WebControl
+
+    web = WebControl(
+        InProcessTransport(server, remote=True),
+        home,
+        token=config.service.token,
+        cache_mb=config.ui.cache_mb,
+        listen=config.ui.listen,
+    )
+    server.handler.start_ui = web.start
+    server.handler.ui_url = web.url
+    if config.ui.listen:
+        try:
+            web.start()
+        except ISearchError as e:  # the socket still serves; the page can be started later
+            log.error("the web page is not served: %s", e.message)
+    return web
 
 
 if __name__ == "__main__":  # pragma: no cover

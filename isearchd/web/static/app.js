@@ -1,0 +1,363 @@
+// ImgSearch web page: search by text or image, look at results, review duplicates.
+// Plain JavaScript, no build step; talks only to this server's /api/ (see the README).
+"use strict";
+
+const $ = (sel) => document.querySelector(sel);
+const csrf = document.querySelector('meta[name="csrf-token"]').content;
+const state = { db: "default", last: null, items: [], viewing: -1, local: false, queryUrl: null };
+
+function message(text, isError = false) {
+  const el = $("#message");
+  el.textContent = text;
+  el.classList.toggle("error", isError);
+}
+
+async function api(url, options = {}) {
+  const response = await fetch(url, { credentials: "same-origin", ...options });
+  let body = null;
+  try { body = await response.json(); } catch (e) { body = null; }
+  if (!response.ok) {
+    const why = body && body.error ? body.error.message : `${response.status} ${response.statusText}`;
+    throw new Error(why);
+  }
+  return body;
+}
+
+function filterParams() {
+  const params = new URLSearchParams();
+  for (const [key, value] of new FormData($("#filter-form"))) {
+    if (String(value).trim() !== "") params.set(key, String(value).trim());
+  }
+  params.set("db", state.db);
+  return params;
+}
+
+function baseName(path) {
+  const parts = String(path).split("/");
+  return parts[parts.length - 1] || path;
+}
+
+// -- searching -----------------------------------------------------------------------------------
+
+async function runSearch(query) {
+  state.last = query;
+  showTab("search");
+  const params = filterParams();
+  let options = {};
+  if (query.kind === "text") {
+    params.set("q", query.text);
+  } else if (query.kind === "like") {
+    params.set("like", String(query.id));
+  } else {
+    const form = new FormData();
+    form.append("image", query.file, query.file.name || "pasted image");
+    options = { method: "POST", body: form, headers: { "X-CSRF-Token": csrf } };
+  }
+  showQueryImage(query);
+  message("Searching\u2026");
+  const started = performance.now();
+  try {
+    const answer = await api(`/api/search?${params}`, options);
+    renderResults(answer.results);
+    const secs = ((performance.now() - started) / 1000).toFixed(2);
+    const what = query.kind === "text" ? `\u201c${query.text}\u201d` : query.kind === "like" ? "more like this" : "the image";
+    message(`${answer.results.length} results for ${what} (${secs} s)`);
+  } catch (err) {
+    renderResults([]);
+    message(err.message, true);
+  }
+}
+
+function showQueryImage(query) {
+  const box = $("#query-image");
+  const img = box.querySelector("img");
+  if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
+  if (query.kind === "image") {
+    img.src = URL.createObjectURL(query.file);
+    box.querySelector("span").textContent = `Searching by ${query.file.name || "a pasted image"}`;
+    box.hidden = false;
+  } else if (query.kind === "like") {
+    img.src = query.thumbnail || "";
+    box.querySelector("span").textContent = `More like ${baseName(query.path || "")}`;
+    box.hidden = !query.thumbnail;
+  } else {
+    box.hidden = true;
+  }
+}
+
+function tile(item, index, onOpen, extra) {
+  const button = document.createElement("button");
+  button.className = "tile";
+  button.type = "button";
+  button.dataset.index = String(index);
+  button.title = `${item.path}\n${item.similarity.toFixed(1)} %`;
+  const img = document.createElement("img");
+  img.loading = "lazy";
+  img.decoding = "async";
+  img.alt = baseName(item.path);
+  if (item.thumbnail) img.src = item.thumbnail;
+  button.append(img);
+  const sim = document.createElement("span");
+  sim.className = "sim";
+  sim.textContent = `${item.similarity.toFixed(1)}%`;
+  button.append(sim);
+  if (extra) extra(button);
+  button.addEventListener("click", () => onOpen(index));
+  return button;
+}
+
+function renderResults(results) {
+  state.items = results;
+  const grid = $("#results");
+  grid.replaceChildren(...results.map((item, i) => tile(item, i, (j) => openViewer(state.items, j))));
+}
+
+// -- keyboard navigation of a grid ---------------------------------------------------------------
+
+function gridMove(event) {
+  const current = document.activeElement;
+  if (!current || !current.classList.contains("tile")) return;
+  const tiles = [...current.parentElement.querySelectorAll(".tile")];
+  const i = tiles.indexOf(current);
+  const columns = Math.max(1, tiles.filter((t) => t.offsetTop === tiles[0].offsetTop).length);
+  const moves = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: columns, ArrowUp: -columns };
+  if (event.key in moves) {
+    const next = tiles[i + moves[event.key]];
+    if (next) next.focus();
+    event.preventDefault();
+  } else if (event.key === "m") {
+    const items = current.closest("#groups") ? groupItems(current) : state.items;
+    moreLike(items[Number(current.dataset.index)]);
+    event.preventDefault();
+  }
+}
+
+// -- the large view ------------------------------------------------------------------------------
+
+let viewerItems = [];
+
+function openViewer(items, index) {
+  viewerItems = items;
+  state.viewing = index;
+  const item = items[index];
+  if (!item) return;
+  $("#big").src = item.image || "";
+  $("#big").alt = baseName(item.path);
+  $("#v-path").textContent = item.path;
+  $("#v-full").href = item.image || "#";
+  const facts = [];
+  if (item.similarity !== undefined) facts.push(["Similarity", `${item.similarity.toFixed(1)} %`]);
+  if (item.taken) facts.push(["Taken", item.taken.replace("T", " ") + (item.taken_source === "mtime" ? " (file time)" : "")]);
+  if (item.place) facts.push(["Place", item.place]);
+  if (item.width && item.height) facts.push(["Size", `${item.width} \u00d7 ${item.height}`]);
+  if (item.type) facts.push(["Type", item.type]);
+  if (item.bytes) facts.push(["File", `${(item.bytes / 1048576).toFixed(item.bytes > 1048576 ? 1 : 2)} MB`]);
+  $("#v-facts").replaceChildren(...facts.flatMap(([k, v]) => {
+    const dt = document.createElement("dt"); dt.textContent = k;
+    const dd = document.createElement("dd"); dd.textContent = v;
+    return [dt, dd];
+  }));
+  $("#v-open").hidden = !state.local;
+  const dialog = $("#viewer");
+  if (!dialog.open) dialog.showModal();
+  $("#v-like").focus();
+}
+
+function closeViewer() {
+  const dialog = $("#viewer");
+  if (dialog.open) dialog.close();
+}
+
+function moreLike(item) {
+  if (!item || item.id === null || item.id === undefined) return;
+  closeViewer();
+  runSearch({ kind: "like", id: item.id, path: item.path, thumbnail: item.thumbnail });
+}
+
+// -- duplicates ----------------------------------------------------------------------------------
+
+let groupsShown = [];
+
+function groupItems(tileEl) {
+  return groupsShown[Number(tileEl.closest(".group").dataset.group)];
+}
+
+async function findDups(event) {
+  if (event) event.preventDefault();
+  const params = new URLSearchParams();
+  for (const [key, value] of new FormData($("#dups-form"))) {
+    if (String(value).trim() !== "") params.set(key, String(value).trim());
+  }
+  params.set("db", state.db);
+  message("Looking for duplicates\u2026");
+  try {
+    const answer = await api(`/api/dups?${params}`);
+    groupsShown = answer.groups.map((g) => g.images);
+    $("#groups").replaceChildren(...answer.groups.map((group, gi) => {
+      const box = document.createElement("div");
+      box.className = "group";
+      box.dataset.group = String(gi);
+      const p = document.createElement("p");
+      p.textContent = `${group.images.length} images \u00b7 keep ${baseName(group.keep)} (${group.reason})`;
+      const grid = document.createElement("div");
+      grid.className = "grid";
+      grid.append(...group.images.map((item, i) => tile(item, i, (j) => openViewer(groupsShown[gi], j), (b) => {
+        if (i === 0) {
+          b.classList.add("keep");
+          const badge = document.createElement("span");
+          badge.className = "badge";
+          badge.textContent = "keep";
+          b.append(badge);
+        }
+      })));
+      box.append(p, grid);
+      return box;
+    }));
+    message(`${answer.total} ${answer.total === 1 ? "group" : "groups"} of near-duplicates (similarity \u2265 ${answer.min_similarity}%)`);
+  } catch (err) {
+    message(err.message, true);
+  }
+}
+
+function showTab(name) {
+  $("#tab-search").setAttribute("aria-pressed", String(name === "search"));
+  $("#tab-dups").setAttribute("aria-pressed", String(name === "dups"));
+  $("#results").hidden = name !== "search";
+  $("#query-image").hidden = name !== "search" || !(state.last && state.last.kind !== "text");
+  $("#dups").hidden = name !== "dups";
+}
+
+// -- databases and status ------------------------------------------------------------------------
+
+async function loadDbs() {
+  const select = $("#db");
+  const wanted = new URLSearchParams(location.search).get("db");
+  try {
+    const answer = await api("/api/dbs");
+    const names = answer.dbs.length ? answer.dbs : [answer.default];
+    if (wanted && !names.includes(wanted)) names.push(wanted);
+    select.replaceChildren(...names.map((n) => new Option(n, n)));
+    state.db = wanted || (names.includes(answer.default) ? answer.default : names[0]);
+    select.value = state.db;
+  } catch (err) {
+    message(err.message, true);
+  }
+}
+
+async function loadStatus() {
+  try {
+    const s = await api(`/api/status?db=${encodeURIComponent(state.db)}`);
+    state.local = Boolean(s.local);
+    const watched = (s.watch || []).filter((f) => f.db === s.db).length;
+    const parts = [
+      s.images === null ? `database ${s.db} is empty` : `${s.images.toLocaleString()} images in ${s.db}`,
+      `model ${s.model}`,
+      `queue ${s.queue}`,
+      `${watched} watched ${watched === 1 ? "folder" : "folders"}`,
+    ];
+    $("#status").textContent = parts.join(" \u00b7 ");
+  } catch (err) {
+    $("#status").textContent = err.message;
+  }
+}
+
+// -- wiring --------------------------------------------------------------------------------------
+
+function imageFrom(transfer) {
+  if (!transfer) return null;
+  for (const file of transfer.files || []) {
+    if (file.type.startsWith("image/") || /\.(jpe?g|png|webp|gif|bmp|tiff?|heic|heif|avif)$/i.test(file.name)) return file;
+  }
+  return null;
+}
+
+function wire() {
+  $("#search").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = $("#q").value.trim();
+    if (text) runSearch({ kind: "text", text });
+  });
+  $("#pick").addEventListener("change", (event) => {
+    const file = event.target.files[0];
+    if (file) runSearch({ kind: "image", file });
+    event.target.value = "";
+  });
+  $("#db").addEventListener("change", (event) => {
+    state.db = event.target.value;
+    loadStatus();
+    if (!$("#dups").hidden) findDups();
+    else if (state.last && state.last.kind !== "like") runSearch(state.last);
+  });
+  $("#filter-form").addEventListener("change", () => { if (state.last) runSearch(state.last); });
+  $("#filter-form").addEventListener("submit", (event) => { event.preventDefault(); if (state.last) runSearch(state.last); });
+  $("#tab-search").addEventListener("click", () => showTab("search"));
+  $("#tab-dups").addEventListener("click", () => { showTab("dups"); if (!groupsShown.length) findDups(); });
+  $("#dups-form").addEventListener("submit", findDups);
+  $("#v-close").addEventListener("click", closeViewer);
+  $("#v-like").addEventListener("click", () => moreLike(viewerItems[state.viewing]));
+  $("#v-open").addEventListener("click", async () => {
+    const item = viewerItems[state.viewing];
+    try {
+      await api("/api/open", { method: "POST", headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+        body: JSON.stringify({ db: state.db, id: item.id }) });
+    } catch (err) { message(err.message, true); }
+  });
+  $("#viewer").addEventListener("keydown", (event) => {
+    if (event.key === "ArrowRight" || event.key === "ArrowLeft") {
+      const next = state.viewing + (event.key === "ArrowRight" ? 1 : -1);
+      if (next >= 0 && next < viewerItems.length) openViewer(viewerItems, next);
+      event.preventDefault();
+    } else if (event.key === "m") {
+      moreLike(viewerItems[state.viewing]);
+      event.preventDefault();
+    }
+  });
+  $("#viewer").addEventListener("close", () => {
+    const tiles = document.querySelectorAll(!$("#dups").hidden ? "#groups .tile" : "#results .tile");
+    if (tiles[state.viewing] && $("#dups").hidden) tiles[state.viewing].focus();
+  });
+  document.addEventListener("keydown", (event) => {
+    const typing = ["INPUT", "SELECT", "TEXTAREA"].includes(document.activeElement.tagName);
+    if (event.key === "/" && !typing && !$("#viewer").open) {
+      $("#q").focus();
+      event.preventDefault();
+    } else if (!typing && !$("#viewer").open) {
+      gridMove(event);
+    }
+  });
+  let dragDepth = 0;
+  document.addEventListener("dragenter", (event) => { event.preventDefault(); dragDepth += 1; $("#drop").hidden = false; });
+  document.addEventListener("dragleave", () => { dragDepth = Math.max(0, dragDepth - 1); if (!dragDepth) $("#drop").hidden = true; });
+  document.addEventListener("dragover", (event) => event.preventDefault());
+  document.addEventListener("drop", (event) => {
+    event.preventDefault();
+    dragDepth = 0;
+    $("#drop").hidden = true;
+    const file = imageFrom(event.dataTransfer);
+    if (file) runSearch({ kind: "image", file });
+    else message("Drop an image file (JPEG, PNG, WebP, HEIC...)", true);
+  });
+  document.addEventListener("paste", (event) => {
+    const file = imageFrom(event.clipboardData);
+    if (file) {
+      event.preventDefault();
+      runSearch({ kind: "image", file });
+    }
+  });
+}
+
+async function main() {
+  wire();
+  await loadDbs();
+  await loadStatus();
+  setInterval(() => { if (!document.hidden) loadStatus(); }, 10000);
+  const q = new URLSearchParams(location.search).get("q");
+  if (q) {
+    $("#q").value = q;
+    runSearch({ kind: "text", text: q });
+  } else {
+    message("Type what you are looking for, or drop an image anywhere on the page.");
+  }
+}
+
+main();

@@ -1,0 +1,192 @@
+"""Thumbnails and full images for the web page, from the indexed files on the daemon's machine.
+
+A picture is only ever read from the path the catalog holds for an image id, and only served
+when the file still holds the indexed image: same size and modification time, and (whenever it
+is read) the same content hash. Anything else (a file gone, changed, unreadable, or an image
+that was sent as bytes over TCP and has no file here) is ``None``: the page shows a placeholder.
+
+Thumbnails are WebP, ``THUMB_SIDE`` px on the long side, EXIF orientation applied, made on first
+request in a small worker pool (never in the threads that answer searches) and kept on disk
+below the data home, keyed by content hash (copies of a photo share one), at most ``max_bytes``
+in all: beyond it the oldest are removed. A deleted cache is simply made again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import os
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from isearchd.errors import BadImage
+from isearchd.files.images import NotRegularFile, content_hash, load_image, open_regular
+
+log = logging.getLogger(__name__)
+
+THUMB_SIDE = 256
+THUMB_QUALITY = 80
+# The largest file served whole (bigger ones show a placeholder in the large view).
+MAX_SERVED_BYTES = 256 * 1024 * 1024
+# Formats browsers show as they are; the others (HEIC, TIFF) are served converted to JPEG.
+WEB_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "gif": "image/gif", "webp": "image/webp",
+             "avif": "image/avif", "bmp": "image/bmp"}  # fmt: skip
+# A thumbnail read again after this long is marked as used (its mtime), for the eviction order.
+TOUCH_AFTER_S = 24 * 3600
+EVICT_TO = 0.9  # of max_bytes, once it is exceeded
+
+
+class Thumbnails:
+    def __init__(self, folder: Path, max_bytes: int, workers: int = 2) -> None:
+        self.folder = folder
+        self.max_bytes = max_bytes
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="thumbs")
+        self._lock = threading.Lock()
+        self._pending: dict[str, Future[bytes | None]] = {}
+        self._total: int | None = None  # bytes in the cache, counted on first write
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _file(self, digest: str) -> Path:
+        return self.folder / digest[:2] / f"{digest}.webp"
+
+    # -- thumbnails ------------------------------------------------------------------------------
+
+    async def thumbnail(self, image: dict[str, Any]) -> bytes | None:
+        """The WebP thumbnail of an image (``Client.image_info``'s dict), or None (placeholder)."""
+        digest = str(image["hash"])
+        if not _unchanged(image):
+            return None
+        cached = self._file(digest)
+        try:
+            data = cached.read_bytes()
+            if time.time() - cached.stat().st_mtime > TOUCH_AFTER_S:
+                os.utime(cached)
+            return data
+        except OSError:
+            pass
+        with self._lock:
+            future = self._pending.get(digest)
+            if future is None:
+                future = self._pool.submit(self._make, image)
+                self._pending[digest] = future
+                future.add_done_callback(lambda _f: self._forget(digest))
+        return await asyncio.wrap_future(future)
+
+    def _forget(self, digest: str) -> None:
+        with self._lock:
+            self._pending.pop(digest, None)
+
+    def _make(self, image: dict[str, Any]) -> bytes | None:
+        data = _read_indexed(image)
+        if data is None:
+            return None
+        try:
+            picture = load_image(data, min_side=THUMB_SIDE, name=str(image["path"]))
+        except BadImage as e:
+            log.info("no thumbnail for %s: %s", image["path"], e.message)
+            return None
+        picture.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.LANCZOS)
+        out = io.BytesIO()
+        picture.save(out, "WEBP", quality=THUMB_QUALITY, method=4)
+        thumb = out.getvalue()
+        self._store(str(image["hash"]), thumb)
+        return thumb
+
+    def _store(self, digest: str, thumb: bytes) -> None:
+        target = self._file(digest)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp = target.with_suffix(f".{threading.get_ident()}.tmp")
+            tmp.write_bytes(thumb)
+            tmp.replace(target)
+        except OSError as e:  # a full or read-only disk: serve it anyway, just do not keep it
+            log.warning("cannot keep a thumbnail in %s: %s", self.folder, e.strerror or e)
+            return
+        with self._lock:
+            if self._total is None:
+                self._total = self.size()
+            else:
+                self._total += len(thumb)
+            over = self._total > self.max_bytes
+        if over:
+            self.evict()
+
+    def size(self) -> int:
+        """Bytes the cache holds on disk now."""
+        return sum(f.stat().st_size for f in self.folder.glob("*/*.webp") if f.is_file())
+
+    def evict(self) -> None:
+        """Remove the least recently used thumbnails until the cache is below its bound."""
+        entries = []
+        for f in self.folder.glob("*/*.webp"):
+            try:
+                st = f.stat()
+            except OSError:
+                continue
+            entries.append((st.st_mtime, st.st_size, f))
+        total = sum(size for _, size, _ in entries)
+        entries.sort()
+        for _, size, f in entries:
+            if total <= self.max_bytes * EVICT_TO:
+                break
+            f.unlink(missing_ok=True)
+            total -= size
+        with self._lock:
+            self._total = total
+
+    # -- full images -----------------------------------------------------------------------------
+
+    async def full(self, image: dict[str, Any]) -> tuple[bytes, str] | None:
+        """The image's file as a browser can show it: ``(bytes, media type)``, or None."""
+        if not _unchanged(image):
+            return None
+        return await asyncio.wrap_future(self._pool.submit(self._full, image))
+
+    def _full(self, image: dict[str, Any]) -> tuple[bytes, str] | None:
+        data = _read_indexed(image)
+        if data is None:
+            return None
+        kind = WEB_TYPES.get(str(image.get("type") or ""))
+        if kind is not None:
+            return data, kind
+        try:  # HEIC, TIFF: what browsers cannot show, converted once per view
+            picture = load_image(data, min_side=1 << 16, name=str(image["path"]))
+        except BadImage:
+            return None
+        out = io.BytesIO()
+        picture.save(out, "JPEG", quality=90)
+        return out.getvalue(), "image/jpeg"
+
+
+def _unchanged(image: dict[str, Any]) -> bool:
+    """Whether the image's file is still as it was indexed (size and modification time)."""
+    try:
+        st = Path(image["path"]).stat()
+    except (OSError, ValueError):
+        return False
+    return st.st_size == image["bytes"] and st.st_mtime_ns == image["mtime_ns"]
+
+
+def _read_indexed(image: dict[str, Any]) -> bytes | None:
+    """The file's bytes when they are exactly the indexed image's (its content hash)."""
+    if not isinstance(image.get("bytes"), int) or image["bytes"] > MAX_SERVED_BYTES:
+        return None
+    try:
+        fp, st = open_regular(image["path"])
+    except (OSError, ValueError, NotRegularFile):
+        return None
+    with fp:
+        if st.st_size != image["bytes"] or st.st_mtime_ns != image["mtime_ns"]:
+            return None
+        data = fp.read(MAX_SERVED_BYTES + 1)
+    if content_hash(data) != image["hash"]:
+        return None
+    return data
