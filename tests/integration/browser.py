@@ -1,0 +1,58 @@
+"""A real browser for the web page's tests: the system Chromium, headless, driven by Selenium
+through the system chromedriver (nothing is downloaded).
+
+Missing Chromium or chromedriver skips the browser tests with a message, unless
+``ISEARCH_REQUIRE_BROWSER=1`` (set by ``.ci/run``, which installs both) makes that a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
+DRIVER_NAMES = ("chromedriver",)
+
+
+def _find(names: tuple[str, ...], extra: tuple[str, ...] = ()) -> str | None:
+    for name in names:
+        found = shutil.which(name)
+        if found:
+            return found
+    return next((p for p in extra if os.path.exists(p)), None)
+
+
+def chromium(width: int = 1280, height: int = 860):  # type: ignore[no-untyped-def]
+    """A headless Chromium WebDriver (the caller quits it); skips or fails when there is none."""
+    binary = _find(CHROMIUM_NAMES)
+    driver_path = _find(DRIVER_NAMES, ("/usr/lib/chromium/chromedriver",))
+    if binary is None or driver_path is None:
+        why = "the browser tests need Chromium and chromedriver (apt-get install chromium chromium-driver)"
+        if os.environ.get("ISEARCH_REQUIRE_BROWSER") == "1":
+            pytest.fail(why)
+        pytest.skip(why)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",  # root in a container has no user namespace for the sandbox
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        f"--window-size={width},{height}",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-default-apps",
+        "--disable-extensions",
+        "--disable-sync",
+        "--no-first-run",
+        "--hide-scrollbars",
+        "--lang=en-US",
+    ):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(options=options, service=Service(driver_path))
