@@ -47,7 +47,7 @@ def test_the_two_setup_commands_exist() -> None:
 def test_readme_documents_every_command() -> None:
     assert len(ISEARCH_LINES) >= 15
     documented = {shlex.split(line)[1] for line in ISEARCH_LINES}
-    for command in ("service", "add", "cmp", "db", "model", "config", "watch", "unwatch"):
+    for command in ("service", "add", "cmp", "db", "model", "config", "watch", "unwatch", "ui"):
         assert command in documented
 
 
