@@ -272,3 +272,20 @@ def test_data_home_follows_the_config_file_everywhere(
     config.write_text("home = 5\n")
     with pytest.raises(ConfigError, match=r"isearch\.toml:1"):
         data_home()
+
+
+def test_ui_settings_from_file_environment_and_command_line(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[ui]\nlisten = "127.0.0.1:9000"\ncache_mb = 64\n')
+    cfg = load_config(path, environ={})
+    assert (cfg.ui.listen, cfg.ui.cache_mb) == ("127.0.0.1:9000", 64)
+    assert str(cfg.source("ui.listen")).startswith("config file")
+    env = load_config(path, environ={"ISEARCH_UI_LISTEN": "[::1]:9001"})
+    assert env.ui.listen == "[::1]:9001"
+    cli = load_config(path, overrides={"ui.listen": "127.0.0.1:9002"}, environ={})
+    assert cli.ui.listen == "127.0.0.1:9002"
+    assert load_config(environ={"ISEARCH_CONFIG": str(tmp_path / "none.toml")}).ui.listen is None
+    for bad in ("8765", "localhost", "host:port", "127.0.0.1:70000"):
+        path.write_text(f'[ui]\nlisten = "{bad}"\n')
+        with pytest.raises(ConfigError, match=r"ui\.listen must be HOST:PORT"):
+            load_config(path, environ={})

@@ -223,3 +223,10 @@ def test_unchanged_file_stats_are_validated() -> None:
     for bad in bad_items:
         with pytest.raises(InvalidRequest, match="unchanged: files"):
             parse_file_stats([bad])
+
+
+def test_no_operation_has_a_field_named_like_the_envelope() -> None:
+    """ "id", "op" and "token" frame every request: a field of the same name would be overwritten
+    by the Client's request id (image_info's image id once was)."""
+    for op, fields in OPS.items():
+        assert not {"id", "op", "token"} & (set(fields) - ({"token"} if op == "auth" else set())), op
