@@ -2,12 +2,12 @@
 and warm thumbnail cache) in headless Chromium, thumbnail making rate and cache size per 1,000
 photos; and, with ``--screenshot``, the README's picture of the results grid.
 
-Photos: N camera-like JPEGs (default 1,000, 1920x1280, quality 90) cut at random from the
-photographs shipped with scikit-image, so thumbnails weigh what real ones do; indexed by a real
-daemon with the tiny test model (the page's costs do not depend on the model). The screenshot
-uses the demo's synthetic shapes (``contrib/demo.sh``).
+Photos: N camera-like JPEGs (default 1,000 of 1920x1280; ``--size 4000x3000`` for 12 MP; quality
+90) cut at random from the photographs shipped with scikit-image, so thumbnails weigh what real
+ones do; indexed by a real daemon with the tiny test model (the page's costs do not depend on the
+model). The screenshot uses the demo's synthetic shapes (``contrib/demo.sh``).
 
-Usage: python benchmarks/bench_ui.py [--n 1000] [--out benchmarks/results/ui.json]
+Usage: python benchmarks/bench_ui.py [--n 1000] [--size 1920x1280] [--out benchmarks/results/ui.json]
        python benchmarks/bench_ui.py --screenshot docs/ui.png
 Not a test: numbers depend on the machine and its load; the script prints a table and writes JSON.
 """
@@ -57,7 +57,7 @@ document.querySelector('#search').requestSubmit();
 """
 
 
-def photos(folder: Path, n: int, seed: int = 0) -> None:
+def photos(folder: Path, n: int, size: tuple[int, int], seed: int = 0) -> None:
     from skimage import data
 
     sources = [
@@ -73,7 +73,7 @@ def photos(folder: Path, n: int, seed: int = 0) -> None:
         y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
         crop = Image.fromarray(src[y : y + ch, x : x + cw])
         crop = crop.rotate(float(rng.uniform(-8, 8)), resample=Image.Resampling.BILINEAR, expand=False)
-        img = crop.resize((1920, 1280), Image.Resampling.BICUBIC)
+        img = crop.resize(size, Image.Resampling.BICUBIC)
         jitter = rng.uniform(0.85, 1.15, size=3)
         arr = np.clip(np.asarray(img, dtype=np.float32) * jitter, 0, 255).astype(np.uint8)
         Image.fromarray(arr).save(folder / f"IMG_{i:05d}.jpg", quality=90)
@@ -88,14 +88,14 @@ def dir_bytes(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.rglob("*.webp"))
 
 
-def measure(n: int, runs: int) -> dict[str, object]:
+def measure(n: int, runs: int, size: tuple[int, int]) -> dict[str, object]:
     root = Path(tempfile.mkdtemp(prefix="bui-", dir="/tmp"))
     address = f"127.0.0.1:{free_tcp_port()}"
     d = DaemonProcess(root, extra_args=("--ui", address)).start()
     url = f"http://{address}"
     try:
         t = time.perf_counter()
-        photos(root / "photos", n)
+        photos(root / "photos", n, size)
         made_s = time.perf_counter() - t
         with d.client() as c:
             report = c.add([str(root / "photos")])
@@ -136,6 +136,7 @@ def measure(n: int, runs: int) -> dict[str, object]:
 
     return {
         "photos": n,
+        "photo_size": f"{size[0]}x{size[1]}",
         "photo_mb_each": round(corpus / n / 1e6, 2),
         "photos_made_s": round(made_s, 1),
         "page_bytes": weight,
@@ -183,13 +184,15 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--size", default="1920x1280", help="photo size, WxH (4000x3000: 12 MP)")
     p.add_argument("--out", default=str(REPO / "benchmarks/results/ui.json"))
     p.add_argument("--screenshot", default=None, help="only write the README's screenshot there")
     args = p.parse_args()
     if args.screenshot:
         screenshot(Path(args.screenshot))
         return
-    r = measure(args.n, args.runs)
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    r = measure(args.n, args.runs, (width, height))
     rows = [
         ("page weight (HTML+JS+CSS)", f"{r['page_total_bytes'] / 1024:.1f} KB"),
         ("50-result search: first thumbnail, cold cache", f"{r['cold_first_thumb_ms']} ms"),

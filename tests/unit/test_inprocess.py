@@ -19,7 +19,7 @@ from isearchd.client import Client
 from isearchd.daemon.inprocess import InProcessTransport
 from isearchd.daemon.server import Server
 from isearchd.engine.engine import Engine
-from isearchd.errors import InvalidRequest, NotFound
+from isearchd.errors import InvalidRequest, NotFound, PermissionDenied
 from isearchd.protocol import BindAddress
 from isearchd.reports import Progress
 from isearchd.watch.watcher import Watcher, WatchOptions
@@ -111,3 +111,26 @@ def test_combined_query_is_the_normalised_weighted_sum(
     assert [(h.path, h.similarity) for h in got] == [(h.path, h.similarity) for h in want]
     via_client = client.search("a circle", num=6, plus=[("blue", 0.5)], minus=[("a square", 2.0)])
     assert via_client == [(h.path, h.similarity) for h in want]
+
+
+def test_a_remote_in_process_peer_cannot_name_daemon_side_files(server: Server, tmp_path: Path) -> None:
+    """The web page's transport: its requests count as remote, so no request it forwards can make
+    the daemon read a path (image sources are bytes, never paths), while the ids work."""
+    (image,) = write_samples(tmp_path / "r", 1, classes=[("red", "star")])
+    with Client(db_name="remote_peer", transport=InProcessTransport(server)) as local:
+        local.add_images([str(image)])
+        hit = local.search_hits("a red star", num=1)[0]
+    assert hit.get("id") is not None
+    with Client(db_name="remote_peer", transport=InProcessTransport(server, remote=True)) as web:
+        for op, args in (
+            ("search", {"db": "remote_peer", "image": {"path": str(image)}}),
+            ("compare", {"a": {"path": str(image)}, "b": {"path": str(image)}}),
+            ("add", {"db": "remote_peer", "paths": [str(tmp_path)]}),
+            ("watch", {"db": "remote_peer", "paths": [str(tmp_path)]}),
+        ):
+            with pytest.raises(PermissionDenied):
+                web.call(op, args)
+        info = web.image_info(int(hit["id"]))  # type: ignore[arg-type]
+        assert info["path"] == str(image) and info["label"] == hit["label"]
+        with pytest.raises(NotFound):
+            web.image_info(10**12)
