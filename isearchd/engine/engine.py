@@ -53,6 +53,10 @@ TEXT_CACHE_SIZE = 1024
 
 
 class EngineModel(Protocol):
+    """A loaded model (``isearchd.models``). Thread-safe: searches call it from the connection
+    threads while an add runs; ``background=True`` marks indexing, which waiting queries go
+    ahead of (each model runs one inference at a time, queries first)."""
+
     @property
     def key(self) -> str: ...
 
@@ -62,34 +66,9 @@ class EngineModel(Protocol):
     @property
     def image_size(self) -> int: ...
 
-    def embed_images(self, images: list[Image.Image]) -> np.ndarray: ...
+    def embed_images(self, images: list[Image.Image], *, background: bool = False) -> np.ndarray: ...
 
     def embed_texts(self, texts: list[str]) -> np.ndarray: ...
-
-
-class _SerialModel:
-    """The model behind two locks: one image inference and one text inference at a time.
-
-    Separate locks so a text query is not queued behind an indexing batch (a batch of 32 images
-    takes about a second on 2 cores, a text query a few milliseconds). Both towers are
-    thread-safe; the locks only keep each tower's threads from oversubscribing the cores.
-    """
-
-    def __init__(self, model: EngineModel) -> None:
-        self._model = model
-        self._image_lock = threading.Lock()
-        self._text_lock = threading.Lock()
-        self.key = model.key
-        self.dim = model.dim
-        self.image_size = model.image_size
-
-    def embed_images(self, images: list[Image.Image]) -> np.ndarray:
-        with self._image_lock:
-            return self._model.embed_images(images)
-
-    def embed_texts(self, texts: list[str]) -> np.ndarray:
-        with self._text_lock:
-            return self._model.embed_texts(texts)
 
 
 def check_query(num: int, similarity: float) -> None:
@@ -108,7 +87,7 @@ class Engine:
         text_cache_size: int = TEXT_CACHE_SIZE,
         batch_size: int = BATCH_SIZE,
     ) -> None:
-        self.model = _SerialModel(model)
+        self.model = model
         self.batch_size = batch_size
         self.home = Path(home)
         self.started = time.time()

@@ -12,7 +12,8 @@ For each file, in order:
    nothing is dropped).
    Its look (perceptual hash and colours, ``isearchd.engine.looks``) is computed from the decoded
    picture; a reused vector's file is decoded at a small scale for its look alone.
-4. embed decoded images in batches of ``BATCH_SIZE`` and commit each batch to the database in one
+4. embed decoded images in batches of ``BATCH_SIZE`` (as background work: searches waiting for the
+   model go first, between small slices of a batch) and commit each batch to the database in one
    transaction; only then does a progress event count those files as done.
 
 A file that cannot be read or decoded, or that fails in any other way while it is prepared, is
@@ -65,7 +66,7 @@ class Embedder(Protocol):
     @property
     def image_size(self) -> int: ...
 
-    def embed_images(self, images: list[Image.Image]) -> np.ndarray: ...
+    def embed_images(self, images: list[Image.Image], *, background: bool = False) -> np.ndarray: ...
 
 
 class Catalog(Protocol):
@@ -314,7 +315,7 @@ class Indexer:
         if not ready:
             return {}
         try:
-            vecs = self.model.embed_images([r.image for r in ready])
+            vecs = self.model.embed_images([r.image for r in ready], background=True)
             return {id(r): vecs[i] for i, r in enumerate(ready)}
         except ISearchError:
             if len(ready) == 1:
@@ -327,7 +328,7 @@ class Indexer:
         first_error: BaseException | None = None
         for r in ready:
             try:
-                out[id(r)] = self.model.embed_images([r.image])[0]
+                out[id(r)] = self.model.embed_images([r.image], background=True)[0]
             except (ISearchError, ValueError, RuntimeError) as e:
                 first_error = first_error or e
                 counts.failed.append((r.item.path, f"cannot embed image ({e})"))

@@ -5,8 +5,10 @@ two cannot drift), the tokenizer call and the towers; it computes in float32 und
 ``torch.inference_mode`` (no autocast: a file compared with itself is exactly 100 %).
 
 Thread safety: any number of threads may call ``embed_images``/``embed_texts`` at once.
-Preprocessing runs in the caller's thread; the forward passes are serialised by a lock (the
-towers use all of torch's intra-op threads anyway).
+Preprocessing runs in the caller's thread; the forward passes are serialised by a
+``PriorityLock`` (the towers use all of torch's intra-op threads anyway): indexing
+(``embed_images(..., background=True)``) takes it per slice of ``BACKGROUND_RUN`` images, and a
+query waiting for it goes before the next slice.
 """
 
 from __future__ import annotations
@@ -27,11 +29,18 @@ from isearchd.files.images import to_rgb
 from isearchd.models.base import EmbeddingModel, check_texts
 from isearchd.models.exports import file_sha256, weights_id
 from isearchd.models.preprocess import preprocess
+from isearchd.models.priority import PriorityLock
 from isearchd.models.towers import Towers
 
 __all__ = ["Model", "file_sha256"]
 
 log = logging.getLogger(__name__)
+
+# Images per forward pass when indexing (``background=True``): a query waits for at most one.
+# 8 as ONNX Runtime's slices; on CPU torch's output for an image can move by ~1e-7 with the
+# number of images in its pass (measured, ViT-45LY: 1 or 2 vs 8), as it already did with the
+# size of an indexing batch (the last batch of an add is smaller).
+BACKGROUND_RUN = 8
 
 
 class Model(EmbeddingModel):
@@ -56,7 +65,7 @@ class Model(EmbeddingModel):
         self._weights_path = weights_path
         self._device = device
         self._weights_id: str | None = None
-        self._lock = threading.Lock()  # serialises forward passes
+        self._lock = PriorityLock()  # serialises forward passes; queries first
         self._id_lock = threading.Lock()  # guards the lazily computed weights_id
 
     def __repr__(self) -> str:
@@ -90,18 +99,28 @@ class Model(EmbeddingModel):
         """One picture (any Pillow mode) as the normalised (3, size, size) tensor the model sees."""
         return preprocess(to_rgb(image), self._image_size)
 
-    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """L2-normalised float32 embeddings, one row per image."""
+    def embed_images(self, images: Sequence[Image.Image], *, background: bool = False) -> np.ndarray:
+        """L2-normalised float32 embeddings, one row per image.
+
+        ``background=True`` (indexing): queries waiting for the model go first, between slices
+        of the batch.
+        """
         if not images:
             return np.zeros((0, self._dim), dtype=np.float32)
         batch = torch.stack([self.preprocess(img) for img in images])
-        return self.embed_pixels(batch)
+        return self.embed_pixels(batch, background=background)
 
-    def embed_pixels(self, batch: torch.Tensor) -> np.ndarray:
+    def embed_pixels(self, batch: torch.Tensor, *, background: bool = False) -> np.ndarray:
         """Embeddings of an already preprocessed (n, 3, size, size) batch."""
-        with self._lock, torch.inference_mode():
-            features = self._towers.encode_image(batch.to(self._device, torch.float32))
-            return _to_numpy(features)
+        if not background:
+            with self._lock.foreground(), torch.inference_mode():
+                return _to_numpy(self._towers.encode_image(batch.to(self._device, torch.float32)))
+        outputs = []
+        for start in range(0, len(batch), BACKGROUND_RUN):
+            with self._lock.background(), torch.inference_mode():
+                chunk = batch[start : start + BACKGROUND_RUN].to(self._device, torch.float32)
+                outputs.append(_to_numpy(self._towers.encode_image(chunk)))
+        return np.concatenate(outputs) if outputs else np.zeros((0, self._dim), dtype=np.float32)
 
     def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
         """CLIP tokens, (n, context length); longer texts are truncated, empty ones refused."""
@@ -113,7 +132,7 @@ class Model(EmbeddingModel):
         if not texts:
             return np.zeros((0, self._dim), dtype=np.float32)
         tokens = self.tokenize(texts)
-        with self._lock, torch.inference_mode():
+        with self._lock.foreground(), torch.inference_mode():
             features = self._towers.encode_text(tokens.to(self._device))
             return _to_numpy(features)
 

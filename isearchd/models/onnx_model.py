@@ -13,7 +13,9 @@ ever searched in int8 (and vice versa) instead of silently mixing the two.
 
 Thread safety: any number of threads may call in; each tower runs one batch at a time (ONNX
 Runtime already uses every physical core for one batch). The two towers have separate locks,
-so a text query is not queued behind a long indexing batch.
+so a text query is not queued behind an indexing batch. The image tower's lock is a
+``PriorityLock``: indexing (``embed_images(..., background=True)``) takes it per slice of
+``_BACKGROUND_RUN`` images, and an image query waiting for it goes before the next slice.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from isearchd.files.images import to_rgb
 from isearchd.models.base import EmbeddingModel, check_texts
 from isearchd.models.exports import ExportPaths
 from isearchd.models.preprocess import preprocess_array
+from isearchd.models.priority import PriorityLock
 from isearchd.models.tokenizer import ClipTokenizer, get_tokenizer
 
 __all__ = ["INT8_SUFFIX", "OnnxModel", "default_threads"]
@@ -48,6 +51,15 @@ _TRIM_MIN_BATCH = 4
 # CPU (measured, 2 cores: ViT-8Y 62-64 images/s at 8, 16 or 32; activation peak +27 MB at 8,
 # +106 MB at 32), so larger batches are run in slices of this size.
 _RUN_BATCH = 8
+# Images per ONNX Runtime call when indexing (``background=True``): an image query waits for at
+# most one such slice. fp32 at 2 (ViT-45LY, 2 cores, benchmarks/bench_search_during_add.py, one
+# noisy run each: slices of 4 / 2 / 1 gave image-search p99 during an add of 558 / 253 / 234 ms and
+# the add 13.2 / 14.5 / 14.1 images/s, against 2132 ms and 15.1 images/s holding the tower for a
+# whole batch; the model alone is ~10 % slower at 2 than at 8, the add hardly, as decoding shares
+# the cores). Every row's fp32 output is bit-identical at any batch size. int8 keeps 8: its dynamic
+# quantisation scales activations over the whole slice, so another slice size would change the
+# embeddings (and an int8 slice of 8 takes about as long as an fp32 slice of 3).
+_BACKGROUND_RUN = {"fp32": 2, "int8": _RUN_BATCH}
 
 
 def default_threads() -> int:
@@ -145,7 +157,8 @@ class OnnxModel(EmbeddingModel):
             ) from None
         self._trim_memory = _malloc_trim()
         self._run_options = _run_options()
-        self._image_lock = threading.Lock()
+        self._image_lock = PriorityLock()
+        self._background_run = _BACKGROUND_RUN.get(precision, _RUN_BATCH)
         self._text_lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -176,27 +189,34 @@ class OnnxModel(EmbeddingModel):
         """One picture (any Pillow mode) as the normalised (3, size, size) array the model sees."""
         return preprocess_array(to_rgb(image), self._image_size)
 
-    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """L2-normalised float32 embeddings, one row per image."""
+    def embed_images(self, images: Sequence[Image.Image], *, background: bool = False) -> np.ndarray:
+        """L2-normalised float32 embeddings, one row per image.
+
+        ``background=True`` (indexing): image queries waiting for the tower go first, between
+        slices of the batch; the embeddings are the same either way.
+        """
         if not images:
             return np.zeros((0, self._dim), dtype=np.float32)
         size = self._image_size
         batch = np.empty((len(images), 3, size, size), dtype=np.float32)
         for i, img in enumerate(images):
             batch[i] = self.preprocess(img)
-        return self.embed_pixels(batch)
+        return self.embed_pixels(batch, background=background)
 
-    def embed_pixels(self, batch: np.ndarray) -> np.ndarray:
+    def embed_pixels(self, batch: np.ndarray, *, background: bool = False) -> np.ndarray:
         """Embeddings of an already preprocessed (n, 3, size, size) float32 batch."""
         batch = np.ascontiguousarray(batch, dtype=np.float32)
+        if background:
+            step, hold = self._background_run, self._image_lock.background
+        else:
+            step, hold = _RUN_BATCH, self._image_lock.foreground
         outputs = []
-        with self._image_lock:
-            for start in range(0, len(batch), _RUN_BATCH):
-                (out,) = self._image.run(
-                    None, {"pixels": batch[start : start + _RUN_BATCH]}, self._run_options
-                )
-                outputs.append(out)
-            if self._trim_memory is not None and len(batch) >= _TRIM_MIN_BATCH:
+        for start in range(0, len(batch), step):
+            with hold():
+                (out,) = self._image.run(None, {"pixels": batch[start : start + step]}, self._run_options)
+            outputs.append(out)
+        if self._trim_memory is not None and len(batch) >= _TRIM_MIN_BATCH:
+            with hold():
                 self._trim_memory(0)
         if not outputs:
             return np.zeros((0, self._dim), dtype=np.float32)

@@ -208,6 +208,38 @@ def test_image_search_and_threshold(gallery: Path, client_factory: ClientFactory
     assert len(c.search("a purple cross", num=7)) == 7
 
 
+def test_an_image_search_during_a_long_add_is_answered_while_the_add_runs(
+    gallery: Path, client_factory: ClientFactory, tmp_path: Path
+) -> None:
+    """Indexing is background work: a search waits for one small slice of a batch, not the add."""
+    searcher = client_factory("during-search")
+    searcher.add_images([str(gallery)])
+    many = tmp_path / "many"
+    many.mkdir()
+    for i in range(600):
+        render("red", "circle", 10_000 + i, 192).save(many / f"{i:04d}.png")
+    query = tmp_path / "query.jpg"
+    render("green", "triangle", 777, 256).save(query, quality=90)
+    adding = threading.Event()
+    add_returned = threading.Event()
+    reports: list[int] = []
+
+    def add() -> None:
+        with client_factory("during-add") as adder:
+            reports.append(adder.add_images([str(many)], progress=lambda p: adding.set()))
+        add_returned.set()
+
+    t = threading.Thread(target=add)
+    t.start()
+    assert adding.wait(60), "the add never reported progress"
+    hits = searcher.search(str(query), num=3)
+    answered_while_adding = not add_returned.is_set()
+    t.join(120)
+    assert Path(hits[0][0]).name.startswith("green_triangle_")
+    assert answered_while_adding
+    assert reports == [600]
+
+
 def test_compare_images(gallery: Path, client_factory: ClientFactory) -> None:
     c = client_factory()
     a = str(gallery / "red_circle_0.jpg")

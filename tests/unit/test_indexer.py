@@ -27,7 +27,8 @@ class FakeModel:
         self.images_embedded = 0
         self.batches: list[int] = []
 
-    def embed_images(self, images: list[Image.Image]) -> np.ndarray:
+    def embed_images(self, images: list[Image.Image], *, background: bool = False) -> np.ndarray:
+        assert background, "the indexer embeds as background work"
         self.batches.append(len(images))
         self.images_embedded += len(images)
         out = np.zeros((len(images), DIM), dtype=np.float32)
@@ -125,10 +126,10 @@ def test_cancel_stops_at_a_batch_boundary_and_keeps_committed_work(tmp_path: Pat
 
 def test_a_model_error_on_one_image_fails_only_that_image(tmp_path: Path, db: Database) -> None:
     class Picky(FakeModel):
-        def embed_images(self, images: list[Image.Image]) -> np.ndarray:
+        def embed_images(self, images: list[Image.Image], *, background: bool = False) -> np.ndarray:
             if any(img.getpixel((0, 0)) == (0, 0, 0) for img in images):
                 raise RuntimeError("cannot handle black")
-            return super().embed_images(images)
+            return super().embed_images(images, background=background)
 
     paths = [_image(tmp_path / f"{i}.png", (i, i, i)) for i in range(5)]  # 0.png is black
     report = Indexer(Picky(), db).run(items_for(paths))
