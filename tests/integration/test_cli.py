@@ -652,7 +652,7 @@ def test_json_output(indexed: Service) -> None:
     doc = json.loads(proc.stdout)
     assert doc["query"] == "a yellow star" and doc["kind"] == "text" and doc["db"] == "default"
     assert len(doc["results"]) == 4
-    details = {"taken", "taken_source", "width", "height", "place", "type", "bytes"}  # test_cli_search.py
+    details = {"taken", "taken_source", "width", "height", "place", "type", "bytes", "id"}
     for hit in doc["results"]:
         assert set(hit) == {"path", "label", "similarity", *details}
         assert isinstance(hit["similarity"], float)

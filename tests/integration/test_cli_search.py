@@ -257,7 +257,7 @@ def test_json_results_carry_what_each_photo_says(isearch: Any, lib: Photos) -> N
     hits = {h["path"]: h for h in doc["results"]}
     beach = hits[str(lib.beach)]
     assert set(beach) == {"path", "label", "similarity", "taken", "taken_source", "width", "height", "place",
-                          "type", "bytes"}  # fmt: skip
+                          "type", "bytes", "id"}  # fmt: skip
     assert beach["taken"] == "2019-07-14T18:30:05+01:00" and beach["taken_source"] == "exif"
     assert "Lisbon" in beach["place"] and (beach["width"], beach["height"]) == (64, 64)
     assert beach["type"] == "jpeg" and beach["bytes"] == lib.beach.stat().st_size

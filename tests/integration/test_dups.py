@@ -157,7 +157,8 @@ def test_cli_json_and_text(library: tuple[dict[str, str], Path], daemon: DaemonP
     assert doc["db"] == "dups" and doc["min_similarity"] == CANDIDATE_SIMILARITY
     (group,) = doc["groups"]
     assert set(group) == {"keep", "reason", "images"} and len(group["images"]) == 8
-    assert set(group["images"][0]) == {"path", "label", "similarity", "width", "height", "bytes", "taken"}
+    fields = {"path", "label", "similarity", "width", "height", "bytes", "taken", "id"}
+    assert set(group["images"][0]) == fields
     half = next(i for i in group["images"] if i["path"].endswith("half.jpg"))
     assert (half["width"], half["height"]) == (225, 150) and half["bytes"] == (
         root / "chelsea" / "half.jpg"
