@@ -12,6 +12,7 @@
 #                              installed) instead of creating/using ./.venv
 #   ISEARCH_DEMO_MODEL=KEY|PATH force a model
 #   ISEARCH_DEMO_KEEP=1        keep the temporary home (printed at the end)
+#   ISEARCH_DEMO_UI=1          open the web page (isearch ui) and wait for Enter before stopping
 # Safe to run again: an existing .venv with the project installed is reused as it is.
 set -euo pipefail
 
@@ -107,6 +108,13 @@ isearch -n 5 "a red circle"
 isearch search -n 5 "$demo_root/queries/blue_square_0.jpg"
 isearch cmp "$demo_root/queries/red_circle_0.jpg" "$demo_root/images/red_circle_0.jpg"
 isearch db --info
+# the web page: port 0 lets the daemon pick a free one (ISEARCH_DEMO_UI=1 opens it and waits)
+if [[ "${ISEARCH_DEMO_UI:-0}" == "1" ]]; then
+    isearch ui --listen 127.0.0.1:8765
+    read -r -p "The web page is open in your browser; press Enter to stop the demo. " _
+else
+    isearch ui --no-browser --listen 127.0.0.1:0
+fi
 isearch service stop
 started=0
 say "Demo finished"

@@ -321,7 +321,7 @@ def _listen(value: Any, source: Source) -> str | None:
     if not text:
         return None
     host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ConfigError(f"ui.listen must be HOST:PORT (e.g. 127.0.0.1:8765), not {text!r} ({source})")
     return text
 

@@ -37,7 +37,8 @@ class WebControl:
 
         with self._lock:
             current = self._server
-            if current is not None and (listen is None or parse_listen(listen) == current.listen):
+            asked = parse_listen(listen) if listen is not None else None
+            if current is not None and (asked is None or asked == current.listen or asked.port == 0):
                 return current.describe()
             server = WebServer(self.transport, self.home, token=self.token, cache_mb=self.cache_mb)
             described = server.start(parse_listen(listen or self.default_listen))

@@ -65,13 +65,14 @@ class Listen:
 
 
 def parse_listen(text: str) -> Listen:
-    """``HOST:PORT`` (``[::1]:8765`` for IPv6) as a ``Listen``; ``InvalidRequest`` otherwise."""
+    """``HOST:PORT`` (``[::1]:8765`` for IPv6; port 0: any free one) as a ``Listen``;
+    ``InvalidRequest`` otherwise."""
     raw = text.strip()
     if raw.startswith("[") and "]:" in raw:
         host, port = raw[1:].split("]:", 1)
     else:
         host, _, port = raw.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise InvalidRequest(f"the web page's address must be HOST:PORT (e.g. 127.0.0.1:8765), not {text!r}")
     return Listen(host, int(port))
 
@@ -96,6 +97,7 @@ class WebServer:
                 "[service] token or ISEARCH_TOKEN and restart the service (the page asks for it)"
             )
         sock = _bind(listen)
+        listen = Listen(listen.host, sock.getsockname()[1])  # the port chosen for port 0
         policy = Policy(login_required=not listen.loopback, token=self.token)
         self._thumbs = Thumbnails(self.home / "thumbnails", self.cache_mb * 1024 * 1024)
         app = build_app(Backend(self.transport), self._thumbs, policy)

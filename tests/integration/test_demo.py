@@ -64,6 +64,8 @@ def test_demo_runs_end_to_end(short_tmp: Path) -> None:
         "Similarity between images: ",
         "$ isearch db --info",
         "* Size: 60",
+        "$ isearch ui --no-browser --listen 127.0.0.1:0",
+        "ImgSearch web page: http://127.0.0.1:",
         "$ isearch service stop",
         "ImgSearch service stopped (PID ",
         "Demo finished",
