@@ -186,7 +186,10 @@ def build_app(backend: Backend, thumbs: Thumbnails, policy: Policy) -> Guard:
     async def open_folder(request: Request) -> Response:
         if not _loopback(request):
             raise PermissionDenied("folders open only for a browser on the daemon's own machine")
-        body = await request.json()
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
         if not isinstance(body, dict):
             raise InvalidRequest('send {"db": ..., "id": ...}')
         db = body.get("db") or "default"

@@ -163,8 +163,10 @@ def test_add_returns_its_report_and_last_add_is_each_threads_own(
         "path": str(second[0]), "label": str(second[0]), "similarity": 100.0,
     }  # fmt: skip
     assert list(hits[0]) == [
-        "path", "label", "similarity", "taken", "taken_source", "width", "height", "place", "type", "bytes",
+        "path", "label", "similarity", "taken", "taken_source", "width", "height", "place", "type",
+        "bytes", "id",
     ]  # fmt: skip
+    assert isinstance(hits[0]["id"], int) and c.image_info(hits[0]["id"])["path"] == str(second[0])
     assert (hits[0]["taken_source"], hits[0]["type"], hits[0]["place"]) == ("mtime", "jpeg", None)
 
 

@@ -118,7 +118,7 @@ def test_schema_document_matches_the_check() -> None:
     assert set(schema["required"]) == {"query", "kind", "db", "results"}
     items = schema["properties"]["results"]["items"]
     assert set(items["required"]) == {"path", "label", "similarity"}
-    assert set(items["properties"]) == {"path", "label", "similarity", *DETAILS}
+    assert set(items["properties"]) == {"path", "label", "similarity", "id", *DETAILS}
     assert schema["properties"]["sort"]["enum"] == ["similarity", "oldest", "newest"]
     assert schema["properties"]["kind"]["enum"] == ["text", "image"]
 
