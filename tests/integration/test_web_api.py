@@ -281,6 +281,8 @@ def test_open_folder_opens_the_images_folder_for_a_local_browser(
         time.sleep(0.05)
     assert opened.read_text().splitlines()[-1] == folder
     assert request(address, "GET", "/api/open").status == 405  # nothing changes on GET
+    assert request(address, "POST", "/api/open", headers=headers, body=b"{not json").status == 400
+    assert request(address, "POST", "/api/open", headers=headers, body=b'{"id": 987654}').status == 404
 
 
 # -- security ------------------------------------------------------------------------------------
