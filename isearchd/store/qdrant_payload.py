@@ -45,7 +45,7 @@ _B64 = "b64:"  # a name that is not UTF-8; real paths start with "/" and labels 
 INFO_FIELDS = ("taken", "taken_local", "taken_source", "width", "height", "lat", "lon", "city", "region",
                "country", "type")  # fmt: skip
 # payload keyword fields with an index on a server (local mode has no payload indexes)
-KEYWORD_INDEXES = ("host", "label", "path", "dirs", "hash", "places", "type")
+KEYWORD_INDEXES = ("host", "path", "dirs", "hash", "places", "type")  # never a filter on label: ids
 INTEGER_INDEXES = ("iid", "meta_state", "look_state")
 FLOAT_INDEXES = ("taken_ts",)
 
