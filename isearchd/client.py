@@ -479,6 +479,17 @@ class Client:
         """Remove every image from this client's database (irreversible). True when done."""
         return bool(self._call("clear_db", {"db": self.db_name}))
 
+    def migrate(
+        self, *, to: str | None = None, source: str | None = None, progress: ProgressCallback | None = None
+    ) -> dict[str, Any]:
+        """Copy this client's database from the daemon's embedded store to the Qdrant store at
+        ``to`` (``qdrant://HOST:PORT`` or ``qdrant:///ABS/PATH``), or from the one at ``source``
+        into the embedded store; the source is left intact. ``progress`` gets a ``Progress``
+        (``done`` of ``total`` images) after each batch. Returns ``{"db", "from", "to", "copied"}``.
+        Unix socket only."""
+        args = {"db": self.db_name, "to": to, "from": source}
+        return dict(self._call("migrate", {k: v for k, v in args.items() if v is not None}, progress))
+
 
 class _ConnectionLost(ISearchError):
     def __init__(self, got_reply_data: bool) -> None:

@@ -112,6 +112,8 @@ OPS: dict[str, dict[str, Field]] = {
     # serve the web page (at ``listen``, "HOST:PORT"; default: the configured or 127.0.0.1:8765)
     "ui": {"listen": Field((str,), default=None)},
     "clear_db": dict(_DB),
+    # copy a database between the embedded store and a Qdrant store (exactly one of the two URLs)
+    "migrate": {**_DB, "to": Field((str,), default=None), "from": Field((str,), default=None)},
     "shutdown": {},
     # watched folders (daemon-side paths: refused over TCP)
     "watch": {**_DB, "paths": Field((list,), required=True), "exclude": Field((list,), default=())},

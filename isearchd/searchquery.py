@@ -38,8 +38,9 @@ class SearchHit(TypedDict):
     (``"exif"``, or ``"mtime"`` for the file's modification time), ``width`` and ``height`` (as
     displayed, after EXIF rotation), ``place`` (``"Intendente, Lisbon, Portugal"``), ``type`` (the
     detected format: ``"jpeg"``, ``"png"``...), ``bytes`` (file size); ``id``, the image's id in
-    its database (``Client.image_info``, the web page's ``/thumb/DB/ID``). These keys are not
-    required, so a ``SearchHit`` built with the first three still type-checks.
+    its database (``Client.image_info``, the web page's ``/thumb/DB/ID``); ``host``, only on
+    images another machine indexed into a shared (Qdrant) store: the machine ``path`` is on.
+    These keys are not required, so a ``SearchHit`` built with the first three still type-checks.
     """
 
     path: str
@@ -53,6 +54,7 @@ class SearchHit(TypedDict):
     type: NotRequired[str | None]
     bytes: NotRequired[int | None]
     id: NotRequired[int | None]
+    host: NotRequired[str]
 
 
 class SearchOptions(TypedDict, total=False):
@@ -110,7 +112,7 @@ def search_fields(
 
 def search_hit(h: dict[str, Any]) -> SearchHit:
     """A result as the daemon sent it (the keys an older daemon does not send are None)."""
-    return SearchHit(
+    hit = SearchHit(
         path=str(h["path"]),
         label=str(h["label"]),
         similarity=float(h["similarity"]),
@@ -123,6 +125,9 @@ def search_hit(h: dict[str, Any]) -> SearchHit:
         bytes=h.get("bytes"),
         id=h.get("id"),
     )
+    if h.get("host"):
+        hit["host"] = str(h["host"])
+    return hit
 
 
 def is_image_query(query: str) -> bool:

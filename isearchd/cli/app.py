@@ -27,6 +27,7 @@ from typer.core import TyperGroup
 from isearchd.cli.config import config_app
 from isearchd.cli.dups import dups
 from isearchd.cli.library import add, db_command
+from isearchd.cli.migrate import migrate
 from isearchd.cli.model import model_app
 from isearchd.cli.options import CONTEXT, BindOpt, DbOpt, VersionOpt
 from isearchd.cli.output import EXIT_ERROR, EXIT_USAGE, fail
@@ -178,6 +179,7 @@ app.command("db")(db_command)
 app.command("cmp")(compare)
 app.command("dups")(dups)
 app.command("ui")(ui)
+app.command("migrate")(migrate)
 app.add_typer(service_app, name="service")
 app.add_typer(model_app, name="model")
 app.add_typer(config_app, name="config")

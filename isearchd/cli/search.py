@@ -154,7 +154,8 @@ def search(
     else:
         typer.echo(f"Found {len(hits)} similar images (similarity ≥ {min_similarity:.1f}%):")
         for i, hit in enumerate(hits, 1):
-            line = f"{i:2d}. {shown(hit['path'])}\t{hit['similarity']:.1f}%"
+            where = f"{hit['host']}:" if hit.get("host") else ""  # another machine's (shared store)
+            line = f"{i:2d}. {where}{shown(hit['path'])}\t{hit['similarity']:.1f}%"
             typer.echo(f"{line}\t{taken_column(hit)}\t{place_column(hit)}" if details else line)
     if open_results and hits:
         open_paths([hit["path"] for hit in hits])

@@ -147,6 +147,16 @@ def service_start(
             "a database keeps the precision it was built with) [default: the config's, else fp32].",
         ),
     ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            metavar="URL",
+            help="Where the databases live: qdrant://HOST:PORT, qdrants://HOST:PORT or qdrant:///ABS/PATH "
+            "(Qdrant; API key from $ISEARCH_QDRANT_API_KEY) [default: the config's store.url, else "
+            "the embedded store].",
+        ),
+    ] = None,
     bind: BindOpt = None,
     db: DbOpt = None,
     version: VersionOpt = False,
@@ -157,11 +167,11 @@ def service_start(
     _, address = target(ctx, db, bind)
     config = effective_config()
     model_name = model or config.model.name
-    options_given = model or log_level or precision or bind or ctx.find_root().params.get("bind")
+    options_given = model or log_level or precision or store or bind or ctx.find_root().params.get("bind")
     if options_given and control.managed_by_init():
         raise ServiceError(
             "ImgSearch is installed as a user service, which has its options fixed at install time; "
-            "run `isearch service start` without -m/-L/-p/-B, or reinstall with "
+            "run `isearch service start` without -m/-L/-p/-B/--store, or reinstall with "
             "`isearch service install -m ...`"
         )
     level = log_level.value if log_level is not None else config.service.log_level
@@ -172,7 +182,11 @@ def service_start(
             model_name, precision.value if precision else config.model.precision, config.model.device
         )
     info = control.start(
-        model_name, bind=address, log_level=level, precision=precision.value if precision else None
+        model_name,
+        bind=address,
+        log_level=level,
+        precision=precision.value if precision else None,
+        store=store,
     )
     typer.echo(f"ImgSearch service started (PID {info.pid}, model {info.model}, listening on {info.bind})")
 

@@ -9,6 +9,7 @@ commented template is ``config/isearch.toml`` (shipped in the package as
     [service]   bind, token, log_level, log_file
     [model]     name, device, threads, batch_size, precision
     [ui]        listen, cache_mb
+    [store]     url, prefix, host     (Qdrant; the API key only from $ISEARCH_QDRANT_API_KEY)
     [[watch]]   path, db, exclude          (repeatable)
 
 Every resolved value remembers where it came from (a :class:`Source`), so ``isearch config
@@ -94,6 +95,18 @@ class UiSettings:
 
 
 @dataclass(frozen=True)
+class StoreSettings:
+    url: str | None  # None: the embedded store under home; "qdrant://HOST:PORT" or "qdrant:///ABS/PATH"
+    prefix: str  # Qdrant collection of database NAME: <prefix>NAME
+    host: str | None  # the name this machine's images carry in a shared store; None: the host name
+
+
+# The Qdrant API key is read from the environment only (never the config file or command line).
+QDRANT_API_KEY_ENV = "ISEARCH_QDRANT_API_KEY"
+STORE_SCHEMES = ("qdrant://", "qdrants://")
+
+
+@dataclass(frozen=True)
 class Config:
     home: Path
     service: ServiceSettings
@@ -101,6 +114,7 @@ class Config:
     watch: tuple[WatchFolder, ...]
     file: Path | None  # the config file that was read; None when there was none
     ui: UiSettings = UiSettings(listen=None, cache_mb=512)
+    store: StoreSettings = StoreSettings(url=None, prefix="isearch-", host=None)
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False, hash=False)
 
     def source(self, key: str) -> Source:
@@ -123,6 +137,9 @@ _SCALARS: dict[str, tuple[type, str, str | int]] = {
     "model.precision": (str, "ISEARCH_PRECISION", "fp32"),
     "ui.listen": (str, "ISEARCH_UI_LISTEN", ""),
     "ui.cache_mb": (int, "ISEARCH_UI_CACHE_MB", 512),
+    "store.url": (str, "ISEARCH_STORE", ""),
+    "store.prefix": (str, "ISEARCH_STORE_PREFIX", "isearch-"),
+    "store.host": (str, "ISEARCH_STORE_HOST", ""),
 }
 ENV_VARS: Mapping[str, str] = MappingProxyType({k: v[1] for k, v in _SCALARS.items()})
 
@@ -137,14 +154,16 @@ _ALIASES = {
     "threads": "model.threads",
     "batch_size": "model.batch_size",
     "precision": "model.precision",
+    "store": "store.url",
 }
 _TABLES = {
     "service": ("bind", "token", "log_level", "log_file"),
     "model": ("name", "device", "threads", "batch_size", "precision"),
     "ui": ("listen", "cache_mb"),
+    "store": ("url", "prefix", "host"),
 }
 _WATCH_KEYS = ("path", "db", "exclude")
-_TOP_KEYS = ("home", "service", "model", "ui", "watch")
+_TOP_KEYS = ("home", "service", "model", "ui", "store", "watch")
 
 
 def default_config_text() -> str:
@@ -227,6 +246,11 @@ def load_config(
             listen=_listen(values["ui.listen"], sources["ui.listen"]),
             cache_mb=_int_range(values["ui.cache_mb"], 16, 1 << 20, sources["ui.cache_mb"]),
         ),
+        store=StoreSettings(
+            url=_store_url(values["store.url"], sources["store.url"]),
+            prefix=_non_empty(values["store.prefix"], sources["store.prefix"]),
+            host=values["store.host"] or None,
+        ),
         watch=watch,
         file=file,
         sources=MappingProxyType(sources),
@@ -261,6 +285,15 @@ def describe(config: Config) -> list[tuple[str, str, Source]]:
         ("model.precision", config.model.precision, config.source("model.precision")),
         ("ui.listen", config.ui.listen or "(on request: isearch ui)", config.source("ui.listen")),
         ("ui.cache_mb", str(config.ui.cache_mb), config.source("ui.cache_mb")),
+    ]
+    rows += [
+        (
+            "store.url",
+            config.store.url or "(embedded: SQLite + hnswlib under home)",
+            config.source("store.url"),
+        ),
+        ("store.prefix", config.store.prefix, config.source("store.prefix")),
+        ("store.host", config.store.host or "(this machine's host name)", config.source("store.host")),
     ]
     if not config.watch:
         rows.append(("watch", "(none)", config.source("watch")))
@@ -324,6 +357,16 @@ def _listen(value: Any, source: Source) -> str | None:
     if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ConfigError(f"ui.listen must be HOST:PORT (e.g. 127.0.0.1:8765), not {text!r} ({source})")
     return text
+
+
+def _store_url(value: Any, source: Source) -> str | None:
+    text = str(value).strip()
+    if text and not text.startswith(STORE_SCHEMES):
+        raise ConfigError(
+            f"{source}: store {text!r} is not a Qdrant URL: use qdrant://HOST:PORT, qdrants://HOST:PORT "
+            "or qdrant:///ABS/PATH (leave it unset for the embedded store)"
+        )
+    return text or None
 
 
 def _non_empty(value: Any, source: Source) -> str:

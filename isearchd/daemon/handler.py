@@ -136,6 +136,8 @@ class Handler:
                 return self.start_ui(a["listen"])
             case "clear_db":
                 return eng.clear_db(a["db"])
+            case "migrate":
+                return self._migrate(peer, req)
             case "watch" | "unwatch":
                 if peer.remote:
                     raise PermissionDenied(TCP_WATCH_REFUSAL)
@@ -171,6 +173,18 @@ class Handler:
             items = [_file_item(i, f) for i, f in enumerate(files)]
             report = self.engine.add_files(a["db"], items, progress=progress, cancel=self.cancel)
         return report.to_dict()
+
+    def _migrate(self, peer: Peer, req: Request) -> dict[str, Any]:
+        a = req.args
+        if peer.remote:  # it names stores (and local folders) the daemon would open
+            raise PermissionDenied("migrate is for local clients (the Unix socket) only")
+
+        def progress(done: int, total: int) -> None:
+            peer.send(progress_event(req.id, done=done, total=total, added=done, skipped=0, failed=0))
+
+        return self.engine.migrate(
+            a["db"], to=a["to"], source=a["from"], progress=progress, cancel=self.cancel
+        )
 
     def _search(self, peer: Peer, req: Request) -> list[dict[str, Any]]:
         a = req.args
@@ -232,7 +246,8 @@ class Handler:
 
 def _hit(h: SearchHit) -> dict[str, Any]:
     info = h.info
-    return {
+    where = {"host": h.host} if h.host is not None else {}  # only another machine's images
+    return where | {
         "label": h.label,
         "path": h.path,
         "similarity": float(h.similarity),

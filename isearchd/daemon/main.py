@@ -37,6 +37,7 @@ from isearchd.version import __version__
 if TYPE_CHECKING:
     from isearchd.config.file import Config
     from isearchd.daemon.server import Server
+    from isearchd.store import Store
     from isearchd.web.control import WebControl
 
 log = logging.getLogger("isearchd")
@@ -74,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("fp32", "int8"),
         help="fp32 (lossless, default) or int8 (faster, slightly lossy; a database keeps the precision "
         "it was indexed with) (default: the config file's model.precision, else fp32)",
+    )
+    p.add_argument(
+        "--store",
+        default=None,
+        metavar="URL",
+        help="where the databases live: qdrant://HOST:PORT, qdrants://HOST:PORT or qdrant:///ABS/PATH "
+        "(default: the config's store.url, else the embedded store under the data home)",
     )
     p.add_argument("--home", default=None, help="data home (default: $ISEARCH_HOME or ~/.isearch)")
     p.add_argument("--token", default=None, help="token TCP clients must present (default: $ISEARCH_TOKEN)")
@@ -155,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
                 "token": args.token,
                 "precision": args.precision,
                 "ui.listen": args.ui,
+                "store": args.store,
                 "home": str(Path(args.home).expanduser().resolve()) if args.home else None,
             }
         )
@@ -241,8 +250,13 @@ def _run(config: Config, home: Path) -> int:
     from isearchd.engine.engine import Engine
     from isearchd.watch.watcher import Watcher
 
+    try:
+        store = _open_store(config, home)
+    except ISearchError as e:
+        log.error("%s", e.message)
+        return 1
     # the composition: the watcher feeds the engine's job queue; the server serves both
-    engine = Engine(model, home, batch_size=config.model.batch_size)
+    engine = Engine(model, home, batch_size=config.model.batch_size, store=store)
     watcher = Watcher(engine, watch_options)
     server = Server(engine, watcher, bind, token=token)
     try:
@@ -268,6 +282,29 @@ def _run(config: Config, home: Path) -> int:
         engine.close()
         log.info("stopped")
     return 0
+
+
+def _open_store(config: Config, home: Path) -> Store:
+    """The store of the config's ``[store]`` (the Qdrant API key from the environment only)."""
+    from isearchd.config.file import QDRANT_API_KEY_ENV
+    from isearchd.store import open_store
+
+    wanted = config.store
+    store = open_store(
+        wanted.url,
+        home,
+        prefix=wanted.prefix,
+        host=wanted.host,
+        api_key=os.environ.get(QDRANT_API_KEY_ENV) or None,
+    )
+    try:
+        store.names()  # reach it now: a wrong URL or a server that is down fails the start
+    except BaseException:
+        store.close()
+        raise
+    if wanted.url:
+        log.info("databases in %s (collections %s*)", wanted.url, wanted.prefix)
+    return store
 
 
 def _web_control(server: Server, config: Config, home: Path) -> WebControl:

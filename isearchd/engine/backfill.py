@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from isearchd.engine.photometa import photo_infos, read_metadata
 from isearchd.files.images import open_regular
-from isearchd.store import Database
+from isearchd.store import ImageDatabase
 
 if TYPE_CHECKING:
     from isearchd.engine.jobqueue import JobQueue
@@ -42,8 +42,8 @@ class Backfill:
         self,
         jobs: JobQueue,
         what: str,
-        count: Callable[[Database], int],
-        step: Callable[[Database, int], tuple[int, int]],
+        count: Callable[[ImageDatabase], int],
+        step: Callable[[ImageDatabase, int], tuple[int, int]],
         chunk: int,
     ) -> None:
         self._jobs = jobs
@@ -54,7 +54,7 @@ class Backfill:
         self._lock = threading.Lock()
         self._state: dict[str, dict[str, int]] = {}
 
-    def start(self, db: Database) -> None:
+    def start(self, db: ImageDatabase) -> None:
         """Queue the filling of ``db``'s rows that lack it, if any (safe to call again)."""
         total = self._count(db)
         if not total:
@@ -66,7 +66,7 @@ class Backfill:
         log.info("database %r: %s of %d images, in the background", db.name, self._what, total)
         self._jobs.submit(lambda: self._step(db), f"{self._what} of {db.name}")
 
-    def _step(self, db: Database) -> None:
+    def _step(self, db: ImageDatabase) -> None:
         done, unreadable = self._fill(db, self._chunk)
         with self._lock:
             state = self._state[db.name]
@@ -94,14 +94,14 @@ class Backfill:
 def metadata_backfill(jobs: JobQueue, places: Gazetteer) -> Backfill:
     """Photo metadata for rows indexed before the catalog kept it (headers only)."""
 
-    def step(db: Database, chunk: int) -> tuple[int, int]:
+    def step(db: ImageDatabase, chunk: int) -> tuple[int, int]:
         rows = db.unread_metadata(chunk)
         metas = [_read_head(path, mtime_ns) for _, _, path, mtime_ns in rows]
         infos = photo_infos(metas, places)
         db.store_metadata([(ident, info) for (ident, *_), info in zip(rows, infos, strict=True)])
         return len(rows), sum(info is None for info in infos)
 
-    return Backfill(jobs, "reading photo metadata", Database.count_unread_metadata, step, CHUNK)
+    return Backfill(jobs, "reading photo metadata", lambda db: db.count_unread_metadata(), step, CHUNK)
 
 
 def _read_head(path: str, mtime_ns: int) -> Any:

@@ -28,7 +28,7 @@ from isearchd.errors import InvalidRequest
 from isearchd.store.looks import COLOUR_GRID
 
 if TYPE_CHECKING:
-    from isearchd.store import Database, PhotoInfo
+    from isearchd.store import ImageDatabase, PhotoInfo
     from isearchd.store.looks import Look
 
 # Rows of the similarity matrix computed at once: BLOCK_ROWS x n float32, 10 MB at EXACT_MAX images.
@@ -84,7 +84,7 @@ def check_rules(rules: DupRules) -> None:
         )
 
 
-def find_groups(db: Database, rules: DupRules, path_prefix: str | None = None) -> list[DupGroup]:
+def find_groups(db: ImageDatabase, rules: DupRules, path_prefix: str | None = None) -> list[DupGroup]:
     """The duplicate groups of ``db`` (or of its images below ``path_prefix``), largest first."""
     check_rules(rules)
     ids, matrix = db.vectors_below(path_prefix)
@@ -129,7 +129,7 @@ def find_groups(db: Database, rules: DupRules, path_prefix: str | None = None) -
     return groups
 
 
-def graph_pairs(db: Database, ids: np.ndarray, k: int, min_cos: float) -> np.ndarray | None:
+def graph_pairs(db: ImageDatabase, ids: np.ndarray, k: int, min_cos: float) -> np.ndarray | None:
     """As ``candidate_pairs`` (an ``(m, 2)`` array of rows), from the database's vector index:
     each image's ``k`` nearest by graph search (approximate), those outside ``ids`` left out.
     None when the index cannot answer (the caller scans exactly)."""

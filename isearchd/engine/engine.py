@@ -23,7 +23,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -34,6 +34,7 @@ from isearchd.engine.dups import DupGroup, DupRules, find_groups
 from isearchd.engine.indexer import BATCH_SIZE, AddItem, AddReport, Indexer, Progress, ProgressFn
 from isearchd.engine.jobqueue import JobQueue
 from isearchd.engine.looks import look_backfill
+from isearchd.engine.migrate import copy_database
 from isearchd.engine.places import Gazetteer
 from isearchd.engine.query import SORTS, SearchQuery, Term, combine
 from isearchd.errors import InvalidRequest, NotFound
@@ -44,7 +45,7 @@ from isearchd.reports import LABEL_TYPES, MAX_RESULTS
 if TYPE_CHECKING:
     from PIL import Image
 
-    from isearchd.store import Database, SearchHit
+    from isearchd.store import ImageDatabase, SearchHit, Store
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +87,20 @@ class Engine:
         *,
         text_cache_size: int = TEXT_CACHE_SIZE,
         batch_size: int = BATCH_SIZE,
+        store: Store | None = None,
+        open_url: Callable[[str], Store] | None = None,
     ) -> None:
+        from isearchd.store import EmbeddedStore, open_store
+
         self.model = model
         self.batch_size = batch_size
         self.home = Path(home)
+        # where the databases live: the embedded store under ``home`` unless another is given
+        self.store: Store = store if store is not None else EmbeddedStore(self.home)
+        # another store by URL (``migrate``), with the daemon's [store] settings
+        self._open_url = open_url or (lambda url: open_store(url, self.home))
         self.started = time.time()
-        self._dbs: dict[str, Database] = {}
+        self._dbs: dict[str, ImageDatabase] = {}
         self._db_lock = threading.RLock()
         self.jobs = JobQueue()
         self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -104,42 +113,42 @@ class Engine:
 
     # -- databases -------------------------------------------------------------------------------
 
-    def database(self, name: str, *, create: bool) -> Database:
+    def database(self, name: str, *, create: bool) -> ImageDatabase:
         """The open database ``name`` (opened with this model; ``ModelMismatch`` if built by another)."""
-        from isearchd.store import Database, validate_db_name
+        from isearchd.store import validate_db_name
 
         name = validate_db_name(name)
         with self._db_lock:
             db = self._dbs.get(name)
             if db is None:
-                db = Database.open(
-                    self.home, name, model_key=self.model.key, dim=self.model.dim, create=create
-                )
+                db = self.store.open(name, model_key=self.model.key, dim=self.model.dim, create=create)
                 self._dbs[name] = db
                 log.info("opened database %r (%d images)", name, db.count())
                 self.backfill.start(db)  # rows indexed before photo metadata existed
                 self.look_backfill.start(db)  # rows indexed before looks (for dups) existed
             return db
 
-    def _any_database(self, name: str) -> tuple[Database, bool]:
+    def _any_database(self, name: str) -> tuple[ImageDatabase, bool]:
         """Open ``name`` whatever model built it (info, clear). Returns (db, whether to close it after)."""
-        from isearchd.store import Database, validate_db_name
+        from isearchd.store import validate_db_name
 
         name = validate_db_name(name)
         with self._db_lock:
             db = self._dbs.get(name)
             if db is not None:
                 return db, False
-            db = Database.open(self.home, name, model_key=None, create=False)
+            db = self.store.open(name, model_key=None, dim=None, create=False)
             if db.model_key == self.model.key:
                 self._dbs[name] = db
                 return db, False
             return db, True
 
     def list_dbs(self) -> list[str]:
-        from isearchd.store import list_databases
+        return self.store.names()
 
-        return list_databases(self.home)
+    def watched_folders(self, name: str) -> list[dict[str, Any]]:
+        """The folders database ``name`` watches on this machine, read without opening it."""
+        return self.store.watched_folders(name)
 
     def db_info(self, name: str) -> dict[str, Any]:
         db, close = self._any_database(name)
@@ -156,7 +165,7 @@ class Engine:
         photo says of itself (``NotFound`` for an id the database does not hold)."""
         db = self.database(name, create=False)
         found = db.details([image_id]).get(image_id)
-        record = db.get(found[0]) if found is not None else None
+        record = db.record_by_id(image_id) if found is not None else None
         if found is None or record is None:
             raise NotFound(f"database {name!r} has no image with id {image_id}")
         info = found[2]
@@ -164,6 +173,7 @@ class Engine:
             "id": image_id,
             "label": record.label,
             "path": record.path,
+            "host": record.host,
             "bytes": record.size,
             "mtime_ns": record.mtime_ns,
             "hash": record.content_hash,
@@ -281,11 +291,78 @@ class Engine:
         result: AddReport = self.jobs.run(job, f"add to {db.name}")
         return result
 
-    def index_paths(self, db: Database, paths: Sequence[str], cancel: threading.Event | None) -> AddReport:
+    def index_paths(
+        self, db: ImageDatabase, paths: Sequence[str], cancel: threading.Event | None
+    ) -> AddReport:
         """Index daemon-side files labelled by their path (watched folders; runs in the worker)."""
         items = [AddItem(label=p, path=p) for p in paths]
         indexer = Indexer(self.model, db, batch_size=self.batch_size, places=self.places)
         return indexer.run(items, cancel=cancel)
+
+    # -- migrate ---------------------------------------------------------------------------------
+
+    def migrate(
+        self,
+        name: str,
+        *,
+        to: str | None = None,
+        source: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> dict[str, Any]:
+        """Copy database ``name`` from the embedded store under the data home to the store at URL
+        ``to``, or from the store at URL ``source`` into the embedded store (``engine.migrate``).
+        The source is left intact. Returns ``{"db", "from", "to", "copied"}``."""
+        from isearchd.store import EmbeddedStore, validate_db_name
+
+        validate_db_name(name)
+        if (to is None) == (source is None):
+            raise InvalidRequest("migrate needs exactly one of 'to' and 'from' (a store URL)")
+        url = str(to or source)
+        local: Store = self.store if self.store.url is None else EmbeddedStore(self.home)
+        other = self.store if self.store.url == url else self._open_url(url)
+        src_store, dst_store = (local, other) if to is not None else (other, local)
+
+        def job() -> dict[str, Any]:  # a write like any other: through the one queue
+            opened: list[ImageDatabase] = []
+            try:
+                src = self._handle(src_store, name, None, None, False, opened)
+                dst = self._handle(dst_store, name, src.model_key, src.dim, True, opened)
+                copied = copy_database(src, dst, progress, cancel)
+            finally:
+                for db in opened:
+                    db.close()
+                if other is not self.store:
+                    other.close()
+            return {
+                "db": name,
+                "from": src_store.url or "embedded",
+                "to": dst_store.url or "embedded",
+                "copied": copied,
+            }
+
+        result: dict[str, Any] = self.jobs.run(job, f"migrate {name}")
+        log.info("migrated %r from %s to %s: %d images", name, result["from"], result["to"], result["copied"])
+        return result
+
+    def _handle(
+        self,
+        store: Store,
+        name: str,
+        model_key: str | None,
+        dim: int | None,
+        create: bool,
+        opened: list[ImageDatabase],
+    ) -> ImageDatabase:
+        """``name`` in ``store``: the engine's open handle when it is the engine's store (one
+        handle per database in a process), else a new one the caller closes (in ``opened``)."""
+        if store is self.store:
+            with self._db_lock:
+                if name in self._dbs:
+                    return self._dbs[name]
+        db = store.open(name, model_key=model_key, dim=dim, create=create)
+        opened.append(db)
+        return db
 
     # -- search / compare ------------------------------------------------------------------------
 
@@ -328,7 +405,7 @@ class Engine:
             hits = dated + [h for h in hits if not h.info.taken_local]
         return hits
 
-    def _term_vector(self, db: Database, term: Term) -> np.ndarray:
+    def _term_vector(self, db: ImageDatabase, term: Term) -> np.ndarray:
         if term.text is not None:
             return self.text_vector(term.text)
         if term.image is not None:
@@ -400,3 +477,4 @@ class Engine:
                 db.close()
             except Exception:  # keep closing the rest
                 log.exception("error closing database %r", db.name)
+        self.store.close()

@@ -26,7 +26,7 @@ from PIL import Image
 from isearchd.engine.backfill import Backfill
 from isearchd.errors import BadImage
 from isearchd.files.images import load_image
-from isearchd.store import Database
+from isearchd.store import ImageDatabase
 from isearchd.store.looks import COLOUR_GRID, Look
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ def look_of_file(source: str | bytes, name: str | None = None) -> Look:
 def look_backfill(jobs: JobQueue) -> Backfill:
     """Looks for images added before they existed: each decoded once, at a small scale."""
 
-    def step(db: Database, chunk: int) -> tuple[int, int]:
+    def step(db: ImageDatabase, chunk: int) -> tuple[int, int]:
         looks: list[tuple[int, Look | None]] = []
         for ident, path in db.unknown_looks(chunk):
             try:
@@ -82,4 +82,4 @@ def look_backfill(jobs: JobQueue) -> Backfill:
         db.store_looks(looks)
         return len(looks), sum(look is None for _, look in looks)
 
-    return Backfill(jobs, "hashing for dups", Database.count_unknown_looks, step, CHUNK)
+    return Backfill(jobs, "hashing for dups", lambda db: db.count_unknown_looks(), step, CHUNK)

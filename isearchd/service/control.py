@@ -90,11 +90,15 @@ def console_path() -> Path:
     return log_path().with_name(CONSOLE_NAME)
 
 
-def daemon_command(bind: str, model: str, log_level: str, precision: str | None = None) -> list[str]:
+def daemon_command(
+    bind: str, model: str, log_level: str, precision: str | None = None, store: str | None = None
+) -> list[str]:
     """The command line that runs the daemon in the foreground."""
     cmd = [sys.executable, "-m", "isearchd", "--bind", bind, "--model", model, "--log-level", log_level]
     if precision is not None:
         cmd += ["--precision", precision]
+    if store is not None:
+        cmd += ["--store", store]
     return cmd
 
 
@@ -108,6 +112,7 @@ def start(
     bind: str | None = None,
     log_level: str = "info",
     precision: str | None = None,
+    store: str | None = None,
     timeout_s: float = START_TIMEOUT_S,
 ) -> ServiceInfo:
     """Start the daemon in the background and wait until it answers.
@@ -132,7 +137,7 @@ def start(
     # logging is set up, such as an import error) goes to a console file rewritten per start, so
     # the log file has no duplicated lines and the console file holds exactly this start's story.
     console = console_path()
-    cmd = daemon_command(bind, model, level, precision)
+    cmd = daemon_command(bind, model, level, precision, store)
     log.debug("starting daemon: %s", cmd)
     with console.open("wb") as out:
         proc = subprocess.Popen(

@@ -20,7 +20,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ import numpy as np
 
 from isearchd.errors import InvalidRequest, ModelMismatch, StoreError
 from isearchd.store.catalog import CATALOG_NAME, Catalog, now_iso
+from isearchd.store.export import export_rows
 from isearchd.store.looks import Look, count_unknown_looks, looks_for_ids, unknown_looks, write_looks
 from isearchd.store.metadata import (
     Filters,
@@ -40,35 +41,10 @@ from isearchd.store.metadata import (
     write_info,
 )
 from isearchd.store.names import missing_database, validate_db_name
-from isearchd.store.vectors import FILTER_EXACT_MAX, VectorIndex, normalise, rank
+from isearchd.store.records import ImageRecord, SearchHit
+from isearchd.store.vectors import FILTER_EXACT_MAX, VectorIndex, normalise, normalise_rows, rank
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ImageRecord:
-    """One image as stored. ``label`` is the unique key (absolute path, or file name when the
-    user asks for name labels). ``vector`` None on ``add`` means: reuse the vector stored for
-    the same ``content_hash`` (an InvalidRequest when there is none)."""
-
-    label: str
-    path: str
-    size: int
-    mtime_ns: int
-    content_hash: str
-    vector: np.ndarray | None = None
-    info: PhotoInfo | None = None  # what the photo says about itself (None: leave as stored)
-    look: Look | None = None  # perceptual hash and colours (None: unknown, filled in later)
-
-
-@dataclass(frozen=True)
-class SearchHit:
-    label: str
-    path: str
-    similarity: float  # cosine x 100, rounded to 1 decimal (as the original prints it)
-    info: PhotoInfo = field(default_factory=PhotoInfo)
-    bytes: int | None = None
-    id: int | None = None  # the image's id in its database (stable while the image stays)
 
 
 @dataclass(frozen=True)
@@ -174,7 +150,7 @@ class Database:
                 f"database '{name}' was built with model {stored_model} (dim {stored_dim}), but the "
                 f"model in use is {model_key}{'' if dim is None else f' (dim {dim})'}; embedding spaces "
                 f"cannot be mixed. Re-index it with `isearch db --clear -d {name}` and add the images "
-                f"again, use another database (-d NAME), or {_restart_hint(stored_model)}"
+                f"again, use another database (-d NAME), or {restart_hint(stored_model)}"
             )
         return stored_model, int(stored_dim)
 
@@ -262,7 +238,7 @@ class Database:
                         f"{r.label}: no vector given and no stored image has content hash {r.content_hash}"
                     )
                 vectors.append(np.asarray(vec, dtype=np.float32).reshape(-1))
-            matrix = normalise(np.stack(vectors), self.dim)
+            matrix = normalise_rows(vectors, self.dim)
             rows = [
                 (r.label, r.path, int(r.size), int(r.mtime_ns), r.content_hash, matrix[i], r.info)
                 for i, r in enumerate(batch)
@@ -419,6 +395,16 @@ class Database:
         if row is None:
             return None
         return ImageRecord(row.label, row.path, row.size, row.mtime_ns, row.content_hash, row.vector)
+
+    def record_by_id(self, image_id: int) -> ImageRecord | None:
+        found = self.details([image_id]).get(image_id)
+        return self.get(found[0]) if found is not None else None
+
+    def export(self, batch: int) -> Iterator[list[ImageRecord]]:
+        """Every image with its vector, photo metadata and look, in batches (for a copy)."""
+        with self.catalog.reader() as conn:
+            for rows in export_rows(conn, batch):
+                yield [record for _, record in rows]
 
     def records(self, path_prefix: str | None = None) -> Iterator[ImageRecord]:
         """Every stored image (vector None), ordered by path; optionally only below one folder."""
@@ -580,7 +566,7 @@ INT8_SUFFIX = "+int8"  # how isearchd.models names the int8 variant of a model k
 CUSTOM_PREFIX = "custom:"  # how isearchd.models names a custom checkpoint
 
 
-def _restart_hint(stored_model: str) -> str:
+def restart_hint(stored_model: str) -> str:
     """How to start the daemon with the model (and precision) a database was built with."""
     base = stored_model.removesuffix(INT8_SUFFIX)
     precision = " -p int8" if stored_model.endswith(INT8_SUFFIX) else ""

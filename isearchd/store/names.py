@@ -15,6 +15,8 @@ from isearchd.errors import InvalidRequest, NotFound
 from isearchd.store.catalog import CATALOG_NAME, read_folders
 
 NAME_MAX_CHARS = 64
+# A Qdrant store's collection of database ``name`` is ``<prefix><name>`` (``[store] prefix``).
+DEFAULT_PREFIX = "isearch-"
 # How many existing names the "does not exist" error lists.
 NAMES_SHOWN = 10
 _FORBIDDEN_NAME_CHARS = set('/\\:*?"<>|')
@@ -64,7 +66,11 @@ def missing_database(home: Path, name: str) -> NotFound:
     It names databases, never files (a user typing ``-d photso`` needs ``photos``, not the path
     of a catalog that is not there).
     """
-    names = list_databases(home)
+    return missing_among(list_databases(home), name)
+
+
+def missing_among(names: list[str], name: str) -> NotFound:
+    """As ``missing_database``, given the names of the databases that exist."""
     if not names:
         return NotFound(
             f"database '{name}' does not exist yet: no images have been added "

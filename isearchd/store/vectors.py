@@ -170,6 +170,14 @@ def normalise(vectors: np.ndarray, dim: int) -> np.ndarray:
     return np.ascontiguousarray(arr / norms, dtype=np.float32)
 
 
+def normalise_rows(rows: list[np.ndarray], dim: int) -> np.ndarray:
+    """``normalise`` for a batch given as one vector per image (any of which may be malformed)."""
+    for row in rows:
+        if row.shape != (dim,):
+            raise InvalidRequest(f"expected vectors of dimension {dim}, got shape {row.shape}")
+    return normalise(np.stack(rows), dim)
+
+
 class VectorIndex:
     """hnswlib index of one database. Thread-safe: searches share, changes are exclusive."""
 

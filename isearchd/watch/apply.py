@@ -31,12 +31,12 @@ from isearchd.watch.pathfilter import PathFilter
 
 if TYPE_CHECKING:
     from isearchd.reports import AddReport
-    from isearchd.store import Database
+    from isearchd.store import ImageDatabase
 
 log = logging.getLogger(__name__)
 
 # The host's ``index_paths``: index files labelled by their path, stopping early on ``cancel``.
-IndexPaths = Callable[["Database", Sequence[str], threading.Event | None], "AddReport"]
+IndexPaths = Callable[["ImageDatabase", Sequence[str], threading.Event | None], "AddReport"]
 
 
 @dataclass
@@ -55,7 +55,7 @@ class Applied:
 
 
 def apply_batch(
-    db: Database,
+    db: ImageDatabase,
     batch: Batch,
     flt: PathFilter,
     index_paths: IndexPaths,
@@ -95,7 +95,7 @@ def apply_batch(
     return done
 
 
-def _apply_folder_op(db: Database, op: Op, done: Applied) -> None:
+def _apply_folder_op(db: ImageDatabase, op: Op, done: Applied) -> None:
     done.gone_folders.append(op.src)
     if op.kind == "mvdir":
         done.moved += db.move_prefix(op.src, op.dst)

@@ -14,14 +14,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from watchdog.observers.api import BaseObserver, ObservedWatch
 
     from isearchd.engine.jobqueue import JobQueue
     from isearchd.reports import AddReport
-    from isearchd.store import Database
+    from isearchd.store import ImageDatabase
 
 
 class FolderHost(Protocol):
@@ -29,10 +29,10 @@ class FolderHost(Protocol):
 
     jobs: JobQueue
 
-    def database(self, name: str, *, create: bool) -> Database: ...
+    def database(self, name: str, *, create: bool) -> ImageDatabase: ...
 
     def index_paths(
-        self, db: Database, paths: Sequence[str], cancel: threading.Event | None
+        self, db: ImageDatabase, paths: Sequence[str], cancel: threading.Event | None
     ) -> AddReport: ...
 
 
@@ -40,6 +40,10 @@ class WatchHost(FolderHost, Protocol):
     """What the watcher needs from the engine."""
 
     home: Path
+
+    def watched_folders(self, name: str) -> list[dict[str, Any]]:
+        """The folders database ``name`` watches on this machine, read without opening it."""
+        ...
 
 
 class Observers(Protocol):

@@ -138,13 +138,11 @@ class Watcher:
     ) -> None:
         """At daemon start: folders from the config file ``(db, path, exclude)``, then the folders
         registered in each database of ``registered`` (names)."""
-        from isearchd.store import watched_folders
-
         for db_name, path, exclude in configured:
             self._start_or_record(db_name, normalise_folder(path), exclude, "config")
         for db_name in registered:
             try:
-                folders = watched_folders(self.host.home, db_name)
+                folders = self.host.watched_folders(db_name)
             except ISearchError as e:
                 # its folders cannot even be listed: say so in the log and in `watch --list`
                 where = str(Path(self.host.home) / db_name)

@@ -17,7 +17,7 @@ import pytest
 from isearchd.engine.jobqueue import JobQueue
 from isearchd.errors import Busy, InvalidRequest
 from isearchd.reports import AddReport
-from isearchd.store import Database, ImageRecord
+from isearchd.store import Database, ImageRecord, watched_folders
 from isearchd.watch.debounce import Debouncer
 from isearchd.watch.pathfilter import PathFilter, glob_to_regex, is_temp_name
 from isearchd.watch.reconcile import WalkStopped, diff, walk_folder
@@ -294,6 +294,9 @@ class FakeHost:
         self.jobs = JobQueue()
         self.dbs: dict[str, Database] = {}
         self.embedded: list[str] = []
+
+    def watched_folders(self, name: str) -> list[dict[str, Any]]:
+        return watched_folders(self.home, name)
 
     def database(self, name: str, *, create: bool) -> Database:
         if name not in self.dbs:

@@ -85,12 +85,17 @@ function showQueryImage(query) {
   }
 }
 
+// An image another machine indexed into a shared store is shown as host:path.
+function where(item) {
+  return item.host ? `${item.host}:${item.path}` : item.path;
+}
+
 function tile(item, index, onOpen, extra) {
   const button = document.createElement("button");
   button.className = "tile";
   button.type = "button";
   button.dataset.index = String(index);
-  button.title = `${item.path}\n${item.similarity.toFixed(1)} %`;
+  button.title = `${where(item)}\n${item.similarity.toFixed(1)} %`;
   const img = document.createElement("img");
   img.loading = "lazy";
   img.decoding = "async";
@@ -143,7 +148,7 @@ function openViewer(items, index) {
   if (!item) return;
   $("#big").src = item.image || "";
   $("#big").alt = baseName(item.path);
-  $("#v-path").textContent = item.path;
+  $("#v-path").textContent = where(item);
   $("#v-full").href = item.image || "#";
   const facts = [];
   if (item.similarity !== undefined) facts.push(["Similarity", `${item.similarity.toFixed(1)} %`]);

@@ -1,0 +1,136 @@
+"""The one interface of a database and of the store that holds databases, whatever is behind it.
+
+Two implementations: the embedded store (``isearchd.store.embedded``: SQLite catalog + hnswlib
+index per database under the data home, ``database.Database``) and Qdrant
+(``isearchd.store.qdrant_store``: one collection per database, on a server or in qdrant-client's
+local mode). The engine, duplicates, backfills, the watcher and the web page use only what is
+declared here, so they cannot tell which store is behind.
+
+Ids: every image has an ``int`` id, stable while the image stays, below 2**53 (the web page's
+JavaScript reads ids as numbers). Labels and paths are ``str`` with ``surrogateescape`` for
+bytes that are not UTF-8 (``isearchd.files.names``). Paths are paths on the machine that indexed
+the image: calls that take or return paths (``get``, ``records``, ``delete_*``, ``rename``,
+``move_prefix``, ``count_below``, the backfills) concern this machine's images; searches,
+``count``, ``details``, ``record_by_id``, ``vectors_below(None)`` and ``neighbours`` see the
+whole database (in a store shared by several daemons, every machine's images, ``host`` set on
+those of the others).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from isearchd.store.looks import Look
+from isearchd.store.metadata import Filters, PhotoInfo
+from isearchd.store.records import ImageRecord, SearchHit
+
+# A copy's progress: (images copied so far, images in all).
+CopyProgress = Callable[[int, int], None]
+
+
+class ImageDatabase(Protocol):
+    """One named database: images (catalog fields, photo metadata, looks, a unit vector each)
+    and the folders it watches. Writes are acknowledged only once durable."""
+
+    name: str
+
+    @property
+    def model_key(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    # -- writes (the engine's job queue is their one caller) -------------------------------------
+
+    def add(self, records: list[ImageRecord]) -> int: ...
+
+    def delete_labels(self, labels: Iterable[str]) -> int: ...
+
+    def delete_prefix(self, path_prefix: str) -> int: ...
+
+    def rename(self, moves: list[tuple[str, str, int | None, int | None]]) -> int: ...
+
+    def move_prefix(self, src: str, dst: str) -> int: ...
+
+    def clear(self) -> None: ...
+
+    def save_index(self) -> None: ...
+
+    def close(self, *, save: bool = True) -> None: ...
+
+    def add_folder(self, path: str, options: dict[str, Any] | None = None) -> None: ...
+
+    def remove_folder(self, path: str) -> bool: ...
+
+    def store_metadata(self, rows: list[tuple[int, PhotoInfo | None]]) -> None: ...
+
+    def store_looks(self, rows: list[tuple[int, Look | None]]) -> None: ...
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    def folders(self) -> list[dict[str, Any]]: ...
+
+    def get(self, label: str) -> ImageRecord | None: ...
+
+    def record_by_id(self, image_id: int) -> ImageRecord | None: ...
+
+    def records(self, path_prefix: str | None = None) -> Iterator[ImageRecord]: ...
+
+    def export(self, batch: int) -> Iterator[list[ImageRecord]]: ...
+
+    def vector_for_hash(self, content_hash: str) -> np.ndarray | None: ...
+
+    def count(self) -> int: ...
+
+    def count_below(self, path_prefix: str) -> int: ...
+
+    def search(
+        self,
+        vector: np.ndarray,
+        k: int = 10,
+        min_similarity: float = 0.0,
+        filters: Filters | None = None,
+        *,
+        details: bool = False,
+    ) -> list[SearchHit]: ...
+
+    def unread_metadata(self, limit: int) -> list[tuple[int, str, str, int]]: ...
+
+    def count_unread_metadata(self) -> int: ...
+
+    def unknown_looks(self, limit: int) -> list[tuple[int, str]]: ...
+
+    def count_unknown_looks(self) -> int: ...
+
+    def vectors_below(self, path_prefix: str | None) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def neighbours(self, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray] | None: ...
+
+    def details(self, ids: Sequence[int]) -> dict[int, tuple[str, str, PhotoInfo, int, Look | None]]: ...
+
+    def info(self) -> dict[str, Any]: ...
+
+
+class Store(Protocol):
+    """Where a daemon's databases live. ``url``: how the user named it (None: embedded)."""
+
+    url: str | None
+
+    def open(self, name: str, *, model_key: str | None, dim: int | None, create: bool) -> ImageDatabase:
+        """Open (or, when ``create`` and a model is given, create) database ``name``. An existing
+        database built by another model raises ``ModelMismatch``; ``model_key`` None opens it
+        whatever its model. A missing one raises ``NotFound`` naming the closest existing name."""
+        ...
+
+    def names(self) -> list[str]:
+        """Names of the databases, sorted."""
+        ...
+
+    def watched_folders(self, name: str) -> list[dict[str, Any]]:
+        """The folders database ``name`` watches on this machine, read without opening it."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,550 @@
+"""One database as one Qdrant collection ``<prefix><name>``: a point per image, its unit vector
+and its catalog fields in the payload (``isearchd.store.qdrant_payload``).
+
+Durability: every write is sent with ``wait=true``, so it returns only once Qdrant has applied it
+and written it to its write-ahead log; a daemon killed after an acknowledgement loses nothing
+(on a server that is Qdrant's guarantee, see docs/scale.md; there is no index of ours to save).
+
+Many daemons, one collection: point ids come from (host, label), so machines never overwrite each
+other's points and a retried batch overwrites its own. Calls that take paths (``get``,
+``records``, deletes, moves, the backfills) see this machine's points only; searches, ``count``,
+``details`` and duplicates see every machine's. Not atomic across points: a move writes the new
+points before it deletes the old ones, so a crash in between leaves both until the next reconcile
+finds the old file gone (nothing is lost).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from qdrant_client import models as qm
+
+from isearchd.errors import InvalidRequest, StoreError
+from isearchd.files.names import to_db
+from isearchd.store.looks import LOOK_UNKNOWN, Look
+from isearchd.store.metadata import META_UNREAD, Filters, PhotoInfo
+from isearchd.store.qdrant_link import QdrantLink
+from isearchd.store.qdrant_meta import QdrantMeta
+from isearchd.store.qdrant_payload import (
+    below,
+    folders_above,
+    host_is,
+    image_id,
+    image_payload,
+    info_from,
+    look_from,
+    looks_update,
+    match,
+    metadata_update,
+    name_from_key,
+    name_key,
+    point_id,
+    record_from,
+    search_filter,
+)
+from isearchd.store.records import ImageRecord, SearchHit
+from isearchd.store.vectors import normalise, normalise_rows
+
+log = logging.getLogger(__name__)
+
+# Points per request: a scroll page, a batch of retrieves or payload updates (a 512-d page of
+# 1,000 vectors is ~2 MB of JSON).
+PAGE = 1000
+# Quantized search (server only; local mode searches exactly): candidates fetched by the int8
+# vectors per result wanted, then rescored with the float32 originals (Qdrant's documented way to
+# keep recall near that of unquantized search; the factor is not measured here: no server).
+OVERSAMPLING = 2.0
+HNSW_EF_MIN = 128  # search breadth on a server (Qdrant's default ef is 100)
+SALTS = 16  # image-id candidates tried before giving up (a second one is needed ~once in 1e8)
+
+
+class QdrantDatabase:
+    """A database in Qdrant. Use ``QdrantStore.open``."""
+
+    def __init__(
+        self,
+        link: QdrantLink,
+        meta: QdrantMeta,
+        name: str,
+        collection: str,
+        host: str,
+        model_key: str,
+        dim: int,
+    ) -> None:
+        self.name = name
+        self.collection = collection
+        self.host = host
+        self._link = link
+        self._meta = meta
+        self._model_key = model_key
+        self._dim = dim
+        self._closed = False
+
+    @property
+    def model_key(self) -> str:
+        return self._model_key
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"database '{self.name}' is closed")
+
+    def _mine(self, *more: qm.Condition) -> qm.Filter:
+        return qm.Filter(must=[host_is(self.host), *more])
+
+    # -- low level -------------------------------------------------------------------------------
+
+    def _scroll(
+        self,
+        flt: qm.Filter | None,
+        *,
+        vectors: bool = False,
+        payload: bool | list[str] = True,
+        limit: int = 0,
+    ) -> Iterator[qm.Record]:
+        self._check_open()
+        offset = None
+        left = limit or None
+        while True:
+            page = PAGE if left is None else min(PAGE, left)
+            with self._link.guard() as client:
+                points, offset = client.scroll(
+                    self.collection,
+                    flt,
+                    limit=page,
+                    offset=offset,
+                    with_payload=payload,
+                    with_vectors=vectors,
+                )
+            yield from points
+            if left is not None:
+                left -= len(points)
+            if offset is None or (left is not None and left <= 0):
+                return
+
+    def _count(self, flt: qm.Filter | None) -> int:
+        self._check_open()
+        with self._link.guard() as client:
+            return int(client.count(self.collection, count_filter=flt, exact=True).count)
+
+    def _retrieve(self, ids: Sequence[str], *, vectors: bool = False) -> dict[str, qm.Record]:
+        self._check_open()
+        out: dict[str, qm.Record] = {}
+        for start in range(0, len(ids), PAGE):
+            with self._link.guard() as client:
+                found = client.retrieve(
+                    self.collection, list(ids[start : start + PAGE]), with_payload=True, with_vectors=vectors
+                )
+            out.update({str(p.id): p for p in found})
+        return out
+
+    def _by_iid(self, iids: Sequence[int], *, mine: bool, vectors: bool = False) -> dict[int, qm.Record]:
+        out: dict[int, qm.Record] = {}
+        for start in range(0, len(iids), PAGE):
+            cond = qm.FieldCondition(
+                key="iid", match=qm.MatchAny(any=[int(i) for i in iids[start : start + PAGE]])
+            )
+            flt = self._mine(cond) if mine else qm.Filter(must=[cond])
+            out.update({int(p.payload["iid"]): p for p in self._scroll(flt, vectors=vectors) if p.payload})
+        return out
+
+    def _upsert(self, points: list[qm.PointStruct]) -> None:
+        for start in range(0, len(points), PAGE):
+            with self._link.guard() as client:
+                client.upsert(self.collection, points[start : start + PAGE], wait=True)
+
+    def _delete_ids(self, ids: Sequence[str]) -> None:
+        for start in range(0, len(ids), PAGE):
+            with self._link.guard() as client:
+                client.delete(
+                    self.collection, qm.PointIdsList(points=list(ids[start : start + PAGE])), wait=True
+                )
+
+    def _set_payloads(self, rows: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        ops: list[qm.UpdateOperation] = [
+            qm.SetPayloadOperation(set_payload=qm.SetPayload(payload=payload, points=[pid]))
+            for pid, payload in rows
+        ]
+        for start in range(0, len(ops), PAGE):
+            with self._link.guard() as client:
+                client.batch_update_points(self.collection, ops[start : start + PAGE], wait=True)
+
+    # -- writes ----------------------------------------------------------------------------------
+
+    def add(self, records: list[ImageRecord]) -> int:
+        """Upsert ``records`` by (this host, label); returns the points written. Acknowledged by
+        Qdrant (``wait=true``) before it returns."""
+        if not records:
+            return 0
+        batch = list({r.label: r for r in records}.values())  # the same label twice: the last wins
+        if any(not r.label for r in batch):
+            raise InvalidRequest("an image label cannot be empty")
+        self._check_open()
+        reused = self._vectors_for_hashes({r.content_hash for r in batch if r.vector is None})
+        vectors = []
+        for r in batch:
+            vec = r.vector if r.vector is not None else reused.get(r.content_hash)
+            if vec is None:
+                raise InvalidRequest(
+                    f"{r.label}: no vector given and no stored image has content hash {r.content_hash}"
+                )
+            vectors.append(np.asarray(vec, dtype=np.float32).reshape(-1))
+        matrix = normalise_rows(vectors, self.dim)
+        pids = [point_id(self.host, r.label) for r in batch]
+        existing = self._retrieve(pids)
+        iids = self._image_ids(batch, pids, existing)
+        points = [
+            qm.PointStruct(
+                id=pid,
+                vector=matrix[i].tolist(),
+                payload=image_payload(r, self.host, self.model_key, iids[i], _payload(existing.get(pid))),
+            )
+            for i, (pid, r) in enumerate(zip(pids, batch, strict=True))
+        ]
+        self._upsert(points)
+        return len(points)
+
+    def _vectors_for_hashes(self, hashes: set[str]) -> dict[str, np.ndarray]:
+        if not hashes:
+            return {}
+        cond = qm.FieldCondition(key="hash", match=qm.MatchAny(any=sorted(hashes)))
+        out: dict[str, np.ndarray] = {}
+        for p in self._scroll(qm.Filter(must=[cond]), vectors=True, payload=["hash"]):
+            if p.payload and p.vector is not None:
+                out.setdefault(str(p.payload["hash"]), np.asarray(p.vector, dtype=np.float32))
+        return out
+
+    def _image_ids(
+        self, batch: list[ImageRecord], pids: list[str], existing: dict[str, qm.Record]
+    ) -> list[int]:
+        """An image keeps its id; a new one takes its first candidate no other point holds."""
+        ids: list[int] = [0] * len(batch)
+        salt = [0] * len(batch)
+        for i, pid in enumerate(pids):
+            old = _payload(existing.get(pid))
+            ids[i] = int(old["iid"]) if old and "iid" in old else image_id(self.host, batch[i].label)
+        for _ in range(SALTS):
+            held = self._by_iid(ids, mine=False)
+            taken: set[int] = set()
+            clash = []
+            for i, pid in enumerate(pids):
+                other = held.get(ids[i])
+                if (other is not None and str(other.id) != pid) or ids[i] in taken:
+                    clash.append(i)
+                taken.add(ids[i])
+            if not clash:
+                return ids
+            for i in clash:
+                salt[i] += 1
+                ids[i] = image_id(self.host, batch[i].label, salt[i])
+        raise StoreError(f"database '{self.name}': no free image id for {batch[clash[0]].label!r}")
+
+    def delete_labels(self, labels: Iterable[str]) -> int:
+        """Delete this machine's images by label; returns how many existed."""
+        found = list(self._retrieve([point_id(self.host, lb) for lb in labels]))
+        self._delete_ids(found)
+        return len(found)
+
+    def delete_prefix(self, path_prefix: str) -> int:
+        """Delete this machine's image at ``path_prefix`` and every one below that folder."""
+        if not path_prefix:
+            raise InvalidRequest("a path prefix cannot be empty")
+        flt = self._mine(below(path_prefix))
+        n = self._count(flt)
+        if n:
+            with self._link.guard() as client:
+                client.delete(self.collection, qm.FilterSelector(filter=flt), wait=True)
+        return n
+
+    def rename(self, moves: list[tuple[str, str, int | None, int | None]]) -> int:
+        """Files moved on this machine: ``(old_path, new_path, size, mtime_ns)`` (see ``Database``)."""
+        if not moves:
+            return 0
+        self._check_open()
+        found = self._retrieve([point_id(self.host, old) for old, *_ in moves], vectors=True)
+        planned = []
+        for old, new, size, mtime_ns in moves:
+            point = found.get(point_id(self.host, old))
+            if point is not None:
+                planned.append((point, new, size, mtime_ns))
+        return self._move(planned)
+
+    def move_prefix(self, src: str, dst: str) -> int:
+        """A folder moved on this machine: every image at or below ``src`` now lives below ``dst``."""
+        src, dst = src.rstrip("/"), dst.rstrip("/")
+        if not src or not dst:
+            raise InvalidRequest("a folder path cannot be empty")
+        planned = []
+        for point in self._scroll(self._mine(below(src)), vectors=True):
+            path = name_from_key(_payload(point)["path"])
+            planned.append((point, dst + path[len(src) :], None, None))
+        return self._move(planned)
+
+    def _move(self, planned: Sequence[tuple[qm.Record, str, int | None, int | None]]) -> int:
+        """Write each point under its new path (and label, when labelled by path), then delete the
+        old points and any other point of this machine that was at a new path (replaced)."""
+        points: list[qm.PointStruct] = []
+        old_ids: list[str] = []
+        for point, new_path, size, mtime_ns in planned:
+            payload = dict(_payload(point))
+            label, path = name_from_key(payload["label"]), name_from_key(payload["path"])
+            new_label = new_path if label == path else label
+            payload.update(label=name_key(new_label), path=name_key(new_path), dirs=folders_above(new_path))
+            if size is not None:
+                payload["size"] = int(size)
+            if mtime_ns is not None:
+                payload["mtime_ns"] = int(mtime_ns)
+            new_id = point_id(self.host, new_label)
+            points.append(qm.PointStruct(id=new_id, vector=_floats(point.vector), payload=payload))
+            old_ids.append(str(point.id))
+        if not points:
+            return 0
+        new_ids = {str(p.id) for p in points}
+        replaced = []
+        for p in points:
+            at_new = qm.Filter(must=[host_is(self.host), match("path", (p.payload or {})["path"])])
+            replaced += [str(q.id) for q in self._scroll(at_new, payload=False) if str(q.id) not in new_ids]
+        self._upsert(points)
+        self._delete_ids(sorted({*replaced, *(i for i in old_ids if i not in new_ids)}))
+        return len(points)
+
+    def clear(self) -> None:
+        """Remove every image of the database (every machine's); its model and folders stay."""
+        self._check_open()
+        with self._link.guard() as client:
+            client.delete(self.collection, qm.FilterSelector(filter=qm.Filter()), wait=True)
+
+    def save_index(self) -> None:
+        """Nothing to save: Qdrant acknowledged every write."""
+        self._check_open()
+
+    def close(self, *, save: bool = True) -> None:
+        """Forget the connection (the store owns and closes the client). Idempotent."""
+        self._closed = True
+
+    def __enter__(self) -> QdrantDatabase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- folders (this machine's) ----------------------------------------------------------------
+
+    def add_folder(self, path: str, options: dict[str, Any] | None = None) -> None:
+        self._check_open()
+        self._meta.add_folder(self.name, self.host, path, options or {})
+
+    def remove_folder(self, path: str) -> bool:
+        self._check_open()
+        return self._meta.remove_folder(self.name, self.host, path)
+
+    def folders(self) -> list[dict[str, Any]]:
+        return self._meta.folders(self.name, self.host)
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    def get(self, label: str) -> ImageRecord | None:
+        """This machine's image ``label``, with its vector."""
+        point = self._retrieve([point_id(self.host, label)], vectors=True).get(point_id(self.host, label))
+        return None if point is None else record_from(_payload(point), point.vector, self.host)
+
+    def record_by_id(self, image_id: int) -> ImageRecord | None:
+        point = self._by_iid([image_id], mine=False, vectors=True).get(image_id)
+        return None if point is None else record_from(_payload(point), point.vector, self.host)
+
+    def records(self, path_prefix: str | None = None) -> Iterator[ImageRecord]:
+        """This machine's images (vector None), ordered by path; optionally only below one folder."""
+        flt = self._mine(below(path_prefix)) if path_prefix is not None else self._mine()
+        found = [record_from(_payload(p), None, self.host) for p in self._scroll(flt)]
+        found.sort(key=lambda r: to_db(r.path))
+        yield from found
+
+    def export(self, batch: int) -> Iterator[list[ImageRecord]]:
+        """This machine's images with vectors, metadata and looks, in batches (for a copy)."""
+        out: list[ImageRecord] = []
+        for p in self._scroll(self._mine(), vectors=True):
+            out.append(record_from(_payload(p), p.vector, self.host))
+            if len(out) >= batch:
+                yield out
+                out = []
+        if out:
+            yield out
+
+    def vector_for_hash(self, content_hash: str) -> np.ndarray | None:
+        return self._vectors_for_hashes({content_hash}).get(content_hash)
+
+    def count(self) -> int:
+        return self._count(None)
+
+    def count_below(self, path_prefix: str) -> int:
+        return self._count(self._mine(below(path_prefix)))
+
+    def search(
+        self,
+        vector: np.ndarray,
+        k: int = 10,
+        min_similarity: float = 0.0,
+        filters: Filters | None = None,
+        *,
+        details: bool = False,
+    ) -> list[SearchHit]:
+        """The ``k`` most similar images of every machine (filters as payload filters, pushed
+        down to Qdrant) with similarity >= ``min_similarity`` percent, best first."""
+        if k < 1:
+            raise InvalidRequest(f"the number of results must be at least 1, got {k}")
+        if not 0.0 <= min_similarity <= 100.0:
+            raise InvalidRequest(f"the minimum similarity must be between 0 and 100, got {min_similarity}")
+        self._check_open()
+        query = normalise(vector, self.dim)[0]
+        params = None
+        if not self._link.local:  # local mode searches exactly and warns about search params
+            params = qm.SearchParams(
+                hnsw_ef=max(HNSW_EF_MIN, 2 * k),
+                quantization=qm.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING),
+            )
+        with self._link.guard() as client:
+            found = client.query_points(
+                self.collection,
+                query=query.tolist(),
+                query_filter=search_filter(filters),
+                limit=k,
+                score_threshold=min_similarity / 100.0 - 0.0005,  # then rounded as the embedded store
+                search_params=params,
+                with_payload=True,
+            ).points
+        out = []
+        for p in found:
+            sim = round(min(1.0, max(-1.0, p.score)) * 100.0, 1)
+            payload = _payload(p)
+            if sim < min_similarity:
+                continue
+            host = name_from_key(payload["host"])
+            out.append(
+                SearchHit(
+                    name_from_key(payload["label"]),
+                    name_from_key(payload["path"]),
+                    sim,
+                    info_from(payload) if details else PhotoInfo(),
+                    int(payload["size"]) if details else None,
+                    int(payload["iid"]),
+                    None if host == self.host else host,
+                )
+            )
+        out.sort(key=lambda s: -s.similarity)
+        return out
+
+    # -- this machine's backfills ----------------------------------------------------------------
+
+    def unread_metadata(self, limit: int) -> list[tuple[int, str, str, int]]:
+        flt = self._mine(match("meta_state", META_UNREAD))
+        return [
+            (int(pl["iid"]), name_from_key(pl["label"]), name_from_key(pl["path"]), int(pl["mtime_ns"]))
+            for pl in (_payload(p) for p in self._scroll(flt, limit=limit))
+        ]
+
+    def count_unread_metadata(self) -> int:
+        return self._count(self._mine(match("meta_state", META_UNREAD)))
+
+    def store_metadata(self, rows: list[tuple[int, PhotoInfo | None]]) -> None:
+        points = self._by_iid([i for i, _ in rows], mine=True)
+        self._set_payloads([(str(points[i].id), metadata_update(info)) for i, info in rows if i in points])
+
+    def unknown_looks(self, limit: int) -> list[tuple[int, str]]:
+        flt = self._mine(match("look_state", LOOK_UNKNOWN))
+        return [
+            (int(pl["iid"]), name_from_key(pl["path"]))
+            for pl in (_payload(p) for p in self._scroll(flt, limit=limit))
+        ]
+
+    def count_unknown_looks(self) -> int:
+        return self._count(self._mine(match("look_state", LOOK_UNKNOWN)))
+
+    def store_looks(self, rows: list[tuple[int, Look | None]]) -> None:
+        points = self._by_iid([i for i, _ in rows], mine=True)
+        self._set_payloads([(str(points[i].id), looks_update(look)) for i, look in rows if i in points])
+
+    # -- duplicates ------------------------------------------------------------------------------
+
+    def vectors_below(self, path_prefix: str | None) -> tuple[np.ndarray, np.ndarray]:
+        """Ids and unit vectors of every machine's images, or of this machine's below a folder."""
+        flt = self._mine(below(path_prefix)) if path_prefix else None
+        ids, rows = [], []
+        for p in self._scroll(flt, vectors=True, payload=["iid"]):
+            ids.append(int(_payload(p)["iid"]))
+            rows.append(p.vector)
+        if not ids:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+        return np.asarray(ids, dtype=np.int64), np.asarray(rows, dtype=np.float32)
+
+    def neighbours(self, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The ``k`` nearest images of each image ``ids`` (itself first), as (ids, cosines) of
+        shape ``(len(ids), k)``; None when some image has fewer than ``k - 1`` others."""
+        if k < 2 or len(ids) == 0:
+            return None
+        points = self._by_iid([int(i) for i in ids], mine=False)
+        if len(points) < len(ids):
+            return None  # an image deleted meanwhile
+        labels = np.zeros((len(ids), k), dtype=np.int64)
+        cosines = np.zeros((len(ids), k), dtype=np.float32)
+        labels[:, 0], cosines[:, 0] = ids, 1.0
+        for start in range(0, len(ids), PAGE // 10):
+            chunk = [int(i) for i in ids[start : start + PAGE // 10]]
+            requests = [
+                qm.QueryRequest(query=str(points[i].id), limit=k - 1, with_payload=["iid"]) for i in chunk
+            ]
+            with self._link.guard() as client:
+                answers = client.query_batch_points(self.collection, requests)
+            for row, answer in enumerate(answers, start=start):
+                if len(answer.points) < k - 1:
+                    return None
+                labels[row, 1:] = [int(_payload(p)["iid"]) for p in answer.points]
+                cosines[row, 1:] = [p.score for p in answer.points]
+        return labels, cosines
+
+    def details(self, ids: Sequence[int]) -> dict[int, tuple[str, str, PhotoInfo, int, Look | None]]:
+        """(label, path, photo metadata, file size, look) of images of any machine by id."""
+        out = {}
+        for iid, p in self._by_iid(list(ids), mine=False).items():
+            pl = _payload(p)
+            out[iid] = (
+                name_from_key(pl["label"]),
+                name_from_key(pl["path"]),
+                info_from(pl),
+                int(pl["size"]),
+                look_from(pl),
+            )
+        return out
+
+    def info(self) -> dict[str, Any]:
+        created = (self._meta.database(self.name) or {}).get("created")
+        size = self.count()
+        return {
+            "name": self.name,
+            "base": f"{self._link.target.url} collection {self.collection}",
+            "size": size,
+            "capacity": size,
+            "disk_bytes": None,  # Qdrant's business (see docs/scale.md for the sizes to expect)
+            "model": self.model_key,
+            "dim": self.dim,
+            "created": created,
+            "store": self._link.target.url,
+            "collection": self.collection,
+            "host": self.host,
+        }
+
+
+def _floats(vector: Any) -> list[float]:
+    """A point's one unnamed vector as a list (what ``scroll``/``retrieve`` give back)."""
+    if not isinstance(vector, list):
+        raise StoreError(f"expected one unnamed vector per point, got {type(vector).__name__}")
+    return [float(x) for x in vector]
+
+
+def _payload(point: qm.Record | qm.ScoredPoint | None) -> dict[str, Any]:
+    return dict(point.payload or {}) if point is not None else {}

@@ -1,0 +1,120 @@
+"""What a Qdrant store knows besides the images: its databases (name, model, dimension, when
+created) and the folders each machine watches for each, as points without vectors in one
+collection ``<prefix>.databases`` (a database name cannot start with '.', so no database's
+collection ``<prefix><name>`` can have that name)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from qdrant_client import models as qm
+
+from isearchd.store.qdrant_link import QdrantLink
+from isearchd.store.qdrant_payload import POINT_NAMESPACE, match, name_from_key, name_key
+
+META_SUFFIX = ".databases"
+_SCROLL = 1000
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class QdrantMeta:
+    def __init__(self, link: QdrantLink, prefix: str) -> None:
+        self.link = link
+        self.prefix = prefix
+        self.collection = prefix + META_SUFFIX
+        self._ready = False
+
+    def _ensure(self) -> None:
+        if self._ready:
+            return
+        self.link.create_collection(self.collection, vectors_config={})
+        self._ready = True
+
+    # -- databases -------------------------------------------------------------------------------
+
+    def database(self, name: str) -> dict[str, Any] | None:
+        """``{"name", "model", "dim", "created"}`` of database ``name``, None when it does not exist."""
+        self._ensure()
+        with self.link.guard() as client:
+            found = client.retrieve(self.collection, [_db_point(name)], with_payload=True)
+        return dict(found[0].payload or {}) if found else None
+
+    def put_database(self, name: str, model_key: str, dim: int, created: str | None = None) -> None:
+        self._ensure()
+        payload = {
+            "kind": "db",
+            "name": name,
+            "model": model_key,
+            "dim": dim,
+            "created": created or now_iso(),
+        }
+        with self.link.guard() as client:
+            client.upsert(
+                self.collection, [qm.PointStruct(id=_db_point(name), vector={}, payload=payload)], wait=True
+            )
+
+    def names(self) -> list[str]:
+        self._ensure()
+        return sorted(str(p["name"]) for p in self._scroll([match("kind", "db")]))
+
+    # -- watched folders, per machine -------------------------------------------------------------
+
+    def folders(self, db: str, host: str) -> list[dict[str, Any]]:
+        rows = self._scroll([match("kind", "folder"), match("db", db), match("host", name_key(host))])
+        out = [
+            {"path": name_from_key(p["path"]), "options": json.loads(p["options"]), "added_at": p["added_at"]}
+            for p in rows
+        ]
+        return sorted(out, key=lambda f: f["path"])
+
+    def add_folder(self, db: str, host: str, path: str, options: dict[str, Any]) -> None:
+        self._ensure()
+        pid = _folder_point(db, host, path)
+        with self.link.guard() as client:
+            old = client.retrieve(self.collection, [pid], with_payload=True)
+            added = (old[0].payload or {}).get("added_at") if old else None
+            payload = {
+                "kind": "folder",
+                "db": db,
+                "host": name_key(host),
+                "path": name_key(path),
+                "options": json.dumps(options, sort_keys=True),
+                "added_at": added or now_iso(),
+            }
+            client.upsert(self.collection, [qm.PointStruct(id=pid, vector={}, payload=payload)], wait=True)
+
+    def remove_folder(self, db: str, host: str, path: str) -> bool:
+        self._ensure()
+        pid = _folder_point(db, host, path)
+        with self.link.guard() as client:
+            if not client.retrieve(self.collection, [pid]):
+                return False
+            client.delete(self.collection, qm.PointIdsList(points=[pid]), wait=True)
+        return True
+
+    def _scroll(self, must: list[qm.Condition]) -> list[dict[str, Any]]:
+        self._ensure()
+        out: list[dict[str, Any]] = []
+        offset = None
+        while True:
+            with self.link.guard() as client:
+                points, offset = client.scroll(
+                    self.collection, qm.Filter(must=must), limit=_SCROLL, offset=offset, with_payload=True
+                )
+            out += [dict(p.payload or {}) for p in points]
+            if offset is None:
+                return out
+
+
+def _db_point(name: str) -> str:
+    return str(uuid.uuid5(POINT_NAMESPACE, "db\0" + name))
+
+
+def _folder_point(db: str, host: str, path: str) -> str:
+    return str(uuid.uuid5(POINT_NAMESPACE, f"folder\0{db}\0{name_key(host)}\0{name_key(path)}"))

@@ -1,0 +1,66 @@
+"""Databases in Qdrant through the real daemon (``--store qdrant:///PATH``: qdrant-client's local
+mode, no server), and ``isearch migrate`` both ways between daemons."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from daemons import DaemonProcess
+from shapes import write_samples
+
+
+def isearch(d: DaemonProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "isearchd.cli", *args, "-B", d.bind],
+        env=d.env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=d.root,
+    )
+
+
+def test_a_daemon_on_qdrant_and_migrate_both_ways(
+    make_daemon: Callable[..., DaemonProcess], tmp_path: Path
+) -> None:
+    pictures = tmp_path / "pictures"
+    write_samples(pictures, 2)  # 2 per class
+    store = f"qdrant://{tmp_path}/qdrant"
+
+    # a daemon on the embedded store indexes the photos, then copies them to Qdrant
+    local = make_daemon().start()
+    with local.client("photos") as c:
+        added = c.add([str(pictures)]).added
+        before = {h["path"]: h["similarity"] for h in c.search_hits("a red circle", num=5)}
+    assert added > 0
+    done = isearch(local, "migrate", "--to", store, "-d", "photos")
+    assert done.returncode == 0, done.stderr
+    assert f"Copied {added} images" in done.stdout
+    with local.client("photos") as c:
+        assert c.get_db_info()["size"] == added  # the local one is left intact
+    local.stop()
+
+    # a daemon started on that Qdrant store sees the same database and answers the same search
+    remote = make_daemon(extra_args=("--store", store)).start()
+    with remote.client("photos") as c:
+        info = c.get_db_info()
+        assert info["size"] == added and info["store"] == store
+        hits = c.search_hits("a red circle", num=5)
+        assert {h["path"]: h["similarity"] for h in hits} == before
+        assert all("host" not in h for h in hits)  # this machine's images
+        assert c.image_info(hits[0]["id"] or 0)["path"] == hits[0]["path"]
+        more = write_samples(tmp_path / "more", 1, classes=[("blue", "star")])
+        assert c.add([str(p) for p in more]).added == 1
+        assert c.add([str(pictures)]).added == 0  # already there, unchanged
+    # ... and copies it back into its own embedded store
+    back = isearch(remote, "migrate", "--from", store, "-d", "photos")
+    assert back.returncode == 0, back.stderr
+    assert f"Copied {added + 1} images" in back.stdout
+    remote.stop()
+    embedded = make_daemon(remote.root).start()  # the same home, the embedded store
+    with embedded.client("photos") as c:
+        assert c.get_db_info()["size"] == added + 1
+        assert {h["path"] for h in c.search_hits("a red circle", num=5)} == set(before)
