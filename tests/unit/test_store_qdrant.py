@@ -74,7 +74,7 @@ class FakeModel:
     dim = DIM
     image_size = 8
 
-    def embed_images(self, images: list[Image.Image]) -> np.ndarray:
+    def embed_images(self, images: list[Image.Image], *, background: bool = False) -> np.ndarray:
         out = []
         for img in images:
             seed = int.from_bytes(img.convert("RGB").resize((4, 4)).tobytes()[:8], "little")
