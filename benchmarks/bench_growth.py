@@ -106,7 +106,7 @@ def truth(n: int, dim: int, qs: np.ndarray, seed: int = 0) -> np.ndarray:
 # -- the steps, each in a child process -------------------------------------------------------
 
 PRELUDE = r"""
-import json, os, resource, sys, time
+import json, os, sys, time
 sys.path.insert(0, sys.argv[1])
 sys.path.insert(1, sys.argv[2])
 from pathlib import Path
@@ -117,8 +117,9 @@ from isearchd.store import Database, ImageRecord
 def rss_mb():
     return psutil.Process().memory_info().rss / 2**20
 
-def peak_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def peak_mb():  # VmHWM: ru_maxrss would carry the parent's peak across fork and exec
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
 
 home, args = Path(sys.argv[3]), json.loads(sys.argv[4])
 """
@@ -184,7 +185,8 @@ t = time.perf_counter()
 policy = SavePolicy(background=False)
 db = Database.open(home, "bench", model_key="bench", dim=args["dim"], save_policy=policy)
 out = {"open_s": time.perf_counter() - t, "count": db.count()}
-db.close(save=False)
+db.delete_prefix("/extra")  # back to the built images, saved, so that --reuse can measure again
+db.close()
 print(json.dumps(out))
 """
 
