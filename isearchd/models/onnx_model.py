@@ -20,12 +20,9 @@ so a text query is not queued behind an indexing batch. The image tower's lock i
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
-import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +31,7 @@ from PIL import Image
 
 from isearchd.errors import ModelError
 from isearchd.files.images import to_rgb
+from isearchd.memory import malloc_trim
 from isearchd.models.base import EmbeddingModel, check_texts
 from isearchd.models.exports import ExportPaths
 from isearchd.models.preprocess import preprocess_array
@@ -45,7 +43,7 @@ __all__ = ["INT8_SUFFIX", "OnnxModel", "default_threads"]
 log = logging.getLogger(__name__)
 
 INT8_SUFFIX = "+int8"
-# Give memory back to the system after image batches of at least this size (see _malloc_trim).
+# Give memory back to the system after image batches of at least this size (see malloc_trim).
 _TRIM_MIN_BATCH = 4
 # Images per ONNX Runtime call. Activations grow with the batch while throughput does not on a
 # CPU (measured, 2 cores: ViT-8Y 62-64 images/s at 8, 16 or 32; activation peak +27 MB at 8,
@@ -67,27 +65,6 @@ def default_threads() -> int:
     import psutil
 
     return max(1, psutil.cpu_count(logical=False) or psutil.cpu_count() or 1)
-
-
-def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's ``malloc_trim``, or None elsewhere.
-
-    ONNX Runtime allocates each batch's activations with malloc; glibc keeps freed memory in the
-    process, so after an image batch the daemon would stay ~150 MB above its idle size.
-    ``malloc_trim(0)`` hands it back (measured: ~5 ms after a 32-image batch of ~500 ms).
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        trim = ctypes.CDLL(name).malloc_trim
-    except (OSError, AttributeError):  # musl and other C libraries have no malloc_trim
-        return None
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-    return trim
 
 
 def _run_options() -> ort.RunOptions:
@@ -155,7 +132,10 @@ class OnnxModel(EmbeddingModel):
             raise ModelError(
                 f"{paths.token_table}: unreadable token table ({exc}); delete the folder"
             ) from None
-        self._trim_memory = _malloc_trim()
+        # ONNX Runtime allocates each batch's activations with malloc; glibc keeps freed memory in
+        # the process, so after an image batch the daemon would stay ~150 MB above its idle size.
+        # malloc_trim(0) hands it back (measured: ~5 ms after a 32-image batch of ~500 ms).
+        self._trim_memory = malloc_trim()
         self._run_options = _run_options()
         self._image_lock = PriorityLock()
         self._background_run = _BACKGROUND_RUN.get(precision, _RUN_BATCH)

@@ -526,9 +526,14 @@ class Catalog:
                     out[ident] = (from_db(label), from_db(path))
         return out
 
-    def ids_and_seqs(self) -> list[tuple[int, int]]:
+    def id_seq_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every row's ``(id, seq)`` as two int64 arrays, in no particular order (the seq index
+        covers the query, so the 2 kB rows are not read): 16 bytes a row, where a list of
+        tuples costs ~100 (1M images: 16 MB against ~100 MB)."""
+        pair = np.dtype([("id", np.int64), ("seq", np.int64)])
         with self.reader() as conn:
-            return [(r[0], r[1]) for r in conn.execute("SELECT id, seq FROM images")]
+            rows = np.fromiter(conn.execute("SELECT id, seq FROM images"), dtype=pair)
+        return np.ascontiguousarray(rows["id"]), np.ascontiguousarray(rows["seq"])
 
     def vectors_for_ids(self, ids: Sequence[int]) -> Iterator[tuple[list[int], np.ndarray]]:
         """Yield ``(ids, matrix)`` chunks for the given ids (those still present)."""
