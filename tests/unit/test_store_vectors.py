@@ -29,3 +29,15 @@ def test_search_among_finds_the_nearest_allowed_and_live(tmp_path: Path) -> None
     assert found / total >= 0.95
     assert len(index) == len(ids) - len(deleted)
     assert index.ids() == set(ids.tolist()) - set(deleted.tolist())
+
+
+def test_search_width_grows_with_the_index_and_stays_bounded() -> None:
+    """Up to EF_SCALE_ROWS rows the tuned efs; beyond, in proportion (recall at 1M needs ~10x,
+    bench_growth.py), never above EF_MAX."""
+    from isearchd.store.vectors import EF_FAR, EF_MAX, EF_SCALE_ROWS, EF_SEARCH, scaled_ef
+
+    assert scaled_ef(EF_SEARCH, 1_000) == EF_SEARCH
+    assert scaled_ef(EF_FAR, EF_SCALE_ROWS) == EF_FAR
+    assert scaled_ef(EF_SEARCH, 10 * EF_SCALE_ROWS) == 10 * EF_SEARCH
+    assert scaled_ef(EF_FAR, 10 * EF_SCALE_ROWS) == 10 * EF_FAR
+    assert scaled_ef(EF_FAR, 1000 * EF_SCALE_ROWS) == EF_MAX
