@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Annotated
 from urllib.parse import quote
 
@@ -11,6 +10,7 @@ import typer
 from isearchd.cli.options import BindOpt, DbOpt, VersionOpt, client_for, target
 from isearchd.errors import InvalidRequest
 from isearchd.files.opener import open_paths
+from isearchd.protocol import is_loopback
 
 LISTEN_HELP = (
     "Address the page is served at, HOST:PORT [default: the config's ui.listen, else 127.0.0.1:8765]. "
@@ -52,10 +52,4 @@ def ui(
 
 
 def _loopback(listen: str) -> bool:
-    host = listen.rsplit(":", 1)[0].strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback(listen.rsplit(":", 1)[0].strip("[]"))

@@ -14,7 +14,6 @@ are asked for by database and id, and the daemon reads only the paths its catalo
 
 from __future__ import annotations
 
-import ipaddress
 import threading
 from collections.abc import Awaitable, Callable
 from importlib import resources
@@ -31,7 +30,7 @@ from starlette.staticfiles import StaticFiles
 from isearchd.client import Client
 from isearchd.errors import InvalidRequest, ISearchError, PermissionDenied
 from isearchd.files.opener import open_paths
-from isearchd.protocol import b64encode
+from isearchd.protocol import b64encode, is_loopback
 from isearchd.transports import Transport
 from isearchd.version import __version__
 from isearchd.web.guard import SESSION_COOKIE, Guard, Policy
@@ -277,11 +276,9 @@ def _number(text: str, name: str) -> float:
 
 
 def _loopback(request: Request) -> bool:
-    host = request.client.host if request.client else ""
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return (
+        request.client is not None and is_loopback(request.client.host) and request.client.host != "localhost"
+    )
 
 
 async def _upload_form(request: Request) -> FormData:

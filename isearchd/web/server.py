@@ -12,7 +12,6 @@ the caller's error at once, not a line in the log later.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import socket
 import threading
@@ -23,6 +22,7 @@ from typing import Any
 import uvicorn
 
 from isearchd.errors import InvalidRequest, PermissionDenied, ServiceError
+from isearchd.protocol import is_loopback
 from isearchd.transports import Transport
 from isearchd.web.api import Backend, build_app
 from isearchd.web.guard import Policy
@@ -41,12 +41,7 @@ class Listen:
 
     @property
     def loopback(self) -> bool:
-        if self.host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
+        return is_loopback(self.host)
 
     @property
     def url(self) -> str:
