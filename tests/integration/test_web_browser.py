@@ -130,6 +130,9 @@ def test_keyboard_moves_through_the_grid_and_opens_the_large_view(
     _wait(driver, "return document.querySelector('#v-path').textContent === arguments[0]", tiles[1]["path"])
     keys.send_keys(Keys.ESCAPE).perform()
     _wait(driver, "return !document.querySelector('#viewer').open")
+    # closing puts the focus back on the grid, on the picture last viewed
+    _wait(driver, "return document.activeElement.classList.contains('tile')")
+    assert driver.execute_script("return document.activeElement.dataset.index") == "1"
     # "/" goes back to the search box
     keys.send_keys("/").perform()
     assert driver.execute_script("return document.activeElement.id") == "q"
