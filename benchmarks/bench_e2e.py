@@ -72,16 +72,44 @@ TEXT_QUERIES = [
 # -- corpus ---------------------------------------------------------------------------------------
 
 
-def make_corpus(folder: Path, count: int, seed: int = 1234) -> list[Path]:
-    """``count`` realistic photos: 60 % 1920x1080 JPEG, 25 % 4000x3000 JPEG, 8 % PNG, 7 % WebP."""
+def sample_bases() -> list[np.ndarray]:
+    """The photos shipped with scikit-image that every synthetic corpus is cut from."""
     import skimage.data
 
-    bases = [
+    return [
         np.asarray(getattr(skimage.data, name)(), dtype=np.uint8)
         for name in ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "retina", "cat")
     ]
+
+
+def sensor_noise(rng: np.random.Generator) -> np.ndarray:
+    """A 256x256 tile of sensor noise, rolled and tiled over each photo."""
+    return rng.normal(0, 6, (256, 256, 3)).astype(np.float32)
+
+
+def synth_photo(
+    bases: list[np.ndarray], noise: np.ndarray, rng: np.random.Generator, size: tuple[int, int]
+) -> Image.Image:
+    """One realistic photo of ``size``: a random crop of a base, colour-jittered, resized, noisy."""
+    base = bases[int(rng.integers(len(bases)))]
+    h, w = base.shape[:2]
+    ch, cw = int(h * rng.uniform(0.55, 1.0)), int(w * rng.uniform(0.55, 1.0))
+    top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+    crop = base[top : top + ch, left : left + cw].astype(np.float32)
+    crop = crop * rng.uniform(0.75, 1.2, 3) + rng.uniform(-20, 20)
+    small = Image.fromarray(np.clip(crop, 0, 255).astype(np.uint8))
+    img = np.asarray(small.resize(size, Image.Resampling.BICUBIC), dtype=np.float32)
+    reps = (-(-img.shape[0] // 256), -(-img.shape[1] // 256), 1)
+    shift = rng.integers(0, 256, 2)
+    tiled = np.tile(np.roll(noise, tuple(shift), axis=(0, 1)), reps)[: img.shape[0], : img.shape[1]]
+    return Image.fromarray(np.clip(img + tiled, 0, 255).astype(np.uint8))
+
+
+def make_corpus(folder: Path, count: int, seed: int = 1234) -> list[Path]:
+    """``count`` realistic photos: 60 % 1920x1080 JPEG, 25 % 4000x3000 JPEG, 8 % PNG, 7 % WebP."""
+    bases = sample_bases()
     rng = np.random.default_rng(seed)
-    noise = rng.normal(0, 6, (256, 256, 3)).astype(np.float32)
+    noise = sensor_noise(rng)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for i in range(count):
@@ -96,18 +124,7 @@ def make_corpus(folder: Path, count: int, seed: int = 1234) -> list[Path]:
             size, fmt = (1920, 1080), "WEBP"
         if i % 7 == 3:
             size = (size[1], size[0])  # portrait
-        base = bases[int(rng.integers(len(bases)))]
-        h, w = base.shape[:2]
-        ch, cw = int(h * rng.uniform(0.55, 1.0)), int(w * rng.uniform(0.55, 1.0))
-        top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-        crop = base[top : top + ch, left : left + cw].astype(np.float32)
-        crop = crop * rng.uniform(0.75, 1.2, 3) + rng.uniform(-20, 20)
-        small = Image.fromarray(np.clip(crop, 0, 255).astype(np.uint8))
-        img = np.asarray(small.resize(size, Image.Resampling.BICUBIC), dtype=np.float32)
-        reps = (-(-img.shape[0] // 256), -(-img.shape[1] // 256), 1)
-        shift = rng.integers(0, 256, 2)
-        tiled = np.tile(np.roll(noise, tuple(shift), axis=(0, 1)), reps)[: img.shape[0], : img.shape[1]]
-        pixels = Image.fromarray(np.clip(img + tiled, 0, 255).astype(np.uint8))
+        pixels = synth_photo(bases, noise, rng, size)
         ext = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}[fmt]
         path = folder / f"photo_{i:04d}.{ext}"
         options: dict[str, Any] = {"quality": 90} if fmt in ("JPEG", "WEBP") else {"compress_level": 1}
