@@ -84,7 +84,7 @@ def read_metadata(data: bytes, mtime_ns: int) -> PhotoMeta:
         with Image.open(io.BytesIO(data)) as img:
             fmt = TYPE_NAMES.get(img.format or "", (img.format or "").lower() or None)
             width, height = img.size
-            exif = img.getexif()
+            exif = Image.Exif() if _png_without_exif(fmt, data) else img.getexif()
             orientation = exif.get(_ORIENTATION)
             if orientation in (5, 6, 7, 8):
                 width, height = height, width
@@ -98,6 +98,13 @@ def read_metadata(data: bytes, mtime_ns: int) -> PhotoMeta:
     if taken is None:
         return PhotoMeta(mtime_taken, mtime_local, "mtime", width, height, lat, lon, fmt)
     return PhotoMeta(taken[0], taken[1], "exif", width, height, lat, lon, fmt)
+
+
+def _png_without_exif(fmt: str | None, data: bytes) -> bool:
+    """A PNG with neither an eXIf chunk nor a "Raw profile type exif" text chunk has no EXIF:
+    Pillow's ``getexif`` would decode the whole image to look behind the pixels for one (as long
+    as the decode itself: ~40 ms for a 1080p PNG, benchmarks/bench_stages.py)."""
+    return fmt == "png" and b"eXIf" not in data and b"Raw profile type exif" not in data
 
 
 def _exif_taken(exif: Image.Exif) -> tuple[str, str] | None:

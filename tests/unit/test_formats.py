@@ -303,3 +303,41 @@ def test_heic_metadata_is_read_even_before_any_image_was_decoded(tmp_path: Path)
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "IMG_0001.HEIC")],
                          capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
     assert out.stdout.split() == ["heic", "48", "32", "exif", "2021-07-04T10:30:00"]
+
+
+@pytest.mark.parametrize("where", ["eXIf", "text", "none"])
+def test_png_metadata_is_read_wherever_png_keeps_exif(where: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A PNG with no EXIF chunk is not decoded to look for one (that cost as much as the decode);
+    a PNG with EXIF, in an eXIf chunk or a "Raw profile type exif" text chunk, still has it read."""
+    from PIL import PngImagePlugin
+
+    from isearchd.engine.photometa import read_metadata
+
+    img = Image.new("RGB", (60, 30), "green")
+    exif = Image.Exif()
+    exif[ORIENTATION] = 6
+    exif.get_ifd(0x8769)[0x9003] = "2020:01:02 03:04:05"
+    buf = io.BytesIO()
+    if where == "eXIf":
+        img.save(buf, "PNG", exif=exif)
+    elif where == "text":
+        raw = exif.tobytes()
+        text = PngImagePlugin.PngInfo()
+        text.add_text("Raw profile type exif", f"\nexif\n{len(raw)}\n{raw.hex()}\n")
+        img.save(buf, "PNG", pnginfo=text)
+    else:
+        img.save(buf, "PNG")
+    loads: list[int] = []
+    real_load = PngImagePlugin.PngImageFile.load
+
+    def counting_load(self: PngImagePlugin.PngImageFile) -> object:
+        loads.append(1)
+        return real_load(self)
+
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", counting_load)
+    meta = read_metadata(buf.getvalue(), 0)
+    assert (meta.type, meta.width, meta.height) == (("png", 30, 60) if where != "none" else ("png", 60, 30))
+    if where == "none":
+        assert meta.taken_source == "mtime" and not loads  # nothing decoded
+    else:
+        assert (meta.taken_source, meta.taken) == ("exif", "2020-01-02T03:04:05")
