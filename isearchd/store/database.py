@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from isearchd.errors import InvalidRequest, ModelMismatch, StoreError
+from isearchd.errors import InvalidRequest, StoreError
 from isearchd.store.catalog import CATALOG_NAME, Catalog, now_iso
 from isearchd.store.export import export_rows
 from isearchd.store.looks import Look, count_unknown_looks, looks_for_ids, unknown_looks, write_looks
@@ -41,7 +41,7 @@ from isearchd.store.metadata import (
     write_info,
 )
 from isearchd.store.names import missing_database, validate_db_name
-from isearchd.store.records import ImageRecord, SearchHit
+from isearchd.store.records import ImageRecord, SearchHit, check_search, model_mismatch, similarity
 from isearchd.store.vectors import FILTER_EXACT_MAX, VectorIndex, normalise, normalise_rows, rank
 
 log = logging.getLogger(__name__)
@@ -146,12 +146,7 @@ class Database:
                 log.info("database '%s' is empty: its model %s -> %s", name, stored_model, model_key)
                 catalog.set_meta({"model_key": model_key, "dim": str(dim if dim is not None else stored_dim)})
                 return model_key, int(dim if dim is not None else stored_dim)
-            raise ModelMismatch(
-                f"database '{name}' was built with model {stored_model} (dim {stored_dim}), but the "
-                f"model in use is {model_key}{'' if dim is None else f' (dim {dim})'}; embedding spaces "
-                f"cannot be mixed. Re-index it with `isearch db --clear -d {name}` and add the images "
-                f"again, use another database (-d NAME), or {restart_hint(stored_model)}"
-            )
+            raise model_mismatch(name, stored_model, stored_dim, model_key, dim)
         return stored_model, int(stored_dim)
 
     # -- background saving ----------------------------------------------------------------------
@@ -440,10 +435,7 @@ class Database:
         those that pass, not what passes of an unfiltered top k). ``details``: hits carry the
         photo metadata and file size.
         """
-        if k < 1:
-            raise InvalidRequest(f"the number of results must be at least 1, got {k}")
-        if not 0.0 <= min_similarity <= 100.0:
-            raise InvalidRequest(f"the minimum similarity must be between 0 and 100, got {min_similarity}")
+        check_search(k, min_similarity)
         self._check_open()
         if filters:
             exact = True
@@ -457,7 +449,7 @@ class Database:
                 hits = self._vectors.search_among(vector, k, allowed)
         else:
             hits, exact = self._vectors.search(vector, k)
-        passing = sum(1 for h in hits if _similarity(h.cosine) >= min_similarity)
+        passing = sum(1 for h in hits if similarity(h.cosine) >= min_similarity)
         if not exact and passing < len(hits) and not filters:
             # The filter cut into an approximate top k: the graph may have missed images that
             # pass. Search deeper so that when more than k pass, k come back.
@@ -469,7 +461,7 @@ class Database:
                 extra = info_for_ids(conn, [h.id for h in hits])
         out = []
         for h in hits:
-            sim = _similarity(h.cosine)
+            sim = similarity(h.cosine)
             found = labels.get(h.id)
             if found is not None and sim >= min_similarity:
                 info, size = extra.get(h.id, (PhotoInfo(), None))
@@ -556,20 +548,3 @@ class Database:
     def index_ids(self) -> set[int]:
         """Ids the in-memory vector index holds (for consistency checks)."""
         return self._vectors.ids()
-
-
-def _similarity(cosine: float) -> float:
-    return round(min(1.0, max(-1.0, cosine)) * 100.0, 1)
-
-
-INT8_SUFFIX = "+int8"  # how isearchd.models names the int8 variant of a model key
-CUSTOM_PREFIX = "custom:"  # how isearchd.models names a custom checkpoint
-
-
-def restart_hint(stored_model: str) -> str:
-    """How to start the daemon with the model (and precision) a database was built with."""
-    base = stored_model.removesuffix(INT8_SUFFIX)
-    precision = " -p int8" if stored_model.endswith(INT8_SUFFIX) else ""
-    if base.startswith(CUSTOM_PREFIX):
-        return f"start the service with the checkpoint {base.removeprefix(CUSTOM_PREFIX)}{precision}"
-    return f"start the service with `isearch service start -m {base}{precision}`"

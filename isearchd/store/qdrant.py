@@ -45,7 +45,7 @@ from isearchd.store.qdrant_payload import (
     record_from,
     search_filter,
 )
-from isearchd.store.records import ImageRecord, SearchHit
+from isearchd.store.records import ImageRecord, SearchHit, check_search, similarity
 from isearchd.store.vectors import normalise, normalise_rows
 
 log = logging.getLogger(__name__)
@@ -396,10 +396,7 @@ class QdrantDatabase:
     ) -> list[SearchHit]:
         """The ``k`` most similar images of every machine (filters as payload filters, pushed
         down to Qdrant) with similarity >= ``min_similarity`` percent, best first."""
-        if k < 1:
-            raise InvalidRequest(f"the number of results must be at least 1, got {k}")
-        if not 0.0 <= min_similarity <= 100.0:
-            raise InvalidRequest(f"the minimum similarity must be between 0 and 100, got {min_similarity}")
+        check_search(k, min_similarity)
         self._check_open()
         query = normalise(vector, self.dim)[0]
         params = None
@@ -420,7 +417,7 @@ class QdrantDatabase:
             ).points
         out = []
         for p in found:
-            sim = round(min(1.0, max(-1.0, p.score)) * 100.0, 1)
+            sim = similarity(p.score)
             payload = _payload(p)
             if sim < min_similarity:
                 continue

@@ -15,13 +15,13 @@ from typing import Any
 
 from qdrant_client import models as qm
 
-from isearchd.errors import ModelMismatch, StoreError
-from isearchd.store.database import restart_hint
+from isearchd.errors import StoreError
 from isearchd.store.names import DEFAULT_PREFIX, missing_among, validate_db_name
 from isearchd.store.qdrant import QdrantDatabase
 from isearchd.store.qdrant_link import QdrantLink
 from isearchd.store.qdrant_meta import QdrantMeta
 from isearchd.store.qdrant_payload import FLOAT_INDEXES, INTEGER_INDEXES, KEYWORD_INDEXES
+from isearchd.store.records import model_mismatch
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +64,7 @@ class QdrantStore:
         )
         if model_key is not None and (model_key != stored_model or (dim is not None and dim != stored_dim)):
             if db.count() != 0:
-                raise ModelMismatch(
-                    f"database '{name}' was built with model {stored_model} (dim {stored_dim}), but the "
-                    f"model in use is {model_key}{'' if dim is None else f' (dim {dim})'}; embedding "
-                    f"spaces cannot be mixed. Re-index it with `isearch db --clear -d {name}` and add the "
-                    f"images again, use another database (-d NAME), or {restart_hint(stored_model)}"
-                )
+                raise model_mismatch(name, stored_model, stored_dim, model_key, dim)
             if dim is not None and dim != stored_dim:
                 with self.link.guard() as client:
                     client.delete_collection(self.collection(name))

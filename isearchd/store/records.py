@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from isearchd.errors import InvalidRequest, ModelMismatch
 from isearchd.store.looks import Look
 from isearchd.store.metadata import PhotoInfo
 
@@ -37,3 +38,41 @@ class SearchHit:
     bytes: int | None = None
     id: int | None = None  # the image's id in its database (stable while the image stays)
     host: str | None = None  # the machine whose path ``path`` is; None: this one
+
+
+def check_search(k: int, min_similarity: float) -> None:
+    """A search's own arguments, as every store refuses them."""
+    if k < 1:
+        raise InvalidRequest(f"the number of results must be at least 1, got {k}")
+    if not 0.0 <= min_similarity <= 100.0:
+        raise InvalidRequest(f"the minimum similarity must be between 0 and 100, got {min_similarity}")
+
+
+def similarity(cosine: float) -> float:
+    """A cosine as the similarity every store reports: percent, one decimal (as the original)."""
+    return round(min(1.0, max(-1.0, cosine)) * 100.0, 1)
+
+
+INT8_SUFFIX = "+int8"  # how isearchd.models names the int8 variant of a model key
+CUSTOM_PREFIX = "custom:"  # how isearchd.models names a custom checkpoint
+
+
+def restart_hint(stored_model: str) -> str:
+    """How to start the daemon with the model (and precision) a database was built with."""
+    base = stored_model.removesuffix(INT8_SUFFIX)
+    precision = " -p int8" if stored_model.endswith(INT8_SUFFIX) else ""
+    if base.startswith(CUSTOM_PREFIX):
+        return f"start the service with the checkpoint {base.removeprefix(CUSTOM_PREFIX)}{precision}"
+    return f"start the service with `isearch service start -m {base}{precision}`"
+
+
+def model_mismatch(
+    name: str, stored_model: str, stored_dim: int | str, model_key: str, dim: int | None
+) -> ModelMismatch:
+    """The error for a database built by another model than the one in use (either store)."""
+    return ModelMismatch(
+        f"database '{name}' was built with model {stored_model} (dim {stored_dim}), but the "
+        f"model in use is {model_key}{'' if dim is None else f' (dim {dim})'}; embedding spaces "
+        f"cannot be mixed. Re-index it with `isearch db --clear -d {name}` and add the images "
+        f"again, use another database (-d NAME), or {restart_hint(stored_model)}"
+    )
