@@ -245,18 +245,12 @@ class Handler:
 
 
 def _hit(h: SearchHit) -> dict[str, Any]:
-    info = h.info
     where = {"host": h.host} if h.host is not None else {}  # only another machine's images
     return where | {
         "label": h.label,
         "path": h.path,
         "similarity": float(h.similarity),
-        "taken": info.taken,
-        "taken_source": info.taken_source,
-        "width": info.width,
-        "height": info.height,
-        "place": info.place,
-        "type": info.type,
+        **h.info.shown(),
         "bytes": h.bytes,
         "id": h.id,
     }

@@ -41,6 +41,7 @@ from isearchd.errors import InvalidRequest, NotFound
 from isearchd.files.images import load_image
 from isearchd.files.scan import label_for, scan
 from isearchd.reports import LABEL_TYPES, MAX_RESULTS
+from isearchd.store.metadata import PhotoInfo
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -163,12 +164,9 @@ class Engine:
     def image(self, name: str, image_id: int) -> dict[str, Any]:
         """One image of a database by id: label, path, size, mtime_ns, content hash and what the
         photo says of itself (``NotFound`` for an id the database does not hold)."""
-        db = self.database(name, create=False)
-        found = db.details([image_id]).get(image_id)
-        record = db.record_by_id(image_id) if found is not None else None
-        if found is None or record is None:
+        record = self.database(name, create=False).record_by_id(image_id)
+        if record is None:
             raise NotFound(f"database {name!r} has no image with id {image_id}")
-        info = found[2]
         return {
             "id": image_id,
             "label": record.label,
@@ -177,12 +175,7 @@ class Engine:
             "bytes": record.size,
             "mtime_ns": record.mtime_ns,
             "hash": record.content_hash,
-            "taken": info.taken,
-            "taken_source": info.taken_source,
-            "width": info.width,
-            "height": info.height,
-            "place": info.place,
-            "type": info.type,
+            **(record.info or PhotoInfo()).shown(),
         }
 
     def unchanged(self, name: str, files: Sequence[tuple[str, int, int]]) -> list[str]:

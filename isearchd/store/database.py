@@ -20,7 +20,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -392,8 +392,14 @@ class Database:
         return ImageRecord(row.label, row.path, row.size, row.mtime_ns, row.content_hash, row.vector)
 
     def record_by_id(self, image_id: int) -> ImageRecord | None:
-        found = self.details([image_id]).get(image_id)
-        return self.get(found[0]) if found is not None else None
+        """One image by id, with its vector and what the photo says of itself."""
+        found = self.catalog.labels_for_ids([image_id]).get(image_id)
+        record = self.get(found[0]) if found is not None else None
+        if record is None:
+            return None
+        with self.catalog.reader() as conn:
+            info = info_for_ids(conn, [image_id]).get(image_id)
+        return replace(record, info=info[0] if info is not None else None)
 
     def export(self, batch: int) -> Iterator[list[ImageRecord]]:
         """Every image with its vector, photo metadata and look, in batches (for a copy)."""

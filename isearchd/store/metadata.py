@@ -50,6 +50,11 @@ class PhotoInfo:
                 parts.append(name)
         return ", ".join(parts) or None
 
+    def shown(self) -> dict[str, Any]:
+        """What a search hit or an image's details say of the photo, as the protocol sends it."""
+        return {"taken": self.taken, "taken_source": self.taken_source, "width": self.width,
+                "height": self.height, "place": self.place, "type": self.type}  # fmt: skip
+
     def place_key(self) -> str | None:
         names = [n.casefold() for n in (self.city, self.region, self.country) if n]
         return "|" + "|".join(names) + "|" if names else None
