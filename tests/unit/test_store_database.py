@@ -11,27 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from store_backends import DIM, records, unit
 
 from isearchd.errors import InvalidRequest, ModelMismatch, NotFound, StoreError
 from isearchd.store import Database, ImageRecord, SavePolicy, list_databases, validate_db_name
 from isearchd.store import vectors as vectors_mod
 
-DIM = 32
 QUIET = SavePolicy(background=False)
-
-
-def unit(rng: np.random.Generator, n: int, dim: int = DIM) -> np.ndarray:
-    v = rng.standard_normal((n, dim)).astype(np.float32)
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
-
-
-def records(vecs: np.ndarray, prefix: str = "/photos", start: int = 0) -> list[ImageRecord]:
-    return [
-        ImageRecord(
-            f"{prefix}/{start + i:05d}.jpg", f"{prefix}/{start + i:05d}.jpg", 1000 + i, 7, f"h{start + i}", v
-        )
-        for i, v in enumerate(vecs)
-    ]
 
 
 def open_db(home: Path, name: str = "t", model: str = "ViT-8Y", dim: int = DIM) -> Database:
