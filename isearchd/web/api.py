@@ -14,6 +14,7 @@ are asked for by database and id, and the daemon reads only the paths its catalo
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Awaitable, Callable
 from importlib import resources
@@ -52,18 +53,18 @@ def _static(name: str) -> bytes:
 
 
 class Backend:
-    """One ``Client`` per thread and database, over the daemon's in-process transport."""
+    """One ``Client`` per thread over the daemon's in-process transport (requests name their
+    database themselves)."""
 
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
         self._local = threading.local()
 
-    def call(self, db: str, op: str, args: dict[str, Any] | None = None) -> Any:
-        clients: dict[str, Client] = self._local.__dict__.setdefault("clients", {})
-        client = clients.get(db)
+    def call(self, op: str, args: dict[str, Any]) -> Any:
+        client: Client | None = getattr(self._local, "client", None)
         if client is None:
-            client = clients[db] = Client(db_name=db, transport=self.transport)
-        return client.call(op, {"db": db, **(args or {})} if op not in ("list_dbs", "status") else {})
+            client = self._local.client = Client(transport=self.transport)
+        return client.call(op, args)
 
 
 def build_app(backend: Backend, thumbs: Thumbnails, policy: Policy) -> Guard:
@@ -74,8 +75,8 @@ def build_app(backend: Backend, thumbs: Thumbnails, policy: Policy) -> Guard:
     login_page = _static("login.html")
     placeholder = _static("placeholder.svg")
 
-    async def call(db: str, op: str, args: dict[str, Any] | None = None) -> Any:
-        return await run_in_threadpool(backend.call, db, op, args)
+    async def call(op: str, **args: Any) -> Any:
+        return await run_in_threadpool(backend.call, op, args)
 
     def picture_urls(db: str, item: dict[str, Any]) -> dict[str, Any]:
         if item.get("id") is None:
@@ -99,7 +100,7 @@ def build_app(backend: Backend, thumbs: Thumbnails, policy: Policy) -> Guard:
         form = await request.form(max_files=0, max_fields=4)
         given = form.get("token")
         if not isinstance(given, str) or not policy.token_ok(given):
-            await _sleep(LOGIN_FAILURE_DELAY_S)  # a guess a second, at most
+            await asyncio.sleep(LOGIN_FAILURE_DELAY_S)  # a guess a second, at most
             return RedirectResponse("/login?failed=1", status_code=303)
         response = RedirectResponse("/", status_code=303)
         response.set_cookie(SESSION_COOKIE, policy.session, httponly=True, samesite="strict", path="/")
@@ -127,13 +128,13 @@ def build_app(backend: Backend, thumbs: Thumbnails, policy: Policy) -> Guard:
         if image is not None:
             args["image"], kind, query = image, "image", image["name"]
         elif like:
-            info = await call(db, "image_info", {"image_id": _int(like, "like", 0, 2**62)})
+            info = await call("image_info", db=db, image_id=_int(like, "like", 0, 2**62))
             args["like"], kind, query = info["label"], "like", info["label"]
         elif params.get("q", "").strip():
             args["text"], kind, query = params["q"], "text", params["q"]
         else:
             raise InvalidRequest("give a text (q), an image of the database (like) or an image file")
-        hits = await call(db, "search", args)
+        hits = await call("search", db=db, **args)
         return JSONResponse(
             {"query": query, "kind": kind, "db": db, "min_similarity": args["similarity"],
              "sort": args.get("sort", "similarity"), "results": [picture_urls(db, h) for h in hits]},
@@ -142,16 +143,14 @@ def build_app(backend: Backend, thumbs: Thumbnails, policy: Policy) -> Guard:
 
     @_answers_errors
     async def dbs(request: Request) -> Response:
-        return JSONResponse(
-            {"dbs": await call("default", "list_dbs"), "default": "default"}, headers=_NO_STORE
-        )
+        return JSONResponse({"dbs": await call("list_dbs"), "default": "default"}, headers=_NO_STORE)
 
     @_answers_errors
     async def status(request: Request) -> Response:
         db = request.query_params.get("db") or "default"
-        info = await call(db, "status")
+        info = await call("status")
         try:
-            size = (await call(db, "db_info")).get("size", 0)
+            size = (await call("db_info", db=db)).get("size", 0)
         except ISearchError:
             size = None  # a database that does not exist yet
         return JSONResponse(
@@ -164,7 +163,7 @@ def build_app(backend: Backend, thumbs: Thumbnails, policy: Policy) -> Guard:
     @_answers_errors
     async def image_info(request: Request) -> Response:
         db, image_id = request.path_params["db"], request.path_params["id"]
-        info = await call(db, "image_info", {"image_id": image_id})
+        info = await call("image_info", db=db, image_id=image_id)
         info.pop("mtime_ns", None)
         return JSONResponse(picture_urls(db, info), headers=_NO_STORE)
 
@@ -176,7 +175,7 @@ def build_app(backend: Backend, thumbs: Thumbnails, policy: Policy) -> Guard:
                                 "num": _int(p.get("n") or "200", "n", 1, 10_000)}  # fmt: skip
         if p.get("folder"):
             args["within"] = p["folder"]
-        found = await call(db, "dups", args)
+        found = await call("dups", db=db, **args)
         for group in found["groups"]:
             group["images"] = [picture_urls(db, i) for i in group["images"]]
         return JSONResponse({"db": db, **found}, headers=_NO_STORE)
@@ -192,7 +191,7 @@ def build_app(backend: Backend, thumbs: Thumbnails, policy: Policy) -> Guard:
         if not isinstance(body, dict):
             raise InvalidRequest('send {"db": ..., "id": ...}')
         db = body.get("db") or "default"
-        info = await call(str(db), "image_info", {"image_id": _int(str(body.get("id")), "id", 0, 2**62)})
+        info = await call("image_info", db=str(db), image_id=_int(str(body.get("id")), "id", 0, 2**62))
         folder = info["path"].rsplit("/", 1)[0] or "/"
         await run_in_threadpool(open_paths, [folder])
         return JSONResponse({"opened": folder}, headers=_NO_STORE)
@@ -200,7 +199,7 @@ def build_app(backend: Backend, thumbs: Thumbnails, policy: Policy) -> Guard:
     async def picture(request: Request, full: bool) -> Response:
         db, image_id = request.path_params["db"], request.path_params["id"]
         try:
-            info = await call(db, "image_info", {"image_id": image_id})
+            info = await call("image_info", db=db, image_id=image_id)
         except ISearchError:
             return Response(placeholder, media_type="image/svg+xml", headers=_PLACEHOLDER_HEADERS)
         etag = f'"{info["hash"]}{"" if full else "-t"}"'
@@ -288,12 +287,6 @@ async def _upload_form(request: Request) -> FormData:
     if int(length) > UPLOAD_MAX_BYTES + 64 * 1024:
         raise InvalidRequest(f"the image is larger than {UPLOAD_MAX_BYTES // (1024 * 1024)} MB")
     return await request.form(max_files=1, max_fields=20, max_part_size=UPLOAD_MAX_BYTES)
-
-
-async def _sleep(seconds: float) -> None:
-    import asyncio
-
-    await asyncio.sleep(seconds)
 
 
 def _answers_errors(
