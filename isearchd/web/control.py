@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from isearchd.transports import Transport
 
 if TYPE_CHECKING:
-    from isearchd.web.server import WebServer
+    from isearchd.web.server import Listen, WebServer
 
 DEFAULT_LISTEN = "127.0.0.1:8765"
 
@@ -38,10 +38,14 @@ class WebControl:
         with self._lock:
             current = self._server
             asked = parse_listen(listen) if listen is not None else None
-            if current is not None and (asked is None or asked == current.listen or asked.port == 0):
+            if (
+                current is not None
+                and current.listen is not None
+                and (asked is None or _serves(current.listen, asked))
+            ):
                 return current.describe()
             server = WebServer(self.transport, self.home, token=self.token, cache_mb=self.cache_mb)
-            described = server.start(parse_listen(listen or self.default_listen))
+            described = server.start(asked or parse_listen(self.default_listen))
             if current is not None:
                 current.stop()
             self._server = server
@@ -56,3 +60,8 @@ class WebControl:
             if self._server is not None:
                 self._server.stop()
                 self._server = None
+
+
+def _serves(current: Listen, asked: Listen) -> bool:
+    """Whether the page served at ``current`` answers a request for ``asked`` (port 0: any port)."""
+    return asked.host == current.host and asked.port in (0, current.port)

@@ -386,6 +386,12 @@ def test_isearch_ui_prints_or_opens_the_page_and_status_shows_it(
     )  # fmt: skip
     assert refused.returncode == 1 and "needs the daemon's token" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
+    # port 0 means any port: on the same host the page already served answers; elsewhere it moves
+    ui = [sys.executable, "-m", "isearchd.cli", "ui", "--no-browser", "--listen"]
+    same = subprocess.run([*ui, "127.0.0.1:0"], env=env, capture_output=True, text=True, timeout=60)
+    assert same.returncode == 0 and same.stdout.strip() == f"ImgSearch web page: http://{address}/"
+    wild = subprocess.run([*ui, "0.0.0.0:0"], env=env, capture_output=True, text=True, timeout=60)
+    assert wild.returncode == 1 and "needs the daemon's token" in wild.stderr
 
 
 # -- beyond loopback: the token, a login form, a session cookie -----------------------------------
