@@ -31,6 +31,7 @@ import numpy as np
 
 from isearchd.engine.backfill import metadata_backfill
 from isearchd.engine.dups import DupGroup, DupRules, find_groups
+from isearchd.engine.gate import QueryGate
 from isearchd.engine.indexer import BATCH_SIZE, AddItem, AddReport, Indexer, Progress, ProgressFn
 from isearchd.engine.jobqueue import JobQueue
 from isearchd.engine.looks import look_backfill
@@ -67,6 +68,8 @@ class EngineModel(Protocol):
 
     @property
     def image_size(self) -> int: ...
+
+    def fit_image(self, image: Image.Image) -> Image.Image: ...
 
     def embed_images(self, images: list[Image.Image], *, background: bool = False) -> np.ndarray: ...
 
@@ -107,6 +110,8 @@ class Engine:
         self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._text_cache_size = text_cache_size
         self._text_lock = threading.Lock()
+        # searches computing an embedding hold it; the add's decode threads wait for them
+        self.gate = QueryGate()
         self._closed = False
         self.places = Gazetteer()
         self.backfill = metadata_backfill(self.jobs, self.places)
@@ -268,7 +273,7 @@ class Engine:
                         )
                     )
 
-            indexer = Indexer(self.model, db, batch_size=self.batch_size, places=self.places)
+            indexer = Indexer(self.model, db, batch_size=self.batch_size, places=self.places, gate=self.gate)
             report = indexer.run(items, progress=shifted, cancel=cancel)
             dt = time.monotonic() - t0
             log.info(
@@ -289,7 +294,7 @@ class Engine:
     ) -> AddReport:
         """Index daemon-side files labelled by their path (watched folders; runs in the worker)."""
         items = [AddItem(label=p, path=p) for p in paths]
-        indexer = Indexer(self.model, db, batch_size=self.batch_size, places=self.places)
+        indexer = Indexer(self.model, db, batch_size=self.batch_size, places=self.places, gate=self.gate)
         return indexer.run(items, cancel=cancel)
 
     # -- migrate ---------------------------------------------------------------------------------
@@ -367,7 +372,8 @@ class Engine:
             if vec is not None:
                 self._text_cache.move_to_end(text)
                 return vec
-        vec = self.model.embed_texts([text])[0]
+        with self.gate.query():
+            vec = self.model.embed_texts([text])[0]
         with self._text_lock:
             self._text_cache[text] = vec
             while len(self._text_cache) > self._text_cache_size:
@@ -375,8 +381,9 @@ class Engine:
         return vec
 
     def image_vector(self, source: str | bytes, name: str | None = None) -> np.ndarray:
-        image = load_image(source, min_side=self.model.image_size, name=name)
-        return self.model.embed_images([image])[0]
+        with self.gate.query():
+            image = load_image(source, min_side=self.model.image_size, name=name)
+            return self.model.embed_images([image])[0]
 
     def search(self, db_name: str, query: SearchQuery) -> list[SearchHit]:
         """A combined, filtered search: the exact top ``num`` of the images that pass the filters,
@@ -416,9 +423,10 @@ class Engine:
         self, a: str | bytes, b: str | bytes, *, a_name: str | None = None, b_name: str | None = None
     ) -> float:
         """Similarity of two images in percent, 0-100, one decimal (an image with itself: 100.0)."""
-        img_a = load_image(a, min_side=self.model.image_size, name=a_name)
-        img_b = load_image(b, min_side=self.model.image_size, name=b_name)
-        vecs = self.model.embed_images([img_a, img_b])
+        with self.gate.query():
+            img_a = load_image(a, min_side=self.model.image_size, name=a_name)
+            img_b = load_image(b, min_side=self.model.image_size, name=b_name)
+            vecs = self.model.embed_images([img_a, img_b])
         cos = float(np.dot(vecs[0].astype(np.float64), vecs[1].astype(np.float64)))
         return round(min(100.0, max(0.0, cos * 100.0)), 1)
 

@@ -10,8 +10,11 @@ For each file, in order:
 3. otherwise decode it (``isearchd.files.images.load_image``) in a small thread pool that runs ahead of
    inference by at most ``LOOKAHEAD_ITEMS`` files (back-pressure: the walk waits for the model,
    nothing is dropped).
+   While a search computes its embedding, no new file starts (``QueryGate``, bounded wait).
    Its look (perceptual hash and colours, ``isearchd.engine.looks``) is computed from the decoded
-   picture; a reused vector's file is decoded at a small scale for its look alone.
+   picture; a reused vector's file is decoded at a small scale for its look alone. Then the
+   picture is fitted to the model's input (``fit_image``: resize and crop, the costly part of
+   preprocessing) in the same thread, leaving the model's thread only the tower to run.
 4. embed decoded images in batches of ``BATCH_SIZE`` (as background work: searches waiting for the
    model go first, between small slices of a batch) and commit each batch to the database in one
    transaction; only then does a progress event count those files as done.
@@ -36,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from isearchd.engine.gate import QueryGate
 from isearchd.engine.looks import look_of, look_of_file
 from isearchd.engine.photometa import PhotoMeta, photo_infos, read_metadata
 from isearchd.engine.places import Gazetteer
@@ -65,6 +69,8 @@ LOOKAHEAD_ITEMS = 2 * BATCH_SIZE
 class Embedder(Protocol):
     @property
     def image_size(self) -> int: ...
+
+    def fit_image(self, image: Image.Image) -> Image.Image: ...
 
     def embed_images(self, images: list[Image.Image], *, background: bool = False) -> np.ndarray: ...
 
@@ -141,8 +147,10 @@ class Indexer:
         workers: int = DECODE_WORKERS,
         lookahead: int = LOOKAHEAD_ITEMS,
         places: Gazetteer | None = None,
+        gate: QueryGate | None = None,
     ) -> None:
         self.model = model
+        self.gate = gate  # searches in progress: each file waits for them before it starts
         self.db = db
         self.places = places  # None: positions are stored without a place name
         self.batch_size = max(1, batch_size)
@@ -232,6 +240,8 @@ class Indexer:
 
     def _prepare(self, item: AddItem) -> _Skip | _Fail | _Ready:
         """Runs in the decode pool: stat, duplicate check, read, hash, reuse or decode."""
+        if self.gate is not None:
+            self.gate.wait_clear()
         try:
             if item.data is not None:
                 data = item.data
@@ -261,7 +271,11 @@ class Indexer:
                 look = look_of_file(data, name=item.path)
                 return _Ready(item, size, mtime_ns, digest, vector, unchanged=unchanged, meta=meta, look=look)
             image = load_image(data, min_side=self.model.image_size, name=item.path)
-            return _Ready(item, size, mtime_ns, digest, image=image, meta=meta, look=look_of(image))
+            look = look_of(image)
+            # resized and cropped here, in parallel, rather than in the model's one thread; a
+            # fitted picture also holds far less memory while it waits for the model
+            image = self.model.fit_image(image)
+            return _Ready(item, size, mtime_ns, digest, image=image, meta=meta, look=look)
         except BadImage as e:
             return _Fail(item, e.reason)
         except ISearchError:

@@ -7,7 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from PIL import Image
+
 from isearchd.errors import InvalidRequest
+from isearchd.files.images import to_rgb
+from isearchd.models.preprocess import fit
 
 
 def check_texts(texts: Sequence[str]) -> None:
@@ -49,3 +53,9 @@ class EmbeddingModel:
     def context_length(self) -> int:
         """Token positions of the text tower (77 for CLIP)."""
         return self._context_length
+
+    def fit_image(self, image: Image.Image) -> Image.Image:
+        """The picture as the model will see it before normalisation: RGB, resized and cropped
+        to ``image_size``. ``embed_images`` of a fitted picture gives the same embedding as of
+        the original, and skips that work (the indexer fits in its decode threads)."""
+        return fit(to_rgb(image), self._image_size)

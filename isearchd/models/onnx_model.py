@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -173,29 +173,33 @@ class OnnxModel(EmbeddingModel):
         """L2-normalised float32 embeddings, one row per image.
 
         ``background=True`` (indexing): image queries waiting for the tower go first, between
-        slices of the batch; the embeddings are the same either way.
+        slices of the batch; the embeddings are the same either way. Each slice is preprocessed
+        while it holds the tower, so a waiting query never shares the cores with that work.
         """
-        if not images:
-            return np.zeros((0, self._dim), dtype=np.float32)
-        size = self._image_size
-        batch = np.empty((len(images), 3, size, size), dtype=np.float32)
-        for i, img in enumerate(images):
-            batch[i] = self.preprocess(img)
-        return self.embed_pixels(batch, background=background)
+        images = list(images)
+
+        def pixels(start: int, stop: int) -> np.ndarray:
+            return np.stack([self.preprocess(img) for img in images[start:stop]])
+
+        return self._run_image(len(images), pixels, background)
 
     def embed_pixels(self, batch: np.ndarray, *, background: bool = False) -> np.ndarray:
         """Embeddings of an already preprocessed (n, 3, size, size) float32 batch."""
         batch = np.ascontiguousarray(batch, dtype=np.float32)
+        return self._run_image(len(batch), lambda start, stop: batch[start:stop], background)
+
+    def _run_image(self, n: int, pixels: Callable[[int, int], np.ndarray], background: bool) -> np.ndarray:
         if background:
             step, hold = self._background_run, self._image_lock.background
         else:
             step, hold = _RUN_BATCH, self._image_lock.foreground
         outputs = []
-        for start in range(0, len(batch), step):
+        for start in range(0, n, step):
             with hold():
-                (out,) = self._image.run(None, {"pixels": batch[start : start + step]}, self._run_options)
+                chunk = np.ascontiguousarray(pixels(start, min(n, start + step)), dtype=np.float32)
+                (out,) = self._image.run(None, {"pixels": chunk}, self._run_options)
             outputs.append(out)
-        if self._trim_memory is not None and len(batch) >= _TRIM_MIN_BATCH:
+        if self._trim_memory is not None and n >= _TRIM_MIN_BATCH:
             with hold():
                 self._trim_memory(0)
         if not outputs:

@@ -18,7 +18,7 @@ from PIL import Image
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["CLIP_MEAN", "CLIP_STD", "preprocess", "preprocess_array"]
+__all__ = ["CLIP_MEAN", "CLIP_STD", "fit", "preprocess", "preprocess_array"]
 
 # OpenAI CLIP's normalisation, used by every TinyCLIP model.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -51,6 +51,19 @@ def preprocess_array(
     std: tuple[float, float, float] = CLIP_STD,
 ) -> np.ndarray:
     """An RGB image as a normalised float32 array of shape (3, size, size)."""
+    image = fit(image, size)
+    pixels = np.asarray(image, dtype=np.uint8).astype(np.float32) / np.float32(255.0)
+    pixels -= np.asarray(mean, dtype=np.float32)
+    pixels /= np.asarray(std, dtype=np.float32)
+    return np.ascontiguousarray(pixels.transpose(2, 0, 1))
+
+
+def fit(image: Image.Image, size: int) -> Image.Image:
+    """An RGB image resized (shorter side to ``size``, bicubic) and centre-cropped to size x size.
+
+    The costly part of preprocessing. A fitted image is left as it is by ``fit`` and so by
+    ``preprocess_array``: fitting early (the indexer does, in its decode threads) changes no pixel.
+    """
     if image.mode != "RGB":
         raise ValueError(f"preprocess expects an RGB image, got mode {image.mode!r}")
     width, height = image.size
@@ -62,7 +75,4 @@ def preprocess_array(
     left = round((new_w - size) / 2.0)
     if (new_w, new_h) != (size, size):
         image = image.crop((left, top, left + size, top + size))
-    pixels = np.asarray(image, dtype=np.uint8).astype(np.float32) / np.float32(255.0)
-    pixels -= np.asarray(mean, dtype=np.float32)
-    pixels /= np.asarray(std, dtype=np.float32)
-    return np.ascontiguousarray(pixels.transpose(2, 0, 1))
+    return image

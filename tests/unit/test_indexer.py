@@ -27,6 +27,9 @@ class FakeModel:
         self.images_embedded = 0
         self.batches: list[int] = []
 
+    def fit_image(self, image: Image.Image) -> Image.Image:
+        return image  # embeds any size alike: nothing to fit
+
     def embed_images(self, images: list[Image.Image], *, background: bool = False) -> np.ndarray:
         assert background, "the indexer embeds as background work"
         self.batches.append(len(images))

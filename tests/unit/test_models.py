@@ -16,6 +16,8 @@ import numpy as np
 import open_clip
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from open_clip.transform import image_transform
 from PIL import Image
 
@@ -163,6 +165,26 @@ def test_model_preprocess_accepts_any_mode_and_follows_config(tiny_clip: tuple[P
     for mode in ("L", "RGBA", "P", "1", "CMYK", "I;16"):
         img = Image.new(mode, (80, 50))
         assert model.preprocess(img).shape == (3, 64, 64)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    width=st.integers(1, 300),
+    height=st.integers(1, 300),
+    mode=st.sampled_from(["RGB", "L", "RGBA", "P", "CMYK", "I;16"]),
+    seed=st.integers(0, 2**16),
+)
+def test_fitting_first_changes_no_pixel_and_no_embedding(
+    tiny_clip: tuple[Path, Any], width: int, height: int, mode: str, seed: int
+) -> None:
+    """The indexer fits pictures in its decode threads: the model must see the same pixels."""
+    model = load_model(str(tiny_clip[0]))
+    rng = np.random.default_rng(seed)
+    img = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).convert(mode)
+    fitted = model.fit_image(img)
+    assert fitted.mode == "RGB" and fitted.size == (model.image_size, model.image_size)
+    assert torch.equal(model.preprocess(fitted), model.preprocess(img))
+    assert np.array_equal(model.embed_images([fitted]), model.embed_images([img]))
 
 
 # --- custom checkpoints -----------------------------------------------------------------------

@@ -74,6 +74,9 @@ class FakeModel:
     dim = DIM
     image_size = 8
 
+    def fit_image(self, image: Image.Image) -> Image.Image:
+        return image  # embeds any size alike: nothing to fit
+
     def embed_images(self, images: list[Image.Image], *, background: bool = False) -> np.ndarray:
         out = []
         for img in images:
