@@ -2,8 +2,9 @@
 
 The catalog is committed before ``add`` returns (nothing acknowledged is ever lost); the vector
 index is updated in memory right after and written to disk later by a background saver, after
-``SavePolicy.max_changes`` changes or ``max_seconds`` after the first unsaved change, and at
-``close`` (never after every batch: at 100k images the file is ~250 MB). A crash loses at most
+``SavePolicy.max_changes`` changes or ``max_seconds`` after the first unsaved change, spaced so that
+saving takes at most a tenth of the time (``spacing``), and at ``close`` (never after every batch:
+at 100k images the file is ~250 MB). A crash loses at most
 those unsaved index changes, which the next open replays from the catalog.
 
 Thread safety: one writer per database (a lock around every change and every index save), any
@@ -59,6 +60,11 @@ class SavePolicy:
     max_changes: int = 10_000
     max_seconds: float = 60.0
     background: bool = True
+    # A save rewrites the whole file, so its cost grows with the library (~5 s for 1M images);
+    # adds wait while it runs. Whatever the two limits above say, a save is due no sooner than
+    # this many times the last save's duration after it: saving takes at most a tenth of the
+    # time at any size (replay after a crash grows with it, by the images added meanwhile).
+    spacing: float = 9.0
 
 
 class Database:
@@ -76,6 +82,7 @@ class Database:
         self._cond = threading.Condition()
         self._unsaved = 0
         self._dirty_since: float | None = None
+        self._next_save_at = 0.0  # monotonic: no background save before (``SavePolicy.spacing``)
         self._stopping = False
         self._closed = False
         self._saver: threading.Thread | None = None
@@ -166,11 +173,23 @@ class Database:
             if self._unsaved >= self._policy.max_changes:
                 self._cond.notify_all()
 
-    def _save_due(self) -> bool:
+    def _save_due(self, now: float | None = None) -> bool:
         if not self._unsaved or self._dirty_since is None:
             return False
-        age = time.monotonic() - self._dirty_since
+        now = time.monotonic() if now is None else now
+        if now < self._next_save_at:
+            return False
+        age = now - self._dirty_since
         return self._unsaved >= self._policy.max_changes or age >= self._policy.max_seconds
+
+    def _wait_for_save(self) -> float:
+        """Seconds until the next background save could be due (the saver's wait; >= 0.05)."""
+        assert self._dirty_since is not None
+        now = time.monotonic()
+        left = self._policy.max_seconds - (now - self._dirty_since)
+        if self._unsaved >= self._policy.max_changes:
+            left = 0.0
+        return max(0.05, left, self._next_save_at - now)
 
     def _saver_loop(self) -> None:
         while True:
@@ -179,8 +198,7 @@ class Database:
                     if self._dirty_since is None:
                         self._cond.wait()
                     else:
-                        left = self._policy.max_seconds - (time.monotonic() - self._dirty_since)
-                        self._cond.wait(max(0.05, left))
+                        self._cond.wait(self._wait_for_save())
                 if self._stopping:
                     return
             try:
@@ -200,10 +218,13 @@ class Database:
                 pending = self._unsaved
             if not pending and self._vectors.path.exists():
                 return
+            started = time.monotonic()
             self._vectors.save(self.catalog.change_seq())
             with self._cond:
+                ended = time.monotonic()
+                self._next_save_at = ended + self._policy.spacing * (ended - started)
                 self._unsaved -= pending
-                self._dirty_since = time.monotonic() if self._unsaved else None
+                self._dirty_since = ended if self._unsaved else None
 
     # -- writes ---------------------------------------------------------------------------------
 

@@ -406,6 +406,34 @@ def test_background_saver_writes_after_enough_changes(tmp_path: Path) -> None:
     db.close()
 
 
+def test_saves_are_spaced_by_their_own_cost(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large index takes seconds to write: the next save waits `spacing` times that long."""
+    rng = np.random.default_rng(12)
+    policy = SavePolicy(max_changes=10, max_seconds=1.0, background=False, spacing=9.0)
+    db = Database.open(tmp_path, "t", model_key="m", dim=DIM, save_policy=policy)
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    real_save = db._vectors.save
+
+    def slow_save(seq: int) -> None:  # a save that takes 2 s on the (fake) clock
+        real_save(seq)
+        clock[0] += 2.0
+
+    monkeypatch.setattr(db._vectors, "save", slow_save)
+    db.add(records(unit(rng, 20)))
+    db.save_index()  # ended at 1002: the next save is due no sooner than 1002 + 9 * 2
+    db.add(records(unit(rng, 20), start=20))  # over max_changes and, later, over max_seconds
+    clock[0] = 1019.9
+    assert not db._save_due()
+    clock[0] = 1020.1
+    assert db._save_due()
+    db.save_index()
+    db.close()
+    reopened = Database.open(tmp_path, "t", model_key="m", dim=DIM)
+    assert reopened.count() == 40
+    reopened.close()
+
+
 # -- concurrency ---------------------------------------------------------------------------------
 
 
