@@ -42,6 +42,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -606,6 +607,27 @@ def table(results: list[Result]) -> tuple[str, dict[str, Any]]:
     return "\n".join(lines), ratios
 
 
+def round_ratios(runs: dict[tuple[str, str], list[Result]], key: str) -> dict[str, dict[str, Any]]:
+    """``key`` ours / original round by round (each round's pair ran minutes apart) and the median
+    of those ratios: steadier than a ratio of best rounds for a figure the machine's load moves."""
+    out: dict[str, dict[str, Any]] = {}
+    for (model, mode), ours in runs.items():
+        orig = runs.get((model, "orig"))
+        if mode == "orig" or not orig:
+            continue
+        ratios = [
+            getattr(a, key) / getattr(b, key)
+            for a, b in zip(ours, orig, strict=False)
+            if getattr(a, key) and getattr(b, key)
+        ]
+        if ratios:
+            out[ours[0].label] = {
+                "per_round": [round(r, 3) for r in ratios],
+                "median": round(statistics.median(ratios), 3),
+            }
+    return out
+
+
 def _cpuinfo() -> str:
     try:
         return Path("/proc/cpuinfo").read_text(encoding="utf-8")
@@ -703,6 +725,13 @@ def main(argv: list[str] | None = None) -> int:
             for model in models:
                 costs[model] = profile_costs(model, checkpoints[model], tmp / "cache" / model, corpus, log)
         text, ratios = table(results)
+        peak_ratios = round_ratios(runs, "rss_peak_mb")
+        if peak_ratios:
+            text += "\n\npeak RSS while indexing, ours / original, round by round (median)\n"
+            text += "\n".join(
+                f"{label:<22} {' '.join(f'{r:.3f}' for r in v['per_round'])}  (median {v['median']:.3f})"
+                for label, v in peak_ratios.items()
+            )
         text += costs_table(costs)
         log("")
         log(text)
@@ -725,6 +754,7 @@ def main(argv: list[str] | None = None) -> int:
             "runs": [asdict(r) for rs in runs.values() for r in rs],
             "costs": costs,
             "ratios": ratios,
+            "peak_rss_ratio_by_round": peak_ratios,
             "table": text,
         }
         args.out.parent.mkdir(parents=True, exist_ok=True)
