@@ -39,7 +39,7 @@ from isearchd.engine.migrate import copy_database
 from isearchd.engine.places import Gazetteer
 from isearchd.engine.query import SORTS, SearchQuery, Term, combine
 from isearchd.errors import InvalidRequest, NotFound
-from isearchd.files.images import load_image
+from isearchd.files.images import content_hash, load_image, read_image_file
 from isearchd.files.scan import label_for, scan
 from isearchd.reports import LABEL_TYPES, MAX_RESULTS
 from isearchd.store.metadata import PhotoInfo
@@ -380,8 +380,19 @@ class Engine:
                 self._text_cache.popitem(last=False)
         return vec
 
-    def image_vector(self, source: str | bytes, name: str | None = None) -> np.ndarray:
+    def image_vector(
+        self, source: str | bytes, name: str | None = None, db: ImageDatabase | None = None
+    ) -> np.ndarray:
+        """The embedding of a query image (a daemon-side path or bytes). When ``db`` holds a
+        picture with the same bytes (a search by a photo of the library), its stored vector is
+        the answer: the model computed exactly that vector when it was added."""
         with self.gate.query():
+            if db is not None:
+                if not isinstance(source, bytes):  # read once: hashed here, decoded below
+                    name, source = name or source, read_image_file(source, name=name)
+                known = db.vector_for_hash(content_hash(source))
+                if known is not None:
+                    return known
             image = load_image(source, min_side=self.model.image_size, name=name)
             return self.model.embed_images([image])[0]
 
@@ -409,7 +420,7 @@ class Engine:
         if term.text is not None:
             return self.text_vector(term.text)
         if term.image is not None:
-            return self.image_vector(term.image, term.name)
+            return self.image_vector(term.image, term.name, db)
         assert term.like is not None
         record = db.get(term.like)
         if record is None or record.vector is None:

@@ -133,10 +133,22 @@ def load_image(source: str | Path | bytes, *, min_side: int = 224, name: str | N
             raise BadImage(label, "empty file")
         return _decode(io.BytesIO(data), label, min_side)
 
-    path = Path(source)
+    label = name or str(source)
+    with _open_image_file(source, label) as fp:
+        return _decode(fp, label, min_side)
+
+
+def read_image_file(path: str | Path, *, name: str | None = None) -> bytes:
+    """The bytes of an image file, with ``load_image``'s one-line errors (``BadImage``) for a
+    missing, empty, unreadable or special file."""
     label = name or str(path)
+    with _open_image_file(path, label) as fp:
+        return fp.read()
+
+
+def _open_image_file(path: str | Path, label: str) -> IO[bytes]:
     try:
-        fp, st = open_regular(path)
+        fp, st = open_regular(Path(path))
     except NotRegularFile as e:
         raise BadImage(label, e.reason) from None
     except FileNotFoundError:
@@ -147,11 +159,10 @@ def load_image(source: str | Path | bytes, *, min_side: int = 224, name: str | N
         raise BadImage(label, "permission denied") from None
     except OSError as e:
         raise BadImage(label, f"cannot read file ({e.strerror or e})") from None
-    with fp:
-        size = st.st_size
-        if size == 0:
-            raise BadImage(label, "empty file")
-        return _decode(fp, label, min_side)
+    if st.st_size == 0:
+        fp.close()
+        raise BadImage(label, "empty file")
+    return fp
 
 
 class NotRegularFile(OSError):

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from isearchd.client import Client
 from isearchd.daemon.inprocess import InProcessTransport
@@ -111,6 +112,35 @@ def test_combined_query_is_the_normalised_weighted_sum(
     assert [(h.path, h.similarity) for h in got] == [(h.path, h.similarity) for h in want]
     via_client = client.search("a circle", num=6, plus=[("blue", 0.5)], minus=[("a square", 2.0)])
     assert via_client == [(h.path, h.similarity) for h in want]
+
+
+def test_a_photo_of_the_library_is_searched_by_its_stored_vector(
+    server: Server, client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Searching by a photo that is in the database (by path, by bytes, under another name) runs
+    no model: the stored vector is the one the model computed for those bytes."""
+    images = write_samples(tmp_path / "lib", 2, classes=[("red", "circle"), ("blue", "square")])
+    client.add_images([str(tmp_path / "lib")])
+    model = server.engine.model
+    expected = client.search(str(images[0]), num=4)
+    copy = tmp_path / "renamed copy.jpg"
+    copy.write_bytes(images[0].read_bytes())
+    runs: list[int] = []
+    real = model.embed_images
+    monkeypatch.setattr(model, "embed_images", lambda imgs, **kw: runs.append(len(imgs)) or real(imgs, **kw))
+    assert client.search(str(images[0]), num=4) == expected
+    assert client.search(str(copy), num=4) == expected
+    db = server.engine.database(client.db_name, create=False)
+    stored = db.get(str(images[0]))
+    assert stored is not None and stored.vector is not None
+    assert (server.engine.image_vector(images[0].read_bytes(), db=db) == stored.vector).all()
+    assert runs == []
+    new = tmp_path / "new.png"
+    Image.open(images[0]).rotate(90).save(new)
+    client.search(str(new), num=4)
+    assert runs == [1]  # a picture the database does not hold is embedded as before
+    with pytest.raises(NotFound, match=r"missing\.jpg"):
+        client.search(str(tmp_path / "missing.jpg"), num=1)
 
 
 def test_a_remote_in_process_peer_cannot_name_daemon_side_files(server: Server, tmp_path: Path) -> None:
