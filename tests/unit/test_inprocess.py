@@ -20,7 +20,7 @@ from isearchd.client import Client
 from isearchd.daemon.inprocess import InProcessTransport
 from isearchd.daemon.server import Server
 from isearchd.engine.engine import Engine
-from isearchd.errors import InvalidRequest, NotFound, PermissionDenied
+from isearchd.errors import BadImage, InvalidRequest, NotFound, PermissionDenied
 from isearchd.protocol import BindAddress
 from isearchd.reports import Progress
 from isearchd.watch.watcher import Watcher, WatchOptions
@@ -139,8 +139,8 @@ def test_a_photo_of_the_library_is_searched_by_its_stored_vector(
     Image.open(images[0]).rotate(90).save(new)
     client.search(str(new), num=4)
     assert runs == [1]  # a picture the database does not hold is embedded as before
-    with pytest.raises(NotFound, match=r"missing\.jpg"):
-        client.search(str(tmp_path / "missing.jpg"), num=1)
+    with pytest.raises(BadImage, match=r"missing\.jpg: file not found"):  # read errors as before
+        server.engine.image_vector(str(tmp_path / "missing.jpg"), db=db)
 
 
 def test_a_remote_in_process_peer_cannot_name_daemon_side_files(server: Server, tmp_path: Path) -> None:
