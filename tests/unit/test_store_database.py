@@ -7,6 +7,7 @@ import logging
 import re
 import threading
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from store_backends import DIM, records, unit
 
 from isearchd.errors import InvalidRequest, ModelMismatch, NotFound, StoreError
 from isearchd.store import Database, ImageRecord, SavePolicy, list_databases, validate_db_name
+from isearchd.store import database as database_mod
 from isearchd.store import vectors as vectors_mod
 
 QUIET = SavePolicy(background=False)
@@ -412,7 +414,8 @@ def test_saves_are_spaced_by_their_own_cost(tmp_path: Path, monkeypatch: pytest.
     policy = SavePolicy(max_changes=10, max_seconds=1.0, background=False, spacing=9.0)
     db = Database.open(tmp_path, "t", model_key="m", dim=DIM, save_policy=policy)
     clock = [1000.0]
-    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    # the database's clock only: other threads of the test process keep the real one
+    monkeypatch.setattr(database_mod, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))
     real_save = db._vectors.save
 
     def slow_save(seq: int) -> None:  # a save that takes 2 s on the (fake) clock
