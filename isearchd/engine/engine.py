@@ -380,19 +380,16 @@ class Engine:
                 self._text_cache.popitem(last=False)
         return vec
 
-    def image_vector(
-        self, source: str | bytes, name: str | None = None, db: ImageDatabase | None = None
-    ) -> np.ndarray:
+    def image_vector(self, db: ImageDatabase, source: str | bytes, name: str | None = None) -> np.ndarray:
         """The embedding of a query image (a daemon-side path or bytes). When ``db`` holds a
         picture with the same bytes (a search by a photo of the library), its stored vector is
         the answer: the model computed exactly that vector when it was added."""
         with self.gate.query():
-            if db is not None:
-                if not isinstance(source, bytes):  # read once: hashed here, decoded below
-                    name, source = name or source, read_image_file(source, name=name)
-                known = db.vector_for_hash(content_hash(source))
-                if known is not None:
-                    return known
+            if not isinstance(source, bytes):  # read once: hashed here, decoded below
+                name, source = name or source, read_image_file(source, name=name)
+            known = db.vector_for_hash(content_hash(source))
+            if known is not None:
+                return known
             image = load_image(source, min_side=self.model.image_size, name=name)
             return self.model.embed_images([image])[0]
 
@@ -420,7 +417,7 @@ class Engine:
         if term.text is not None:
             return self.text_vector(term.text)
         if term.image is not None:
-            return self.image_vector(term.image, term.name, db)
+            return self.image_vector(db, term.image, term.name)
         assert term.like is not None
         record = db.get(term.like)
         if record is None or record.vector is None:

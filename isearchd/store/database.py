@@ -173,10 +173,10 @@ class Database:
             if self._unsaved >= self._policy.max_changes:
                 self._cond.notify_all()
 
-    def _save_due(self, now: float | None = None) -> bool:
+    def _save_due(self) -> bool:
         if not self._unsaved or self._dirty_since is None:
             return False
-        now = time.monotonic() if now is None else now
+        now = time.monotonic()
         if now < self._next_save_at:
             return False
         age = now - self._dirty_since

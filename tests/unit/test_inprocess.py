@@ -133,14 +133,14 @@ def test_a_photo_of_the_library_is_searched_by_its_stored_vector(
     db = server.engine.database(client.db_name, create=False)
     stored = db.get(str(images[0]))
     assert stored is not None and stored.vector is not None
-    assert (server.engine.image_vector(images[0].read_bytes(), db=db) == stored.vector).all()
+    assert (server.engine.image_vector(db, images[0].read_bytes()) == stored.vector).all()
     assert runs == []
     new = tmp_path / "new.png"
     Image.open(images[0]).rotate(90).save(new)
     client.search(str(new), num=4)
     assert runs == [1]  # a picture the database does not hold is embedded as before
     with pytest.raises(BadImage, match=r"missing\.jpg: file not found"):  # read errors as before
-        server.engine.image_vector(str(tmp_path / "missing.jpg"), db=db)
+        server.engine.image_vector(db, str(tmp_path / "missing.jpg"))
 
 
 def test_a_remote_in_process_peer_cannot_name_daemon_side_files(server: Server, tmp_path: Path) -> None:
