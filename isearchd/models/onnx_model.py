@@ -185,7 +185,6 @@ class OnnxModel(EmbeddingModel):
 
     def embed_pixels(self, batch: np.ndarray, *, background: bool = False) -> np.ndarray:
         """Embeddings of an already preprocessed (n, 3, size, size) float32 batch."""
-        batch = np.ascontiguousarray(batch, dtype=np.float32)
         return self._run_image(len(batch), lambda start, stop: batch[start:stop], background)
 
     def _run_image(self, n: int, pixels: Callable[[int, int], np.ndarray], background: bool) -> np.ndarray:
