@@ -18,7 +18,7 @@ those of the others).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -26,9 +26,6 @@ import numpy as np
 from isearchd.store.looks import Look
 from isearchd.store.metadata import Filters, PhotoInfo
 from isearchd.store.records import ImageRecord, SearchHit
-
-# A copy's progress: (images copied so far, images in all).
-CopyProgress = Callable[[int, int], None]
 
 
 class ImageDatabase(Protocol):

@@ -38,7 +38,8 @@ def m005_looks(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX images_look_state ON images(look_state) WHERE look_state = 0")
 
 
-def _signed(phash: int) -> int:
+def signed_phash(phash: int) -> int:
+    """The unsigned 64-bit perceptual hash as the signed 64-bit integer SQLite and Qdrant store."""
     return phash - (1 << 64) if phash >= 1 << 63 else phash
 
 
@@ -49,7 +50,7 @@ def write_looks_by_label(conn: sqlite3.Connection, rows: Sequence[tuple[str, Loo
         [
             (None, None, LOOK_UNKNOWN, to_db(label))
             if look is None
-            else (_signed(look.phash), look.colours, LOOK_KNOWN, to_db(label))
+            else (signed_phash(look.phash), look.colours, LOOK_KNOWN, to_db(label))
             for label, look in rows
         ],
     )
@@ -62,7 +63,7 @@ def write_looks(conn: sqlite3.Connection, rows: Sequence[tuple[int, Look | None]
         [
             (None, None, LOOK_UNREADABLE, i)
             if look is None
-            else (_signed(look.phash), look.colours, LOOK_KNOWN, i)
+            else (signed_phash(look.phash), look.colours, LOOK_KNOWN, i)
             for i, look in rows
         ],
     )

@@ -55,12 +55,16 @@ class PhotoInfo:
         return {"taken": self.taken, "taken_source": self.taken_source, "width": self.width,
                 "height": self.height, "place": self.place, "type": self.type}  # fmt: skip
 
+    def place_names(self) -> list[str]:
+        """City, region and country, case-folded, those that are known."""
+        return [n.casefold() for n in (self.city, self.region, self.country) if n]
+
     def place_key(self) -> str | None:
-        names = [n.casefold() for n in (self.city, self.region, self.country) if n]
+        names = self.place_names()
         return "|" + "|".join(names) + "|" if names else None
 
 
-_COLUMNS = ("taken", "taken_local", "taken_source", "width", "height", "lat", "lon", "city", "region",
+INFO_COLUMNS = ("taken", "taken_local", "taken_source", "width", "height", "lat", "lon", "city", "region",
             "country", "type")  # fmt: skip
 
 
@@ -82,11 +86,11 @@ def m004_photo_metadata(db: sqlite_utils.Database) -> None:
 def info_values(info: PhotoInfo | None) -> tuple[Any, ...]:
     """The metadata columns' values for an upsert (``META_COLUMNS`` order)."""
     if info is None:
-        return (None,) * (len(_COLUMNS) + 1) + (META_UNREAD,)
-    return (*(getattr(info, c) for c in _COLUMNS), info.place_key(), META_READ)
+        return (None,) * (len(INFO_COLUMNS) + 1) + (META_UNREAD,)
+    return (*(getattr(info, c) for c in INFO_COLUMNS), info.place_key(), META_READ)
 
 
-META_COLUMNS = (*_COLUMNS, "place_key", "meta_state")
+META_COLUMNS = (*INFO_COLUMNS, "place_key", "meta_state")
 
 
 def write_info(conn: sqlite3.Connection, rows: Sequence[tuple[int, PhotoInfo | None]]) -> None:
@@ -117,7 +121,7 @@ def count_unread(conn: sqlite3.Connection) -> int:
 def info_for_ids(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, tuple[PhotoInfo, int]]:
     """Metadata and file size of images by id."""
     out: dict[int, tuple[PhotoInfo, int]] = {}
-    cols = ", ".join(_COLUMNS)
+    cols = ", ".join(INFO_COLUMNS)
     for start in range(0, len(ids), _CHUNK):
         chunk = list(ids[start : start + _CHUNK])
         marks = ",".join("?" * len(chunk))

@@ -7,20 +7,16 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from qdrant_client import models as qm
 
+from isearchd.store.catalog import now_iso
 from isearchd.store.qdrant_link import QdrantLink
 from isearchd.store.qdrant_payload import POINT_NAMESPACE, match, name_from_key, name_key
 
 META_SUFFIX = ".databases"
 _SCROLL = 1000
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class QdrantMeta:

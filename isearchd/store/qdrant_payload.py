@@ -34,16 +34,15 @@ from typing import Any
 from qdrant_client import models as qm
 
 from isearchd.files.names import from_db, to_db
-from isearchd.store.looks import LOOK_KNOWN, LOOK_UNKNOWN, LOOK_UNREADABLE, Look
-from isearchd.store.metadata import META_READ, META_UNREAD, META_UNREADABLE, Filters, PhotoInfo
-from isearchd.store.records import ImageRecord
+from isearchd.store.catalog import now_iso
+from isearchd.store.looks import LOOK_KNOWN, LOOK_UNKNOWN, LOOK_UNREADABLE, Look, signed_phash
+from isearchd.store.metadata import INFO_COLUMNS, META_READ, META_UNREAD, META_UNREADABLE, Filters, PhotoInfo
+from isearchd.store.records import INT8_SUFFIX, ImageRecord
 
 # uuid5 namespace of ImgSearch point ids (a fixed random uuid: changing it orphans every point)
 POINT_NAMESPACE = uuid.UUID("6f1c7a3e-2b4d-5e8f-9a0b-1c2d3e4f5a6b")
 IID_BITS = 53  # ids stay exact in JavaScript numbers (the web page)
 _B64 = "b64:"  # a name that is not UTF-8; real paths start with "/" and labels never hold a NUL
-INFO_FIELDS = ("taken", "taken_local", "taken_source", "width", "height", "lat", "lon", "city", "region",
-               "country", "type")  # fmt: skip
 # payload keyword fields with an index on a server (local mode has no payload indexes)
 KEYWORD_INDEXES = ("host", "path", "dirs", "hash", "places", "type")  # never a filter on label: ids
 INTEGER_INDEXES = ("iid", "meta_state", "look_state")
@@ -86,7 +85,7 @@ def folders_above(path: str) -> list[str]:
 
 
 def precision_of(model_key: str) -> str:
-    return "int8" if model_key.endswith("+int8") else "fp32"
+    return "int8" if model_key.endswith(INT8_SUFFIX) else "fp32"
 
 
 def taken_seconds(wall_clock: str | None) -> float | None:
@@ -102,10 +101,9 @@ def taken_seconds(wall_clock: str | None) -> float | None:
 
 
 def info_payload(info: PhotoInfo | None, state: int) -> dict[str, Any]:
-    values: dict[str, Any] = {f: getattr(info, f) if info is not None else None for f in INFO_FIELDS}
+    values: dict[str, Any] = {f: getattr(info, f) if info is not None else None for f in INFO_COLUMNS}
     values["taken_ts"] = taken_seconds(info.taken_local) if info is not None else None
-    names = [n.casefold() for n in (info.city, info.region, info.country) if n] if info is not None else []
-    values["places"] = names
+    values["places"] = info.place_names() if info is not None else []
     values["meta_state"] = state
     return values
 
@@ -113,9 +111,8 @@ def info_payload(info: PhotoInfo | None, state: int) -> dict[str, Any]:
 def look_payload(look: Look | None, state: int) -> dict[str, Any]:
     if look is None:
         return {"phash": None, "colours": None, "look_state": state}
-    signed = look.phash - (1 << 64) if look.phash >= 1 << 63 else look.phash
     return {
-        "phash": signed,
+        "phash": signed_phash(look.phash),
         "colours": base64.b64encode(look.colours).decode("ascii"),
         "look_state": LOOK_KNOWN,
     }
@@ -146,12 +143,12 @@ def image_payload(
         "iid": iid,
         "model": model_key,
         "precision": precision_of(model_key),
-        "updated": datetime.now(UTC).isoformat(timespec="seconds"),
+        "updated": now_iso(),
     }
     if record.info is not None:
         payload.update(info_payload(record.info, META_READ))
     elif kept is not None and "meta_state" in kept:
-        payload.update({k: kept.get(k) for k in (*INFO_FIELDS, "taken_ts", "places", "meta_state")})
+        payload.update({k: kept.get(k) for k in (*INFO_COLUMNS, "taken_ts", "places", "meta_state")})
     else:
         payload.update(info_payload(None, META_UNREAD))
     payload.update(look_payload(record.look, LOOK_UNKNOWN))
@@ -159,7 +156,7 @@ def image_payload(
 
 
 def info_from(payload: dict[str, Any]) -> PhotoInfo:
-    return PhotoInfo(*(payload.get(f) for f in INFO_FIELDS))
+    return PhotoInfo(*(payload.get(f) for f in INFO_COLUMNS))
 
 
 def look_from(payload: dict[str, Any]) -> Look | None:
