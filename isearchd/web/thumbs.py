@@ -145,9 +145,8 @@ class Thumbnails:
     # -- full images -----------------------------------------------------------------------------
 
     async def full(self, image: dict[str, Any]) -> tuple[bytes, str] | None:
-        """The image's file as a browser can show it: ``(bytes, media type)``, or None."""
-        if not _unchanged(image):
-            return None
+        """The image's file as a browser can show it: ``(bytes, media type)``, or None (the
+        worker's read checks size, modification time and content hash)."""
         return await asyncio.wrap_future(self._pool.submit(self._full, image))
 
     def _full(self, image: dict[str, Any]) -> tuple[bytes, str] | None:

@@ -23,9 +23,10 @@ async function api(url, options = {}) {
   return body;
 }
 
-function filterParams() {
+// A form's filled-in fields, and the database, as query parameters.
+function formParams(selector) {
   const params = new URLSearchParams();
-  for (const [key, value] of new FormData($("#filter-form"))) {
+  for (const [key, value] of new FormData($(selector))) {
     if (String(value).trim() !== "") params.set(key, String(value).trim());
   }
   params.set("db", state.db);
@@ -42,7 +43,7 @@ function baseName(path) {
 async function runSearch(query) {
   state.last = query;
   showTab("search");
-  const params = filterParams();
+  const params = formParams("#filter-form");
   let options = {};
   if (query.kind === "text") {
     params.set("q", query.text);
@@ -189,11 +190,7 @@ function groupItems(tileEl) {
 
 async function findDups(event) {
   if (event) event.preventDefault();
-  const params = new URLSearchParams();
-  for (const [key, value] of new FormData($("#dups-form"))) {
-    if (String(value).trim() !== "") params.set(key, String(value).trim());
-  }
-  params.set("db", state.db);
+  const params = formParams("#dups-form");
   message("Looking for duplicates\u2026");
   try {
     const answer = await api(`/api/dups?${params}`);
