@@ -35,6 +35,8 @@ from isearchd.errors import ISearchError, ServiceError
 from isearchd.version import __version__
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from isearchd.config.file import Config
     from isearchd.daemon.server import Server
     from isearchd.store import Store
@@ -250,13 +252,14 @@ def _run(config: Config, home: Path) -> int:
     from isearchd.engine.engine import Engine
     from isearchd.watch.watcher import Watcher
 
+    open_url = _store_opener(config, home)
     try:
-        store = _open_store(config, home)
+        store = _open_store(config, open_url)
     except ISearchError as e:
         log.error("%s", e.message)
         return 1
     # the composition: the watcher feeds the engine's job queue; the server serves both
-    engine = Engine(model, home, batch_size=config.model.batch_size, store=store)
+    engine = Engine(model, home, batch_size=config.model.batch_size, store=store, open_url=open_url)
     watcher = Watcher(engine, watch_options)
     server = Server(engine, watcher, bind, token=token)
     try:
@@ -284,19 +287,21 @@ def _run(config: Config, home: Path) -> int:
     return 0
 
 
-def _open_store(config: Config, home: Path) -> Store:
-    """The store of the config's ``[store]`` (the Qdrant API key from the environment only)."""
+def _store_opener(config: Config, home: Path) -> Callable[[str | None], Store]:
+    """Opens a store by URL with the config's ``[store]`` settings (prefix, host; the Qdrant API
+    key from the environment only): the daemon's own store, and ``migrate``'s other one."""
     from isearchd.config.file import QDRANT_API_KEY_ENV
     from isearchd.store import open_store
 
     wanted = config.store
-    store = open_store(
-        wanted.url,
-        home,
-        prefix=wanted.prefix,
-        host=wanted.host,
-        api_key=os.environ.get(QDRANT_API_KEY_ENV) or None,
-    )
+    api_key = os.environ.get(QDRANT_API_KEY_ENV) or None
+    return lambda url: open_store(url, home, prefix=wanted.prefix, host=wanted.host, api_key=api_key)
+
+
+def _open_store(config: Config, open_url: Callable[[str | None], Store]) -> Store:
+    """The store of the config's ``[store] url``, reached now: a wrong URL fails the start."""
+    wanted = config.store
+    store = open_url(wanted.url)
     try:
         store.names()  # reach it now: a wrong URL or a server that is down fails the start
     except BaseException:

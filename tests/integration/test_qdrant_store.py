@@ -29,9 +29,13 @@ def test_a_daemon_on_qdrant_and_migrate_both_ways(
     pictures = tmp_path / "pictures"
     write_samples(pictures, 2)  # 2 per class
     store = f"qdrant://{tmp_path}/qdrant"
+    # every daemon here names its collections with this prefix: migrate's target too
+    settings = '[store]\nprefix = "mine-"\n'
 
     # a daemon on the embedded store indexes the photos, then copies them to Qdrant
-    local = make_daemon().start()
+    local = make_daemon()
+    (local.root / "config.toml").write_text(settings, encoding="utf-8")
+    local.start()
     with local.client("photos") as c:
         added = c.add([str(pictures)]).added
         before = {h["path"]: h["similarity"] for h in c.search_hits("a red circle", num=5)}
@@ -44,7 +48,9 @@ def test_a_daemon_on_qdrant_and_migrate_both_ways(
     local.stop()
 
     # a daemon started on that Qdrant store sees the same database and answers the same search
-    remote = make_daemon(extra_args=("--store", store)).start()
+    remote = make_daemon(extra_args=("--store", store))
+    (remote.root / "config.toml").write_text(settings, encoding="utf-8")
+    remote.start()
     with remote.client("photos") as c:
         info = c.get_db_info()
         assert info["size"] == added and info["store"] == store
@@ -60,6 +66,8 @@ def test_a_daemon_on_qdrant_and_migrate_both_ways(
     assert back.returncode == 0, back.stderr
     assert f"Copied {added + 1} images" in back.stdout
     remote.stop()
+    collections = {p.name for p in (tmp_path / "qdrant" / "collection").iterdir()}
+    assert collections == {"mine-photos", "mine-.databases"}
     embedded = make_daemon(remote.root).start()  # the same home, the embedded store
     with embedded.client("photos") as c:
         assert c.get_db_info()["size"] == added + 1
