@@ -425,8 +425,7 @@ class Database:
     def export(self, batch: int) -> Iterator[list[ImageRecord]]:
         """Every image with its vector, photo metadata and look, in batches (for a copy)."""
         with self.catalog.reader() as conn:
-            for rows in export_rows(conn, batch):
-                yield [record for _, record in rows]
+            yield from export_rows(conn, batch)
 
     def records(self, path_prefix: str | None = None) -> Iterator[ImageRecord]:
         """Every stored image (vector None), ordered by path; optionally only below one folder."""

@@ -43,6 +43,11 @@ def signed_phash(phash: int) -> int:
     return phash - (1 << 64) if phash >= 1 << 63 else phash
 
 
+def stored_look(phash: int, colours: bytes) -> Look:
+    """A look as read back from its stored columns (the signed phash made unsigned again)."""
+    return Look(phash & ((1 << 64) - 1), bytes(colours))
+
+
 def write_looks_by_label(conn: sqlite3.Connection, rows: Sequence[tuple[str, Look | None]]) -> None:
     """Store looks by label (``None``: unknown, so the background fills it in)."""
     conn.executemany(
@@ -87,5 +92,5 @@ def looks_for_ids(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, Loo
         marks = ",".join("?" * len(chunk))
         sql = f"SELECT id, phash, colours FROM images WHERE look_state = 1 AND id IN ({marks})"  # noqa: S608
         for ident, phash, colours in conn.execute(sql, chunk):
-            out[ident] = Look(phash & ((1 << 64) - 1), bytes(colours))
+            out[ident] = stored_look(phash, colours)
     return out
