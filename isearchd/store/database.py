@@ -42,8 +42,15 @@ from isearchd.store.metadata import (
     write_info,
 )
 from isearchd.store.names import missing_database, validate_db_name
-from isearchd.store.records import ImageRecord, SearchHit, check_search, model_mismatch, similarity
-from isearchd.store.vectors import FILTER_EXACT_MAX, VectorIndex, normalise, normalise_rows, rank
+from isearchd.store.records import (
+    ImageRecord,
+    SearchHit,
+    check_search,
+    latest_by_label,
+    model_mismatch,
+    similarity,
+)
+from isearchd.store.vectors import FILTER_EXACT_MAX, VectorIndex, normalise, rank, record_vectors
 
 log = logging.getLogger(__name__)
 
@@ -239,22 +246,10 @@ class Database:
         """
         if not records:
             return 0
-        latest = {r.label: r for r in records}  # the same label twice in a batch: the last wins
-        batch = list(latest.values())
-        for r in batch:
-            if not r.label:
-                raise InvalidRequest("an image label cannot be empty")
+        batch = latest_by_label(records)
         with self._write_lock:
             self._check_open()
-            vectors = []
-            for r in batch:
-                vec = r.vector if r.vector is not None else self.catalog.vector_for_hash(r.content_hash)
-                if vec is None:
-                    raise InvalidRequest(
-                        f"{r.label}: no vector given and no stored image has content hash {r.content_hash}"
-                    )
-                vectors.append(np.asarray(vec, dtype=np.float32).reshape(-1))
-            matrix = normalise_rows(vectors, self.dim)
+            matrix = record_vectors(batch, self.catalog.vector_for_hash, self.dim)
             rows = [
                 (r.label, r.path, int(r.size), int(r.mtime_ns), r.content_hash, matrix[i], r.info)
                 for i, r in enumerate(batch)

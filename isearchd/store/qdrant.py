@@ -45,8 +45,8 @@ from isearchd.store.qdrant_payload import (
     record_from,
     search_filter,
 )
-from isearchd.store.records import ImageRecord, SearchHit, check_search, similarity
-from isearchd.store.vectors import normalise, normalise_rows
+from isearchd.store.records import ImageRecord, SearchHit, check_search, latest_by_label, similarity
+from isearchd.store.vectors import normalise, record_vectors
 
 log = logging.getLogger(__name__)
 
@@ -182,20 +182,10 @@ class QdrantDatabase:
         Qdrant (``wait=true``) before it returns."""
         if not records:
             return 0
-        batch = list({r.label: r for r in records}.values())  # the same label twice: the last wins
-        if any(not r.label for r in batch):
-            raise InvalidRequest("an image label cannot be empty")
+        batch = latest_by_label(records)
         self._check_open()
         reused = self._vectors_for_hashes({r.content_hash for r in batch if r.vector is None})
-        vectors = []
-        for r in batch:
-            vec = r.vector if r.vector is not None else reused.get(r.content_hash)
-            if vec is None:
-                raise InvalidRequest(
-                    f"{r.label}: no vector given and no stored image has content hash {r.content_hash}"
-                )
-            vectors.append(np.asarray(vec, dtype=np.float32).reshape(-1))
-        matrix = normalise_rows(vectors, self.dim)
+        matrix = record_vectors(batch, reused.get, self.dim)
         pids = [point_id(self.host, r.label) for r in batch]
         existing = self._retrieve(pids)
         iids = self._image_ids(batch, pids, existing)

@@ -40,6 +40,15 @@ class SearchHit:
     host: str | None = None  # the machine whose path ``path`` is; None: this one
 
 
+def latest_by_label(records: list[ImageRecord]) -> list[ImageRecord]:
+    """The batch an add writes: one record per label (the same label twice: the last wins); an
+    empty label is refused."""
+    batch = list({r.label: r for r in records}.values())
+    if any(not r.label for r in batch):
+        raise InvalidRequest("an image label cannot be empty")
+    return batch
+
+
 def check_search(k: int, min_similarity: float) -> None:
     """A search's own arguments, as every store refuses them."""
     if k < 1:

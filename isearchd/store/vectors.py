@@ -24,11 +24,11 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hnswlib
 import numpy as np
@@ -37,6 +37,9 @@ from isearchd.errors import InvalidRequest, StoreError
 from isearchd.memory import trim_heap
 from isearchd.store.catalog import Catalog
 from isearchd.store.liveids import LiveIds
+
+if TYPE_CHECKING:
+    from isearchd.store.records import ImageRecord
 
 log = logging.getLogger(__name__)
 
@@ -184,8 +187,19 @@ def normalise(vectors: np.ndarray, dim: int) -> np.ndarray:
     return np.ascontiguousarray(arr / norms, dtype=np.float32)
 
 
-def normalise_rows(rows: list[np.ndarray], dim: int) -> np.ndarray:
-    """``normalise`` for a batch given as one vector per image (any of which may be malformed)."""
+def record_vectors(
+    batch: Sequence[ImageRecord], stored: Callable[[str], np.ndarray | None], dim: int
+) -> np.ndarray:
+    """The normalised vectors of an add's records: each record's own, or else ``stored`` (the
+    vector a store holds for that content hash); a record with neither is refused."""
+    rows = []
+    for r in batch:
+        vec = r.vector if r.vector is not None else stored(r.content_hash)
+        if vec is None:
+            raise InvalidRequest(
+                f"{r.label}: no vector given and no stored image has content hash {r.content_hash}"
+            )
+        rows.append(np.asarray(vec, dtype=np.float32).reshape(-1))
     for row in rows:
         if row.shape != (dim,):
             raise InvalidRequest(f"expected vectors of dimension {dim}, got shape {row.shape}")
