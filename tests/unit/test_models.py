@@ -6,6 +6,7 @@ runs on small or synthetic models so the file stays fast.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import threading
@@ -335,19 +336,30 @@ def test_empty_text_is_an_error_and_long_text_is_truncated(tiny_clip: tuple[Path
 
 
 def test_text_runs_on_the_longest_sequence_with_identical_output(tiny_clip: tuple[Path, Any]) -> None:
-    """Trimming the batch to its longest sequence gives what the full 77-token pass gives."""
+    """Trimming the batch to its longest sequence gives what the full 77-token pass gives.
+
+    Identical in arithmetic, not bit for bit in float32: another sequence length changes the shapes
+    of the matrix products, so the CPU's kernels (AVX2, AVX-512, AMX...) sum in another order and
+    float32 results differ by rounding (1.3e-6 seen on AVX2). Both paths therefore run in float64
+    here, where rounding is ~1e-15 on every CPU: the tolerances below leave room for rounding only,
+    while a trimming mistake (a position or the causal mask off by one) moves outputs by ~0.1.
+    """
     path, clip = tiny_clip
     model = load_model(str(path))
+    model.towers.double()
     texts = ["a red circle", "two blue squares on a green background", "x"]
     tokens = open_clip.tokenize(texts)
     with torch.no_grad():
-        full = clip.encode_text(tokens)  # open_clip: always 77 positions
+        full = copy.deepcopy(clip).double().encode_text(tokens)  # open_clip: always 77 positions
         trimmed = model.towers.encode_text(tokens)
-    torch.testing.assert_close(trimmed, full, rtol=1e-5, atol=1e-6)
-    # alone, or batched with a 77-token text (which disables trimming), the rows are the same
+    assert trimmed.dtype == full.dtype == torch.float64
+    torch.testing.assert_close(trimmed, full, rtol=0, atol=1e-9)
+    # alone, or batched with a 77-token text (which disables trimming), the rows are the same: the
+    # float64 rows agree to ~1e-15, so after rounding to float32 they differ by at most one unit in
+    # the last place of a normalised value (2**-23 below 1)
     alone = model.embed_texts(texts)
     mixed = model.embed_texts([*texts, LONG_TEXT])[:3]
-    np.testing.assert_allclose(alone, mixed, atol=1e-6)
+    np.testing.assert_allclose(alone, mixed, rtol=0, atol=2**-23)
 
 
 # --- compact ("auto") towers ---------------------------------------------------------------------
