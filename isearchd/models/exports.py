@@ -2,7 +2,7 @@
 
 Layout, inside the weights cache (``settings.weights_cache_dir()``)::
 
-    onnx/<model>-<weights id>/image-<precision>-v<EXPORT_VERSION>.onnx
+    onnx/<model>-<weights id>/image-<precision>-v<EXPORT_VERSION>.onnx      (int8: ...-q<INT8_RECIPE>)
     onnx/<model>-<weights id>/text-<precision>-v<EXPORT_VERSION>.onnx
     onnx/<model>-<weights id>/token-embedding-v<EXPORT_VERSION>.npy
     onnx/stamps/<hash of the weights path>.json     size, mtime and sha256 of a weights file
@@ -14,7 +14,8 @@ costs the daemon almost no resident memory.
 ``<weights id>`` is the first 16 hex digits of the weights file's sha256, so a different file
 (new download, custom checkpoint edited in place) never meets a stale export; the stamp lets a
 daemon start without hashing hundreds of megabytes again while the file is unchanged.
-``EXPORT_VERSION`` changes whenever the graphs we write change meaning. Everything is written to
+``EXPORT_VERSION`` changes whenever the graphs we write change meaning, ``INT8_RECIPE`` when only
+the quantisation does (so a new recipe does not make the fp32 export again). Everything is written to
 a temporary name and renamed, so readers only ever see complete files.
 
 No torch here: the daemon reads this cache without it.
@@ -35,6 +36,7 @@ from isearchd.config import settings
 
 __all__ = [
     "EXPORT_VERSION",
+    "INT8_RECIPE",
     "PRECISIONS",
     "ExportPaths",
     "atomic_write",
@@ -45,8 +47,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# Bump when the exported graphs change (inputs, outputs, metadata, quantisation recipe).
+# Bump when the exported graphs change (inputs, outputs, metadata).
 EXPORT_VERSION = 1
+# Bump when the int8 quantisation recipe changes (``onnx_export._QUANTIZATION``). 1: per tensor,
+# full range (saturated on AVX2 CPUs); 2: per channel, reduced range (exact on every CPU).
+INT8_RECIPE = 2
 PRECISIONS = ("fp32", "int8")
 _HASH_CHUNK = 1 << 20
 _SLUG_RE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -105,7 +110,7 @@ def export_paths(key: str, wid: str, precision: str) -> ExportPaths:
         raise ValueError(f"unknown precision {precision!r}")
     slug = _SLUG_RE.sub("-", key.replace("custom:", "custom-")).strip("-")
     directory = _onnx_root() / f"{slug}-{wid}"
-    suffix = f"{precision}-v{EXPORT_VERSION}.onnx"
+    suffix = f"{precision}-v{EXPORT_VERSION}" + (f"-q{INT8_RECIPE}" if precision == "int8" else "") + ".onnx"
     return ExportPaths(
         directory,
         image=directory / f"image-{suffix}",

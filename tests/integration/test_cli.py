@@ -402,7 +402,7 @@ def test_model_import_prepares_onnx_so_the_first_start_does_not_export(
     assert again.returncode == 0, again.stderr
     assert "Preparing ViT-8Y for ONNX Runtime (int8" in again.stderr
     now = _export_files(cache)
-    assert {"image-int8-v1.onnx", "text-int8-v1.onnx"} <= set(now)
+    assert {"image-int8-v1-q2.onnx", "text-int8-v1-q2.onnx"} <= set(now)
     assert {name: now[name] for name in exported} == exported
 
 
