@@ -7,10 +7,16 @@ trained tiny CLIP of tests/fixtures, where int8's loss is more telling than on r
 - cos fp32: the smallest cosine between ONNX Runtime fp32 and torch fp32 embeddings;
 - cos int8: the smallest cosine between int8 and fp32, images and texts;
 - speed (``--speed``): images/s at batch 32 for torch eager, ORT fp32, ORT int8, and a
-  one-query text latency.
+  one-query text latency;
+- cos int8 on other CPUs (``--emulate EPYC-Milan,Nehalem``): the same int8-vs-fp32 cosines
+  computed by ONNX Runtime under qemu-user as that CPU (EPYC-Milan: AMD Zen 3, AVX2 without
+  AVX-512 or VNNI; Nehalem: SSE4.2), since ONNX Runtime picks its integer kernels from CPUID.
+  Slow (emulated): about a minute per ViT key.
+
+The JSON names the CPU it ran on and its vector extensions; the table is printed at the end.
 
 Usage:  .venv/bin/python benchmarks/bench_onnx.py [--keys ViT-45LY,ViT-8Y|all] [--speed]
-        [--out benchmarks/results/onnx.json]
+        [--emulate EPYC-Milan,Nehalem] [--out benchmarks/results/onnx.json]
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -62,7 +70,43 @@ def _speed(fn: Any, *args: Any, repeat: int = 3) -> float:
     return best
 
 
-def measure(key: str, weights: Path, speed: bool) -> dict[str, Any]:
+def _cpu() -> dict[str, Any]:
+    try:
+        info = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+    except OSError:
+        info = ""
+    model = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), "")
+    flags = next(
+        (set(ln.split(":", 1)[1].split()) for ln in info.splitlines() if ln.startswith("flags")), set()
+    )
+    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8")
+    return {"model": model or platform.processor(), "extensions": [f for f in wanted if f in flags]}
+
+
+def int8_cosines(model_arg: str, weights: str | None) -> dict[str, float]:
+    """int8 against fp32 on this CPU, from the exports in the cache (ONNX Runtime only, no torch)."""
+    from isearchd.models import load_model
+
+    kw: dict[str, Any] = {"weights": Path(weights)} if weights else {}
+    fp32 = load_model(model_arg, backend="onnx", **kw)
+    int8 = load_model(model_arg, backend="onnx", precision="int8", **kw)
+    images = _images()
+    return {
+        "images": _min_cos(int8.embed_images(images), fp32.embed_images(images)),
+        "texts": _min_cos(int8.embed_texts(TEXTS), fp32.embed_texts(TEXTS)),
+    }
+
+
+def _emulated(cpu: str, model_arg: str, weights: Path | None) -> dict[str, float]:
+    command = ["qemu-x86_64", "-cpu", cpu, sys.executable, __file__, "--child", model_arg]
+    done = subprocess.run(
+        [*command, str(weights) if weights else ""], capture_output=True, text=True, check=True
+    )
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def measure(key: str, weights: Path, speed: bool, emulate: list[str]) -> dict[str, Any]:
     import torch
 
     from isearchd.models import load_model
@@ -92,6 +136,10 @@ def measure(key: str, weights: Path, speed: bool) -> dict[str, Any]:
         "cos_int8_vs_fp32_images": _min_cos(qi, fi),
         "cos_int8_vs_fp32_texts": _min_cos(qt, ft),
     }
+    for cpu in emulate:
+        there = _emulated(cpu, model_arg, None if key.startswith("custom") else weights)
+        row[f"cos_int8_vs_fp32_images@{cpu}"] = there["images"]
+        row[f"cos_int8_vs_fp32_texts@{cpu}"] = there["texts"]
     if speed:
         pixels = np.stack([fp32.preprocess(img) for img in _images(32)] * 1)
         tensor = torch.from_numpy(pixels)
@@ -108,8 +156,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keys", default="ViT-45LY,ViT-8Y,RN-19L,tiny", help="comma list, or 'all'")
     parser.add_argument("--speed", action="store_true")
+    parser.add_argument("--emulate", default="", help="qemu-user CPU models, e.g. EPYC-Milan,Nehalem")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "onnx.json")
+    parser.add_argument("--child", nargs=2, metavar=("MODEL", "WEIGHTS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child:  # inside qemu-user: the exports are in the parent's cache
+        print(json.dumps(int8_cosines(args.child[0], args.child[1] or None)))
+        return 0
+    emulate = [c for c in args.emulate.split(",") if c]
     from isearchd.models import MODELS
     from isearchd.models.synthetic import write_official_checkpoint
 
@@ -123,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
                 weights, name = REPO / "tests" / "fixtures" / "tiny-clip.pt", "custom:tiny-clip.pt"
             else:
                 weights, name = write_official_checkpoint(key, tmp / f"{key}.pt", seed=0), key
-            row = measure(name, weights, args.speed)
+            row = measure(name, weights, args.speed, emulate)
             rows.append(row)
             print(json.dumps(row), flush=True)
             shutil.rmtree(tmp / "cache" / "onnx", ignore_errors=True)
@@ -132,9 +186,44 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    report = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "rows": rows}
+    report = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": _cpu(), "rows": rows}
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(table(report))
     return 0
+
+
+def table(report: dict[str, Any]) -> str:
+    """int8 against fp32 (smallest cosine, images / texts) per key and CPU, and the speeds if any."""
+    cpus = sorted({k.split("@", 1)[1] for row in report["rows"] for k in row if "@" in k})
+    here = f"{report['cpu']['model']} ({', '.join(report['cpu']['extensions'])})"
+    head = [
+        "key",
+        "export s",
+        "cos ORT/torch",
+        f"int8 img/txt: {here}",
+        *[f"int8 img/txt: {c}" for c in cpus],
+    ]
+    speed = any("ort_int8_img_per_s" in row for row in report["rows"])
+    if speed:
+        head += ["img/s torch / fp32 / int8"]
+    lines = [" | ".join(head)]
+    for row in report["rows"]:
+        cells = [
+            row["key"],
+            f"{row['export_fp32_s']} + {row['quantise_int8_s']}",
+            f"{row['cos_fp32_vs_torch']:.5f}",
+            f"{row['cos_int8_vs_fp32_images']:.4f} / {row['cos_int8_vs_fp32_texts']:.4f}",
+        ]
+        for cpu in cpus:
+            cells.append(
+                f"{row[f'cos_int8_vs_fp32_images@{cpu}']:.4f} / {row[f'cos_int8_vs_fp32_texts@{cpu}']:.4f}"
+            )
+        if speed:
+            cells.append(
+                f"{row['torch_img_per_s']} / {row['ort_fp32_img_per_s']} / {row['ort_int8_img_per_s']}"
+            )
+        lines.append(" | ".join(cells))
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,9 @@ from isearchd.models.preprocess import preprocess
 from isearchd.models.registry import arch_config, get_spec
 from isearchd.models.synthetic import AutoPlan, compact_shapes, random_tensors, write_official_checkpoint
 
+# Float and integer results depend on the CPU's kernels: .ci/run runs these again on AVX2 ones.
+pytestmark = pytest.mark.kernels
+
 # A small open_clip CLIP like the project's test model: ResNet image tower at 64 px.
 TINY_CONFIG: dict[str, Any] = {
     "embed_dim": 64,
