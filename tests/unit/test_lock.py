@@ -28,7 +28,8 @@ def _locked() -> dict[str, tuple[str, int]]:
 
 def _required() -> list[Requirement]:
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    return [Requirement(r) for r in [*project["dependencies"], *project["optional-dependencies"]["test"]]]
+    extras = project["optional-dependencies"]
+    return [Requirement(r) for r in [*project["dependencies"], *extras["test"], *extras["docs"]]]
 
 
 def test_every_dependency_is_locked_with_hashes_within_its_range() -> None:
