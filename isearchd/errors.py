@@ -8,6 +8,7 @@ the protocol and clients match on it.
     ISearchError                      code
     ├── ConfigError                   config_error
     ├── InvalidRequest                invalid_request   (bad arguments, bad database name, ...)
+    │   ├── BadField                  invalid_request   (a request field's value; also a ValueError)
     │   └── ProtocolError             protocol_error    (malformed or oversized protocol input)
     ├── NotFound                      not_found         (a file or database that does not exist)
     ├── BadImage                      bad_image         (a file that cannot be decoded as an image)
@@ -51,6 +52,12 @@ class InvalidRequest(ISearchError):
     """The request's arguments are wrong (bad option value, bad database name, empty text)."""
 
     code = "invalid_request"
+
+
+class BadField(InvalidRequest, ValueError):
+    """A request field holds a value its type does not allow (``isearchd.messages``). A ValueError
+    too: raised while the protocol decodes a request, msgspec reports it with the field's place
+    (``plus[0]: ...``); raised where a request is built, it is an ``InvalidRequest`` like any other."""
 
 
 class ProtocolError(InvalidRequest):
@@ -134,7 +141,7 @@ _BY_CODE: dict[str, type[ISearchError]] = {}
 
 
 def _register(cls: type[ISearchError]) -> None:
-    _BY_CODE[cls.code] = cls
+    _BY_CODE.setdefault(cls.code, cls)  # a subclass sharing its parent's code (BadField) maps to the parent
     for sub in cls.__subclasses__():
         _register(sub)
 

@@ -1,11 +1,11 @@
-"""What an add reports, shared by every layer: the engine fills it, the protocol carries it, the
-Client and the CLI show it. Plain data; imports nothing of ImgSearch.
+"""What an add reports, shared by every layer: the engine fills it, the protocol carries it (the
+``add`` reply, and a ``progress`` event after each committed batch), the Client and the CLI show it.
+Plain data; imports nothing of ImgSearch.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+import msgspec
 
 # How an add labels images: by absolute path (default) or by file name.
 LABEL_TYPES = ("path", "name")
@@ -13,52 +13,33 @@ LABEL_TYPES = ("path", "name")
 MAX_RESULTS = 10_000
 
 
-@dataclass(frozen=True)
-class Progress:
+class Progress(msgspec.Struct, frozen=True):
+    """An add (or a migrate) so far: ``done`` of ``total`` files; of them ``added``, ``skipped``,
+    ``failed``."""
+
     done: int
     total: int
     added: int
     skipped: int
     failed: int
 
-    def to_dict(self) -> dict[str, int]:
-        return {
-            "done": self.done,
-            "total": self.total,
-            "added": self.added,
-            "skipped": self.skipped,
-            "failed": self.failed,
-        }
 
-
-@dataclass(frozen=True)
-class AddReport:
+class AddReport(msgspec.Struct, frozen=True, kw_only=True):
     """What an add did. ``added`` counts files embedded (new or changed) and committed; ``skipped``
-    counts files already present unchanged; ``failed`` lists ``(path, reason)``."""
+    counts files already present unchanged; ``failed`` lists ``(path, reason)``; ``total`` is
+    their sum (carried on the wire for clients that only read it)."""
 
     added: int = 0
     skipped: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = []
+    total: int = 0
 
-    @property
-    def total(self) -> int:
-        return self.added + self.skipped + len(self.failed)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "added": self.added,
-            "skipped": self.skipped,
-            "failed": [[p, r] for p, r in self.failed],
-            "total": self.total,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> AddReport:
-        return cls(
-            added=int(d.get("added", 0)),
-            skipped=int(d.get("skipped", 0)),
-            failed=[(str(p), str(r)) for p, r in d.get("failed", [])],
-        )
+    def __post_init__(self) -> None:
+        msgspec.structs.force_setattr(self, "total", self.added + self.skipped + len(self.failed))
 
     def merged(self, other: AddReport) -> AddReport:
-        return AddReport(self.added + other.added, self.skipped + other.skipped, self.failed + other.failed)
+        return AddReport(
+            added=self.added + other.added,
+            skipped=self.skipped + other.skipped,
+            failed=self.failed + other.failed,
+        )

@@ -7,7 +7,7 @@ duplicates aside and put them back. Nothing is ever deleted.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from typer import _click as click
@@ -17,6 +17,8 @@ from isearchd.cli.library import db_info, no_images_yet
 from isearchd.cli.options import BindOpt, DbOpt, VersionOpt, client_for, target
 from isearchd.cli.output import plural
 from isearchd.files.names import json_safe, shown
+from isearchd.messages import DupImage, DupsReply
+from isearchd.protocol import to_wire
 
 DEFAULT_MIN_SIMILARITY = 90.0
 MOVE_ALL = 2**31 - 1  # --move-to acts on every group, not only the -n shown
@@ -86,51 +88,48 @@ def dups(
     db_name, _ = target(ctx, db, bind)
     client = client_for(ctx, db, bind)
     info = db_info(client)
-    empty = info is None or not info.get("size")
+    empty = info is None or not info.size
     if move_to is not None:
-        everything = {} if empty else client.dups(similarity=min_similarity, within=within, num=MOVE_ALL)
-        watched = [f["path"] for f in client.watch_list()]
-        home = client.status()["home"]
-        move_duplicates(
-            everything.get("groups", []),
-            move_to,
-            db=db_name,
-            watched=watched,
-            home=home,
-            dry_run=dry_run,
-            yes=yes,
-        )
+        groups = [] if empty else client.dups(similarity=min_similarity, within=within, num=MOVE_ALL).groups
+        watched = [f.path for f in client.watch_list()]
+        home = client.status().home
+        move_duplicates(groups, move_to, db=db_name, watched=watched, home=home, dry_run=dry_run, yes=yes)
         return
     if empty and not as_json:
         typer.echo(no_images_yet(db_name))
         return
-    found: dict[str, Any] = (
-        {"min_similarity": min_similarity, "total": 0, "groups": []}
+    found = (
+        DupsReply(min_similarity=min_similarity, total=0, groups=[])
         if empty
         else client.dups(similarity=min_similarity, within=within, num=num)
     )
-    groups = found["groups"]
     if as_json:
-        doc = {"db": db_name, "min_similarity": found["min_similarity"], "groups": groups}
+        doc = {"db": db_name, "min_similarity": found.min_similarity, "groups": to_wire(found.groups)}
         typer.echo(json_safe(json.dumps(doc, ensure_ascii=False)))
-        return
-    total = found["total"]
+    else:
+        _show(found)
+
+
+def _show(found: DupsReply) -> None:
+    groups, total = found.groups, found.total
     if not groups:
-        typer.echo(f"No duplicates found (model similarity ≥ {min_similarity:.1f}%, confirmed by pixels).")
+        typer.echo(
+            f"No duplicates found (model similarity ≥ {found.min_similarity:.1f}%, confirmed by pixels)."
+        )
         return
-    extra = sum(len(g["images"]) - 1 for g in groups)
+    extra = sum(len(g.images) - 1 for g in groups)
     shown_note = f" (showing {len(groups)})" if total > len(groups) else ""
     typer.echo(
         f"Found {total} {plural(total, 'group')} of duplicates{shown_note}: "
         f"{extra} {plural(extra, 'image')} besides the ones to keep."
     )
     for n, group in enumerate(groups, 1):
-        typer.echo(f"\nGroup {n}: keep {shown(group['keep'])} ({group['reason']})")
-        for i, img in enumerate(group["images"]):
+        typer.echo(f"\nGroup {n}: keep {shown(group.keep)} ({group.reason})")
+        for i, img in enumerate(group.images):
             typer.echo(("  keep " if i == 0 else "       ") + _line(img))
 
 
-def _line(img: dict[str, Any]) -> str:
-    size = f"{img['width']}x{img['height']}" if img["width"] and img["height"] else "?x?"
-    date = (img["taken"] or "")[:10] or "no date"
-    return f"{img['similarity']:5.1f}%  {size:>11}  {img['bytes']:>11,} B  {date}  {shown(img['path'])}"
+def _line(img: DupImage) -> str:
+    size = f"{img.width}x{img.height}" if img.width and img.height else "?x?"
+    date = (img.taken or "")[:10] or "no date"
+    return f"{img.similarity:5.1f}%  {size:>11}  {img.bytes:>11,} B  {date}  {shown(img.path)}"

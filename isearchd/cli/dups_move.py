@@ -27,13 +27,13 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import typer
 
 from isearchd.cli.output import EXIT_ERROR, confirm, plural
 from isearchd.errors import InvalidRequest, ISearchError, NotFound
 from isearchd.files.names import json_line, printable, shown
+from isearchd.messages import DupGroup
 
 MANIFEST_FORMAT = 1
 MANIFEST_PREFIX = "isearch-dups-"
@@ -179,7 +179,7 @@ def _copy_exclusive(source: str, destination: str) -> None:
 
 
 def move_duplicates(
-    groups: list[dict[str, Any]],
+    groups: list[DupGroup],
     move_to: str,
     *,
     db: str,
@@ -193,8 +193,8 @@ def move_duplicates(
     paths: list[str] = []
     gone: list[str] = []
     for group in groups:
-        for img in group["images"][1:]:
-            (paths if os.path.lexists(img["path"]) else gone).append(img["path"])
+        for img in group.images[1:]:
+            (paths if os.path.lexists(img.path) else gone).append(img.path)
     for path in gone:
         typer.echo(f"not on disk, left out: {shown(path)}")
     manifest = manifest_path(target)

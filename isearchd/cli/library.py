@@ -10,7 +10,7 @@ from __future__ import annotations
 import shlex
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from typer import _click as click
@@ -23,6 +23,7 @@ from isearchd.files.names import printable, shown
 
 if TYPE_CHECKING:
     from isearchd.client import Client
+    from isearchd.messages import DbInfo
 
 
 class LabelType(StrEnum):
@@ -69,7 +70,7 @@ def add(
         raise typer.Exit(EXIT_ERROR)
 
 
-def db_info(client: Client) -> dict[str, Any] | None:
+def db_info(client: Client) -> DbInfo | None:
     """The client's database info; None when the data home has no database at all (fresh).
 
     Commands ask it before printing a preamble or a question: it proves that the service answers
@@ -77,7 +78,7 @@ def db_info(client: Client) -> dict[str, Any] | None:
     daemon's message names the closest existing name.
     """
     try:
-        return client.get_db_info()
+        return client.db_info()
     except NotFound:
         if client.list_dbs():
             raise
@@ -120,14 +121,14 @@ def db_command(
         if data is None:
             typer.echo(no_images_yet(db_name))
             return
-        typer.echo(f'Database "{data.get("name", db_name)}"')
-        typer.echo(f"* Base: {data.get('base', '')}")
-        typer.echo(f"* Size: {data.get('size', 0)}")
-        typer.echo(f"* Capacity: {data.get('capacity', 0)}")
-        if data.get("model"):
-            typer.echo(f"* Model: {data['model']}")
+        typer.echo(f'Database "{data.name}"')
+        typer.echo(f"* Base: {data.base}")
+        typer.echo(f"* Size: {data.size}")
+        typer.echo(f"* Capacity: {data.capacity}")
+        if data.model:
+            typer.echo(f"* Model: {data.model}")
     else:
-        size = int(client.get_db_info().get("size", 0))  # it answers and the database exists: ask
+        size = client.db_info().size  # it answers and the database exists: ask
         if not yes:
             _confirm_clear(db_name, size)
         client.clear_db()

@@ -44,6 +44,6 @@ def migrate(
         result = client.migrate(to=to, source=source, progress=lambda e: progress.update(e.done, e.total))
     finally:
         progress.close()
-    copied = int(result["copied"])
+    copied = result.copied
     what = f'{copied} {plural(copied, "image")} of database "{db_name}"'
-    typer.echo(f"Copied {what} from {result['from']} to {result['to']}")
+    typer.echo(f"Copied {what} from {result.source} to {result.to}")

@@ -21,7 +21,9 @@ from isearchd.cli.options import BindOpt, DbOpt, VersionOpt, client_for, target
 from isearchd.errors import NotFound
 from isearchd.files.names import json_safe, printable, shown
 from isearchd.files.opener import open_paths
-from isearchd.searchquery import QueryPart, SearchHit, is_image_query
+from isearchd.messages import Hit
+from isearchd.protocol import to_wire
+from isearchd.searchquery import PartArg, SearchOptions, is_image_query
 
 QUERY_DISPLAY_CHARS = 120
 JSON_HELP = (
@@ -35,88 +37,100 @@ JSON_HELP = (
 _WEIGHTED = re.compile(r"(?P<item>.+):(?P<weight>[+-]?(?:\d+(?:\.\d*)?|\.\d+))", re.S)
 
 
+QueryArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        metavar="QUERY",
+        help="An image file (image search) or any text (text search); not with --like.",
+        show_default=False,
+    ),
+]
+NumOpt = Annotated[int, typer.Option("-n", "--num", min=1, help="Number of results.")]
+MinOpt = Annotated[
+    float,
+    typer.Option("-m", "--min-similarity", min=0.0, max=100.0, help="Minimum similarity in percent (0-100)."),
+]
+AfterOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--after",
+        metavar="DATE",
+        help="Only photos taken on or after DATE: YYYY, YYYY-MM or YYYY-MM-DD (local time where taken).",
+    ),
+]
+BeforeOpt = Annotated[
+    str | None,
+    typer.Option("--before", metavar="DATE", help="Only photos taken on or before DATE (as --after)."),
+]
+InOpt = Annotated[
+    list[str] | None, typer.Option("--in", metavar="PATH", help="Only images below this folder (repeatable).")
+]
+PlaceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--place", metavar="TEXT", help="Only photos taken in this city, region or country (any case)."
+    ),
+]
+TypeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--type",
+        metavar="TYPES",
+        help="Only these formats, comma-separated: jpg,png,heic (the detected format, not the name).",
+    ),
+]
+SortOpt = Annotated[
+    str,
+    typer.Option(
+        "--sort",
+        metavar="similarity|oldest|newest",
+        help="Order: by similarity, or the most similar by when they were taken.",
+    ),
+]
+PlusOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--plus",
+        metavar="X[:WEIGHT]",
+        help="Add a text or an image file to the query (repeatable); WEIGHT in (0, 100], default 1.",
+    ),
+]
+MinusOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--minus", metavar="X[:WEIGHT]", help="Take a text or an image away from the query (as --plus)."
+    ),
+]
+LikeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--like",
+        metavar="PATH",
+        help="Search like an image already in the database (its stored embedding); instead of QUERY.",
+    ),
+]
+DetailsOpt = Annotated[bool, typer.Option("--details", help="Also show when and where each photo was taken.")]
+OpenOpt = Annotated[bool, typer.Option("-o", "--open", help="Open the result images.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
+
+
 def search(
     ctx: typer.Context,
-    query: Annotated[
-        list[str] | None,
-        typer.Argument(
-            metavar="QUERY",
-            help="An image file (image search) or any text (text search); not with --like.",
-            show_default=False,
-        ),
-    ] = None,
-    num: Annotated[int, typer.Option("-n", "--num", min=1, help="Number of results.")] = 10,
-    min_similarity: Annotated[
-        float,
-        typer.Option(
-            "-m", "--min-similarity", min=0.0, max=100.0, help="Minimum similarity in percent (0-100)."
-        ),
-    ] = 0.0,
-    after: Annotated[
-        str | None,
-        typer.Option(
-            "--after",
-            metavar="DATE",
-            help="Only photos taken on or after DATE: YYYY, YYYY-MM or YYYY-MM-DD (local time where taken).",
-        ),
-    ] = None,
-    before: Annotated[
-        str | None,
-        typer.Option("--before", metavar="DATE", help="Only photos taken on or before DATE (as --after)."),
-    ] = None,
-    within: Annotated[
-        list[str] | None,
-        typer.Option("--in", metavar="PATH", help="Only images below this folder (repeatable)."),
-    ] = None,
-    place: Annotated[
-        str | None,
-        typer.Option(
-            "--place", metavar="TEXT", help="Only photos taken in this city, region or country (any case)."
-        ),
-    ] = None,
-    types: Annotated[
-        str | None,
-        typer.Option(
-            "--type",
-            metavar="TYPES",
-            help="Only these formats, comma-separated: jpg,png,heic (the detected format, not the name).",
-        ),
-    ] = None,
-    sort: Annotated[
-        str,
-        typer.Option(
-            "--sort",
-            metavar="similarity|oldest|newest",
-            help="Order: by similarity, or the most similar by when they were taken.",
-        ),
-    ] = "similarity",
-    plus: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--plus",
-            metavar="X[:WEIGHT]",
-            help="Add a text or an image file to the query (repeatable); WEIGHT in (0, 100], default 1.",
-        ),
-    ] = None,
-    minus: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--minus", metavar="X[:WEIGHT]", help="Take a text or an image away from the query (as --plus)."
-        ),
-    ] = None,
-    like: Annotated[
-        str | None,
-        typer.Option(
-            "--like",
-            metavar="PATH",
-            help="Search like an image already in the database (its stored embedding); instead of QUERY.",
-        ),
-    ] = None,
-    details: Annotated[
-        bool, typer.Option("--details", help="Also show when and where each photo was taken.")
-    ] = False,
-    open_results: Annotated[bool, typer.Option("-o", "--open", help="Open the result images.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+    query: QueryArg = None,
+    num: NumOpt = 10,
+    min_similarity: MinOpt = 0.0,
+    after: AfterOpt = None,
+    before: BeforeOpt = None,
+    within: InOpt = None,
+    place: PlaceOpt = None,
+    types: TypeOpt = None,
+    sort: SortOpt = "similarity",
+    plus: PlusOpt = None,
+    minus: MinusOpt = None,
+    like: LikeOpt = None,
+    details: DetailsOpt = False,
+    open_results: OpenOpt = False,
+    as_json: JsonOpt = False,
     db: DbOpt = None,
     bind: BindOpt = None,
     version: VersionOpt = False,
@@ -127,41 +141,43 @@ def search(
     if like is None and not query:
         raise click.exceptions.UsageError("Missing argument 'QUERY' (or --like PATH).", ctx=ctx)
     text = like if like is not None else " ".join(query or [])
-    format_list = _formats(types, ctx) if types is not None else None
+    options = SearchOptions(
+        after=after, before=before, within=within, place=place, sort=sort, like=like,
+        types=_formats(types, ctx) if types is not None else None,
+        plus=[parse_part(p) for p in plus or ()], minus=[parse_part(p) for p in minus or ()],
+    )  # fmt: skip
     db_name, _ = target(ctx, db, bind)
-    kind = "image" if like is not None or is_image_query(text) else "text"
     with client_for(ctx, db, bind) as client:
         info = db_info(client)  # nothing is printed before the service answers and the database exists
-        empty = info is None or not info.get("size")
+        empty = info is None or not info.size
         if empty and not as_json:
             typer.echo(no_images_yet(db_name))
             return
         if not as_json:
             brief = text if len(text) <= QUERY_DISPLAY_CHARS else text[: QUERY_DISPLAY_CHARS - 3] + "..."
             typer.echo(f"Searching {shown(brief)}...")
-        hits: list[SearchHit] = []
-        if not empty:
-            hits = client.search_hits(
-                None if like is not None else text, num=num, similarity=min_similarity, after=after,
-                before=before, within=within, place=place, types=format_list, sort=sort,
-                plus=[parse_part(p) for p in plus or ()], minus=[parse_part(p) for p in minus or ()],
-                like=like,
-            )  # fmt: skip
+        query_text = None if like is not None else text
+        hits = [] if empty else client.search_hits(query_text, num=num, similarity=min_similarity, **options)
     if as_json:
+        kind = "image" if like is not None or is_image_query(text) else "text"
         doc = {"query": text, "kind": kind, "db": db_name, "min_similarity": min_similarity, "sort": sort,
-               "results": hits}  # fmt: skip
+               "results": to_wire(hits)}  # fmt: skip
         typer.echo(json_safe(json.dumps(doc, ensure_ascii=False)))
     else:
-        typer.echo(f"Found {len(hits)} similar images (similarity ≥ {min_similarity:.1f}%):")
-        for i, hit in enumerate(hits, 1):
-            where = f"{hit['host']}:" if hit.get("host") else ""  # another machine's (shared store)
-            line = f"{i:2d}. {where}{shown(hit['path'])}\t{hit['similarity']:.1f}%"
-            typer.echo(f"{line}\t{taken_column(hit)}\t{place_column(hit)}" if details else line)
+        _print_hits(hits, min_similarity, details)
     if open_results and hits:
-        open_paths([hit["path"] for hit in hits])
+        open_paths([hit.path for hit in hits])
 
 
-def parse_part(arg: str) -> QueryPart:
+def _print_hits(hits: list[Hit], min_similarity: float, details: bool) -> None:
+    typer.echo(f"Found {len(hits)} similar images (similarity ≥ {min_similarity:.1f}%):")
+    for i, hit in enumerate(hits, 1):
+        where = f"{hit.host}:" if hit.host else ""  # another machine's (shared store)
+        line = f"{i:2d}. {where}{shown(hit.path)}\t{hit.similarity:.1f}%"
+        typer.echo(f"{line}\t{taken_column(hit)}\t{place_column(hit)}" if details else line)
+
+
+def parse_part(arg: str) -> PartArg:
     """``--plus``/``--minus`` X[:WEIGHT]: a text or an image file, with a weight when the argument
     ends in ``:NUMBER`` and is not itself an existing file (``sunset:0.5`` -> ``("sunset", 0.5)``;
     ``12:30`` is the text ``12`` with weight 30: write ``12:30:1`` for the text)."""
@@ -185,18 +201,17 @@ def _formats(types: str, ctx: typer.Context) -> list[str]:
     return names
 
 
-def taken_column(hit: SearchHit) -> str:
+def taken_column(hit: Hit) -> str:
     """When the photo was taken (``YYYY-MM-DD``, on the clock where it was taken), marked
     ``(file time)`` when that is the file's modification time (no date in its EXIF); ``-`` unknown."""
-    taken = hit.get("taken")
-    if not taken:
+    if not hit.taken:
         return "-"
-    return taken[:10] + (" (file time)" if hit.get("taken_source") == "mtime" else "")
+    return hit.taken[:10] + (" (file time)" if hit.taken_source == "mtime" else "")
 
 
-def place_column(hit: SearchHit) -> str:
+def place_column(hit: Hit) -> str:
     """Where the photo was taken (``Intendente, Lisbon, Portugal``); ``-`` without GPS."""
-    return printable(hit.get("place") or "-")
+    return printable(hit.place or "-")
 
 
 def compare(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -17,6 +17,9 @@ from isearchd.cli.model import prepare_model
 from isearchd.cli.options import CONTEXT, BindOpt, DbOpt, VersionOpt, effective_config, target
 from isearchd.cli.output import EXIT_NOT_RUNNING
 from isearchd.errors import ISearchError, ServiceError
+
+if TYPE_CHECKING:
+    from isearchd.messages import Status
 from isearchd.service.install import (
     DaemonOptions,
     InstallResult,
@@ -220,23 +223,29 @@ def service_status(
     if not info.answering:
         typer.echo(f"* Bind: {info.bind} (not answering: still starting, or listening on another address)")
         return
-    typer.echo(f"* Model: {info.model or 'unknown'}")
-    typer.echo(f"* Databases: {', '.join(info.databases) if info.databases else 'none loaded'}")
-    typer.echo(f"* Uptime: {_duration(info.uptime_s) if info.uptime_s is not None else 'unknown'}")
-    typer.echo(f"* Queue: {info.queue if info.queue is not None else 0}")
-    metadata = info.extra.get("metadata")
-    for name, m in sorted(metadata.items() if isinstance(metadata, dict) else ()):
-        done, total, unreadable = m.get("done", 0), m.get("total", 0), m.get("unreadable", 0)
-        state = f"reading, {done} of {total}" if done < total else f"read for {done} images"
-        typer.echo(f'* Photo metadata of "{name}": {state} ({unreadable} unreadable)')
-    looks = info.extra.get("looks")
-    for name, m in sorted(looks.items() if isinstance(looks, dict) else ()):
-        done, total, unreadable = m.get("done", 0), m.get("total", 0), m.get("unreadable", 0)
-        state = f"hashing, {done} of {total}" if done < total else f"hashed {done} images"
-        typer.echo(f'* Duplicate hashes of "{name}": {state} ({unreadable} unreadable)')
-    typer.echo(f"* Bind: {info.bind}")
-    ui_url = info.extra.get("ui")
-    typer.echo(f"* Web page: {ui_url}" if ui_url else "* Web page: not served (start it with `isearch ui`)")
+    assert info.status is not None  # it answered
+    for line in status_lines(info.status, info.bind):
+        typer.echo(line)
+
+
+def status_lines(s: Status, bind: str) -> list[str]:
+    """What ``service status`` says of a daemon that answered at ``bind``."""
+    lines = [
+        f"* Model: {s.model}",
+        f"* Databases: {', '.join(s.databases) if s.databases else 'none loaded'}",
+        f"* Uptime: {_duration(s.uptime_s)}",
+        f"* Queue: {s.queue}",
+    ]
+    for what, doing, did, passes in (
+        ("Photo metadata", "reading", "read for", s.metadata),
+        ("Duplicate hashes", "hashing", "hashed", s.looks),
+    ):
+        for name, m in sorted(passes.items()):
+            state = f"{doing}, {m.done} of {m.total}" if m.done < m.total else f"{did} {m.done} images"
+            lines.append(f'* {what} of "{name}": {state} ({m.unreadable} unreadable)')
+    lines.append(f"* Bind: {bind}")
+    lines.append(f"* Web page: {s.ui}" if s.ui else "* Web page: not served (start it with `isearch ui`)")
+    return lines
 
 
 def _duration(seconds: float) -> str:

@@ -33,10 +33,10 @@ def ui(
     with client_for(ctx, db, bind) as client:
         served = client.ui(listen)
         remote = client.is_tcp
-    url = str(served["url"])
-    if remote and _loopback(str(served["listen"])):
+    url = served.url
+    if remote and _loopback(served.listen):
         raise InvalidRequest(
-            f"the daemon at {client.bind} serves its page on its own loopback ({served['listen']}), out of "
+            f"the daemon at {client.bind} serves its page on its own loopback ({served.listen}), out of "
             "this machine's reach: give --listen 0.0.0.0:8765 (it then asks for the token), or forward "
             "the port (ssh -L 8765:127.0.0.1:8765 ...)"
         )
@@ -45,7 +45,7 @@ def ui(
         url = url.replace("127.0.0.1", host, 1).replace("[::1]", f"[{host}]" if ":" in host else host, 1)
     if db_name != "default":
         url += f"?db={quote(db_name)}"
-    login = " (log in with the daemon's token)" if served["login"] else ""
+    login = " (log in with the daemon's token)" if served.login else ""
     typer.echo(f"ImgSearch web page: {url}{login}")
     if not no_browser:
         open_paths([url])

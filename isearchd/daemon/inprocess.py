@@ -11,10 +11,15 @@ the transport says ``remote``.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from typing import Any, Protocol
 
-from isearchd.daemon.server import Server
 from isearchd.protocol import encode
+
+
+class LineServer(Protocol):
+    """What answers request lines: the daemon's ``Server``."""
+
+    def handle_line(self, c: Any, line: bytes) -> bool: ...
 
 
 class _Peer:
@@ -30,7 +35,7 @@ class _Peer:
 
 
 class InProcessConnection:
-    def __init__(self, server: Server, remote: bool = False) -> None:
+    def __init__(self, server: LineServer, remote: bool = False) -> None:
         self._server = server
         self._replies: deque[bytes] = deque()
         self._peer = _Peer(self._replies, remote)
@@ -52,7 +57,7 @@ class InProcessTransport:
     """``remote=True`` makes its requests count as a remote peer's: they may not name daemon-side
     paths (the web page's requests come from browsers, which are no more trusted than TCP)."""
 
-    def __init__(self, server: Server, *, remote: bool = False) -> None:
+    def __init__(self, server: LineServer, *, remote: bool = False) -> None:
         self.server = server
         self.remote = remote
 

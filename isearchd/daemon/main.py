@@ -39,7 +39,11 @@ if TYPE_CHECKING:
 
     from isearchd.config.file import Config
     from isearchd.daemon.server import Server
+    from isearchd.engine.engine import EngineModel
+    from isearchd.protocol import BindAddress
     from isearchd.store import Store
+    from isearchd.transports import Transport
+    from isearchd.watch.watcher import WatchOptions
     from isearchd.web.control import WebControl
 
 log = logging.getLogger("isearchd")
@@ -197,57 +201,84 @@ def main(argv: list[str] | None = None) -> int:
         logging.shutdown()
 
 
+class _StopSignals:
+    """SIGTERM and SIGINT: before the server runs, it is not started; once it runs, it stops."""
+
+    def __init__(self) -> None:
+        self.early = threading.Event()
+        self._server: Server | None = None
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s: stopping", signal.Signals(signum).name)
+        self.early.set()
+        if self._server is not None:
+            self._server.request_stop()
+
+    def serve(self, server: Server) -> None:
+        """``server`` answers signals from now on (at once if one came while it was being built)."""
+        self._server = server
+        if self.early.is_set():
+            server.request_stop()
+
+
 def _run(config: Config, home: Path) -> int:
     from isearchd.daemon.server import check_bind_free, check_bind_policy
     from isearchd.protocol import parse_bind
-
-    stop_early = threading.Event()
-    server_ref: list[object] = []
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s: stopping", signal.Signals(signum).name)
-        stop_early.set()
-        for srv in server_ref:
-            srv.request_stop()  # type: ignore[attr-defined]
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-
     from isearchd.watch.watcher import WatchOptions
 
-    model_arg = config.model.name
-    token = config.service.token
+    signals = _StopSignals()
     try:
         watch_options = WatchOptions.from_env()
         bind = parse_bind(config.service.bind)
-        check_bind_policy(bind, token)
+        check_bind_policy(bind, config.service.token)
         check_bind_free(bind)
     except ISearchError as e:
         log.error("%s", e.message)
         return 1
+    log.info(
+        "isearchd %s starting (pid %d, home %s, model %s)", __version__, os.getpid(), home, config.model.name
+    )
+    model = _load_model(config)
+    if model is None:
+        return 1
+    if signals.early.is_set():
+        log.info("stopped before serving")
+        return 0
+    return _serve(config, home, model, bind, watch_options, signals)
 
-    log.info("isearchd %s starting (pid %d, home %s, model %s)", __version__, os.getpid(), home, model_arg)
+
+def _load_model(config: Config) -> EngineModel | None:
+    """The configured model, or None after one log line saying why it cannot load."""
+    from isearchd.models import load_model
+
     try:
-        from isearchd.models import load_model
-
-        model = load_model(
-            model_arg,
+        return load_model(
+            config.model.name,
             device=config.model.device,
             backend="auto",
             precision=config.model.precision,
             threads=config.model.threads or None,
         )
     except ISearchError as e:
-        log.error("cannot load model %s: %s", model_arg, e.message)
-        return 1
+        log.error("cannot load model %s: %s", config.model.name, e.message)
     except Exception as e:  # any failure to load must end in one clear line, not a traceback
-        log.error("cannot load model %s: %s: %s", model_arg, type(e).__name__, e)
+        log.error("cannot load model %s: %s: %s", config.model.name, type(e).__name__, e)
         log.debug("model load failure", exc_info=True)
-        return 1
-    if stop_early.is_set():
-        log.info("stopped before serving")
-        return 0
+    return None
 
+
+def _serve(
+    config: Config,
+    home: Path,
+    model: EngineModel,
+    bind: BindAddress,
+    watch_options: WatchOptions,
+    signals: _StopSignals,
+) -> int:
+    """The composition: the watcher feeds the engine's job queue; the server serves both and the
+    web page; until a signal or a ``shutdown`` request stops it."""
     from isearchd.daemon.server import Server
     from isearchd.engine.engine import Engine
     from isearchd.watch.watcher import Watcher
@@ -258,20 +289,17 @@ def _run(config: Config, home: Path) -> int:
     except ISearchError as e:
         log.error("%s", e.message)
         return 1
-    # the composition: the watcher feeds the engine's job queue; the server serves both
     engine = Engine(model, home, batch_size=config.model.batch_size, store=store, open_url=open_url)
     watcher = Watcher(engine, watch_options)
-    server = Server(engine, watcher, bind, token=token)
+    server = Server(engine, watcher, bind, token=config.service.token, web=_web_page(config, home))
     try:
         server.listen()
     except ISearchError as e:
         log.error("%s", e.message)
         engine.close()
         return 1
-    server_ref.append(server)
-    if stop_early.is_set():
-        server.request_stop()
-    web = _web_control(server, config, home)
+    signals.serve(server)
+    _start_web_page(server, config)
     log.info("ready: model %s (dim %d) on %s", model.key, model.dim, bind)
     try:
         configured = [(w.db, str(w.path), w.exclude) for w in config.watch]
@@ -279,7 +307,8 @@ def _run(config: Config, home: Path) -> int:
         server.serve_forever()
     finally:
         log.info("stopping: finishing in-flight requests")
-        web.stop()
+        if server.web is not None:
+            server.web.stop()
         watcher.stop()
         server.close()
         engine.close()
@@ -312,26 +341,25 @@ def _open_store(config: Config, open_url: Callable[[str | None], Store]) -> Stor
     return store
 
 
-def _web_control(server: Server, config: Config, home: Path) -> WebControl:
-    """The web page's handle: served from now on when the config says where, else on request."""
-    from isearchd.daemon.inprocess import InProcessTransport
+def _web_page(config: Config, home: Path) -> Callable[[Transport], WebControl]:
+    """How the server builds its web page (served at once when the config says where, else on
+    request): from a transport into the server, as a remote peer's."""
     from isearchd.web.control import WebControl
 
-    web = WebControl(
-        InProcessTransport(server, remote=True),
-        home,
-        token=config.service.token,
-        cache_mb=config.ui.cache_mb,
-        listen=config.ui.listen,
-    )
-    server.handler.start_ui = web.start
-    server.handler.ui_url = web.url
-    if config.ui.listen:
+    def build(transport: Transport) -> WebControl:
+        return WebControl(
+            transport, home, token=config.service.token, cache_mb=config.ui.cache_mb, listen=config.ui.listen
+        )
+
+    return build
+
+
+def _start_web_page(server: Server, config: Config) -> None:
+    if server.web is not None and config.ui.listen:
         try:
-            web.start()
+            server.web.start()
         except ISearchError as e:  # the socket still serves; the page can be started later
             log.error("the web page is not served: %s", e.message)
-    return web
 
 
 if __name__ == "__main__":  # pragma: no cover

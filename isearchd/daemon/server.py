@@ -31,7 +31,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from isearchd.daemon.handler import Handler, Peer
+from isearchd.daemon.handler import Handler, Peer, WebPage
+from isearchd.daemon.inprocess import InProcessTransport
 from isearchd.errors import (
     Busy,
     ConfigError,
@@ -39,6 +40,7 @@ from isearchd.errors import (
     PermissionDenied,
     ServiceError,
 )
+from isearchd.messages import HelloRequest, ShutdownRequest
 from isearchd.protocol import (
     MAX_LINE_BYTES,
     BindAddress,
@@ -51,8 +53,10 @@ from isearchd.protocol import (
     is_loopback,
     ok_reply,
     request_id,
+    to_wire,
     validate_request,
 )
+from isearchd.transports import Transport
 
 if TYPE_CHECKING:
     from isearchd.engine.engine import Engine
@@ -154,7 +158,10 @@ class Server:
         token: str | None = None,
         max_line: int = MAX_LINE_BYTES,
         on_stop_request: Callable[[], None] | None = None,
+        web: Callable[[Transport], WebPage] | None = None,
     ) -> None:
+        """``web`` builds the daemon's web page from a transport into this server (the page's
+        requests are a remote peer's: they may not name daemon-side paths)."""
         check_bind_policy(bind, token)
         self.engine = engine
         self.watcher = watcher
@@ -166,7 +173,11 @@ class Server:
         self._socket_ino: int | None = None
         self._stopping = threading.Event()
         self.cancel = threading.Event()  # tells running adds to stop at their next batch boundary
-        self.handler = Handler(engine, watcher, cancel=self.cancel, server_info=self._info)
+        page = web(InProcessTransport(self, remote=True)) if web is not None else None
+        self.handler = Handler(
+            engine, watcher, cancel=self.cancel, bind=str(bind), max_line_bytes=max_line, web=page
+        )
+        self.web = page
         self._conns: set[_Connection] = set()
         self._threads: set[threading.Thread] = set()
         self._lock = threading.Lock()
@@ -324,9 +335,6 @@ class Server:
                 self._conns.discard(c)
                 self._threads.discard(threading.current_thread())
 
-    def _info(self) -> dict[str, Any]:
-        return {"bind": str(self.bind), "max_line_bytes": self.max_line}
-
     def handle_line(self, c: Peer, line: bytes) -> bool:
         """Answer one request line from ``c``. Returns False when the connection must be closed."""
         rid: Any = None
@@ -334,7 +342,7 @@ class Server:
             obj = decode_line(line)
             rid = request_id(obj)
             req = validate_request(obj)
-            if self._stopping.is_set() and req.op != "hello":
+            if self._stopping.is_set() and not isinstance(req, HelloRequest):
                 raise Busy("the ImgSearch daemon is shutting down; try again once it is restarted")
             if not self._authorise(c, req):
                 return False
@@ -347,8 +355,8 @@ class Server:
             err = ISearchError(f"internal error in the daemon ({type(e).__name__}: {e}); see its log")
             c.send(error_reply(rid, err))
             return True
-        c.send(ok_reply(rid, result))
-        if req.op == "shutdown":
+        c.send(ok_reply(rid, to_wire(result)))
+        if isinstance(req, ShutdownRequest):
             log.info("shutdown requested by a client")
             self.request_stop()
             if self._on_stop_request is not None:
@@ -356,20 +364,16 @@ class Server:
         return True
 
     def _dispatch(self, c: Peer, req: Request) -> Any:
-        if req.op == "hello":
-            return {
-                **self.handler.hello(c),
-                "transport": "tcp" if c.remote else "unix",
-                "auth_required": self.token is not None and c.remote,
-            }
+        if isinstance(req, HelloRequest):
+            return self.handler.hello(c, auth_required=self.token is not None and c.remote)
         return self.handler.handle(c, req)
 
     def _authorise(self, c: Peer, req: Request) -> bool:
         if c.authed or self.token is None:
             return True
-        presented = req.args["token"] if req.op == "auth" else req.token
+        presented = req.token
         if presented is None:
-            if req.op == "hello":
+            if isinstance(req, HelloRequest):
                 return True
             raise PermissionDenied(_AUTH_NEEDED)
         if not hmac.compare_digest(presented.encode(), self.token.encode()):

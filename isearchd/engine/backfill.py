@@ -13,10 +13,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from isearchd.engine.photometa import photo_infos, read_metadata
 from isearchd.files.images import open_regular
+from isearchd.messages import BackfillProgress
 from isearchd.store import ImageDatabase
 
 if TYPE_CHECKING:
@@ -29,6 +31,16 @@ log = logging.getLogger(__name__)
 CHUNK = 200
 # Bytes read per file; EXIF is in the first 64 kB of a JPEG by the standard.
 HEAD_BYTES = 256 * 1024
+
+
+@dataclass
+class _Pass:
+    """One database's pass: rows to fill, done, unreadable, and left to do (0: finished)."""
+
+    total: int
+    done: int = 0
+    unreadable: int = 0
+    left: int = 0
 
 
 class Backfill:
@@ -52,7 +64,7 @@ class Backfill:
         self._fill = step
         self._chunk = chunk
         self._lock = threading.Lock()
-        self._state: dict[str, dict[str, int]] = {}
+        self._state: dict[str, _Pass] = {}
 
     def start(self, db: ImageDatabase) -> None:
         """Queue the filling of ``db``'s rows that lack it, if any (safe to call again)."""
@@ -60,9 +72,9 @@ class Backfill:
         if not total:
             return
         with self._lock:
-            if db.name in self._state and self._state[db.name]["left"]:
+            if db.name in self._state and self._state[db.name].left:
                 return
-            self._state[db.name] = {"total": total, "done": 0, "unreadable": 0, "left": total}
+            self._state[db.name] = _Pass(total=total, left=total)
         log.info("database %r: %s of %d images, in the background", db.name, self._what, total)
         self._jobs.submit(lambda: self._step(db), f"{self._what} of {db.name}")
 
@@ -70,10 +82,10 @@ class Backfill:
         done, unreadable = self._fill(db, self._chunk)
         with self._lock:
             state = self._state[db.name]
-            state["done"] += done
-            state["unreadable"] += unreadable
-            state["left"] = 0 if done < self._chunk else max(0, state["total"] - state["done"])
-            more = bool(state["left"])
+            state.done += done
+            state.unreadable += unreadable
+            state.left = 0 if done < self._chunk else max(0, state.total - state.done)
+            more = bool(state.left)
         if more:
             self._jobs.submit(lambda: self._step(db), f"{self._what} of {db.name}")
         else:
@@ -81,14 +93,17 @@ class Backfill:
                 "database %r: %s done for %d images (%d could not be read: file gone, or sent as bytes)",
                 db.name,
                 self._what,
-                state["done"],
-                state["unreadable"],
+                state.done,
+                state.unreadable,
             )
 
-    def progress(self) -> dict[str, dict[str, int]]:
+    def progress(self) -> dict[str, BackfillProgress]:
         """Per database: ``total`` rows to fill, ``done``, ``unreadable`` (while or since it ran)."""
         with self._lock:
-            return {name: {k: v for k, v in s.items() if k != "left"} for name, s in self._state.items()}
+            return {
+                name: BackfillProgress(total=s.total, done=s.done, unreadable=s.unreadable)
+                for name, s in self._state.items()
+            }
 
 
 def metadata_backfill(jobs: JobQueue, places: Gazetteer) -> Backfill:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from isearchd.errors import InvalidRequest
+from isearchd.messages import DupGroup, DupImage
 from isearchd.store.looks import COLOUR_GRID
 
 if TYPE_CHECKING:
@@ -53,28 +54,6 @@ class DupRules:
     max_colour: float = 12.0  # mean absolute difference of the 4x4 RGB means, 0-255, after
     # removing each picture's overall brightness
     max_aspect: float = 0.04  # relative difference of width/height
-
-
-@dataclass(frozen=True)
-class DupImage:
-    label: str
-    path: str
-    similarity: float  # to the kept image, percent (the kept image: 100.0)
-    width: int | None
-    height: int | None
-    bytes: int
-    taken: str | None
-    id: int | None = None  # the image's id in its database
-
-
-@dataclass(frozen=True)
-class DupGroup:
-    images: list[DupImage]  # the one to keep first
-    reason: str
-
-    @property
-    def keep(self) -> DupImage:
-        return self.images[0]
 
 
 def check_rules(rules: DupRules) -> None:
@@ -123,9 +102,13 @@ def find_groups(db: ImageDatabase, rules: DupRules, path_prefix: str | None = No
             label, path, info, size, _ = details[int(ids[r])]
             cos = float(np.dot(matrix[keep], matrix[r]))
             sim = round(min(100.0, max(0.0, cos * 100.0)), 1)
-            images.append(DupImage(label, path, sim, info.width, info.height, size, info.taken, int(ids[r])))
-        groups.append(DupGroup(images, _reason(details[int(ids[keep])], details[int(ids[ranked[1]])])))
-    groups.sort(key=lambda g: (-len(g.images), g.keep.label))
+            images.append(
+                DupImage(label=label, path=path, similarity=sim, width=info.width, height=info.height,
+                         bytes=size, taken=info.taken, id=int(ids[r]))
+            )  # fmt: skip
+        reason = _reason(details[int(ids[keep])], details[int(ids[ranked[1]])])
+        groups.append(DupGroup(keep=images[0].label, reason=reason, images=images))
+    groups.sort(key=lambda g: (-len(g.images), g.keep))
     return groups
 
 

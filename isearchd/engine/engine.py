@@ -27,10 +27,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+import msgspec
 import numpy as np
 
 from isearchd.engine.backfill import metadata_backfill
-from isearchd.engine.dups import DupGroup, DupRules, find_groups
+from isearchd.engine.dups import DupRules, find_groups
 from isearchd.engine.gate import QueryGate
 from isearchd.engine.indexer import BATCH_SIZE, AddItem, AddReport, Indexer, Progress, ProgressFn
 from isearchd.engine.jobqueue import JobQueue
@@ -41,6 +42,7 @@ from isearchd.engine.query import SORTS, SearchQuery, Term, combine
 from isearchd.errors import InvalidRequest, NotFound
 from isearchd.files.images import content_hash, load_image, read_image_file
 from isearchd.files.scan import label_for, scan
+from isearchd.messages import DbInfo, DupGroup, EngineStatus, ImageInfo, Migrated
 from isearchd.reports import LABEL_TYPES, MAX_RESULTS
 from isearchd.store.metadata import PhotoInfo
 
@@ -156,32 +158,31 @@ class Engine:
         """The folders database ``name`` watches on this machine, read without opening it."""
         return self.store.watched_folders(name)
 
-    def db_info(self, name: str) -> dict[str, Any]:
+    def db_info(self, name: str) -> DbInfo:
         db, close = self._any_database(name)
         try:
-            info = dict(db.info())
+            info = db.info()
         finally:
             if close:
                 db.close()
-        info["loaded"] = name in self._dbs
-        return info
+        return msgspec.structs.replace(info, loaded=name in self._dbs)
 
-    def image(self, name: str, image_id: int) -> dict[str, Any]:
+    def image(self, name: str, image_id: int) -> ImageInfo:
         """One image of a database by id: label, path, size, mtime_ns, content hash and what the
         photo says of itself (``NotFound`` for an id the database does not hold)."""
         record = self.database(name, create=False).record_by_id(image_id)
         if record is None:
             raise NotFound(f"database {name!r} has no image with id {image_id}")
-        return {
-            "id": image_id,
-            "label": record.label,
-            "path": record.path,
-            "host": record.host,
-            "bytes": record.size,
-            "mtime_ns": record.mtime_ns,
-            "hash": record.content_hash,
-            **(record.info or PhotoInfo()).shown(),
-        }
+        return ImageInfo(
+            id=image_id,
+            label=record.label,
+            path=record.path,
+            host=record.host,
+            bytes=record.size,
+            mtime_ns=record.mtime_ns,
+            hash=record.content_hash,
+            **msgspec.structs.asdict((record.info or PhotoInfo()).facts()),
+        )
 
     def unchanged(self, name: str, files: Sequence[tuple[str, int, int]]) -> list[str]:
         """Labels of ``(label, size, mtime_ns)`` already stored with that size and mtime.
@@ -307,10 +308,10 @@ class Engine:
         source: str | None = None,
         progress: Callable[[int, int], None] | None = None,
         cancel: threading.Event | None = None,
-    ) -> dict[str, Any]:
+    ) -> Migrated:
         """Copy database ``name`` from the embedded store under the data home to the store at URL
         ``to``, or from the store at URL ``source`` into the embedded store (``engine.migrate``).
-        The source is left intact. Returns ``{"db", "from", "to", "copied"}``."""
+        The source is left intact."""
         from isearchd.store import EmbeddedStore, validate_db_name
 
         validate_db_name(name)
@@ -321,7 +322,7 @@ class Engine:
         other = self.store if self.store.url == url else self._open_url(url)
         src_store, dst_store = (local, other) if to is not None else (other, local)
 
-        def job() -> dict[str, Any]:  # a write like any other: through the one queue
+        def job() -> Migrated:  # a write like any other: through the one queue
             opened: list[ImageDatabase] = []
             try:
                 src = self._handle(src_store, name, None, None, False, opened)
@@ -332,15 +333,12 @@ class Engine:
                     db.close()
                 if other is not self.store:
                     other.close()
-            return {
-                "db": name,
-                "from": src_store.url or "embedded",
-                "to": dst_store.url or "embedded",
-                "copied": copied,
-            }
+            return Migrated(
+                db=name, source=src_store.url or "embedded", to=dst_store.url or "embedded", copied=copied
+            )
 
-        result: dict[str, Any] = self.jobs.run(job, f"migrate {name}")
-        log.info("migrated %r from %s to %s: %d images", name, result["from"], result["to"], result["copied"])
+        result: Migrated = self.jobs.run(job, f"migrate {name}")
+        log.info("migrated %r from %s to %s: %d images", name, result.source, result.to, result.copied)
         return result
 
     def _handle(
@@ -444,23 +442,23 @@ class Engine:
 
     # -- lifecycle -------------------------------------------------------------------------------
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> EngineStatus:
         import psutil
 
         with self._db_lock:
             loaded = sorted(self._dbs)
-        return {
-            "pid": os.getpid(),
-            "rss_bytes": psutil.Process().memory_info().rss,
-            "model": self.model.key,
-            "dim": self.model.dim,
-            "home": str(self.home),
-            "databases": loaded,
-            "uptime_s": round(time.time() - self.started, 1),
-            "queue": len(self.jobs),
-            "metadata": self.backfill.progress(),
-            "looks": self.look_backfill.progress(),
-        }
+        return EngineStatus(
+            pid=os.getpid(),
+            rss_bytes=psutil.Process().memory_info().rss,
+            model=self.model.key,
+            dim=self.model.dim,
+            home=str(self.home),
+            databases=loaded,
+            uptime_s=round(time.time() - self.started, 1),
+            queue=len(self.jobs),
+            metadata=self.backfill.progress(),
+            looks=self.look_backfill.progress(),
+        )
 
     def save(self) -> None:
         """Write every open database's vector index (the catalog is already committed)."""

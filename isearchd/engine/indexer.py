@@ -234,7 +234,7 @@ class Indexer:
             finally:
                 for fut in pending:
                     fut.cancel()
-        return AddReport(counts.added, counts.skipped, counts.failed)
+        return AddReport(added=counts.added, skipped=counts.skipped, failed=counts.failed)
 
     # -- steps ---------------------------------------------------------------------------------
 

@@ -22,10 +22,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import psutil
 
@@ -33,6 +33,10 @@ from isearchd.config import settings
 from isearchd.config.home import data_home, default_bind, log_path, pid_path
 from isearchd.errors import ISearchError, ServiceError, ServiceNotRunning
 from isearchd.protocol import is_loopback, parse_bind
+
+if TYPE_CHECKING:
+    from isearchd.client import Client
+    from isearchd.messages import Status
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +64,11 @@ class ServiceInfo:
     answering: bool
     pid: int | None = None
     rss_bytes: int | None = None
-    model: str | None = None
-    databases: tuple[str, ...] = ()
-    uptime_s: float | None = None
-    queue: int | None = None
-    version: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    status: Status | None = None  # what the daemon said, when it answered
+
+    @property
+    def model(self) -> str | None:
+        return self.status.model if self.status is not None else None
 
 
 def resolve_bind(bind: str | None) -> str:
@@ -303,7 +306,7 @@ def stop(*, bind: str | None = None, timeout_s: float = STOP_TIMEOUT_S) -> int |
     return pid
 
 
-def _wait(done: Any, timeout_s: float) -> bool:
+def _wait(done: Callable[[], bool], timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while True:
         if done():
@@ -339,43 +342,8 @@ def _try_status(bind: str) -> ServiceInfo | None:
     except OSError as exc:  # a half-open socket while the daemon starts or stops
         log.debug("status at %s failed: %s", bind, exc)
         return None
-    return _info_from_status(bind, raw if isinstance(raw, dict) else {})
-
-
-def _info_from_status(bind: str, raw: dict[str, Any]) -> ServiceInfo:
-    pid = _as_int(raw.get("pid"))
-    rss = _rss(pid) if pid is not None and is_local(bind) else None
-    if rss is None:
-        rss = _as_int(raw.get("rss_bytes", raw.get("rss")))
-    dbs = raw.get("databases", raw.get("loaded_dbs", ()))
-    if isinstance(dbs, dict):
-        names = tuple(str(name) for name in dbs)
-    elif isinstance(dbs, list | tuple):
-        names = tuple(str(d.get("name", d)) if isinstance(d, dict) else str(d) for d in dbs)
-    else:
-        names = ()
-    uptime = raw.get("uptime_s", raw.get("uptime"))
-    queue = raw.get("queue", raw.get("queue_size", raw.get("queued")))
-    if isinstance(queue, dict):
-        queue = sum(v for v in queue.values() if isinstance(v, int))
-    model = raw.get("model", raw.get("model_key"))
-    version = raw.get("version", raw.get("server_version"))
-    return ServiceInfo(
-        bind=bind,
-        answering=True,
-        pid=pid,
-        rss_bytes=rss,
-        model=str(model) if model is not None else None,
-        databases=names,
-        uptime_s=float(uptime) if isinstance(uptime, int | float) else None,
-        queue=_as_int(queue),
-        version=str(version) if version is not None else None,
-        extra=raw,
-    )
-
-
-def _as_int(value: Any) -> int | None:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    rss = _rss(raw.pid) if is_local(bind) else None  # this machine's own view when it can see it
+    return ServiceInfo(bind=bind, answering=True, pid=raw.pid, rss_bytes=rss or raw.rss_bytes, status=raw)
 
 
 def _rss(pid: int) -> int | None:
@@ -465,14 +433,12 @@ def _answers(bind: str) -> bool:
 
 
 @contextlib.contextmanager
-def _client(bind: str, timeout: float) -> Iterator[Any]:
+def _client(bind: str, timeout: float) -> Iterator[Client]:
     from isearchd.client import Client
 
     client = Client(bind=bind, timeout=timeout)
     try:
         yield client
     finally:
-        close = getattr(client, "close", None)
-        if callable(close):
-            with contextlib.suppress(Exception):
-                close()
+        with contextlib.suppress(Exception):
+            client.close()

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from isearchd.errors import InvalidRequest, StoreError
+from isearchd.messages import DbInfo
 from isearchd.store.catalog import CATALOG_NAME, Catalog, now_iso
 from isearchd.store.export import export_rows
 from isearchd.store.looks import Look, count_unknown_looks, looks_for_ids, unknown_looks, write_looks
@@ -547,7 +548,7 @@ class Database:
             if i in labels and i in infos
         }
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> DbInfo:
         disk = 0
         for entry in self.base.iterdir():
             try:
@@ -555,16 +556,16 @@ class Database:
                     disk += entry.stat().st_size
             except OSError:
                 continue
-        return {
-            "name": self.name,
-            "base": str(self.base),
-            "size": self.count(),
-            "capacity": self._vectors.capacity,
-            "disk_bytes": disk,
-            "model": self.model_key,
-            "dim": self.dim,
-            "created": self.catalog.get_meta("created"),
-        }
+        return DbInfo(
+            name=self.name,
+            base=str(self.base),
+            size=self.count(),
+            capacity=self._vectors.capacity,
+            disk_bytes=disk,
+            model=self.model_key,
+            dim=self.dim,
+            created=self.catalog.get_meta("created"),
+        )
 
     def index_ids(self) -> set[int]:
         """Ids the in-memory vector index holds (for consistency checks)."""

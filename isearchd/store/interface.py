@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from isearchd.messages import DbInfo
 from isearchd.store.looks import Look
 from isearchd.store.metadata import Filters, PhotoInfo
 from isearchd.store.records import ImageRecord, SearchHit
@@ -108,7 +109,7 @@ class ImageDatabase(Protocol):
 
     def details(self, ids: Sequence[int]) -> dict[int, tuple[str, str, PhotoInfo, int, Look | None]]: ...
 
-    def info(self) -> dict[str, Any]: ...
+    def info(self) -> DbInfo: ...
 
 
 class Store(Protocol):

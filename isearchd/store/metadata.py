@@ -15,7 +15,7 @@ reader; the search then ranks exactly those (``isearchd.store.database``).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ import numpy as np
 import sqlite_utils
 
 from isearchd.files.names import from_db, to_db
+from isearchd.messages import PhotoFacts
 
 META_UNREAD, META_READ, META_UNREADABLE = 0, 1, 2
 _CHUNK = 500
@@ -50,10 +51,10 @@ class PhotoInfo:
                 parts.append(name)
         return ", ".join(parts) or None
 
-    def shown(self) -> dict[str, Any]:
+    def facts(self) -> PhotoFacts:
         """What a search hit or an image's details say of the photo, as the protocol sends it."""
-        return {"taken": self.taken, "taken_source": self.taken_source, "width": self.width,
-                "height": self.height, "place": self.place, "type": self.type}  # fmt: skip
+        return PhotoFacts(taken=self.taken, taken_source=self.taken_source, width=self.width,
+                          height=self.height, place=self.place, type=self.type)  # fmt: skip
 
     def place_names(self) -> list[str]:
         """City, region and country, case-folded, those that are known."""
@@ -195,8 +196,3 @@ def _where(f: Filters) -> tuple[list[str], list[Any]]:
         where.append("type IN (" + ",".join("?" * len(f.types)) + ")")
         args += list(f.types)
     return where, args
-
-
-def iter_chunks(ids: np.ndarray, size: int = _CHUNK) -> Iterator[np.ndarray]:
-    for start in range(0, len(ids), size):
-        yield ids[start : start + size]

@@ -24,6 +24,7 @@ from qdrant_client import models as qm
 
 from isearchd.errors import InvalidRequest, StoreError
 from isearchd.files.names import to_db
+from isearchd.messages import DbInfo
 from isearchd.store.looks import LOOK_UNKNOWN, Look
 from isearchd.store.metadata import META_UNREAD, Filters, PhotoInfo
 from isearchd.store.qdrant_link import QdrantLink
@@ -508,22 +509,22 @@ class QdrantDatabase:
             )
         return out
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> DbInfo:
         created = (self._meta.database(self.name) or {}).get("created")
         size = self.count()
-        return {
-            "name": self.name,
-            "base": f"{self._link.target.url} collection {self.collection}",
-            "size": size,
-            "capacity": size,
-            "disk_bytes": None,  # Qdrant's business (see docs/scale.md for the sizes to expect)
-            "model": self.model_key,
-            "dim": self.dim,
-            "created": created,
-            "store": self._link.target.url,
-            "collection": self.collection,
-            "host": self.host,
-        }
+        return DbInfo(
+            name=self.name,
+            base=f"{self._link.target.url} collection {self.collection}",
+            size=size,
+            capacity=size,
+            disk_bytes=None,  # Qdrant's business (see docs/scale.md for the sizes to expect)
+            model=self.model_key,
+            dim=self.dim,
+            created=created,
+            store=self._link.target.url,
+            collection=self.collection,
+            host=self.host,
+        )
 
 
 def _floats(vector: Any) -> list[float]:

@@ -27,7 +27,7 @@ import time
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from watchdog.events import (
     DirCreatedEvent,
@@ -43,6 +43,7 @@ from watchdog.events import (
 )
 
 from isearchd.errors import Busy, ISearchError
+from isearchd.messages import FolderState
 from isearchd.watch.apply import Applied, apply_batch
 from isearchd.watch.debounce import Debouncer
 from isearchd.watch.events import Batch, EventTranslator, RootGone
@@ -143,26 +144,26 @@ class FolderWatch:
         """Changes seen and not yet applied (a snapshot of lengths; any thread)."""
         return self._changes.pending + self._job_size
 
-    def describe(self, images: int | None) -> dict[str, Any]:
+    def describe(self, images: int | None) -> FolderState:
         pending = self.pending
         with self._lock:
-            return {
-                "path": self.root,
-                "db": self.db_name,
-                "state": self.state,
-                "mode": self.mode,
-                "reason": self.reason,
-                "images": images,
-                "pending": pending,
-                "exclude": list(self.exclude),
-                "source": self.source,
-                "errors": [list(e) for e in self._errors[:MAX_ERRORS_SHOWN]],
-                "error_count": len(self._errors),
-                "failed_files": len(self._failures) + self._failures_extra,
-                "last_failure": list(self._last_failure) if self._last_failure else None,
-                "scan_seconds": self._scan_seconds,
+            return FolderState(
+                path=self.root,
+                db=self.db_name,
+                state=self.state,
+                mode=self.mode,
+                reason=self.reason,
+                images=images,
+                pending=pending,
+                exclude=list(self.exclude),
+                source=self.source,
+                errors=self._errors[:MAX_ERRORS_SHOWN],
+                error_count=len(self._errors),
+                failed_files=len(self._failures) + self._failures_extra,
+                last_failure=self._last_failure,
+                scan_seconds=self._scan_seconds,
                 **self._counts,
-            }
+            )
 
     def _set_state(self, state: str, reason: str | None = None) -> None:
         with self._lock:

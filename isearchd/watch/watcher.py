@@ -33,9 +33,10 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from isearchd.errors import Busy, InvalidRequest, ISearchError, NotFound
+from isearchd.messages import FolderState, Unwatched, WatchFailure, WatchSummary
 from isearchd.watch.folder import FolderWatch
 from isearchd.watch.host import WatchHost
 from isearchd.watch.options import WatchOptions
@@ -81,7 +82,7 @@ class Watcher:
         }
         self._observers: dict[str, BaseObserver] = {}
         self._folders: dict[tuple[str, str], FolderWatch] = {}
-        self._failed: dict[tuple[str, str], dict[str, Any]] = {}
+        self._failed: dict[tuple[str, str], FolderState] = {}
         self._lock = threading.RLock()
         self._closed = False
 
@@ -170,26 +171,14 @@ class Watcher:
         self, db_name: str, root: str, exclude: Sequence[str], source: str, reason: str
     ) -> None:
         with self._lock:
-            self._failed[(db_name, root)] = {
-                "path": root,
-                "db": db_name,
-                "state": "error",
-                "mode": "-",
-                "reason": reason,
-                "images": None,
-                "pending": 0,
-                "exclude": list(exclude),
-                "source": source,
-                "errors": [],
-                "error_count": 0,
-                "failed_files": 0,
-                "last_failure": None,
-                "scan_seconds": None,
-            }
+            self._failed[(db_name, root)] = FolderState(
+                path=root, db=db_name, state="error", mode="-", reason=reason, exclude=list(exclude),
+                source=source,
+            )  # fmt: skip
 
     # -- user operations ---------------------------------------------------------------------------
 
-    def watch(self, db_name: str, paths: Sequence[str], exclude: Sequence[str]) -> list[dict[str, Any]]:
+    def watch(self, db_name: str, paths: Sequence[str], exclude: Sequence[str]) -> list[FolderState]:
         roots = []
         for p in paths:  # absolute names (the protocol checked them)
             root = normalise_folder(p)
@@ -232,12 +221,12 @@ class Watcher:
             out.append(fw.describe(db.count_below(root)))
         return out
 
-    def unwatch(self, db_name: str, path: str, purge: bool = False) -> dict[str, Any]:
+    def unwatch(self, db_name: str, path: str, purge: bool = False) -> Unwatched:
         root = normalise_folder(path)
         with self._lock:
             fw = self._folders.get((db_name, root))
             failed = self._failed.get((db_name, root))
-        source = fw.source if fw is not None else (failed or {}).get("source")
+        source = fw.source if fw is not None else failed.source if failed is not None else None
         if source == "config":
             raise InvalidRequest(
                 f"{root} is watched because the config file lists it; remove its [[watch]] table "
@@ -258,12 +247,12 @@ class Watcher:
         log.info(
             "stopped watching %s (db %r)%s", root, db_name, f"; removed {removed} images" if purge else ""
         )
-        return {"path": root, "db": db_name, "removed": removed}
+        return Unwatched(path=root, db=db_name, removed=removed)
 
-    def folders(self, db_name: str | None = None) -> list[dict[str, Any]]:
+    def folders(self, db_name: str | None = None) -> list[FolderState]:
         with self._lock:
             folders = list(self._folders.values())
-            failed = [dict(f) for f in self._failed.values()]
+            failed = list(self._failed.values())
         out = []
         for fw in folders:
             if db_name is not None and fw.db_name != db_name:
@@ -273,11 +262,11 @@ class Watcher:
             except ISearchError:
                 images = None
             out.append(fw.describe(images))
-        out.extend(f for f in failed if db_name is None or f["db"] == db_name)
-        return sorted(out, key=lambda f: (f["db"], f["path"]))
+        out.extend(f for f in failed if db_name is None or f.db == db_name)
+        return sorted(out, key=lambda f: (f.db, f.path))
 
-    def failures(self, db_name: str | None = None, path: str | None = None) -> list[dict[str, str]]:
-        """Files of watched folders that could not be indexed: ``{"db", "folder", "path", "reason"}``.
+    def failures(self, db_name: str | None = None, path: str | None = None) -> list[WatchFailure]:
+        """Files of watched folders that could not be indexed, and why.
 
         ``path`` limits them to one watched folder, or to the files below a folder inside one."""
         below = None if path is None else normalise_folder(path)
@@ -289,15 +278,15 @@ class Watcher:
                 continue
             for file, reason in fw.failures():
                 if below is None or file == below or file.startswith(below.rstrip("/") + "/"):
-                    out.append({"db": fw.db_name, "folder": fw.root, "path": file, "reason": reason})
+                    out.append(WatchFailure(db=fw.db_name, folder=fw.root, path=file, reason=reason))
         return out
 
-    def summary(self) -> list[dict[str, Any]]:
+    def summary(self) -> list[WatchSummary]:
         """Per-folder state for ``status``."""
         with self._lock:
             folders = list(self._folders.values())
         return [
-            {"path": f.root, "db": f.db_name, "state": f.state, "mode": f.mode, "pending": f.pending}
+            WatchSummary(path=f.root, db=f.db_name, state=f.state, mode=f.mode, pending=f.pending)
             for f in folders
         ]
 

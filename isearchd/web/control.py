@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from isearchd.messages import UiAddress
 from isearchd.transports import Transport
 
 if TYPE_CHECKING:
@@ -30,9 +31,9 @@ class WebControl:
         self._lock = threading.Lock()
         self._server: WebServer | None = None
 
-    def start(self, listen: str | None = None) -> dict[str, Any]:
-        """Serve the page at ``listen`` (default: the configured address) and say where: ``{"url",
-        "listen", "login"}``. Already served there: nothing changes; elsewhere: it moves."""
+    def start(self, listen: str | None = None) -> UiAddress:
+        """Serve the page at ``listen`` (default: the configured address) and say where. Already
+        served there: nothing changes; elsewhere: it moves."""
         from isearchd.web.server import WebServer, parse_listen
 
         with self._lock:
@@ -53,7 +54,7 @@ class WebControl:
 
     def url(self) -> str | None:
         with self._lock:
-            return self._server.describe()["url"] if self._server is not None else None
+            return self._server.describe().url if self._server is not None else None
 
     def stop(self) -> None:
         with self._lock:

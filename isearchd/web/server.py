@@ -17,11 +17,11 @@ import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import uvicorn
 
 from isearchd.errors import InvalidRequest, PermissionDenied, ServiceError
+from isearchd.messages import UiAddress
 from isearchd.protocol import is_loopback
 from isearchd.transports import Transport
 from isearchd.web.api import Backend, build_app
@@ -85,7 +85,7 @@ class WebServer:
         self._thread: threading.Thread | None = None
         self._thumbs: Thumbnails | None = None
 
-    def start(self, listen: Listen) -> dict[str, Any]:
+    def start(self, listen: Listen) -> UiAddress:
         if not listen.loopback and not self.token:
             raise PermissionDenied(
                 f"serving the web page on {listen} (beyond loopback) needs the daemon's token: set "
@@ -120,9 +120,9 @@ class WebServer:
         )
         return self.describe()
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> UiAddress:
         assert self.listen is not None
-        return {"url": self.listen.url, "listen": str(self.listen), "login": not self.listen.loopback}
+        return UiAddress(url=self.listen.url, listen=str(self.listen), login=not self.listen.loopback)
 
     def stop(self) -> None:
         if self._server is not None:

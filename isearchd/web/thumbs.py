@@ -21,12 +21,12 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 from PIL import Image
 
 from isearchd.errors import BadImage
 from isearchd.files.images import NotRegularFile, content_hash, load_image, open_regular
+from isearchd.messages import ImageInfo
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +59,10 @@ class Thumbnails:
 
     # -- thumbnails ------------------------------------------------------------------------------
 
-    async def thumbnail(self, image: dict[str, Any]) -> bytes | None:
-        """The WebP thumbnail of an image (``Client.image_info``'s dict), or None (placeholder)."""
-        digest = str(image["hash"])
-        if not _unchanged(image):
+    async def thumbnail(self, image: ImageInfo) -> bytes | None:
+        """The WebP thumbnail of an image (``Client.image_info``), or None (placeholder)."""
+        digest = image.hash
+        if digest is None or not _unchanged(image):
             return None
         cached = self._file(digest)
         try:
@@ -84,20 +84,20 @@ class Thumbnails:
         with self._lock:
             self._pending.pop(digest, None)
 
-    def _make(self, image: dict[str, Any]) -> bytes | None:
+    def _make(self, image: ImageInfo) -> bytes | None:
         data = _read_indexed(image)
-        if data is None:
+        if data is None or image.hash is None:
             return None
         try:
-            picture = load_image(data, min_side=THUMB_SIDE, name=str(image["path"]))
+            picture = load_image(data, min_side=THUMB_SIDE, name=image.path)
         except BadImage as e:
-            log.info("no thumbnail for %s: %s", image["path"], e.message)
+            log.info("no thumbnail for %s: %s", image.path, e.message)
             return None
         picture.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.LANCZOS)
         out = io.BytesIO()
         picture.save(out, "WEBP", quality=THUMB_QUALITY, method=4)
         thumb = out.getvalue()
-        self._store(str(image["hash"]), thumb)
+        self._store(image.hash, thumb)
         return thumb
 
     def _store(self, digest: str, thumb: bytes) -> None:
@@ -144,20 +144,20 @@ class Thumbnails:
 
     # -- full images -----------------------------------------------------------------------------
 
-    async def full(self, image: dict[str, Any]) -> tuple[bytes, str] | None:
+    async def full(self, image: ImageInfo) -> tuple[bytes, str] | None:
         """The image's file as a browser can show it: ``(bytes, media type)``, or None (the
         worker's read checks size, modification time and content hash)."""
         return await asyncio.wrap_future(self._pool.submit(self._full, image))
 
-    def _full(self, image: dict[str, Any]) -> tuple[bytes, str] | None:
+    def _full(self, image: ImageInfo) -> tuple[bytes, str] | None:
         data = _read_indexed(image)
         if data is None:
             return None
-        kind = WEB_TYPES.get(str(image.get("type") or ""))
+        kind = WEB_TYPES.get(image.type or "")
         if kind is not None:
             return data, kind
         try:  # HEIC, TIFF: what browsers cannot show, converted once per view
-            picture = load_image(data, min_side=1 << 16, name=str(image["path"]))
+            picture = load_image(data, min_side=1 << 16, name=image.path)
         except BadImage:
             return None
         out = io.BytesIO()
@@ -165,27 +165,27 @@ class Thumbnails:
         return out.getvalue(), "image/jpeg"
 
 
-def _unchanged(image: dict[str, Any]) -> bool:
+def _unchanged(image: ImageInfo) -> bool:
     """Whether the image's file is still as it was indexed (size and modification time)."""
     try:
-        st = Path(image["path"]).stat()
+        st = Path(image.path).stat()
     except (OSError, ValueError):
         return False
-    return st.st_size == image["bytes"] and st.st_mtime_ns == image["mtime_ns"]
+    return st.st_size == image.bytes and st.st_mtime_ns == image.mtime_ns
 
 
-def _read_indexed(image: dict[str, Any]) -> bytes | None:
+def _read_indexed(image: ImageInfo) -> bytes | None:
     """The file's bytes when they are exactly the indexed image's (its content hash)."""
-    if not isinstance(image.get("bytes"), int) or image["bytes"] > MAX_SERVED_BYTES:
+    if image.bytes is None or image.bytes > MAX_SERVED_BYTES:
         return None
     try:
-        fp, st = open_regular(image["path"])
+        fp, st = open_regular(image.path)
     except (OSError, ValueError, NotRegularFile):
         return None
     with fp:
-        if st.st_size != image["bytes"] or st.st_mtime_ns != image["mtime_ns"]:
+        if st.st_size != image.bytes or st.st_mtime_ns != image.mtime_ns:
             return None
         data = fp.read(MAX_SERVED_BYTES + 1)
-    if content_hash(data) != image["hash"]:
+    if content_hash(data) != image.hash:
         return None
     return data

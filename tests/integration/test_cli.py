@@ -243,7 +243,7 @@ def test_unexpected_errors_are_one_line_with_the_log(
     def explode(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(client.Client, "get_db_info", explode)
+    monkeypatch.setattr(client.Client, "db_info", explode)
     code, _out, err = _invoke("a red circle")
     log = isolated_home / "isearch-cli.log"
     assert code == 1

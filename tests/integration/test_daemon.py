@@ -19,7 +19,7 @@ from shapes import render, write_samples
 
 from isearchd.client import Client
 from isearchd.errors import BadImage, InvalidRequest, NotFound
-from isearchd.protocol import MAX_LINE_BYTES
+from isearchd.protocol import MAX_LINE_BYTES, to_wire
 from isearchd.reports import Progress
 
 if TYPE_CHECKING:
@@ -52,12 +52,12 @@ def _read_line(f: object) -> dict:  # type: ignore[type-arg]
 def test_hello_status_and_socket_permissions(daemon: DaemonProcess, client_factory: ClientFactory) -> None:
     c = client_factory()
     hello = c.hello()
-    assert hello["protocol"] == 1 and hello["server"] == "isearchd"
-    assert hello["model"] == "custom:tiny-clip.pt" or hello["model"].startswith("custom:")
+    assert hello.protocol == 1 and hello.server == "isearchd" and hello.transport == "unix"
+    assert hello.model == "custom:tiny-clip.pt" or hello.model.startswith("custom:")
     status = c.status()
-    assert status["pid"] == daemon.proc.pid  # type: ignore[union-attr]
-    assert status["rss_bytes"] > 10_000_000
-    assert status["queue"] == 0 and status["uptime_s"] >= 0
+    assert status.pid == daemon.proc.pid  # type: ignore[union-attr]
+    assert status.rss_bytes > 10_000_000
+    assert status.queue == 0 and status.uptime_s >= 0
     assert int(daemon.pid_file.read_text()) == daemon.proc.pid  # type: ignore[union-attr]
     mode = os.stat(daemon.bind).st_mode
     assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o600
@@ -116,8 +116,8 @@ def test_relative_paths_and_name_labels(tmp_path: Path, client_factory: ClientFa
     # search() returns paths, as the original README documents; search_hits() has the labels too
     assert c.search("a red circle", num=1)[0][0] == str(tmp_path / "imgs" / "red_circle_0.jpg")
     record = c.search_hits("a green star", num=1)[0]
-    assert record["label"] == "green_star_0.jpg"
-    assert record["path"] == str(tmp_path / "imgs" / "green_star_0.jpg")  # where the file is
+    assert record.label == "green_star_0.jpg"
+    assert record.path == str(tmp_path / "imgs" / "green_star_0.jpg")  # where the file is
     with pytest.raises(InvalidRequest, match="label_type"):
         c.add_images(["imgs"], label_type="stem")
 
@@ -159,15 +159,13 @@ def test_add_returns_its_report_and_last_add_is_each_threads_own(
 
     hits = c.search_hits(str(second[0]), num=1)
     assert len(hits) == 1
-    assert {k: hits[0][k] for k in ("path", "label", "similarity")} == {
-        "path": str(second[0]), "label": str(second[0]), "similarity": 100.0,
-    }  # fmt: skip
-    assert list(hits[0]) == [
+    assert (hits[0].path, hits[0].label, hits[0].similarity) == (str(second[0]), str(second[0]), 100.0)
+    assert set(to_wire(hits[0])) == {
         "path", "label", "similarity", "taken", "taken_source", "width", "height", "place", "type",
         "bytes", "id",
-    ]  # fmt: skip
-    assert isinstance(hits[0]["id"], int) and c.image_info(hits[0]["id"])["path"] == str(second[0])
-    assert (hits[0]["taken_source"], hits[0]["type"], hits[0]["place"]) == ("mtime", "jpeg", None)
+    }  # fmt: skip
+    assert isinstance(hits[0].id, int) and c.image_info(hits[0].id).path == str(second[0])
+    assert (hits[0].taken_source, hits[0].type, hits[0].place) == ("mtime", "jpeg", None)
 
 
 def test_text_search_finds_the_described_images(gallery: Path, client_factory: ClientFactory) -> None:
@@ -284,7 +282,7 @@ def test_errors_are_typed(gallery: Path, client_factory: ClientFactory, tmp_path
         c.search("a red circle", num=0)
     with pytest.raises(InvalidRequest):
         c.search("a red circle", similarity=150)
-    assert c.hello()["protocol"] == 1  # the connection is still good after errors
+    assert c.hello().protocol == 1  # the connection is still good after errors
 
 
 def test_malformed_protocol_input_keeps_the_daemon_healthy(daemon: DaemonProcess) -> None:
@@ -325,7 +323,7 @@ def test_malformed_protocol_input_keeps_the_daemon_healthy(daemon: DaemonProcess
     with _raw(daemon) as s:
         s.sendall(b'{"id": 1, "op": "sea')
     with daemon.client() as c:
-        assert c.status()["pid"] == daemon.proc.pid  # type: ignore[union-attr]
+        assert c.status().pid == daemon.proc.pid  # type: ignore[union-attr]
 
 
 def test_many_requests_on_one_connection_in_order(daemon: DaemonProcess) -> None:
@@ -387,7 +385,7 @@ def test_bind_with_tilde_is_expanded(daemon: DaemonProcess, monkeypatch: pytest.
     monkeypatch.setenv("HOME", str(home))
     c = Client(bind="~/s.sock")
     assert c.bind == daemon.bind
-    assert c.hello()["protocol"] == 1
+    assert c.hello().protocol == 1
     c.close()
 
 

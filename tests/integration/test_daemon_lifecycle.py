@@ -68,7 +68,7 @@ def test_one_daemon_per_home_and_per_socket(make_daemon: Any) -> None:
         shutil.rmtree(other_root, ignore_errors=True)
     # the first one is untouched
     with first.client() as c:
-        assert c.status()["pid"] == first.proc.pid  # type: ignore[union-attr]
+        assert c.status().pid == first.proc.pid  # type: ignore[union-attr]
     assert first.pid_file.read_text().strip() == str(first.proc.pid)  # type: ignore[union-attr]
     assert first.stop() == 0
 

@@ -15,7 +15,8 @@ from daemons import DaemonProcess, free_tcp_port, short_tmpdir
 from shapes import render, write_samples
 
 from isearchd.errors import PermissionDenied
-from isearchd.protocol import b64encode
+from isearchd.messages import AddRequest
+from isearchd.protocol import b64encode, to_wire
 
 TOKEN = "s3cret-t0ken"
 
@@ -66,7 +67,7 @@ def test_token_is_required_even_on_loopback(tcp_daemon: DaemonProcess, photos: P
         anonymous.token = None
         hello = anonymous.hello()  # hello is allowed, and says a token is needed
         assert (
-            hello["transport"] == "tcp" and hello["auth_required"] is True and hello["authenticated"] is False
+            hello.transport == "tcp" and hello.auth_required is True and hello.authenticated is False
         )
         with pytest.raises(PermissionDenied, match="token"):
             anonymous.add_images([str(photos)])
@@ -96,14 +97,14 @@ def test_add_search_compare_send_bytes(tcp_daemon: DaemonProcess, photos: Path) 
         assert c.get_db_info()["size"] == 4
         # a re-add uploads nothing: the daemon says which files it holds unchanged
         uploads: list[int] = []
-        call = c._call
+        call = c.request
 
-        def spy(op, args=None, progress=None):  # type: ignore[no-untyped-def]
-            if op == "add":
-                uploads.append(len(args["files"]))
-            return call(op, args, progress)
+        def spy(request, progress=None):  # type: ignore[no-untyped-def]
+            if isinstance(request, AddRequest):
+                uploads.append(len(request.files or ()))
+            return call(request, progress)
 
-        c._call = spy  # type: ignore[method-assign]
+        c.request = spy  # type: ignore[method-assign]
         assert c.add_images([str(photos)]) == 0
         assert c.last_add.skipped == 4  # type: ignore[union-attr]
         assert [p for p, _ in c.last_add.failed] == [str(photos / "broken.jpg")]  # type: ignore[union-attr]
@@ -115,7 +116,7 @@ def test_add_search_compare_send_bytes(tcp_daemon: DaemonProcess, photos: Path) 
         uploads.clear()
         assert c.add_images([str(photos)]) == 0  # same content: its vector is reused, counted as skipped
         assert uploads == [2]
-        c._call = call  # type: ignore[method-assign]
+        c.request = call  # type: ignore[method-assign]
         # labels are the client's absolute paths
         own = photos / "red_circle_0.jpg"
         assert c.search(str(own), num=1) == [(str(own), 100.0)]
@@ -135,7 +136,7 @@ def test_name_labels_and_many_chunks_over_tcp(tcp_daemon: DaemonProcess, tmp_pat
         assert c.add_images([str(tmp_path)], label_type="name", progress=progress.append) == n
         assert progress[-1].done == progress[-1].total == n
         assert [p.done for p in progress] == sorted(p.done for p in progress)
-        labels = sorted(h["label"] for h in c.search_hits("a red circle", num=n))
+        labels = sorted(h.label for h in c.search_hits("a red circle", num=n))
         assert labels == sorted(f"img{i:03d}.png" for i in range(n))
 
 
@@ -146,18 +147,18 @@ def test_search_parts_send_bytes_and_like_needs_no_file(tcp_daemon: DaemonProces
     with tcp_daemon.client("tcp-parts") as c:
         assert c.add_images([str(photos)]) == 4
         sent: list[dict[str, Any]] = []
-        call = c._call
+        call = c.request
 
-        def spy(op, args=None, progress=None):  # type: ignore[no-untyped-def]
-            sent.append(dict(args or {}))
-            return call(op, args, progress)
+        def spy(request, progress=None):  # type: ignore[no-untyped-def]
+            sent.append(to_wire(request))  # as it travels
+            return call(request, progress)
 
-        c._call = spy  # type: ignore[method-assign]
+        c.request = spy  # type: ignore[method-assign]
         hits = c.search("a red circle", plus=[(blue, 3.0)], minus=[str(photos / "green_star_0.jpg")])
         assert hits[0][0] == str(blue)
         assert sent[-1]["plus"][0]["image"]["data"] == b64encode(blue.read_bytes())
         assert "data" in sent[-1]["minus"][0]["image"] and "path" not in sent[-1]["minus"][0]["image"]
-        c._call = call  # type: ignore[method-assign]
+        c.request = call  # type: ignore[method-assign]
         assert c.search(like=blue, num=1) == [(str(blue), 100.0)]
         below = c.search("a yellow cross", within=photos / "sub")
         assert [p for p, _ in below] == [str(photos / "sub" / "yellow_cross_0.png")]
@@ -184,7 +185,7 @@ def test_server_side_paths_are_refused_over_tcp(tcp_daemon: DaemonProcess, photo
 def test_tcp_without_token_on_loopback(make_daemon: Any, photos: Path) -> None:
     d: DaemonProcess = make_daemon(bind=f"127.0.0.1:{free_tcp_port()}").start()
     with d.client() as c:
-        assert c.hello()["auth_required"] is False
+        assert c.hello().auth_required is False
         assert c.add_images([str(photos / "red_circle_0.jpg")]) == 1
         assert c.search("a red circle", num=1)[0][0] == str(photos / "red_circle_0.jpg")
         replies = _rpc(d, {"id": 1, "op": "add", "paths": [str(photos)]})

@@ -26,6 +26,7 @@ from PIL import Image, ImageEnhance
 from shapes import SHAPES, render
 
 from isearchd.client import Client
+from isearchd.messages import BackfillProgress
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry")
 # The tiny model puts unrelated photos at 60-90 %: candidates at 50 % leave every decision to
@@ -105,18 +106,18 @@ def test_planted_copies_are_grouped_and_look_alikes_are_not(
 ) -> None:
     src, _ = library
     found = client_factory("dups").dups(similarity=CANDIDATE_SIMILARITY)
-    groups = [[img["path"] for img in g["images"]] for g in found["groups"]]
+    groups = [[img.path for img in g.images] for g in found.groups]
     recall, precision = recall_precision(src, groups)
     print(f"dups on planted copies (tiny model, candidates >= {CANDIDATE_SIMILARITY} %): "
           f"recall {recall:.3f}, precision {precision:.3f}, {len(groups)} groups")  # fmt: skip
     assert recall >= 0.95 and precision >= 0.95, "\n".join(
         " ".join(p.split("photos/")[1] for p in g) for g in groups
     )
-    assert found["total"] == len(PHOTOS)
-    for g in found["groups"]:  # the kept image: the full-size original (the largest file at most pixels)
-        assert g["keep"].endswith("original.jpg") or g["keep"].endswith("copy.png"), g
-        assert g["images"][0]["path"] == g["keep"] and g["reason"].startswith("the most pixels")
-        assert g["images"][0]["similarity"] == 100.0
+    assert found.total == len(PHOTOS)
+    for g in found.groups:  # the kept image: the full-size original (the largest file at most pixels)
+        assert g.keep.endswith("original.jpg") or g.keep.endswith("copy.png"), g
+        assert g.images[0].path == g.keep and g.reason.startswith("the most pixels")
+        assert g.images[0].similarity == 100.0
 
 
 def test_groups_below_one_folder_and_the_model_threshold(
@@ -125,12 +126,10 @@ def test_groups_below_one_folder_and_the_model_threshold(
     _, root = library
     c = client_factory("dups")
     found = c.dups(similarity=CANDIDATE_SIMILARITY, within=root / "coffee")
-    assert [sorted(Path(i["path"]).parent.name for i in g["images"]) for g in found["groups"]] == [
-        ["coffee"] * 8
-    ]
-    assert c.dups(similarity=100, within=root / "coffee")["groups"] == []  # copies of other files: < 100 %
-    assert c.dups(similarity=CANDIDATE_SIMILARITY, num=2)["total"] == len(PHOTOS)
-    assert len(c.dups(similarity=CANDIDATE_SIMILARITY, num=2)["groups"]) == 2
+    assert [sorted(Path(i.path).parent.name for i in g.images) for g in found.groups] == [["coffee"] * 8]
+    assert c.dups(similarity=100, within=root / "coffee").groups == []  # copies of other files: < 100 %
+    assert c.dups(similarity=CANDIDATE_SIMILARITY, num=2).total == len(PHOTOS)
+    assert len(c.dups(similarity=CANDIDATE_SIMILARITY, num=2).groups) == 2
 
 
 def test_cli_json_and_text(library: tuple[dict[str, str], Path], daemon: DaemonProcess) -> None:
@@ -193,7 +192,7 @@ def test_a_catalog_from_before_looks_is_hashed_in_the_background(
     d = make_daemon().start()
     with d.client("old") as c:
         assert c.add_images([str(photos)]) == 2
-        assert len(c.dups(similarity=CANDIDATE_SIMILARITY)["groups"]) == 1
+        assert len(c.dups(similarity=CANDIDATE_SIMILARITY).groups) == 1
     assert d.stop() == 0
     conn = sqlite3.connect(d.home / "old" / "catalog.sqlite")
     with conn:  # back to what schema 4 wrote
@@ -206,12 +205,12 @@ def test_a_catalog_from_before_looks_is_hashed_in_the_background(
     d.start()
     with d.client("old") as c:
         deadline = time.monotonic() + 60
-        while not c.dups(similarity=CANDIDATE_SIMILARITY)["groups"]:
+        while not c.dups(similarity=CANDIDATE_SIMILARITY).groups:
             assert time.monotonic() < deadline, c.status()
             time.sleep(0.2)
-        assert c.status()["looks"]["old"] == {"total": 2, "done": 2, "unreadable": 0}
-        (group,) = c.dups(similarity=CANDIDATE_SIMILARITY)["groups"]
-        assert group["keep"] == str(photos / "coffee.jpg")
+        assert c.status().looks["old"] == BackfillProgress(total=2, done=2, unreadable=0)
+        (group,) = c.dups(similarity=CANDIDATE_SIMILARITY).groups
+        assert group.keep == str(photos / "coffee.jpg")
     status = subprocess.run(
         [sys.executable, "-m", "isearchd.cli", "service", "status", "-B", d.bind],
         env=d.env(), capture_output=True, text=True, timeout=60,

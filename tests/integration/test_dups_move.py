@@ -170,5 +170,5 @@ def test_moving_out_of_a_watched_folder_removes_from_the_database(
         back = cli(daemon, "watched", "--undo", manifest)
         assert back.returncode == 0, back.stderr
         wait_for(lambda: len(labels(daemon, "watched")) == 4, "the copies found again", daemon)
-        assert len(c.dups(similarity=float(CANDIDATES))["groups"][0]["images"]) == 4
+        assert len(c.dups(similarity=float(CANDIDATES)).groups[0].images) == 4
         c.unwatch(str(folder))

@@ -25,6 +25,8 @@ from photos import LISBON, PARIS, TOKYO, photo
 
 from isearchd.client import Client
 from isearchd.errors import InvalidRequest, NotFound
+from isearchd.messages import BackfillProgress, Hit
+from isearchd.protocol import validate_request
 from isearchd.store.metadata import META_COLUMNS
 
 
@@ -76,31 +78,33 @@ def library(tmp_path_factory: pytest.TempPathFactory, daemon: DaemonProcess) -> 
     return lib
 
 
-def search(c: Client, **args: object) -> list[dict[str, object]]:
-    return list(c._call("search", {"db": c.db_name, "num": 10, **args}))
+def search(c: Client, **args: object) -> list[Hit]:
+    """A search request as the protocol carries it (the daemon's own validation builds its type)."""
+    hits: list[Hit] = c.request(validate_request({"op": "search", "db": c.db_name, "num": 10, **args}))
+    return hits
 
 
-def paths(hits: list[dict[str, object]]) -> list[str]:
-    return [str(h["path"]) for h in hits]
+def paths(hits: list[Hit]) -> list[str]:
+    return [h.path for h in hits]
 
 
 def test_results_carry_what_each_photo_says(daemon: DaemonProcess, library: Library) -> None:
     with daemon.client("filters") as c:
-        hits = {h["path"]: h for p in library.__dict__.values() if p != library.root
+        hits = {h.path: h for p in library.__dict__.values() if p != library.root
                 for h in search(c, like=str(p), num=1)}  # fmt: skip
     beach = hits[str(library.beach)]
-    assert beach["taken"] == "2019-07-14T18:30:05+01:00" and beach["taken_source"] == "exif"
+    assert beach.taken == "2019-07-14T18:30:05+01:00" and beach.taken_source == "exif"
     assert (
-        beach["place"] is not None and "Portugal" in str(beach["place"]) and "Lisbon" in str(beach["place"])
+        beach.place is not None and "Portugal" in str(beach.place) and "Lisbon" in str(beach.place)
     )
-    assert (beach["width"], beach["height"], beach["type"]) == (64, 64, "jpeg")
-    assert beach["bytes"] == library.beach.stat().st_size
+    assert (beach.width, beach.height, beach.type) == (64, 64, "jpeg")
+    assert beach.bytes == library.beach.stat().st_size
     old = hits[str(library.old)]
-    assert old["taken_source"] == "mtime" and str(old["taken"]).startswith("2015-06-01")
-    assert old["place"] is None
-    assert hits[str(library.png)]["type"] == "png"
+    assert old.taken_source == "mtime" and str(old.taken).startswith("2015-06-01")
+    assert old.place is None
+    assert hits[str(library.png)].type == "png"
     portrait = hits[str(library.sideways)]
-    assert portrait["taken"] == "2019-08-01T10:00:00"
+    assert portrait.taken == "2019-08-01T10:00:00"
 
 
 def test_each_filter_alone_and_combined(daemon: DaemonProcess, library: Library) -> None:
@@ -162,7 +166,7 @@ def test_bad_filters_are_one_clear_error(daemon: DaemonProcess, library: Library
 def test_like_uses_the_stored_vector_and_comes_first(daemon: DaemonProcess, library: Library) -> None:
     with daemon.client("filters") as c:
         hits = search(c, like=str(library.beach))
-    assert hits[0]["path"] == str(library.beach) and hits[0]["similarity"] == 100.0
+    assert hits[0].path == str(library.beach) and hits[0].similarity == 100.0
 
 
 def test_plus_and_minus_move_the_ranking(daemon: DaemonProcess, library: Library) -> None:
@@ -195,7 +199,7 @@ def test_client_keywords_send_the_protocol_fields(
             <= set(paths(hits))
             <= set(map(str, (library.beach, library.sideways, library.dog)))
         )
-        beach = next(h["similarity"] for h in hits if h["path"] == str(library.beach))
+        beach = next(h.similarity for h in hits if h.path == str(library.beach))
         assert c.search("a red circle", place="lisbon") == [(str(library.beach), beach)]
         assert c.search("a red circle", within=[Path("scans")], types=["png", "jpeg"], num=1)[0][0] == str(
             library.old
@@ -213,7 +217,7 @@ def test_client_keywords_send_the_protocol_fields(
         ):  # fmt: skip
             assert c.search_hits("a circle", **keywords) == search(c, text="a circle", **fields), keywords
         like = c.search_hits(like="2019/beach.jpg", num=3)
-        assert like == search(c, like=str(library.beach), num=3) and like[0]["similarity"] == 100.0
+        assert like == search(c, like=str(library.beach), num=3) and like[0].similarity == 100.0
         assert c.search(like=library.beach, num=1) == [(str(library.beach), 100.0)]
         for call, needle in (
             (lambda: c.search("x", like=library.beach), "not both"),
@@ -238,7 +242,7 @@ def test_filtered_results_are_the_exact_top_k(daemon: DaemonProcess, tmp_path: P
     with daemon.client("exact") as c:
         assert c.add_images([str(tmp_path)]) == 40
         ref = paths(search(c, text="a red circle", num=40))
-        sims = {h["path"]: h["similarity"] for h in search(c, text="a red circle", num=40)}
+        sims = {h.path: h.similarity for h in search(c, text="a red circle", num=40)}
         for within, after in ((str(tmp_path / "d3"), None), (None, "2015"), (str(tmp_path / "d1"), "2012")):
             args: dict[str, object] = {"text": "a red circle", "num": 3}
             if within:
@@ -251,7 +255,7 @@ def test_filtered_results_are_the_exact_top_k(daemon: DaemonProcess, tmp_path: P
             assert paths(got) == passing[:3] or [sims[p] for p in paths(got)] == [
                 sims[p] for p in passing[:3]
             ]
-            assert np.all(np.diff([h["similarity"] for h in got]) <= 0)
+            assert np.all(np.diff([h.similarity for h in got]) <= 0)
 
 
 def test_a_catalog_from_before_metadata_is_backfilled_in_the_background(
@@ -280,21 +284,21 @@ def test_a_catalog_from_before_metadata_is_backfilled_in_the_background(
     with d.client("old") as c:
         deadline = time.monotonic() + 60
         while True:
-            hits = {h["path"]: h for h in search(c, text="a red circle")} | {
-                h["path"]: h for h in search(c, like=str(plain), num=1)
+            hits = {h.path: h for h in search(c, text="a red circle")} | {
+                h.path: h for h in search(c, like=str(plain), num=1)
             }
-            if hits[str(beach)]["taken"] and hits[str(plain)]["type"]:
+            if hits[str(beach)].taken and hits[str(plain)].type:
                 break
             assert time.monotonic() < deadline, hits
             time.sleep(0.2)
-        progress = c.status()["metadata"]["old"]
-    assert progress == {"total": 2, "done": 2, "unreadable": 0}
+        progress = c.status().metadata["old"]
+    assert progress == BackfillProgress(total=2, done=2, unreadable=0)
     status = subprocess.run(
         [sys.executable, "-m", "isearchd.cli", "service", "status", "-B", d.bind],
         env=d.env(), capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert '* Photo metadata of "old": read for 2 images (0 unreadable)' in status.stdout, status.stdout
-    assert "Portugal" in str(hits[str(beach)]["place"]) and hits[str(plain)]["type"] == "png"
+    assert "Portugal" in str(hits[str(beach)].place) and hits[str(plain)].type == "png"
     conn = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True)
     assert dict(conn.execute("SELECT id, vector FROM images").fetchall()) == vectors_before  # not re-embedded
     conn.close()

@@ -180,7 +180,7 @@ def test_add_reports_each_bad_file_and_indexes_the_rest(daemon: DaemonProcess, t
         assert c.get_db_info()["size"] == len(good)
         for path in good:
             assert c.search(path, num=1)[0][0] == path
-        assert c.status()["pid"] > 0  # the daemon is healthy
+        assert c.status().pid > 0  # the daemon is healthy
 
 
 def top(c: Client, path: str) -> list[str]:
@@ -206,23 +206,23 @@ def test_watch_scan_finishes_past_bad_files_and_lists_them(daemon: DaemonProcess
 
         def scanned() -> bool:
             f = c.watch_list(all_dbs=False)[0]
-            return f["state"] == "watching" and f["pending"] == 0
+            return f.state == "watching" and f.pending == 0
 
         wait_for(scanned)
         folder = c.watch_list(all_dbs=False)[0]
-        assert folder["images"] == len(good) + len(odd)
-        assert folder["failed_files"] >= len(bad) - 1
-        assert folder["last_failure"] is not None
+        assert folder.images == len(good) + len(odd)
+        assert folder.failed_files >= len(bad) - 1
+        assert folder.last_failure is not None
         errors = c.watch_errors(all_dbs=False)
-        listed = {e["path"] for e in errors}
+        listed = {e.path for e in errors}
         assert {p for p in bad if not p.endswith("fifo.jpg")} <= listed
-        assert all(e["reason"] and e["folder"] == str(root) for e in errors)
+        assert all(e.reason and e.folder == str(root) for e in errors)
         # a file that is fixed is indexed and leaves the list
         fixed = str(root / "garbage.jpg")
         os.unlink(fixed)
         write_image(os.fsencode(fixed), 7)
         wait_for(lambda: fixed in top(c, fixed))
-        assert fixed not in {e["path"] for e in c.watch_errors(all_dbs=False)}
+        assert fixed not in {e.path for e in c.watch_errors(all_dbs=False)}
         # a new file with an odd name, then renamed: the label follows it
         new = os.fsencode(root / "sub") + b"/n\xe9w\n.jpg"
         write_image(new, 9)
@@ -258,9 +258,9 @@ def test_an_unreadable_catalog_is_reported_by_watch_list(
         (d.home / "broken" / leftover).unlink(missing_ok=True)
     d.start()
     with d.client("broken") as c:
-        entries = [f for f in c.watch_list() if f["db"] == "broken"]
-    assert len(entries) == 1 and entries[0]["state"] == "error"
-    assert "cannot be read" in entries[0]["reason"]
+        entries = [f for f in c.watch_list() if f.db == "broken"]
+    assert len(entries) == 1 and entries[0].state == "error"
+    assert "cannot be read" in entries[0].reason
     assert "broken" in d.output() and "cannot be read" in d.output()
 
 
@@ -304,4 +304,4 @@ def test_a_client_gets_str_paths_that_open(daemon: DaemonProcess, tmp_path: Path
     with Client(db_name="clientstr", bind=daemon.bind) as c:
         c.add_images(paths)
         hit = c.search_hits(paths[0], num=1)[0]
-    assert isinstance(hit["path"], str) and Path(hit["path"]).exists()
+    assert isinstance(hit.path, str) and Path(hit.path).exists()

@@ -152,7 +152,7 @@ def test_add_indexes_exactly_the_decodable_images(daemon: DaemonProcess, tmp_pat
         if good:
             assert c.get_db_info()["size"] == len(good)
             assert_found_by_own_image(c, good)
-        assert c.status()["pid"] > 0
+        assert c.status().pid > 0
 
 
 @settings(CI_SETTINGS, max_examples=8)
@@ -165,12 +165,12 @@ def test_watch_indexes_exactly_the_decodable_images(daemon: DaemonProcess, tmp_p
         deadline = time.monotonic() + 60
         while True:
             state = c.watch_list(all_dbs=False)[0]
-            if state["state"] == "watching" and state["pending"] == 0:
+            if state.state == "watching" and state.pending == 0:
                 break
             assert time.monotonic() < deadline, state
             time.sleep(0.1)
-        assert state["images"] == len(good)
-        listed = [e["path"] for e in c.watch_errors(all_dbs=False)]
+        assert state.images == len(good)
+        listed = [e.path for e in c.watch_errors(all_dbs=False)]
         assert sorted(listed) == sorted(bad)
         if good:
             assert_found_by_own_image(c, good)

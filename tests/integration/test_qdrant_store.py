@@ -11,6 +11,8 @@ from pathlib import Path
 from daemons import DaemonProcess
 from shapes import write_samples
 
+from isearchd.protocol import to_wire
+
 
 def isearch(d: DaemonProcess, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -38,7 +40,7 @@ def test_a_daemon_on_qdrant_and_migrate_both_ways(
     local.start()
     with local.client("photos") as c:
         added = c.add([str(pictures)]).added
-        before = {h["path"]: h["similarity"] for h in c.search_hits("a red circle", num=5)}
+        before = {h.path: h.similarity for h in c.search_hits("a red circle", num=5)}
     assert added > 0
     done = isearch(local, "migrate", "--to", store, "-d", "photos")
     assert done.returncode == 0, done.stderr
@@ -52,12 +54,12 @@ def test_a_daemon_on_qdrant_and_migrate_both_ways(
     (remote.root / "config.toml").write_text(settings, encoding="utf-8")
     remote.start()
     with remote.client("photos") as c:
-        info = c.get_db_info()
-        assert info["size"] == added and info["store"] == store
+        info = c.db_info()
+        assert info.size == added and info.store == store
         hits = c.search_hits("a red circle", num=5)
-        assert {h["path"]: h["similarity"] for h in hits} == before
-        assert all("host" not in h for h in hits)  # this machine's images
-        assert c.image_info(hits[0]["id"] or 0)["path"] == hits[0]["path"]
+        assert {h.path: h.similarity for h in hits} == before
+        assert all("host" not in to_wire(h) for h in hits)  # this machine's images
+        assert c.image_info(hits[0].id or 0).path == hits[0].path
         more = write_samples(tmp_path / "more", 1, classes=[("blue", "star")])
         assert c.add([str(p) for p in more]).added == 1
         assert c.add([str(pictures)]).added == 0  # already there, unchanged
@@ -71,4 +73,4 @@ def test_a_daemon_on_qdrant_and_migrate_both_ways(
     embedded = make_daemon(remote.root).start()  # the same home, the embedded store
     with embedded.client("photos") as c:
         assert c.get_db_info()["size"] == added + 1
-        assert {h["path"] for h in c.search_hits("a red circle", num=5)} == set(before)
+        assert {h.path for h in c.search_hits("a red circle", num=5)} == set(before)

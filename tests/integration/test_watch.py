@@ -26,6 +26,7 @@ from shapes import render
 from isearchd.client import Client
 from isearchd.errors import InvalidRequest, NotFound, PermissionDenied
 from isearchd.files.names import from_db
+from isearchd.messages import FolderState, Unwatched
 
 SETTLE_S = "0.4"
 DEADLINE_S = 30.0
@@ -119,9 +120,9 @@ def wait_for(cond: Callable[[], bool], what: str, d: DaemonProcess, timeout: flo
     raise AssertionError(f"timed out after {timeout} s waiting for: {what}\n{d.output()[-4000:]}")
 
 
-def folder_state(c: Client, path: Path) -> dict[str, Any]:
+def folder_state(c: Client, path: Path) -> FolderState:
     for f in c.watch_list():
-        if f["path"] == str(path):
+        if f.path == str(path):
             return f
     raise AssertionError(f"{path} is not watched: {c.watch_list()}")
 
@@ -132,8 +133,8 @@ def wait_synced(c: Client, d: DaemonProcess, db: str, folder: Path, timeout: flo
     def synced() -> bool:
         st = folder_state(c, folder)
         return (
-            st["state"] in ("watching", "polling")
-            and st["pending"] == 0
+            st.state in ("watching", "polling")
+            and st.pending == 0
             and stored(d.home, db) == on_disk(folder)
         )
 
@@ -175,10 +176,10 @@ def test_live_changes_are_reflected(wd: WatchDaemon, tmp_path: Path) -> None:
     db = "live"
     with wd.client(db) as c:
         res = c.watch([str(pics)])
-        assert res[0]["path"] == str(pics) and res[0]["db"] == db
+        assert res[0].path == str(pics) and res[0].db == db
         wait_synced(c, wd, db, pics)
         st = folder_state(c, pics)
-        assert st["mode"] == "inotify" and st["images"] == 2 and st["source"] == "catalog"
+        assert st.mode == "inotify" and st.images == 2 and st.source == "catalog"
 
         # create (direct write, several events) -> one row
         render("green", "square", 3).save(pics / "green.png")
@@ -191,13 +192,13 @@ def test_live_changes_are_reflected(wd: WatchDaemon, tmp_path: Path) -> None:
         assert top_label(c, "a yellow cross") == str(pics / "green.png")
 
         # rename, then move between subfolders: the row follows, its vector is kept
-        before = folder_state(c, pics)["indexed"]
+        before = folder_state(c, pics).indexed
         (pics / "green.png").rename(pics / "renamed.png")
         wait_synced(c, wd, db, pics)
         (pics / "renamed.png").rename(pics / "a" / "moved.png")
         wait_synced(c, wd, db, pics)
         st = folder_state(c, pics)
-        assert st["moved"] >= 2 and st["indexed"] == before  # nothing embedded again
+        assert st.moved >= 2 and st.indexed == before  # nothing embedded again
         assert top_label(c, "a yellow cross") == str(pics / "a" / "moved.png")
 
         # delete a file
@@ -212,7 +213,7 @@ def test_live_changes_are_reflected(wd: WatchDaemon, tmp_path: Path) -> None:
         assert len(stored(wd.home, db)) == 2 + 12
         (pics / "trip").rename(pics / "trip-2024")
         wait_synced(c, wd, db, pics)
-        assert folder_state(c, pics)["indexed"] == before + 12  # the folder rename embedded nothing
+        assert folder_state(c, pics).indexed == before + 12  # the folder rename embedded nothing
         shutil.move(str(pics / "trip-2024"), str(outside / "back"))
         wait_synced(c, wd, db, pics)
         assert not any("trip" in label for label in stored(wd.home, db))
@@ -254,7 +255,7 @@ def test_slow_writer_is_embedded_once_when_complete(wd: WatchDaemon, tmp_path: P
         wait_synced(c, wd, db, pics)
         time.sleep(float(SETTLE_S) * 3)  # would a second embedding follow?
         st = folder_state(c, pics)
-        assert st["indexed"] == 1 and st["failed"] == 0
+        assert st.indexed == 1 and st.failed == 0
         assert stored(wd.home, db) == on_disk(pics)
 
 
@@ -274,9 +275,9 @@ def test_500_files_dropped_at_once(wd: WatchDaemon, tmp_path: Path) -> None:
             shutil.copyfile(p, pics / p.name)
         wait_synced(c, wd, db, pics, timeout=120)
         st = folder_state(c, pics)
-        assert st["images"] == 500 and len(stored(wd.home, db)) == 500
-        assert st["indexed"] == 500 and st["failed"] == 0  # each file embedded exactly once
-        assert c.status()["queue"] == 0
+        assert st.images == 500 and len(stored(wd.home, db)) == 500
+        assert st.indexed == 500 and st.failed == 0  # each file embedded exactly once
+        assert c.status().queue == 0
 
 
 def test_watch_errors_and_unwatch(wd: WatchDaemon, tmp_path: Path) -> None:
@@ -296,12 +297,12 @@ def test_watch_errors_and_unwatch(wd: WatchDaemon, tmp_path: Path) -> None:
         img(pics / "y.png", "green", "circle", 3)
         wait_for(lambda: str(pics / "y.png") in stored(wd.home, db), "y.png", wd)
         assert str(pics / "raw" / "r.png") not in stored(wd.home, db)
-        assert folder_state(c, pics)["exclude"] == ["**/raw/**"]
+        assert folder_state(c, pics).exclude == ["**/raw/**"]
 
         # unwatch keeps the images (searchable), stops syncing; --purge removes them
         res = c.unwatch(str(pics))
-        assert res == {"path": str(pics), "db": db, "removed": 0}
-        assert all(f["path"] != str(pics) for f in c.watch_list())
+        assert res == Unwatched(path=str(pics), db=db, removed=0)
+        assert all(f.path != str(pics) for f in c.watch_list())
         assert len(stored(wd.home, db)) == 2
         img(pics / "z.png", "purple", "square", 4)
         time.sleep(float(SETTLE_S) * 3)
@@ -310,7 +311,7 @@ def test_watch_errors_and_unwatch(wd: WatchDaemon, tmp_path: Path) -> None:
             c.unwatch(str(pics))
         c.watch([str(pics)], exclude=["**/raw/**"])
         wait_for(lambda: str(pics / "z.png") in stored(wd.home, db), "rescan on watch", wd)
-        assert c.unwatch(str(pics), purge=True)["removed"] == 3
+        assert c.unwatch(str(pics), purge=True).removed == 3
         assert stored(wd.home, db) == {}
 
 
@@ -324,9 +325,9 @@ def test_unreadable_folder_is_reported_not_fatal(wd: WatchDaemon, tmp_path: Path
     try:
         with wd.client("perm") as c:
             c.watch([str(pics)])
-            wait_for(lambda: folder_state(c, pics)["state"] == "watching", "watching", wd)
+            wait_for(lambda: folder_state(c, pics).state == "watching", "watching", wd)
             st = folder_state(c, pics)
-            assert st["error_count"] == 1 and st["errors"][0][0] == str(locked)
+            assert st.error_count == 1 and st.errors[0][0] == str(locked)
             assert set(stored(wd.home, "perm")) == {str(pics / "ok.png")}
     finally:
         locked.chmod(0o755)
@@ -360,7 +361,7 @@ def test_reconcile_after_restart_matches_disk(make_wd: Callable[..., WatchDaemon
         with d2.client() as c:
             wait_synced(c, d2, "default", pics)  # the registered folder is watched again
             st = folder_state(c, pics)
-            assert st["source"] == "catalog" and st["scan_seconds"] is not None
+            assert st.source == "catalog" and st.scan_seconds is not None
             assert top_label(c, "an orange cross") == str(pics / "d0-moved" / "f0.png")
             # live watching resumed after the reconcile
             img(pics / "after.png", "purple", "star", 5)
@@ -416,8 +417,8 @@ def test_polling_fallback_and_config_folders(make_wd: Callable[..., WatchDaemon]
         with Client("cfg", bind=f"127.0.0.1:{port}", timeout=60) as c:
             wait_synced(c, d, "cfg", pics)
             st = folder_state(c, pics)
-            assert st["mode"] == "polling" and st["state"] == "polling" and "forced" in st["reason"]
-            assert st["source"] == "config"
+            assert st.mode == "polling" and st.state == "polling" and "forced" in st.reason
+            assert st.source == "config"
             assert "polling" in d.output()
 
             img(pics / "x.skip.png", "green", "square", 4)
@@ -455,7 +456,7 @@ def test_config_folder_cannot_be_unwatched_by_command(
         (root / "config.toml").write_text(f'[[watch]]\npath = "{pics}"\n', encoding="utf-8")
         d = make_wd(root).start()
         with d.client() as c:
-            wait_for(lambda: folder_state(c, pics)["state"] == "watching", "watching", d)
+            wait_for(lambda: folder_state(c, pics).state == "watching", "watching", d)
             with pytest.raises(InvalidRequest, match=r"\[\[watch\]\]"):
                 c.unwatch(str(pics))
         assert d.stop() == 0

@@ -23,7 +23,7 @@ from PIL import Image
 from shapes import render, write_samples
 from web import Reply, csrf_token, request, upload
 
-from isearchd.protocol import b64encode
+from isearchd.messages import AddRequest, FileItem
 
 TOKEN = "web-t0ken-for-tests"
 
@@ -407,15 +407,10 @@ def remote_site(photos: Path) -> Iterator[tuple[DaemonProcess, str]]:
     try:
         with d.client("default", token=TOKEN) as c:  # from another machine: bytes, no file here
             files = [
-                {
-                    "label": f"/elsewhere/{name}",
-                    "data": b64encode((photos / name).read_bytes()),
-                    "size": 1,
-                    "mtime_ns": 1,
-                }
+                FileItem(label=f"/elsewhere/{name}", data=(photos / name).read_bytes(), size=1, mtime_ns=1)
                 for name in ("red_circle_0.jpg", "blue_square_0.jpg")
             ]
-            assert c.call("add", {"db": "default", "files": files})["added"] == 2
+            assert c.request(AddRequest(db="default", files=files)).added == 2
         yield d, "127.0.0.1:" + page.rsplit(":", 1)[1]
         assert d.stop() == 0, d.output()
     finally:

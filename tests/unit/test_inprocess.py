@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -20,8 +21,18 @@ from isearchd.client import Client
 from isearchd.daemon.inprocess import InProcessTransport
 from isearchd.daemon.server import Server
 from isearchd.engine.engine import Engine
-from isearchd.errors import BadImage, InvalidRequest, NotFound, PermissionDenied
-from isearchd.protocol import BindAddress
+from isearchd.errors import BadImage, NotFound, PermissionDenied
+from isearchd.messages import (
+    AddRequest,
+    CompareRequest,
+    ImageRef,
+    MigrateRequest,
+    QueryPart,
+    SearchRequest,
+    UnwatchRequest,
+    WatchRequest,
+)
+from isearchd.protocol import BindAddress, decode_reply, encode
 from isearchd.reports import Progress
 from isearchd.watch.watcher import Watcher, WatchOptions
 
@@ -61,16 +72,27 @@ def test_add_search_compare_through_the_protocol(client: Client, tmp_path: Path)
     blue = next(p for p in images if "blue_square" in p.name)
     assert client.search(str(blue), num=1) == [(str(blue), 100.0)]
     assert client.compare_images(str(blue), str(blue)) == 100.0
-    assert client.get_db_info()["size"] == len(images)
+    assert client.get_db_info()["size"] == client.db_info().size == len(images)
 
 
-def test_errors_raise_what_the_handler_raised(client: Client, tmp_path: Path) -> None:
+def raw_request(server: Server, message: dict[str, Any], *, remote: bool = False) -> dict[str, Any]:
+    """The final reply to one request line as written (the typed Client cannot write a malformed one)."""
+    conn = InProcessTransport(server, remote=remote).connect(None)
+    conn.send(encode({"id": 1, **message}))
+    while (line := conn.readline()) is not None:
+        reply = decode_reply(line)
+        if "ok" in reply:
+            return reply
+    raise AssertionError("no final reply")
+
+
+def test_errors_raise_what_the_handler_raised(server: Server, client: Client, tmp_path: Path) -> None:
     with pytest.raises(NotFound):
-        Client(db_name="never-made", transport=client._transport).search("x")
-    with pytest.raises(InvalidRequest, match="absolute"):
-        client._call("add", {"db": client.db_name, "paths": ["relative/path.jpg"]})
-    with pytest.raises(InvalidRequest, match="surrogate"):
-        client._call("add", {"db": client.db_name, "paths": ["/a/\ud800.jpg"]})
+        Client(db_name="never-made", transport=InProcessTransport(server)).search("x")
+    bad = raw_request(server, {"op": "add", "db": client.db_name, "paths": ["relative/path.jpg"]})
+    assert bad["error"]["code"] == "invalid_request" and "absolute" in bad["error"]["message"]
+    bad = raw_request(server, {"op": "add", "db": client.db_name, "paths": ["/a/\ud800.jpg"]})
+    assert bad["error"]["code"] == "invalid_request" and "surrogate" in bad["error"]["message"]
 
 
 def test_a_name_that_is_not_utf8_round_trips(client: Client, tmp_path: Path) -> None:
@@ -85,10 +107,10 @@ def test_a_name_that_is_not_utf8_round_trips(client: Client, tmp_path: Path) -> 
 def test_watch_ops_reach_the_watcher(client: Client, tmp_path: Path) -> None:
     write_samples(tmp_path / "w", 1, classes=[("red", "square")])
     (state,) = client.watch([str(tmp_path / "w")])
-    assert state["path"] == str(tmp_path / "w")
-    assert any(f["path"] == str(tmp_path / "w") for f in client.watch_list(all_dbs=False))
+    assert state.path == str(tmp_path / "w")
+    assert any(f.path == str(tmp_path / "w") for f in client.watch_list(all_dbs=False))
     assert client.watch_errors(all_dbs=False) == []
-    assert client.unwatch(str(tmp_path / "w"))["path"] == str(tmp_path / "w")
+    assert client.unwatch(str(tmp_path / "w")).path == str(tmp_path / "w")
 
 
 def test_combined_query_is_the_normalised_weighted_sum(
@@ -150,17 +172,20 @@ def test_a_remote_in_process_peer_cannot_name_daemon_side_files(server: Server, 
     with Client(db_name="remote_peer", transport=InProcessTransport(server)) as local:
         local.add_images([str(image)])
         hit = local.search_hits("a red star", num=1)[0]
-    assert hit.get("id") is not None
+    assert hit.id is not None
     with Client(db_name="remote_peer", transport=InProcessTransport(server, remote=True)) as web:
-        for op, args in (
-            ("search", {"db": "remote_peer", "image": {"path": str(image)}}),
-            ("compare", {"a": {"path": str(image)}, "b": {"path": str(image)}}),
-            ("add", {"db": "remote_peer", "paths": [str(tmp_path)]}),
-            ("watch", {"db": "remote_peer", "paths": [str(tmp_path)]}),
+        for request in (
+            SearchRequest(db="remote_peer", image=ImageRef(path=str(image))),
+            SearchRequest(db="remote_peer", text="x", plus=[QueryPart(image=ImageRef(path=str(image)))]),
+            CompareRequest(a=ImageRef(path=str(image)), b=ImageRef(path=str(image))),
+            AddRequest(db="remote_peer", paths=[str(tmp_path)]),
+            WatchRequest(db="remote_peer", paths=[str(tmp_path)]),
+            UnwatchRequest(db="remote_peer", path=str(tmp_path)),
+            MigrateRequest(db="remote_peer", to="qdrant:///" + str(tmp_path)),
         ):
             with pytest.raises(PermissionDenied):
-                web.call(op, args)
-        info = web.image_info(int(hit["id"]))  # type: ignore[arg-type]
-        assert info["path"] == str(image) and info["label"] == hit["label"]
+                web.request(request)
+        info = web.image_info(hit.id)
+        assert info.path == str(image) and info.label == hit.label
         with pytest.raises(NotFound):
             web.image_info(10**12)

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from isearchd.errors import DiskFull, InvalidRequest
 from isearchd.files.names import check_name, from_db, json_line, json_safe, printable, shown, to_db
+from isearchd.messages import AddRequest
 from isearchd.protocol import decode_reply, encode, parse_request
 from isearchd.store import Database, ImageRecord, SavePolicy
 from isearchd.store.metadata import META_COLUMNS
@@ -47,7 +48,7 @@ def test_protocol_line_round_trips_any_name(parts: list[bytes]) -> None:
     assert os.fsencode(decode_reply(line[:-1])["result"][0]["path"]) == b"/" + b"/".join(parts)
     # and the daemon reads such a path back from a request
     req = parse_request(encode({"id": 2, "op": "add", "paths": [path]})[:-1])
-    assert req.args["paths"] == [path]
+    assert isinstance(req, AddRequest) and req.paths == [path]
 
 
 def test_json_escape_survives_backslashes() -> None:

@@ -36,8 +36,8 @@ def test_open_create_list_and_missing(store: Store) -> None:
     again = store.open("photos", model_key=None, dim=None, create=False)  # whatever its model
     assert again.model_key == "ViT-8Y"
     info = again.info()
-    assert {"name", "base", "size", "capacity", "model", "dim", "created"} <= set(info)
-    assert (info["size"], info["model"], info["dim"]) == (0, "ViT-8Y", DIM)
+    assert (info.name, info.size, info.model, info.dim) == ("photos", 0, "ViT-8Y", DIM)
+    assert info.created and info.capacity >= 0
 
 
 def test_model_mismatch_and_takeover_of_an_empty_database(store: Store) -> None:

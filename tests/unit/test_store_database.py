@@ -117,7 +117,7 @@ def test_model_mismatch_names_both_models_and_the_fix(tmp_path: Path) -> None:
     with open_db(tmp_path, "g", model="RN-19L", dim=1024) as db:
         assert (db.model_key, db.dim, db.count()) == ("RN-19L", 1024, 0)
         db.add(records(unit(rng, 3, 1024)))
-        assert db.info()["model"] == "RN-19L"
+        assert db.info().model == "RN-19L"
 
 
 # -- adds, duplicates, hash reuse ----------------------------------------------------------------
@@ -220,9 +220,9 @@ def test_info_clear_drop_and_list(tmp_path: Path) -> None:
         db.add(records(unit(rng, 20)))
         db.add_folder("/photos", {"recursive": True})
         info = db.info()
-        assert info["name"] == "b" and info["base"] == str(tmp_path / "b")
-        assert info["size"] == 20 and info["capacity"] >= 20 and info["disk_bytes"] > 0
-        assert (info["model"], info["dim"]) == ("ViT-8Y", DIM) and info["created"]
+        assert info.name == "b" and info.base == str(tmp_path / "b")
+        assert info.size == 20 and info.capacity >= 20 and info.disk_bytes
+        assert (info.model, info.dim) == ("ViT-8Y", DIM) and info.created
         db.clear()
         assert db.count() == 0 and db.search(unit(rng, 1)[0]) == []
         assert db.folders()[0]["path"] == "/photos" and db.folders()[0]["options"] == {"recursive": True}
@@ -233,7 +233,7 @@ def test_info_clear_drop_and_list(tmp_path: Path) -> None:
     (tmp_path / "not-a-db").mkdir()
     assert list_databases(tmp_path) == ["a", "b"]
     with Database.open(tmp_path, "b", save_policy=QUIET) as db:
-        assert db.count() == 3 and db.info()["model"] == "ViT-8Y"
+        assert db.count() == 3 and db.info().model == "ViT-8Y"
         assert db.remove_folder("/photos") and not db.remove_folder("/photos")
         db.drop()
     assert not (tmp_path / "b").exists()

@@ -143,8 +143,8 @@ def test_two_machines_write_one_collection_at_once(tmp_path: Path) -> None:
     assert beta.search(vec[1], k=1)[0].host is None
     # each machine deletes only its own
     assert beta.delete_prefix("/srv/shared") == 1 and alpha.count() == 81
-    assert engines["alpha"].image("lib", hit.id or 0)["host"] is None
-    assert engines["beta"].image("lib", hit.id or 0)["host"] == "alpha"
+    assert engines["alpha"].image("lib", hit.id or 0).host is None
+    assert engines["beta"].image("lib", hit.id or 0).host == "alpha"
     assert engines["beta"].dups("lib", DupRules()) == []  # random pictures: no duplicates
     for e in engines.values():
         e.close()  # both close the shared link: the second does nothing

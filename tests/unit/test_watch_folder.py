@@ -99,13 +99,13 @@ def test_a_folder_watch_needs_only_its_protocols(host: Host, observers: Observer
         bad = str(root / "bad.jpg")
         assert fw.failures() == [(bad, "cannot decode")] and fw.failure_count() == 1
         info = fw.describe(None)
-        assert (info["indexed"], info["failed"], info["failed_files"]) == (1, 1, 1)
-        assert info["last_failure"] == [bad, "cannot decode"] and info["pending"] == 0
+        assert (info.indexed, info.failed, info.failed_files) == (1, 1, 1)
+        assert info.last_failure == (bad, "cannot decode") and info.pending == 0
         # a live change: the bad file deleted (its failure is forgotten), a new one indexed
         (root / "b.jpg").write_bytes(b"b")  # first: on bad.jpg's freed inode, polling would see a move
         (root / "bad.jpg").unlink()
         _until(lambda: fw.failure_count() == 0 and host.db.get(str(root / "b.jpg")) is not None)
-        assert fw.describe(None)["indexed"] == 2
+        assert fw.describe(None).indexed == 2
     finally:
         fw.stop()
     assert observers.unscheduled == [fw]  # asked whether another folder shares the watch: no

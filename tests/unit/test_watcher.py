@@ -16,6 +16,7 @@ import pytest
 
 from isearchd.engine.jobqueue import JobQueue
 from isearchd.errors import Busy, InvalidRequest
+from isearchd.messages import Unwatched
 from isearchd.reports import AddReport
 from isearchd.store import Database, ImageRecord, watched_folders
 from isearchd.watch.debounce import Debouncer
@@ -371,9 +372,9 @@ def test_inotify_exhausted_falls_back_to_polling(host: FakeHost, tmp_path: Path)
         (root / "a.jpg").unlink()
         _until(lambda: {r.label for r in db.records()} == {str(root / "c.jpg")})
         assert host.embedded == [str(root / "a.jpg"), str(root / "b.jpg")]
-        _until(lambda: watcher.folders()[0]["pending"] == 0)
+        _until(lambda: watcher.folders()[0].pending == 0)
         listed = watcher.folders()
-        assert listed[0]["state"] == "polling" and listed[0]["images"] == 1 and listed[0]["mode"] == "polling"
+        assert listed[0].state == "polling" and listed[0].images == 1 and listed[0].mode == "polling"
     finally:
         watcher.stop()
 
@@ -442,7 +443,7 @@ def test_same_folder_in_two_databases(host: FakeHost, tmp_path: Path) -> None:
         watcher.watch("two", [str(root)], [])
         one, two = host.database("one", create=True), host.database("two", create=True)
         _until(lambda: one.count() == 1 and two.count() == 1)
-        assert watcher.unwatch("one", str(root)) == {"path": str(root), "db": "one", "removed": 0}
+        assert watcher.unwatch("one", str(root)) == Unwatched(path=str(root), db="one", removed=0)
         _write(root / "b.jpg", b"bbb")  # the other database keeps receiving events
         _until(lambda: two.count() == 2)
         assert one.count() == 1 and one.folders() == [] and [f["path"] for f in two.folders()] == [str(root)]

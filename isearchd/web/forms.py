@@ -1,0 +1,103 @@
+"""What the page sends, read into the protocol's terms: query parameters, uploads, and errors.
+
+``search_fields`` turns the page's search parameters into ``SearchRequest`` fields (less the query
+itself); ``upload`` reads a dropped image; ``answers_errors`` turns a route's ``ISearchError``
+into the protocol's error object with an HTTP status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from isearchd.errors import InvalidRequest, ISearchError
+from isearchd.messages import ImageRef
+from isearchd.protocol import is_loopback
+
+# An image dropped on the page: at most this many bytes (the daemon's own bomb guard decodes it).
+UPLOAD_MAX_BYTES = 32 * 1024 * 1024
+MAX_RESULTS = 500
+_STATUS = {"invalid_request": 400, "protocol_error": 400, "bad_image": 400, "not_found": 404,
+           "permission_denied": 403, "model_mismatch": 409, "busy": 503}  # fmt: skip
+_NO_STORE = {"cache-control": "no-store"}
+
+
+def search_fields(params: dict[str, str], default_results: int) -> dict[str, Any]:
+    """The ``SearchRequest`` fields (less the query itself) from the page's parameters."""
+    fields: dict[str, Any] = {
+        "num": int_param(params.get("n") or str(default_results), "n", 1, MAX_RESULTS),
+        "similarity": number_param(params.get("min") or "0", "min"),
+    }
+    for name in ("after", "before", "place"):
+        if params.get(name, "").strip():
+            fields[name] = params[name].strip()
+    if params.get("folder", "").strip():
+        fields["within"] = [params["folder"].strip()]
+    if params.get("type", "").strip():
+        fields["types"] = [t.strip() for t in params["type"].split(",") if t.strip()]
+    if params.get("sort", "").strip() not in ("", "similarity"):
+        fields["sort"] = params["sort"].strip()
+    return fields
+
+
+async def upload(request: Request, params: dict[str, str]) -> ImageRef:
+    """The image of a multipart search (field ``image``); its other fields join ``params``."""
+    length = request.headers.get("content-length", "")
+    if not length.isdigit():
+        raise InvalidRequest("an upload needs a Content-Length")
+    if int(length) > UPLOAD_MAX_BYTES + 64 * 1024:
+        raise InvalidRequest(f"the image is larger than {UPLOAD_MAX_BYTES // (1024 * 1024)} MB")
+    form = await request.form(max_files=1, max_fields=20, max_part_size=UPLOAD_MAX_BYTES)
+    params.update({k: v for k, v in form.multi_items() if isinstance(v, str)})
+    file = form.get("image")
+    if not isinstance(file, UploadFile):
+        raise InvalidRequest("send the image as the multipart field 'image'")
+    data = await file.read(UPLOAD_MAX_BYTES + 1)
+    await form.close()
+    if len(data) > UPLOAD_MAX_BYTES:
+        raise InvalidRequest(f"the image is larger than {UPLOAD_MAX_BYTES // (1024 * 1024)} MB")
+    return ImageRef(data=data, name=(file.filename or "dropped image")[:200])
+
+
+def int_param(text: str, name: str, low: int, high: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise InvalidRequest(f"{name} must be a whole number, not {text[:40]!r}") from None
+    if not low <= value <= high:
+        raise InvalidRequest(f"{name} must be between {low} and {high}, not {value}")
+    return value
+
+
+def number_param(text: str, name: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise InvalidRequest(f"{name} must be a number, not {text[:40]!r}") from None
+
+
+def is_loopback_client(request: Request) -> bool:
+    """Whether the browser runs on the daemon's machine (an IP address on loopback)."""
+    return (
+        request.client is not None and is_loopback(request.client.host) and request.client.host != "localhost"
+    )
+
+
+def answers_errors(
+    route: Callable[[Request], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    """A route whose ``ISearchError`` becomes the protocol's error object with an HTTP status."""
+
+    async def answer(request: Request) -> Response:
+        try:
+            return await route(request)
+        except ISearchError as e:
+            return JSONResponse(
+                {"error": e.to_dict()}, status_code=_STATUS.get(e.code, 500), headers=_NO_STORE
+            )
+
+    return answer
