@@ -25,7 +25,7 @@ PathArg = str | os.PathLike[str]
 PartArg = PathArg | tuple[PathArg, float]
 DateArg = str | datetime.date
 # How the caller sends an image file: by path to a local daemon, by its bytes over TCP.
-ImageSource = Callable[[PathArg], ImageRef]
+ImageReader = Callable[[PathArg], ImageRef]
 
 
 class SearchOptions(TypedDict, total=False):
@@ -45,7 +45,7 @@ class SearchOptions(TypedDict, total=False):
 
 def search_request(
     query: str | None,
-    image_source: ImageSource,
+    image_source: ImageReader,
     *,
     db: str,
     num: int,
@@ -98,7 +98,7 @@ def is_image_query(query: str) -> bool:
         return False
 
 
-def _part(item: PathArg, what: str, image_source: ImageSource, weight: float = 1.0) -> QueryPart:
+def _part(item: PathArg, what: str, image_source: ImageReader, weight: float = 1.0) -> QueryPart:
     """A text or an image file, as the protocol names a part of a query: a ``str`` that names an
     existing image file is an image (as the main query is); a ``PathLike`` is always one."""
     if isinstance(item, os.PathLike) or (isinstance(item, str) and is_image_query(item)):
@@ -108,7 +108,7 @@ def _part(item: PathArg, what: str, image_source: ImageSource, weight: float = 1
     raise InvalidRequest(f"{what} must be a text or an image path, not {type(item).__name__}")
 
 
-def _weighted(item: PartArg, what: str, image_source: ImageSource) -> QueryPart:
+def _weighted(item: PartArg, what: str, image_source: ImageReader) -> QueryPart:
     if not isinstance(item, tuple):
         return _part(item, what, image_source)
     if len(item) != 2:

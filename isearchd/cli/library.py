@@ -16,7 +16,7 @@ import typer
 from typer import _click as click
 
 from isearchd.cli.options import BindOpt, DbOpt, VersionOpt, client_for, target
-from isearchd.cli.output import EXIT_ERROR, Progress, confirm, plural
+from isearchd.cli.output import EXIT_ERROR, ProgressBar, confirm, plural
 from isearchd.config import settings
 from isearchd.errors import ISearchError, NotFound
 from isearchd.files.names import printable, shown
@@ -50,7 +50,7 @@ def add(
     if missing:
         raise NotFound(f"{', '.join(missing)}: no such file or folder; nothing was added")
     client = client_for(ctx, db, bind)
-    progress = Progress("Adding", "images")
+    progress = ProgressBar("Adding", "images")
     try:
         report = client.add(
             [str(Path(p).expanduser()) for p in paths],

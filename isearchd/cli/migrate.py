@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from isearchd.cli.options import BindOpt, DbOpt, VersionOpt, client_for, target
-from isearchd.cli.output import Progress, plural
+from isearchd.cli.output import ProgressBar, plural
 from isearchd.errors import InvalidRequest
 
 
@@ -39,7 +39,7 @@ def migrate(
         raise InvalidRequest("give exactly one of --to URL and --from URL")
     db_name, _ = target(ctx, db, bind)
     client = client_for(ctx, db, bind)
-    progress = Progress("Copying", "images")
+    progress = ProgressBar("Copying", "images")
     try:
         result = client.migrate(to=to, source=source, progress=lambda e: progress.update(e.done, e.total))
     finally:

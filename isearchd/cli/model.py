@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from isearchd.cli.options import CONTEXT, BindOpt, DbOpt, VersionOpt, effective_config
-from isearchd.cli.output import Progress
+from isearchd.cli.output import ProgressBar
 from isearchd.config import settings
 from isearchd.errors import NotFound
 
@@ -104,7 +104,7 @@ def _download(key: str, first_byte_s: float | None = None) -> Path:
     """`model pull`: the weights of ``key`` into the cache, with a progress display."""
     from isearchd.models import weights
 
-    progress = Progress(f"Downloading {key}", "MB", scale=1024 * 1024, fmt="{:.1f}")
+    progress = ProgressBar(f"Downloading {key}", "MB", scale=1024 * 1024, fmt="{:.1f}")
     try:
         return weights.pull(
             key, progress=lambda done, total: progress.update(done, total), first_byte_s=first_byte_s

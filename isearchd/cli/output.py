@@ -55,7 +55,7 @@ def plural(n: int, word: str) -> str:
     return word if n == 1 else word + "s"
 
 
-class Progress:
+class ProgressBar:
     """A progress display. On a terminal: a rich bar with the count, the rate and the ETA, redrawn
     as it goes. Otherwise (a pipe, a log file): plain lines at most once a second, which read well
     in a log, where redraws would not."""

@@ -26,7 +26,4 @@ from isearchd.client.api import Client
 from isearchd.client.connection import ProgressCallback
 from isearchd.messages import AddReport, Hit, Progress
 
-# One search result, as ``search_hits`` returns it (the name the README's first versions used).
-SearchHit = Hit
-
-__all__ = ["AddReport", "Client", "Hit", "Progress", "ProgressCallback", "SearchHit"]
+__all__ = ["AddReport", "Client", "Hit", "Progress", "ProgressCallback"]

@@ -29,8 +29,7 @@ from isearchd.messages import DupGroup, DupImage
 from isearchd.store.looks import COLOUR_GRID
 
 if TYPE_CHECKING:
-    from isearchd.store import ImageDatabase, PhotoInfo
-    from isearchd.store.looks import Look
+    from isearchd.store import Detail, ImageDatabase
 
 # Rows of the similarity matrix computed at once: BLOCK_ROWS x n float32, 10 MB at EXACT_MAX images.
 BLOCK_ROWS = 256
@@ -99,12 +98,12 @@ def find_groups(db: ImageDatabase, rules: DupRules, path_prefix: str | None = No
         keep = ranked[0]
         images = []
         for r in ranked:
-            label, path, info, size, _ = details[int(ids[r])]
+            d = details[int(ids[r])]
             cos = float(np.dot(matrix[keep], matrix[r]))
             sim = round(min(100.0, max(0.0, cos * 100.0)), 1)
             images.append(
-                DupImage(label=label, path=path, similarity=sim, width=info.width, height=info.height,
-                         bytes=size, taken=info.taken, id=int(ids[r]))
+                DupImage(label=d.label, path=d.path, similarity=sim, width=d.info.width, height=d.info.height,
+                         bytes=d.size, taken=d.info.taken, id=int(ids[r]))
             )  # fmt: skip
         reason = _reason(details[int(ids[keep])], details[int(ids[ranked[1]])])
         groups.append(DupGroup(keep=images[0].label, reason=reason, images=images))
@@ -150,7 +149,7 @@ def candidate_pairs(matrix: np.ndarray, k: int, min_cos: float) -> list[tuple[in
     return sorted(pairs)
 
 
-def confirmed_pairs(details: list[_Detail | None], pairs: np.ndarray, rules: DupRules) -> np.ndarray:
+def confirmed_pairs(details: list[Detail | None], pairs: np.ndarray, rules: DupRules) -> np.ndarray:
     """Which ``pairs`` (rows of ``details``) the pixels confirm as copies: a boolean mask. Hashes
     within ``max_hamming`` bits, colour signatures (each less its own mean) within ``max_colour``,
     aspect ratios within ``max_aspect`` (unless a size is unknown); no look: never confirmed."""
@@ -160,13 +159,13 @@ def confirmed_pairs(details: list[_Detail | None], pairs: np.ndarray, rules: Dup
     colours = np.zeros((n, COLOUR_BYTES), dtype=np.float64)
     aspect = np.full(n, np.nan)
     for i, d in enumerate(details):
-        if d is None or d[4] is None:
+        if d is None or d.look is None:
             continue
         known[i] = True
-        phash[i] = d[4].phash
-        colours[i] = np.frombuffer(d[4].colours, dtype=np.uint8)
-        if d[2].width and d[2].height:
-            aspect[i] = d[2].width / d[2].height
+        phash[i] = d.look.phash
+        colours[i] = np.frombuffer(d.look.colours, dtype=np.uint8)
+        if d.info.width and d.info.height:
+            aspect[i] = d.info.width / d.info.height
     colours -= colours.mean(axis=1, keepdims=True)
     a, b = pairs[:, 0], pairs[:, 1]
     ok = known[a] & known[b]
@@ -178,23 +177,20 @@ def confirmed_pairs(details: list[_Detail | None], pairs: np.ndarray, rules: Dup
     return ok & ~off
 
 
-_Detail = tuple[str, str, "PhotoInfo", int, "Look | None"]
+def _pixels(d: Detail) -> int:
+    return (d.info.width or 0) * (d.info.height or 0)
 
 
-def _pixels(d: _Detail) -> int:
-    return (d[2].width or 0) * (d[2].height or 0)
+def _keep_key(d: Detail) -> tuple[int, int, str, str]:
+    return (-_pixels(d), -d.size, d.info.taken or "\uffff", d.label)
 
 
-def _keep_key(d: _Detail) -> tuple[int, int, str, str]:
-    return (-_pixels(d), -d[3], d[2].taken or "\uffff", d[0])
-
-
-def _reason(keep: _Detail, runner_up: _Detail) -> str:
+def _reason(keep: Detail, runner_up: Detail) -> str:
     """Why ``keep`` was ranked before the next best image of its group."""
     if _pixels(keep) > _pixels(runner_up):
-        return f"the most pixels ({keep[2].width}x{keep[2].height})"
-    if keep[3] > runner_up[3]:
-        return f"the most pixels; the largest file at that size ({keep[3]} bytes: the least re-encoded)"
-    if (keep[2].taken or "\uffff") < (runner_up[2].taken or "\uffff"):
-        return f"the same pixels and bytes as others; taken first ({keep[2].taken})"
+        return f"the most pixels ({keep.info.width}x{keep.info.height})"
+    if keep.size > runner_up.size:
+        return f"the most pixels; the largest file at that size ({keep.size} bytes: the least re-encoded)"
+    if (keep.info.taken or "\uffff") < (runner_up.info.taken or "\uffff"):
+        return f"the same pixels and bytes as others; taken first ({keep.info.taken})"
     return "the same pixels, bytes and date as others; first by name"

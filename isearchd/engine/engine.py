@@ -25,18 +25,18 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 import numpy as np
 
-from isearchd.engine.backfill import metadata_backfill
+from isearchd.engine.analysis import Analyses, Analysis
 from isearchd.engine.dups import DupRules, find_groups
 from isearchd.engine.gate import QueryGate
 from isearchd.engine.indexer import BATCH_SIZE, AddItem, AddReport, Indexer, Progress, ProgressFn
 from isearchd.engine.jobqueue import JobQueue
-from isearchd.engine.looks import look_backfill
 from isearchd.engine.migrate import copy_database
+from isearchd.engine.passes import LooksPass, MetadataPass
 from isearchd.engine.places import Gazetteer
 from isearchd.engine.query import SORTS, SearchQuery, Term, combine
 from isearchd.errors import InvalidRequest, NotFound
@@ -49,7 +49,7 @@ from isearchd.store.metadata import PhotoInfo
 if TYPE_CHECKING:
     from PIL import Image
 
-    from isearchd.store import ImageDatabase, SearchHit, Store
+    from isearchd.store import ImageDatabase, SearchHit, Store, WatchedFolder
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,10 @@ class Engine:
         batch_size: int = BATCH_SIZE,
         store: Store | None = None,
         open_url: Callable[[str], Store] | None = None,
+        analyses: Sequence[Analysis] = (),
     ) -> None:
+        """``analyses``: what is read from every photo after indexing (``isearchd.engine.analysis``),
+        besides the catch-up passes of photo metadata and looks, which always run."""
         from isearchd.store import EmbeddedStore, open_store
 
         self.model = model
@@ -116,8 +119,7 @@ class Engine:
         self.gate = QueryGate()
         self._closed = False
         self.places = Gazetteer()
-        self.backfill = metadata_backfill(self.jobs, self.places)
-        self.look_backfill = look_backfill(self.jobs)
+        self.analyses = Analyses([MetadataPass(self.places), LooksPass(), *analyses], self.jobs, self.gate)
 
     # -- databases -------------------------------------------------------------------------------
 
@@ -132,8 +134,7 @@ class Engine:
                 db = self.store.open(name, model_key=self.model.key, dim=self.model.dim, create=create)
                 self._dbs[name] = db
                 log.info("opened database %r (%d images)", name, db.count())
-                self.backfill.start(db)  # rows indexed before photo metadata existed
-                self.look_backfill.start(db)  # rows indexed before looks (for dups) existed
+                self.analyses.start(db)  # photos some analysis has not read (at its version)
             return db
 
     def _any_database(self, name: str) -> tuple[ImageDatabase, bool]:
@@ -154,7 +155,7 @@ class Engine:
     def list_dbs(self) -> list[str]:
         return self.store.names()
 
-    def watched_folders(self, name: str) -> list[dict[str, Any]]:
+    def watched_folders(self, name: str) -> list[WatchedFolder]:
         """The folders database ``name`` watches on this machine, read without opening it."""
         return self.store.watched_folders(name)
 
@@ -274,8 +275,7 @@ class Engine:
                         )
                     )
 
-            indexer = Indexer(self.model, db, batch_size=self.batch_size, places=self.places, gate=self.gate)
-            report = indexer.run(items, progress=shifted, cancel=cancel)
+            report = self._indexer(db).run(items, progress=shifted, cancel=cancel)
             dt = time.monotonic() - t0
             log.info(
                 "add to %r: %d added, %d skipped, %d failed in %.1f s",
@@ -288,15 +288,28 @@ class Engine:
             return report
 
         result: AddReport = self.jobs.run(job, f"add to {db.name}")
+        self.analyses.start(db)
         return result
+
+    def _indexer(self, db: ImageDatabase) -> Indexer:
+        return Indexer(
+            self.model,
+            db,
+            batch_size=self.batch_size,
+            places=self.places,
+            gate=self.gate,
+            analyses=self.analyses,
+        )
 
     def index_paths(
         self, db: ImageDatabase, paths: Sequence[str], cancel: threading.Event | None
     ) -> AddReport:
         """Index daemon-side files labelled by their path (watched folders; runs in the worker)."""
         items = [AddItem(label=p, path=p) for p in paths]
-        indexer = Indexer(self.model, db, batch_size=self.batch_size, places=self.places, gate=self.gate)
-        return indexer.run(items, cancel=cancel)
+        report = self._indexer(db).run(items, cancel=cancel)
+        if report.added:
+            self.analyses.start(db)
+        return report
 
     # -- migrate ---------------------------------------------------------------------------------
 
@@ -447,6 +460,7 @@ class Engine:
 
         with self._db_lock:
             loaded = sorted(self._dbs)
+        progress = self.analyses.progress()
         return EngineStatus(
             pid=os.getpid(),
             rss_bytes=psutil.Process().memory_info().rss,
@@ -456,8 +470,9 @@ class Engine:
             databases=loaded,
             uptime_s=round(time.time() - self.started, 1),
             queue=len(self.jobs),
-            metadata=self.backfill.progress(),
-            looks=self.look_backfill.progress(),
+            metadata=progress.pop("metadata", {}),
+            looks=progress.pop("looks", {}),
+            analyses=progress,
         )
 
     def save(self) -> None:
@@ -474,6 +489,7 @@ class Engine:
         if self._closed:
             return
         self._closed = True
+        self.analyses.close()
         self.jobs.close(timeout=60)
         self.save()
         with self._db_lock:

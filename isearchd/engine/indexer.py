@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+from PIL import Image
 
 from isearchd.engine.gate import QueryGate
 from isearchd.engine.looks import look_of, look_of_file
@@ -48,8 +49,6 @@ from isearchd.files.images import NotRegularFile, content_hash, load_image, open
 from isearchd.reports import AddReport, Progress
 
 if TYPE_CHECKING:
-    from PIL import Image
-
     from isearchd.store import ImageRecord
     from isearchd.store.looks import Look
 
@@ -75,7 +74,29 @@ class Embedder(Protocol):
     def embed_images(self, images: list[Image.Image], *, background: bool = False) -> np.ndarray: ...
 
 
-class Catalog(Protocol):
+class Pictures(Protocol):
+    """Where the decoded pictures of new photos also go (``isearchd.engine.analysis.Analyses``)."""
+
+    def want(self) -> int:
+        """The shorter side to keep a copy at (0: none now)."""
+        ...
+
+    def keep(self, db: str, label: str, mtime_ns: int, picture: Image.Image) -> None: ...
+
+
+def reduced(image: Image.Image, side: int) -> Image.Image:
+    """A copy of ``image`` whose shorter side is at most ``side`` (the analyses' picture)."""
+    width, height = image.size
+    scale = side / min(width, height)
+    if scale >= 1:
+        return image.copy()
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+
+
+class IndexTarget(Protocol):
+    name: str
+
     def get(self, label: str) -> ImageRecord | None: ...
 
     def vector_for_hash(self, content_hash: str) -> np.ndarray | None: ...
@@ -121,6 +142,7 @@ class _Ready:
     unchanged: bool = False  # same content as the stored row: counted as skipped, row refreshed
     meta: PhotoMeta | None = None  # read from the bytes already in memory
     look: Look | None = None
+    kept: Any = None  # a copy for the analyses that read pixels (``Pictures.want``'s side)
 
 
 @dataclass
@@ -141,15 +163,17 @@ class Indexer:
     def __init__(
         self,
         model: Embedder,
-        db: Catalog,
+        db: IndexTarget,
         *,
         batch_size: int = BATCH_SIZE,
         workers: int = DECODE_WORKERS,
         lookahead: int = LOOKAHEAD_ITEMS,
         places: Gazetteer | None = None,
         gate: QueryGate | None = None,
+        analyses: Pictures | None = None,
     ) -> None:
         self.model = model
+        self.analyses = analyses  # the photos' pictures go to them too: each file is decoded once
         self.gate = gate  # searches in progress: each file waits for them before it starts
         self.db = db
         self.places = places  # None: positions are stored without a place name
@@ -270,12 +294,14 @@ class Indexer:
             if vector is not None:
                 look = look_of_file(data, name=item.path)
                 return _Ready(item, size, mtime_ns, digest, vector, unchanged=unchanged, meta=meta, look=look)
-            image = load_image(data, min_side=self.model.image_size, name=item.path)
+            side = self.analyses.want() if self.analyses is not None else 0
+            image = load_image(data, min_side=max(self.model.image_size, side), name=item.path)
             look = look_of(image)
+            kept = reduced(image, side) if side else None
             # resized and cropped here, in parallel, rather than in the model's one thread; a
             # fitted picture also holds far less memory while it waits for the model
             image = self.model.fit_image(image)
-            return _Ready(item, size, mtime_ns, digest, image=image, meta=meta, look=look)
+            return _Ready(item, size, mtime_ns, digest, image=image, meta=meta, look=look, kept=kept)
         except BadImage as e:
             return _Fail(item, e.reason)
         except ISearchError:
@@ -320,6 +346,10 @@ class Indexer:
             unchanged += r.unchanged
         if records:
             self.db.add(records)
+            if self.analyses is not None:
+                for r in batch:
+                    if r.kept is not None:
+                        self.analyses.keep(self.db.name, r.item.label, r.mtime_ns, r.kept)
         counts.added += len(records) - unchanged
         counts.skipped += unchanged
         counts.done += len(batch)

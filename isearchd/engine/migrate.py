@@ -45,5 +45,5 @@ def copy_database(
         if progress is not None:
             progress(copied, max(total, copied))
     for folder in src.folders():
-        dst.add_folder(folder["path"], folder["options"])
+        dst.add_folder(folder.path, folder.exclude)
     return copied

@@ -103,7 +103,8 @@ class DupsReply(Message, frozen=True, kw_only=True):
 
 
 class BackfillProgress(Message, frozen=True, kw_only=True):
-    """A background pass over a database's older rows: ``done`` of ``total``, ``unreadable`` files."""
+    """A background pass over a database: ``done`` (read or failed) of its ``total`` images, and
+    ``unreadable`` ones (failed)."""
 
     total: int = 0
     done: int = 0
@@ -122,7 +123,8 @@ class WatchSummary(Message, frozen=True, kw_only=True):
 
 class EngineStatus(Message, frozen=True, kw_only=True):
     """The engine's part of ``status``: the process, the model, the open databases, the queue of
-    writes, and the background passes (per database)."""
+    writes, and what the background passes have read, per database: photo ``metadata``, ``looks``
+    (for dups), and each other analysis by name in ``analyses``."""
 
     pid: int
     rss_bytes: int
@@ -134,6 +136,7 @@ class EngineStatus(Message, frozen=True, kw_only=True):
     queue: int
     metadata: dict[str, BackfillProgress] = msgspec.field(default_factory=dict)
     looks: dict[str, BackfillProgress] = msgspec.field(default_factory=dict)
+    analyses: dict[str, dict[str, BackfillProgress]] = msgspec.field(default_factory=dict)
 
 
 class Status(EngineStatus, frozen=True, kw_only=True):

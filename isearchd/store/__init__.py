@@ -11,18 +11,22 @@ from isearchd.store.factory import open_store
 from isearchd.store.interface import ImageDatabase, Store
 from isearchd.store.metadata import Filters, PhotoInfo
 from isearchd.store.names import list_databases, validate_db_name, watched_folders
-from isearchd.store.records import ImageRecord, SearchHit
+from isearchd.store.records import Detail, ImageRecord, Move, PhotoFile, SearchHit, WatchedFolder
 
 __all__ = [
     "Database",
+    "Detail",
     "EmbeddedStore",
     "Filters",
     "ImageDatabase",
     "ImageRecord",
+    "Move",
+    "PhotoFile",
     "PhotoInfo",
     "SavePolicy",
     "SearchHit",
     "Store",
+    "WatchedFolder",
     "list_databases",
     "open_store",
     "validate_db_name",

@@ -15,31 +15,27 @@ Tables
         below a folder are one byte range.
     meta(key, value)                          model_key, dim, created, schema_version, change_seq
 
-Connections: one writer connection (the caller serialises writes, see ``database.py``) and a
-pool of reader connections, so searches never wait on a write (WAL mode).
+Connections, transactions, migrations and ``meta`` are ``SqliteFile``'s (``sqlitefile.py``);
+the analyses table is ``analyses.py``'s, the folders' options ``folders.py``'s.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import queue
 import sqlite3
-import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import sqlite_utils
 
-from isearchd.errors import DiskFull, StoreError
 from isearchd.files.names import from_db, to_db
-from isearchd.store.looks import Look, m005_looks, write_looks_by_label
-from isearchd.store.metadata import META_COLUMNS, PhotoInfo, below_range, info_values, m004_photo_metadata
+from isearchd.store.folders import folder_options, read_folder_rows
+from isearchd.store.looks import Look, write_looks_by_label
+from isearchd.store.metadata import META_COLUMNS, PhotoInfo, below_range, info_values
+from isearchd.store.records import WatchedFolder
+from isearchd.store.sqlitefile import SqliteFile
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +46,6 @@ CATALOG_NAME = "catalog.sqlite"
 _CHUNK = 500
 # Temporary label prefix while rows are relabelled (no real label starts with a NUL).
 _MOVING = "\x00moving:"
-PAGE_SIZE = 16384
 
 
 @dataclass(frozen=True)
@@ -64,68 +59,6 @@ class Row:
     mtime_ns: int
     content_hash: str
     vector: np.ndarray | None
-
-
-# -- migrations ---------------------------------------------------------------------------------
-# Ordered and named; each runs once, in its own transaction, and bumps meta.schema_version.
-# Never edit a released migration: add a new one.
-
-
-def m001_create_tables(db: sqlite_utils.Database) -> None:
-    # Why: the initial schema. Vectors are stored in the catalog (float32 little-endian BLOB) so
-    # the hnswlib index is pure derived data that can always be rebuilt; `seq` lets a reopen
-    # replay only the rows the saved index lacks.
-    db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-    db.execute(
-        """CREATE TABLE images (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            label TEXT NOT NULL UNIQUE,
-            path TEXT NOT NULL,
-            size INTEGER NOT NULL,
-            mtime_ns INTEGER NOT NULL,
-            content_hash TEXT NOT NULL,
-            vector BLOB NOT NULL,
-            seq INTEGER NOT NULL,
-            added_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL
-        )"""
-    )
-    db.execute(
-        """CREATE TABLE folders (
-            path TEXT PRIMARY KEY,
-            options TEXT NOT NULL DEFAULT '{}',
-            added_at TEXT NOT NULL
-        )"""
-    )
-
-
-def m002_lookup_indexes(db: sqlite_utils.Database) -> None:
-    # Why: delete-by-folder (path prefix range scan), reuse of vectors for identical content
-    # (content_hash) and replay on reopen (seq > saved seq) must not scan the whole table.
-    db.execute("CREATE INDEX images_path ON images(path)")
-    db.execute("CREATE INDEX images_content_hash ON images(content_hash)")
-    db.execute("CREATE INDEX images_seq ON images(seq)")
-
-
-def m003_names_as_bytes(db: sqlite_utils.Database) -> None:
-    # Why: a file name that is not valid UTF-8 (Linux allows any bytes) could not be stored as
-    # TEXT, and one such name failed a whole add. Names are now the exact bytes (BLOB); TEXT rows
-    # of older catalogs are their UTF-8 bytes, so CAST converts them without loss.
-    db.execute(
-        "UPDATE images SET label = CAST(label AS BLOB), path = CAST(path AS BLOB) "
-        "WHERE typeof(label) = 'text' OR typeof(path) = 'text'"
-    )
-    db.execute("UPDATE folders SET path = CAST(path AS BLOB) WHERE typeof(path) = 'text'")
-
-
-MIGRATIONS: tuple[tuple[str, Callable[[sqlite_utils.Database], None]], ...] = (
-    ("m001_create_tables", m001_create_tables),
-    ("m002_lookup_indexes", m002_lookup_indexes),
-    ("m003_names_as_bytes", m003_names_as_bytes),
-    ("m004_photo_metadata", m004_photo_metadata),
-    ("m005_looks", m005_looks),
-)
-SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def now_iso() -> str:
@@ -150,175 +83,9 @@ def _below(prefix: str) -> tuple[str, list[bytes]]:
     return "(path = ? OR (path >= ? AND path < ?))", [to_db(prefix), *below_range(prefix)]
 
 
-def _corrupt(path: Path, exc: Exception) -> StoreError:
-    return StoreError(
-        f"the catalog {path} cannot be opened ({exc}). It was left untouched: if it is damaged, "
-        f"restore it from a backup, or move it away to start this database over (its images must "
-        f"then be added again)"
-    )
-
-
-class Catalog:
-    """SQLite catalog of one database. Writes must be serialised by the caller."""
-
-    def __init__(self, path: Path, writer: sqlite_utils.Database) -> None:
-        self.path = path
-        self._writer = writer
-        self._readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
-        self._all_readers: list[sqlite3.Connection] = []
-        self._readers_lock = threading.Lock()
-        self._closed = False
-
-    # -- lifecycle ------------------------------------------------------------------------------
-
-    @classmethod
-    def open(cls, path: Path) -> Catalog:
-        """Open (creating it when missing) and migrate the catalog at ``path``.
-
-        A file that is not a readable SQLite database raises ``StoreError`` and is not modified.
-        """
-        existed = path.exists()
-        try:
-            conn = cls._connect(path)
-        except sqlite3.Error as exc:
-            raise _corrupt(path, exc) from exc
-        try:
-            if existed:
-                # Reads the header and schema: fails on a garbage or truncated file, before anything
-                # (such as the switch to WAL) could write to it.
-                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            else:
-                # A row is ~2.2 kB (a 512-d float32 vector): on the default 4 kB pages only one row
-                # fits per page (4 kB per image); 16 kB pages hold 7 (~2.3 kB per image).
-                conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
-            conn.execute("PRAGMA journal_mode=WAL").fetchone()
-            # FULL: a commit is on disk before add() returns, even across a power loss.
-            conn.execute("PRAGMA synchronous=FULL")
-            catalog = cls(path, sqlite_utils.Database(conn))
-            catalog._migrate()
-        except sqlite3.Error as exc:
-            conn.close()
-            raise _corrupt(path, exc) from exc
-        return catalog
-
-    @staticmethod
-    def _connect(path: Path) -> sqlite3.Connection:
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so one add is one transaction.
-        conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30.0)
-        conn.execute("PRAGMA busy_timeout=30000")
-        return conn
-
-    def _migrate(self) -> None:
-        db = self._writer
-        db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        version = int(self._get_meta_writer("schema_version") or 0)
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"the catalog {self.path} has schema version {version}, newer than this isearchd "
-                f"understands ({SCHEMA_VERSION}); upgrade isearchd"
-            )
-        for number, (name, migration) in enumerate(MIGRATIONS, start=1):
-            if number <= version:
-                continue
-            with self.transaction():
-                migration(db)
-                self._set_meta("schema_version", str(number))
-            log.info("catalog %s: applied migration %s", self.path, name)
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        with self._readers_lock:
-            for conn in self._all_readers:
-                conn.close()
-            self._all_readers.clear()
-        self._writer.conn.close()
-
-    # -- transactions and readers ---------------------------------------------------------------
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite_utils.Database]:
-        """One write transaction on the writer connection (BEGIN IMMEDIATE ... COMMIT)."""
-        conn = self._writer.conn
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise self._write_error("cannot write to", exc) from exc
-        try:
-            yield self._writer
-        except sqlite3.Error as exc:
-            self._rollback(conn)
-            raise self._write_error("cannot write to", exc) from exc
-        except BaseException:
-            self._rollback(conn)
-            raise
-        try:
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            self._rollback(conn)
-            raise self._write_error("cannot commit to", exc) from exc
-
-    @staticmethod
-    def _rollback(conn: sqlite3.Connection) -> None:
-        # SQLite rolls back by itself after some errors (SQLITE_FULL, SQLITE_IOERR): a second
-        # ROLLBACK would raise "no transaction is active" and hide the real error.
-        if conn.in_transaction:
-            try:
-                conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                log.exception("rollback failed on %s", conn)
-
-    def _write_error(self, what: str, exc: sqlite3.Error) -> StoreError:
-        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
-            return DiskFull(
-                f"the disk holding {self.path.parent} is full: nothing more can be saved there "
-                "(what was already added is safe); free some space, then run the add again"
-            )
-        return StoreError(f"{what} the catalog {self.path}: {exc}")
-
-    @contextmanager
-    def reader(self) -> Iterator[sqlite3.Connection]:
-        """A reader connection from the pool (WAL: readers never block the writer or each other)."""
-        try:
-            conn = self._readers.get_nowait()
-        except queue.Empty:
-            if self._closed:
-                raise StoreError(f"the catalog {self.path} is closed") from None
-            conn = self._connect(self.path)
-            with self._readers_lock:
-                self._all_readers.append(conn)
-        try:
-            yield conn
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot read the catalog {self.path}: {exc}") from exc
-        finally:
-            if not self._closed:
-                self._readers.put(conn)
-
-    # -- meta -----------------------------------------------------------------------------------
-
-    def get_meta(self, key: str) -> str | None:
-        with self.reader() as conn:
-            row = conn.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
-        return None if row is None else str(row[0])
-
-    def _get_meta_writer(self, key: str) -> str | None:
-        # The writer's own view (sees its uncommitted transaction); caller holds the writer lock.
-        row = self._writer.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
-        return None if row is None else str(row[0])
-
-    def _set_meta(self, key: str, value: str) -> None:
-        self._writer.execute(
-            "INSERT INTO meta(key, value) VALUES (?, ?) "
-            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            [key, value],
-        )
-
-    def set_meta(self, values: dict[str, str]) -> None:
-        with self.transaction():
-            for key, value in values.items():
-                self._set_meta(key, value)
+class Catalog(SqliteFile):
+    """SQLite catalog of one database (``SqliteFile``: connections, transactions, migrations,
+    meta). Writes must be serialised by the caller."""
 
     def _next_seq(self) -> int:
         seq = int(self._get_meta_writer("change_seq") or 0) + 1
@@ -450,12 +217,12 @@ class Catalog:
             self._next_seq()
             db.conn.execute("DELETE FROM images")
 
-    def add_folder(self, path: str, options: dict[str, Any]) -> None:
+    def add_folder(self, path: str, exclude: list[str]) -> None:
         with self.transaction() as db:
             db.conn.execute(
                 """INSERT INTO folders(path, options, added_at) VALUES (?, ?, ?)
                    ON CONFLICT(path) DO UPDATE SET options = excluded.options""",
-                [to_db(path), json.dumps(options, sort_keys=True), now_iso()],
+                [to_db(path), folder_options(exclude), now_iso()],
             )
 
     def remove_folder(self, path: str) -> bool:
@@ -465,10 +232,9 @@ class Catalog:
 
     # -- reads (any thread) ---------------------------------------------------------------------
 
-    def folders(self) -> list[dict[str, Any]]:
+    def folders(self) -> list[WatchedFolder]:
         with self.reader() as conn:
-            rows = conn.execute("SELECT path, options, added_at FROM folders ORDER BY path").fetchall()
-        return [{"path": from_db(p), "options": json.loads(o), "added_at": a} for p, o, a in rows]
+            return read_folder_rows(conn)
 
     def count(self) -> int:
         with self.reader() as conn:
@@ -556,33 +322,3 @@ class Catalog:
                 return
             last = got[-1][0]
             yield [g[0] for g in got], np.stack([blob_to_vector(g[1]) for g in got])
-
-
-def read_folders(path: Path) -> list[dict[str, Any]]:
-    """The watched folders recorded in the catalog file at ``path``, read without opening the
-    database (no migration, no index load); [] when the file or the table is missing.
-
-    A catalog that exists but cannot be read raises ``StoreError``: its folders must not silently
-    stop being watched."""
-    if not path.is_file():
-        return []
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
-        try:
-            table = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'folders'"
-            if conn.execute(table).fetchone() is None:
-                return []
-            rows = conn.execute("SELECT path, options, added_at FROM folders ORDER BY path").fetchall()
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:
-        raise _corrupt(path, exc) from exc
-    out = []
-    for p, o, a in rows:
-        try:
-            options = json.loads(o)
-        except (TypeError, ValueError):
-            options = {}
-        options = options if isinstance(options, dict) else {}
-        out.append({"path": from_db(p), "options": options, "added_at": a})
-    return out

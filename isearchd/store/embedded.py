@@ -4,10 +4,10 @@ catalog and an hnswlib index (``isearchd.store.database``). One process on one m
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from isearchd.store.database import Database, SavePolicy
 from isearchd.store.names import list_databases, watched_folders
+from isearchd.store.records import WatchedFolder
 
 
 class EmbeddedStore:
@@ -27,7 +27,7 @@ class EmbeddedStore:
     def names(self) -> list[str]:
         return list_databases(self.home)
 
-    def watched_folders(self, name: str) -> list[dict[str, Any]]:
+    def watched_folders(self, name: str) -> list[WatchedFolder]:
         return watched_folders(self.home, name)
 
     def close(self) -> None:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import difflib
 import unicodedata
 from pathlib import Path
-from typing import Any
 
 from isearchd.errors import InvalidRequest, NotFound
-from isearchd.store.catalog import CATALOG_NAME, read_folders
+from isearchd.store.catalog import CATALOG_NAME
+from isearchd.store.folders import read_folders
+from isearchd.store.records import WatchedFolder
 
 NAME_MAX_CHARS = 64
 # A Qdrant store's collection of database ``name`` is ``<prefix><name>`` (``[store] prefix``).
@@ -84,8 +85,8 @@ def missing_among(names: list[str], name: str) -> NotFound:
     return NotFound(f"database '{name}' does not exist; {guess}existing databases: {shown}")
 
 
-def watched_folders(home: Path, name: str) -> list[dict[str, Any]]:
-    """The folders database ``name`` watches (``[{"path", "options", "added_at"}]``), read
-    without opening it; [] for a database that does not exist or watches nothing."""
+def watched_folders(home: Path, name: str) -> list[WatchedFolder]:
+    """The folders database ``name`` watches, read without opening it; [] for a database that
+    does not exist or watches nothing."""
     validate_db_name(name)
     return read_folders(Path(home) / name / CATALOG_NAME)

@@ -16,7 +16,7 @@ finds the old file gone (nothing is lost).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,11 +25,13 @@ from qdrant_client import models as qm
 from isearchd.errors import InvalidRequest, StoreError
 from isearchd.files.names import to_db
 from isearchd.messages import DbInfo
-from isearchd.store.looks import LOOK_UNKNOWN, Look
-from isearchd.store.metadata import META_UNREAD, Filters, PhotoInfo
+from isearchd.store.looks import LOOK_UNKNOWN, LOOK_UNREADABLE, Look
+from isearchd.store.metadata import META_UNREAD, META_UNREADABLE, Filters, PhotoInfo
 from isearchd.store.qdrant_link import QdrantLink
 from isearchd.store.qdrant_meta import QdrantMeta
 from isearchd.store.qdrant_payload import (
+    analysis_key,
+    analysis_update,
     below,
     folders_above,
     host_is,
@@ -46,7 +48,18 @@ from isearchd.store.qdrant_payload import (
     record_from,
     search_filter,
 )
-from isearchd.store.records import ImageRecord, SearchHit, check_search, latest_by_label, similarity
+from isearchd.store.records import (
+    Detail,
+    ImageRecord,
+    Move,
+    PhotoFile,
+    SearchHit,
+    WatchedFolder,
+    check_search,
+    latest_by_label,
+    similarity,
+)
+from isearchd.store.rules import finished_hits, folder_move, moved_below, moved_label
 from isearchd.store.vectors import normalise, record_vectors
 
 log = logging.getLogger(__name__)
@@ -253,28 +266,26 @@ class QdrantDatabase:
                 client.delete(self.collection, qm.FilterSelector(filter=flt), wait=True)
         return n
 
-    def rename(self, moves: list[tuple[str, str, int | None, int | None]]) -> int:
-        """Files moved on this machine: ``(old_path, new_path, size, mtime_ns)`` (see ``Database``)."""
+    def rename(self, moves: list[Move]) -> int:
+        """Files moved on this machine (see ``Database.rename``)."""
         if not moves:
             return 0
         self._check_open()
-        found = self._retrieve([point_id(self.host, old) for old, *_ in moves], vectors=True)
+        found = self._retrieve([point_id(self.host, m.old) for m in moves], vectors=True)
         planned = []
-        for old, new, size, mtime_ns in moves:
-            point = found.get(point_id(self.host, old))
+        for m in moves:
+            point = found.get(point_id(self.host, m.old))
             if point is not None:
-                planned.append((point, new, size, mtime_ns))
+                planned.append((point, m.new, m.size, m.mtime_ns))
         return self._move(planned)
 
     def move_prefix(self, src: str, dst: str) -> int:
         """A folder moved on this machine: every image at or below ``src`` now lives below ``dst``."""
-        src, dst = src.rstrip("/"), dst.rstrip("/")
-        if not src or not dst:
-            raise InvalidRequest("a folder path cannot be empty")
+        src, dst = folder_move(src, dst)
         planned = []
         for point in self._scroll(self._mine(below(src)), vectors=True):
             path = name_from_key(_payload(point)["path"])
-            planned.append((point, dst + path[len(src) :], None, None))
+            planned.append((point, moved_below(path, src, dst), None, None))
         return self._move(planned)
 
     def _move(self, planned: Sequence[tuple[qm.Record, str, int | None, int | None]]) -> int:
@@ -285,7 +296,7 @@ class QdrantDatabase:
         for point, new_path, size, mtime_ns in planned:
             payload = dict(_payload(point))
             label, path = name_from_key(payload["label"]), name_from_key(payload["path"])
-            new_label = new_path if label == path else label
+            new_label = moved_label(label, path, new_path)
             payload.update(label=name_key(new_label), path=name_key(new_path), dirs=folders_above(new_path))
             if size is not None:
                 payload["size"] = int(size)
@@ -327,15 +338,15 @@ class QdrantDatabase:
 
     # -- folders (this machine's) ----------------------------------------------------------------
 
-    def add_folder(self, path: str, options: dict[str, Any] | None = None) -> None:
+    def add_folder(self, path: str, exclude: Iterable[str] = ()) -> None:
         self._check_open()
-        self._meta.add_folder(self.name, self.host, path, options or {})
+        self._meta.add_folder(self.name, self.host, path, list(exclude))
 
     def remove_folder(self, path: str) -> bool:
         self._check_open()
         return self._meta.remove_folder(self.name, self.host, path)
 
-    def folders(self) -> list[dict[str, Any]]:
+    def folders(self) -> list[WatchedFolder]:
         return self._meta.folders(self.name, self.host)
 
     # -- reads -----------------------------------------------------------------------------------
@@ -406,56 +417,74 @@ class QdrantDatabase:
                 search_params=params,
                 with_payload=True,
             ).points
-        out = []
+        hits = []
         for p in found:
-            sim = similarity(p.score)
             payload = _payload(p)
-            if sim < min_similarity:
-                continue
             host = name_from_key(payload["host"])
-            out.append(
+            hits.append(
                 SearchHit(
                     name_from_key(payload["label"]),
                     name_from_key(payload["path"]),
-                    sim,
+                    similarity(p.score),
                     info_from(payload) if details else PhotoInfo(),
                     int(payload["size"]) if details else None,
                     int(payload["iid"]),
                     None if host == self.host else host,
                 )
             )
-        out.sort(key=lambda s: -s.similarity)
-        return out
+        return finished_hits(hits, min_similarity)
 
-    # -- this machine's backfills ----------------------------------------------------------------
+    # -- this machine's background passes ---------------------------------------------------------
 
-    def unread_metadata(self, limit: int) -> list[tuple[int, str, str, int]]:
-        flt = self._mine(match("meta_state", META_UNREAD))
+    def _pending_filter(self, analysis: str, version: int) -> qm.Filter:
+        if analysis in _LEGACY_STATE:
+            field, unread, _ = _LEGACY_STATE[analysis]
+            return self._mine(match(field, unread))
+        done = qm.FieldCondition(key=analysis_key(analysis), range=qm.Range(gte=version))
+        return qm.Filter(must=[host_is(self.host)], must_not=[done])
+
+    def pending(self, analysis: str, version: int, limit: int) -> list[PhotoFile]:
         return [
-            (int(pl["iid"]), name_from_key(pl["label"]), name_from_key(pl["path"]), int(pl["mtime_ns"]))
-            for pl in (_payload(p) for p in self._scroll(flt, limit=limit))
+            PhotoFile(
+                int(pl["iid"]), name_from_key(pl["label"]), name_from_key(pl["path"]), int(pl["mtime_ns"])
+            )
+            for pl in (
+                _payload(p) for p in self._scroll(self._pending_filter(analysis, version), limit=limit)
+            )
         ]
 
-    def count_unread_metadata(self) -> int:
-        return self._count(self._mine(match("meta_state", META_UNREAD)))
+    def count_pending(self, analysis: str, version: int) -> int:
+        return self._count(self._pending_filter(analysis, version))
 
-    def store_metadata(self, rows: list[tuple[int, PhotoInfo | None]]) -> None:
-        points = self._by_iid([i for i, _ in rows], mine=True)
-        self._set_payloads([(str(points[i].id), metadata_update(info)) for i, info in rows if i in points])
+    def count_failed(self, analysis: str, version: int) -> int:
+        if analysis in _LEGACY_STATE:
+            field, _, unreadable = _LEGACY_STATE[analysis]
+            return self._count(self._mine(match(field, unreadable)))
+        read = qm.FieldCondition(key=analysis_key(analysis), range=qm.Range(gte=version))
+        failed = qm.IsEmptyCondition(is_empty=qm.PayloadField(key=analysis_key(analysis) + "_failure"))
+        return self._count(qm.Filter(must=[host_is(self.host), read], must_not=[failed]))
 
-    def unknown_looks(self, limit: int) -> list[tuple[int, str]]:
-        flt = self._mine(match("look_state", LOOK_UNKNOWN))
-        return [
-            (int(pl["iid"]), name_from_key(pl["path"]))
-            for pl in (_payload(p) for p in self._scroll(flt, limit=limit))
-        ]
+    def record_analysis(self, analysis: str, version: int, outcomes: Mapping[int, str | None]) -> None:
+        points = self._by_iid(list(outcomes), mine=True)
+        self._set_payloads(
+            [
+                (str(points[i].id), analysis_update(analysis, version, why))
+                for i, why in outcomes.items()
+                if i in points
+            ]
+        )
 
-    def count_unknown_looks(self) -> int:
-        return self._count(self._mine(match("look_state", LOOK_UNKNOWN)))
+    def store_metadata(self, rows: Mapping[int, PhotoInfo | None]) -> None:
+        points = self._by_iid(list(rows), mine=True)
+        self._set_payloads(
+            [(str(points[i].id), metadata_update(info)) for i, info in rows.items() if i in points]
+        )
 
-    def store_looks(self, rows: list[tuple[int, Look | None]]) -> None:
-        points = self._by_iid([i for i, _ in rows], mine=True)
-        self._set_payloads([(str(points[i].id), looks_update(look)) for i, look in rows if i in points])
+    def store_looks(self, rows: Mapping[int, Look | None]) -> None:
+        points = self._by_iid(list(rows), mine=True)
+        self._set_payloads(
+            [(str(points[i].id), looks_update(look)) for i, look in rows.items() if i in points]
+        )
 
     # -- duplicates ------------------------------------------------------------------------------
 
@@ -495,12 +524,12 @@ class QdrantDatabase:
                 cosines[row, 1:] = [p.score for p in answer.points]
         return labels, cosines
 
-    def details(self, ids: Sequence[int]) -> dict[int, tuple[str, str, PhotoInfo, int, Look | None]]:
-        """(label, path, photo metadata, file size, look) of images of any machine by id."""
+    def details(self, ids: Sequence[int]) -> dict[int, Detail]:
+        """What duplicate finding needs of images of any machine by id."""
         out = {}
         for iid, p in self._by_iid(list(ids), mine=False).items():
             pl = _payload(p)
-            out[iid] = (
+            out[iid] = Detail(
                 name_from_key(pl["label"]),
                 name_from_key(pl["path"]),
                 info_from(pl),
@@ -525,6 +554,13 @@ class QdrantDatabase:
             collection=self.collection,
             host=self.host,
         )
+
+
+# The passes older than the analysis state keep theirs in a field: (field, not read, unreadable).
+_LEGACY_STATE = {
+    "metadata": ("meta_state", META_UNREAD, META_UNREADABLE),
+    "looks": ("look_state", LOOK_UNKNOWN, LOOK_UNREADABLE),
+}
 
 
 def _floats(vector: Any) -> list[float]:

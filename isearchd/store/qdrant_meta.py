@@ -5,15 +5,16 @@ collection ``<prefix><name>`` can have that name)."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
 from qdrant_client import models as qm
 
 from isearchd.store.catalog import now_iso
+from isearchd.store.folders import folder, folder_options
 from isearchd.store.qdrant_link import QdrantLink
 from isearchd.store.qdrant_payload import POINT_NAMESPACE, match, name_from_key, name_key
+from isearchd.store.records import WatchedFolder
 
 META_SUFFIX = ".databases"
 _SCROLL = 1000
@@ -61,15 +62,11 @@ class QdrantMeta:
 
     # -- watched folders, per machine -------------------------------------------------------------
 
-    def folders(self, db: str, host: str) -> list[dict[str, Any]]:
+    def folders(self, db: str, host: str) -> list[WatchedFolder]:
         rows = self._scroll([match("kind", "folder"), match("db", db), match("host", name_key(host))])
-        out = [
-            {"path": name_from_key(p["path"]), "options": json.loads(p["options"]), "added_at": p["added_at"]}
-            for p in rows
-        ]
-        return sorted(out, key=lambda f: f["path"])
+        return sorted((folder(name_from_key(p["path"]), p["options"]) for p in rows), key=lambda f: f.path)
 
-    def add_folder(self, db: str, host: str, path: str, options: dict[str, Any]) -> None:
+    def add_folder(self, db: str, host: str, path: str, exclude: list[str]) -> None:
         self._ensure()
         pid = _folder_point(db, host, path)
         with self.link.guard() as client:
@@ -80,7 +77,7 @@ class QdrantMeta:
                 "db": db,
                 "host": name_key(host),
                 "path": name_key(path),
-                "options": json.dumps(options, sort_keys=True),
+                "options": folder_options(exclude),
                 "added_at": added or now_iso(),
             }
             client.upsert(self.collection, [qm.PointStruct(id=pid, vector={}, payload=payload)], wait=True)

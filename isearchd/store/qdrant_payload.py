@@ -152,7 +152,24 @@ def image_payload(
     else:
         payload.update(info_payload(None, META_UNREAD))
     payload.update(look_payload(record.look, LOOK_UNKNOWN))
+    if kept is not None and kept.get("hash") == record.content_hash:  # the same picture: what the
+        payload.update({k: v for k, v in kept.items() if k.startswith(ANALYSIS_PREFIX)})  # passes read stays
     return payload
+
+
+# A background analysis's state on a point: ``analysis_<name>`` the version that read it,
+# ``analysis_<name>_failure`` why it failed (flat keys, no dots, which Qdrant's filters read as
+# nesting: setting one never touches another).
+ANALYSIS_PREFIX = "analysis_"
+
+
+def analysis_key(analysis: str) -> str:
+    return ANALYSIS_PREFIX + analysis
+
+
+def analysis_update(analysis: str, version: int, failure: str | None) -> dict[str, Any]:
+    """The payload that records that ``version`` of ``analysis`` read a point (or why it failed)."""
+    return {analysis_key(analysis): version, analysis_key(analysis) + "_failure": failure}
 
 
 def info_from(payload: dict[str, Any]) -> PhotoInfo:

@@ -21,7 +21,7 @@ from isearchd.store.qdrant import QdrantDatabase
 from isearchd.store.qdrant_link import QdrantLink
 from isearchd.store.qdrant_meta import QdrantMeta
 from isearchd.store.qdrant_payload import FLOAT_INDEXES, INTEGER_INDEXES, KEYWORD_INDEXES
-from isearchd.store.records import model_mismatch
+from isearchd.store.records import WatchedFolder, model_mismatch
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class QdrantStore:
     def names(self) -> list[str]:
         return self.meta.names()
 
-    def watched_folders(self, name: str) -> list[dict[str, Any]]:
+    def watched_folders(self, name: str) -> list[WatchedFolder]:
         validate_db_name(name)
         return self.meta.folders(name, self.host)
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from isearchd.errors import InvalidRequest, ModelMismatch
+from isearchd.errors import InvalidRequest, ModelMismatch, StoreError
 from isearchd.store.looks import Look
 from isearchd.store.metadata import PhotoInfo
 
@@ -38,6 +39,46 @@ class SearchHit:
     bytes: int | None = None
     id: int | None = None  # the image's id in its database (stable while the image stays)
     host: str | None = None  # the machine whose path ``path`` is; None: this one
+
+
+@dataclass(frozen=True)
+class Move:
+    """A file moved or renamed on disk: from ``old`` to ``new`` (paths on this machine), with its
+    size and modification time there when known (None: unchanged)."""
+
+    old: str
+    new: str
+    size: int | None = None
+    mtime_ns: int | None = None
+
+
+@dataclass(frozen=True)
+class PhotoFile:
+    """An image's file on this machine, for a background pass that reads it again."""
+
+    id: int
+    label: str
+    path: str
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class Detail:
+    """What duplicate finding needs of an image: names, what the photo says, file size, look."""
+
+    label: str
+    path: str
+    info: PhotoInfo
+    size: int
+    look: Look | None
+
+
+@dataclass(frozen=True)
+class WatchedFolder:
+    """A folder a database keeps in sync, with the globs it leaves out."""
+
+    path: str
+    exclude: tuple[str, ...] = ()
 
 
 def latest_by_label(records: list[ImageRecord]) -> list[ImageRecord]:
@@ -84,4 +125,13 @@ def model_mismatch(
         f"model in use is {model_key}{'' if dim is None else f' (dim {dim})'}; embedding spaces "
         f"cannot be mixed. Re-index it with `isearch db --clear -d {name}` and add the images "
         f"again, use another database (-d NAME), or {restart_hint(stored_model)}"
+    )
+
+
+def corrupt_catalog(path: Path, exc: Exception) -> StoreError:
+    """The error for a catalog file that cannot be opened: it is never reset, the user decides."""
+    return StoreError(
+        f"the catalog {path} cannot be opened ({exc}). It was left untouched: if it is damaged, "
+        "restore it from a backup, or move it away to start this database over (its images must "
+        "then be added again)"
     )

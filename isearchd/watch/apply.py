@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from typing import TYPE_CHECKING
 
+from isearchd.store import Move
 from isearchd.watch.events import Batch, Op
 from isearchd.watch.options import MAX_ERRORS_SHOWN
 from isearchd.watch.pathfilter import PathFilter
@@ -69,7 +70,7 @@ def apply_batch(
     for kind, run in groupby(batch.ops, key=lambda op: op.kind):
         ops = list(run)
         if kind == "mv":
-            done.moved += db.rename([(op.src, op.dst, None, None) for op in ops])
+            done.moved += db.rename([Move(op.src, op.dst) for op in ops])
             done.gone.extend(op.src for op in ops)
             index.extend(op.dst for op in ops)  # a stat each: re-embeds only if the content changed
         elif kind == "rm":

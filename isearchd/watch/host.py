@@ -14,14 +14,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from watchdog.observers.api import BaseObserver, ObservedWatch
 
     from isearchd.engine.jobqueue import JobQueue
     from isearchd.reports import AddReport
-    from isearchd.store import ImageDatabase
+    from isearchd.store import ImageDatabase, WatchedFolder
 
 
 class FolderHost(Protocol):
@@ -41,7 +41,7 @@ class WatchHost(FolderHost, Protocol):
 
     home: Path
 
-    def watched_folders(self, name: str) -> list[dict[str, Any]]:
+    def watched_folders(self, name: str) -> list[WatchedFolder]:
         """The folders database ``name`` watches on this machine, read without opening it."""
         ...
 

@@ -152,11 +152,8 @@ class Watcher:
                 self._record_failure(db_name, where, (), "catalog", reason)
                 continue
             for f in folders:
-                root = f["path"]
-                if (db_name, root) in self._folders:
-                    continue
-                exclude = f["options"].get("exclude", [])
-                self._start_or_record(db_name, root, [str(e) for e in exclude], "catalog")
+                if (db_name, f.path) not in self._folders:
+                    self._start_or_record(db_name, f.path, list(f.exclude), "catalog")
 
     def _start_or_record(self, db_name: str, root: str, exclude: Sequence[str], source: str) -> None:
         try:
@@ -216,7 +213,7 @@ class Watcher:
         db = self.host.database(db_name, create=True)
         out = []
         for root in roots:
-            db.add_folder(root, {"exclude": list(exclude)})
+            db.add_folder(root, exclude)
             fw = self.start_folder(db_name, root, exclude, "catalog")
             out.append(fw.describe(db.count_below(root)))
         return out

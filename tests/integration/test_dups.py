@@ -197,6 +197,9 @@ def test_a_catalog_from_before_looks_is_hashed_in_the_background(
     conn = sqlite3.connect(d.home / "old" / "catalog.sqlite")
     with conn:  # back to what schema 4 wrote
         conn.execute("DROP INDEX images_look_state")
+        conn.execute("DROP TABLE analyses")  # (schema 6)
+        conn.execute("DROP TRIGGER analyses_image_deleted")
+        conn.execute("DROP TRIGGER analyses_image_changed")
         for column in ("phash", "colours", "look_state"):
             conn.execute(f"ALTER TABLE images DROP COLUMN {column}")
         conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")

@@ -122,7 +122,7 @@ def test_catalog_stores_odd_names_and_moves_folders(tmp_path: Path) -> None:
         assert db.count_below(moved) == len(names) and db.count_below(folder) == 0
         assert db.get(f"{moved}/{fsname(ODD[0])}") is not None
         db.add_folder(moved)
-        assert [f["path"] for f in db.folders()] == [moved]
+        assert [f.path for f in db.folders()] == [moved]
         assert db.delete_prefix(moved) == len(names)
         assert db.count() == 1
 
@@ -141,6 +141,9 @@ def test_text_rows_of_an_older_catalog_are_migrated(tmp_path: Path) -> None:
         conn.execute("DROP INDEX images_taken_local")  # and without what m004 added
         conn.execute("DROP INDEX images_meta_state")
         conn.execute("DROP INDEX images_look_state")  # and what m005 added
+        conn.execute("DROP TABLE analyses")  # and what m006 added
+        conn.execute("DROP TRIGGER analyses_image_deleted")
+        conn.execute("DROP TRIGGER analyses_image_changed")
         for column in (*META_COLUMNS, "phash", "colours", "look_state"):
             conn.execute(f"ALTER TABLE images DROP COLUMN {column}")
     assert conn.execute("SELECT typeof(label) FROM images").fetchone() == ("text",)
@@ -148,7 +151,7 @@ def test_text_rows_of_an_older_catalog_are_migrated(tmp_path: Path) -> None:
     with Database.open(tmp_path, "t", model_key="m", dim=16, save_policy=SavePolicy(background=False)) as db:
         assert db.get("/p/é.jpg") is not None
         assert db.count_below("/p") == 1
-        assert [f["path"] for f in db.folders()] == ["/p"]
+        assert [f.path for f in db.folders()] == ["/p"]
 
 
 def test_a_full_disk_is_said_plainly_and_keeps_what_was_committed(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 from store_backends import DIM, records, unit
 
 from isearchd.errors import InvalidRequest, ModelMismatch, NotFound
-from isearchd.store import Filters, ImageDatabase, ImageRecord, PhotoInfo, Store
+from isearchd.store import Filters, ImageDatabase, ImageRecord, Move, PhotoInfo, Store, WatchedFolder
 from isearchd.store.looks import Look
 
 
@@ -130,7 +130,7 @@ def test_rename_and_move_prefix_keep_vectors(store: Store) -> None:
         ]
     )
     # a.jpg moved over b.jpg: b's row goes (the file it described was replaced)
-    assert db.rename([("/p/a.jpg", "/p/b.jpg", 2, 3), ("name.jpg", "/p/renamed.jpg", None, None)]) == 2
+    assert db.rename([Move("/p/a.jpg", "/p/b.jpg", 2, 3), Move("name.jpg", "/p/renamed.jpg")]) == 2
     moved = db.get("/p/b.jpg")
     assert moved is not None and moved.content_hash == "ha" and (moved.size, moved.mtime_ns) == (2, 3)
     assert moved.vector is not None and np.allclose(moved.vector, v[0], atol=1e-6)
@@ -208,30 +208,56 @@ def test_metadata_and_looks_backfill(store: Store) -> None:
             ImageRecord("/m/c.jpg", "/m/c.jpg", 1, 13, "hc", v[2]),
         ]
     )
-    assert db.count_unread_metadata() == 2 and db.count_unknown_looks() == 2
-    unread = sorted(db.unread_metadata(10), key=lambda r: r[1])
-    assert [(lb, p, m) for _, lb, p, m in unread] == [
+    assert db.count_pending("metadata", 1) == 2 and db.count_pending("looks", 1) == 2
+    unread = sorted(db.pending("metadata", 1, 10), key=lambda r: r.label)
+    assert [(f.label, f.path, f.mtime_ns) for f in unread] == [
         ("/m/a.jpg", "/m/a.jpg", 11),
         ("/m/c.jpg", "/m/c.jpg", 13),
     ]
-    assert len(db.unread_metadata(1)) == 1
-    ids = {lb: i for i, lb, _, _ in unread}
-    db.store_metadata([(ids["/m/a.jpg"], PhotoInfo(city="Oslo", type="jpeg")), (ids["/m/c.jpg"], None)])
-    assert db.count_unread_metadata() == 0
+    assert len(db.pending("metadata", 1, 1)) == 1
+    ids = {f.label: f.id for f in unread}
+    db.store_metadata({ids["/m/a.jpg"]: PhotoInfo(city="Oslo", type="jpeg"), ids["/m/c.jpg"]: None})
+    assert db.count_pending("metadata", 1) == 0 and db.count_failed("metadata", 1) == 1
     assert {h.label for h in db.search(v[0], k=5, filters=Filters(place="oslo"))} == {"/m/a.jpg"}
-    unknown = dict((p, i) for i, p in db.unknown_looks(10))
+    unknown = {f.path: f.id for f in db.pending("looks", 1, 10)}
     assert set(unknown) == {"/m/a.jpg", "/m/c.jpg"}
-    db.store_looks([(unknown["/m/a.jpg"], look), (unknown["/m/c.jpg"], None)])
-    assert db.count_unknown_looks() == 0
+    db.store_looks({unknown["/m/a.jpg"]: look, unknown["/m/c.jpg"]: None})
+    assert db.count_pending("looks", 1) == 0 and db.count_failed("looks", 1) == 1
     details = db.details([ids["/m/a.jpg"], ids["/m/c.jpg"], 2**52 + 1])
     assert set(details) == {ids["/m/a.jpg"], ids["/m/c.jpg"]}
-    label, path, info, size, got_look = details[ids["/m/a.jpg"]]
-    assert (label, path, info.city, size, got_look) == ("/m/a.jpg", "/m/a.jpg", "Oslo", 1, look)
-    assert details[ids["/m/c.jpg"]][4] is None
+    got = details[ids["/m/a.jpg"]]
+    assert (got.label, got.path, got.info.city) == ("/m/a.jpg", "/m/a.jpg", "Oslo")
+    assert (got.size, got.look) == (1, look)
+    assert details[ids["/m/c.jpg"]].look is None
     # re-adding without info keeps what was read
     db.add([ImageRecord("/m/a.jpg", "/m/a.jpg", 2, 14, "ha2", v[0])])
-    assert db.count_unread_metadata() == 0
+    assert db.count_pending("metadata", 1) == 0
     assert db.search(v[0], k=1, details=True)[0].info.city == "Oslo"
+
+
+def test_analysis_state_follows_the_images(store: Store) -> None:
+    """What a background analysis has read: pending until recorded (a failure too), again when
+    its version grows, and forgotten when an image is deleted or its content changes."""
+    v = unit(np.random.default_rng(11), 4)
+    db = open_db(store)
+    db.add(records(v, "/an"))
+    assert db.count_pending("faces", 1) == 4 and db.count_failed("faces", 1) == 0
+    assert len(db.pending("faces", 1, 2)) == 2
+    files = {f.label: f for f in db.pending("faces", 1, 10)}
+    first, second, third, fourth = (files[f"/an/{i:05d}.jpg"] for i in range(4))
+    db.record_analysis("faces", 1, {first.id: None, second.id: "truncated JPEG", 2**52 + 3: None})
+    assert db.count_pending("faces", 1) == 2 and db.count_failed("faces", 1) == 1
+    assert {f.id for f in db.pending("faces", 1, 10)} == {third.id, fourth.id}
+    assert db.count_pending("words", 1) == 4  # each analysis its own
+    assert db.count_pending("faces", 2) == 4  # a new version reads them all again
+    # a changed picture is read again; a renamed one keeps its state; a deleted one leaves
+    db.add([ImageRecord(first.label, first.path, 9, 99, "changed", v[0])])
+    db.rename([Move(second.path, "/an/renamed.jpg")])
+    db.delete_labels([third.label])
+    assert {f.label for f in db.pending("faces", 1, 10)} == {first.label, fourth.label}
+    assert db.count_failed("faces", 1) == 1
+    db.clear()
+    assert db.count_pending("faces", 1) == 0 and db.count_failed("faces", 1) == 0
 
 
 def test_vectors_below_and_neighbours(store: Store) -> None:
@@ -258,21 +284,19 @@ def test_vectors_below_and_neighbours(store: Store) -> None:
 def test_folders_are_kept_by_clear(store: Store) -> None:
     v = unit(np.random.default_rng(10), 3)
     db = open_db(store)
-    db.add_folder("/watch/b", {"exclude": ["*.tmp"]})
+    db.add_folder("/watch/b", ["*.tmp"])
     db.add_folder("/watch/a")
-    db.add_folder("/watch/b", {"exclude": []})  # again: new options
-    assert [(f["path"], f["options"]) for f in db.folders()] == [
-        ("/watch/a", {}),
-        ("/watch/b", {"exclude": []}),
-    ]
-    assert all(f["added_at"] for f in db.folders())
+    db.add_folder("/watch/b", [])  # again: new options
+    assert db.folders() == [WatchedFolder("/watch/a"), WatchedFolder("/watch/b")]
+    db.add_folder("/watch/b", ["*.tmp", "**/raw/**"])
+    assert db.folders()[1].exclude == ("*.tmp", "**/raw/**")
     db.add(records(v))
     db.clear()
     assert db.count() == 0 and db.search(v[0]) == []
-    assert [f["path"] for f in store.watched_folders("t")] == ["/watch/a", "/watch/b"]
+    assert [f.path for f in store.watched_folders("t")] == ["/watch/a", "/watch/b"]
     assert db.remove_folder("/watch/a") and not db.remove_folder("/watch/a")
     db.close()
-    assert [f["path"] for f in store.watched_folders("t")] == ["/watch/b"]
+    assert [f.path for f in store.watched_folders("t")] == ["/watch/b"]
     assert store.watched_folders("nope") == []
     again = store.open("t", model_key="ViT-8Y", dim=DIM, create=False)
     assert again.count() == 0 and again.model_key == "ViT-8Y"
@@ -294,10 +318,10 @@ def test_names_of_any_bytes_round_trip(store: Store) -> None:
     assert db.search(v[0], k=1)[0].path == odd
     assert labels(db, "/ph/caf\udce9") == [odd]
     assert {h.label for h in db.search(v[0], k=5, filters=Filters(within=("/ph/caf\udce9",)))} == {odd}
-    assert db.rename([(odd, "/ph/\udc80.jpg", None, None)]) == 1
+    assert db.rename([Move(odd, "/ph/\udc80.jpg")]) == 1
     assert labels(db, "/ph") == sorted(["/ph/\udc80.jpg", "/ph/café/ü.jpg", "/ph/b64:x.jpg"], key=os_bytes)
     db.add_folder(odd)
-    assert [f["path"] for f in db.folders()] == [odd]
+    assert [f.path for f in db.folders()] == [odd]
 
 
 def os_bytes(name: str) -> bytes:

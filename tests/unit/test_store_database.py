@@ -16,7 +16,7 @@ from store_backends import DIM, records, unit
 
 from isearchd.errors import InvalidRequest, ModelMismatch, NotFound, StoreError
 from isearchd.store import Database, ImageRecord, SavePolicy, list_databases, validate_db_name
-from isearchd.store import database as database_mod
+from isearchd.store import saver as saver_mod
 from isearchd.store import vectors as vectors_mod
 
 QUIET = SavePolicy(background=False)
@@ -218,14 +218,14 @@ def test_info_clear_drop_and_list(tmp_path: Path) -> None:
     assert list_databases(tmp_path) == []
     with open_db(tmp_path, "b") as db:
         db.add(records(unit(rng, 20)))
-        db.add_folder("/photos", {"recursive": True})
+        db.add_folder("/photos", ["*.tmp"])
         info = db.info()
         assert info.name == "b" and info.base == str(tmp_path / "b")
         assert info.size == 20 and info.capacity >= 20 and info.disk_bytes
         assert (info.model, info.dim) == ("ViT-8Y", DIM) and info.created
         db.clear()
         assert db.count() == 0 and db.search(unit(rng, 1)[0]) == []
-        assert db.folders()[0]["path"] == "/photos" and db.folders()[0]["options"] == {"recursive": True}
+        assert db.folders()[0].path == "/photos" and db.folders()[0].exclude == ("*.tmp",)
         db.add(records(unit(rng, 3)))
         assert db.count() == 3
     with open_db(tmp_path, "a"):
@@ -397,7 +397,7 @@ def test_saves_are_spaced_by_their_own_cost(tmp_path: Path, monkeypatch: pytest.
     db = Database.open(tmp_path, "t", model_key="m", dim=DIM, save_policy=policy)
     clock = [1000.0]
     # the database's clock only: other threads of the test process keep the real one
-    monkeypatch.setattr(database_mod, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))
+    monkeypatch.setattr(saver_mod, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))
     real_save = db._vectors.save
 
     def slow_save(seq: int) -> None:  # a save that takes 2 s on the (fake) clock
@@ -409,9 +409,9 @@ def test_saves_are_spaced_by_their_own_cost(tmp_path: Path, monkeypatch: pytest.
     db.save_index()  # ended at 1002: the next save is due no sooner than 1002 + 9 * 2
     db.add(records(unit(rng, 20), start=20))  # over max_changes and, later, over max_seconds
     clock[0] = 1019.9
-    assert not db._save_due()
+    assert not db._saver.due()
     clock[0] = 1020.1
-    assert db._save_due()
+    assert db._saver.due()
     db.save_index()
     db.close()
     reopened = Database.open(tmp_path, "t", model_key="m", dim=DIM)

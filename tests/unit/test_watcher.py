@@ -18,7 +18,7 @@ from isearchd.engine.jobqueue import JobQueue
 from isearchd.errors import Busy, InvalidRequest
 from isearchd.messages import Unwatched
 from isearchd.reports import AddReport
-from isearchd.store import Database, ImageRecord, watched_folders
+from isearchd.store import Database, ImageRecord, Move, watched_folders
 from isearchd.watch.debounce import Debouncer
 from isearchd.watch.pathfilter import PathFilter, glob_to_regex, is_temp_name
 from isearchd.watch.reconcile import WalkStopped, diff, walk_folder
@@ -261,7 +261,7 @@ def test_rename_and_move_prefix_keep_vectors(tmp_path: Path) -> None:
         db.add([_rec("/w/target.jpg", "ht", 4), _rec("name.jpg", "hn", 5, "/w/d/name.jpg")])
         vec_a = db.get("/w/a.jpg").vector  # type: ignore[union-attr]
         # a rename over an existing file replaces its row
-        assert db.rename([("/w/a.jpg", "/w/target.jpg", 11, 21)]) == 1
+        assert db.rename([Move("/w/a.jpg", "/w/target.jpg", 11, 21)]) == 1
         got = db.get("/w/target.jpg")
         assert got is not None and got.content_hash == "ha" and (got.size, got.mtime_ns) == (11, 21)
         assert np.array_equal(got.vector, vec_a) and db.get("/w/a.jpg") is None
@@ -272,7 +272,7 @@ def test_rename_and_move_prefix_keep_vectors(tmp_path: Path) -> None:
         assert labels == ["/w/moved/b.jpg", "/w/moved/e/c.jpg", "/w/target.jpg", "name.jpg"]
         assert db.get("name.jpg").path == "/w/moved/name.jpg"  # type: ignore[union-attr]
         assert db.count_below("/w/moved") == 3
-        assert db.rename([("/w/missing.jpg", "/w/x.jpg", None, None)]) == 0
+        assert db.rename([Move("/w/missing.jpg", "/w/x.jpg")]) == 0
         hits = db.search(vec_a, k=1)
         assert hits[0].label == "/w/target.jpg"  # the index follows the catalog
     finally:
@@ -446,6 +446,6 @@ def test_same_folder_in_two_databases(host: FakeHost, tmp_path: Path) -> None:
         assert watcher.unwatch("one", str(root)) == Unwatched(path=str(root), db="one", removed=0)
         _write(root / "b.jpg", b"bbb")  # the other database keeps receiving events
         _until(lambda: two.count() == 2)
-        assert one.count() == 1 and one.folders() == [] and [f["path"] for f in two.folders()] == [str(root)]
+        assert one.count() == 1 and one.folders() == [] and [f.path for f in two.folders()] == [str(root)]
     finally:
         watcher.stop()
