@@ -29,46 +29,52 @@ JSON_HELP = (
 )
 
 
+MinOpt = Annotated[
+    float,
+    typer.Option(
+        "-m",
+        "--min-similarity",
+        min=0.0,
+        max=100.0,
+        help="Model similarity (percent) for two images to be compared at all; copies are then "
+        "confirmed by their pixels (perceptual hash, colours, aspect ratio).",
+    ),
+]
+InOpt = Annotated[str | None, typer.Option("--in", metavar="PATH", help="Only the images below this folder.")]
+NumOpt = Annotated[int, typer.Option("-n", "--num", min=1, help="Number of groups shown.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
+MoveOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--move-to",
+        metavar="DIR",
+        help="Move every image but the one to keep of every group (-n aside) below DIR, each at its "
+        "path relative to its watched folder (else its absolute path); writes a manifest first. "
+        "DIR may not be inside a watched folder or the data home. Nothing is overwritten or deleted.",
+    ),
+]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="With --move-to: print the moves, move nothing.")]
+YesOpt = Annotated[bool, typer.Option("-y", "--yes", help="With --move-to: move without asking.")]
+UndoOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--undo",
+        metavar="MANIFEST",
+        help="Put back every file a --move-to moved (never over a file now at its old place).",
+    ),
+]
+
+
 def dups(
     ctx: typer.Context,
-    min_similarity: Annotated[
-        float,
-        typer.Option(
-            "-m",
-            "--min-similarity",
-            min=0.0,
-            max=100.0,
-            help="Model similarity (percent) for two images to be compared at all; copies are then "
-            "confirmed by their pixels (perceptual hash, colours, aspect ratio).",
-        ),
-    ] = DEFAULT_MIN_SIMILARITY,
-    within: Annotated[
-        str | None, typer.Option("--in", metavar="PATH", help="Only the images below this folder.")
-    ] = None,
-    num: Annotated[int, typer.Option("-n", "--num", min=1, help="Number of groups shown.")] = 100,
-    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
-    move_to: Annotated[
-        str | None,
-        typer.Option(
-            "--move-to",
-            metavar="DIR",
-            help="Move every image but the one to keep of every group (-n aside) below DIR, each at its "
-            "path relative to its watched folder (else its absolute path); writes a manifest first. "
-            "DIR may not be inside a watched folder or the data home. Nothing is overwritten or deleted.",
-        ),
-    ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="With --move-to: print the moves, move nothing.")
-    ] = False,
-    yes: Annotated[bool, typer.Option("-y", "--yes", help="With --move-to: move without asking.")] = False,
-    undo_manifest: Annotated[
-        str | None,
-        typer.Option(
-            "--undo",
-            metavar="MANIFEST",
-            help="Put back every file a --move-to moved (never over a file now at its old place).",
-        ),
-    ] = None,
+    min_similarity: MinOpt = DEFAULT_MIN_SIMILARITY,
+    within: InOpt = None,
+    num: NumOpt = 100,
+    as_json: JsonOpt = False,
+    move_to: MoveOpt = None,
+    dry_run: DryRunOpt = False,
+    yes: YesOpt = False,
+    undo_manifest: UndoOpt = None,
     db: DbOpt = None,
     bind: BindOpt = None,
     version: VersionOpt = False,

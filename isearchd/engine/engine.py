@@ -22,7 +22,6 @@ import logging
 import os
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -35,12 +34,12 @@ from isearchd.engine.dups import DupRules, find_groups
 from isearchd.engine.gate import QueryGate
 from isearchd.engine.indexer import BATCH_SIZE, AddItem, AddReport, Indexer, Progress, ProgressFn
 from isearchd.engine.jobqueue import JobQueue
-from isearchd.engine.migrate import copy_database
+from isearchd.engine.migrate import Handle, plan_migration
 from isearchd.engine.passes import LooksPass, MetadataPass
 from isearchd.engine.places import Gazetteer
-from isearchd.engine.query import SORTS, SearchQuery, Term, combine
+from isearchd.engine.query import SORTS, SearchQuery, combine
+from isearchd.engine.queryvectors import TEXT_CACHE_SIZE, QueryVectors
 from isearchd.errors import InvalidRequest, NotFound
-from isearchd.files.images import content_hash, load_image, read_image_file
 from isearchd.files.scan import label_for, scan
 from isearchd.messages import DbInfo, DupGroup, EngineStatus, ImageInfo, Migrated
 from isearchd.reports import LABEL_TYPES, MAX_RESULTS
@@ -52,9 +51,6 @@ if TYPE_CHECKING:
     from isearchd.store import ImageDatabase, SearchHit, Store, WatchedFolder
 
 log = logging.getLogger(__name__)
-
-# Text embeddings kept for repeated queries: 512 floats each, so 1024 entries cost ~2 MB.
-TEXT_CACHE_SIZE = 1024
 
 
 class EngineModel(Protocol):
@@ -112,11 +108,9 @@ class Engine:
         self._dbs: dict[str, ImageDatabase] = {}
         self._db_lock = threading.RLock()
         self.jobs = JobQueue()
-        self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._text_cache_size = text_cache_size
-        self._text_lock = threading.Lock()
         # searches computing an embedding hold it; the add's decode threads wait for them
         self.gate = QueryGate()
+        self.queries = QueryVectors(model, self.gate, text_cache_size)
         self._closed = False
         self.places = Gazetteer()
         self.analyses = Analyses([MetadataPass(self.places), LooksPass(), *analyses], self.jobs, self.gate)
@@ -325,84 +319,27 @@ class Engine:
         """Copy database ``name`` from the embedded store under the data home to the store at URL
         ``to``, or from the store at URL ``source`` into the embedded store (``engine.migrate``).
         The source is left intact."""
-        from isearchd.store import EmbeddedStore, validate_db_name
+        from isearchd.store import validate_db_name
 
         validate_db_name(name)
-        if (to is None) == (source is None):
-            raise InvalidRequest("migrate needs exactly one of 'to' and 'from' (a store URL)")
-        url = str(to or source)
-        local: Store = self.store if self.store.url is None else EmbeddedStore(self.home)
-        other = self.store if self.store.url == url else self._open_url(url)
-        src_store, dst_store = (local, other) if to is not None else (other, local)
 
-        def job() -> Migrated:  # a write like any other: through the one queue
-            opened: list[ImageDatabase] = []
-            try:
-                src = self._handle(src_store, name, None, None, False, opened)
-                dst = self._handle(dst_store, name, src.model_key, src.dim, True, opened)
-                copied = copy_database(src, dst, progress, cancel)
-            finally:
-                for db in opened:
-                    db.close()
-                if other is not self.store:
-                    other.close()
-            return Migrated(
-                db=name, source=src_store.url or "embedded", to=dst_store.url or "embedded", copied=copied
-            )
+        def open_handle(
+            store: Store, name: str, *, model: str | None, dim: int | None, create: bool
+        ) -> Handle:
+            if store is self.store:  # one handle per database in a process: the engine's own
+                with self._db_lock:
+                    if name in self._dbs:
+                        return Handle(self._dbs[name], owned=False)
+            return Handle(store.open(name, model_key=model, dim=dim, create=create), owned=True)
 
-        result: Migrated = self.jobs.run(job, f"migrate {name}")
+        plan = plan_migration(self.store, self.home, self._open_url, to, source)
+        result: Migrated = self.jobs.run(
+            lambda: plan.run(name, open_handle, progress, cancel), f"migrate {name}"
+        )
         log.info("migrated %r from %s to %s: %d images", name, result.source, result.to, result.copied)
         return result
 
-    def _handle(
-        self,
-        store: Store,
-        name: str,
-        model_key: str | None,
-        dim: int | None,
-        create: bool,
-        opened: list[ImageDatabase],
-    ) -> ImageDatabase:
-        """``name`` in ``store``: the engine's open handle when it is the engine's store (one
-        handle per database in a process), else a new one the caller closes (in ``opened``)."""
-        if store is self.store:
-            with self._db_lock:
-                if name in self._dbs:
-                    return self._dbs[name]
-        db = store.open(name, model_key=model_key, dim=dim, create=create)
-        opened.append(db)
-        return db
-
     # -- search / compare ------------------------------------------------------------------------
-
-    def text_vector(self, text: str) -> np.ndarray:
-        if not text.strip():
-            raise InvalidRequest("the search text is empty")
-        with self._text_lock:
-            vec = self._text_cache.get(text)
-            if vec is not None:
-                self._text_cache.move_to_end(text)
-                return vec
-        with self.gate.query():
-            vec = self.model.embed_texts([text])[0]
-        with self._text_lock:
-            self._text_cache[text] = vec
-            while len(self._text_cache) > self._text_cache_size:
-                self._text_cache.popitem(last=False)
-        return vec
-
-    def image_vector(self, db: ImageDatabase, source: str | bytes, name: str | None = None) -> np.ndarray:
-        """The embedding of a query image (a daemon-side path or bytes). When ``db`` holds a
-        picture with the same bytes (a search by a photo of the library), its stored vector is
-        the answer: the model computed exactly that vector when it was added."""
-        with self.gate.query():
-            if not isinstance(source, bytes):  # read once: hashed here, decoded below
-                name, source = name or source, read_image_file(source, name=name)
-            known = db.vector_for_hash(content_hash(source))
-            if known is not None:
-                return known
-            image = load_image(source, min_side=self.model.image_size, name=name)
-            return self.model.embed_images([image])[0]
 
     def search(self, db_name: str, query: SearchQuery) -> list[SearchHit]:
         """A combined, filtered search: the exact top ``num`` of the images that pass the filters,
@@ -413,7 +350,7 @@ class Engine:
         if not query.terms:
             raise InvalidRequest("a search needs a text, an image or an image of the database")
         db = self.database(db_name, create=False)
-        vectors = [self._term_vector(db, t) for t in query.terms]
+        vectors = [self.queries.term_vector(db, t) for t in query.terms]
         vector = combine(vectors, [t.weight for t in query.terms])
         hits = db.search(
             vector, k=query.num, min_similarity=query.similarity, filters=query.filters, details=True
@@ -424,30 +361,11 @@ class Engine:
             hits = dated + [h for h in hits if not h.info.taken_local]
         return hits
 
-    def _term_vector(self, db: ImageDatabase, term: Term) -> np.ndarray:
-        if term.text is not None:
-            return self.text_vector(term.text)
-        if term.image is not None:
-            return self.image_vector(db, term.image, term.name)
-        assert term.like is not None
-        record = db.get(term.like)
-        if record is None or record.vector is None:
-            raise NotFound(
-                f"{term.like} is not an image of database {db.name!r}; add it first, or search by the "
-                "image file itself"
-            )
-        return record.vector
-
     def compare(
         self, a: str | bytes, b: str | bytes, *, a_name: str | None = None, b_name: str | None = None
     ) -> float:
         """Similarity of two images in percent, 0-100, one decimal (an image with itself: 100.0)."""
-        with self.gate.query():
-            img_a = load_image(a, min_side=self.model.image_size, name=a_name)
-            img_b = load_image(b, min_side=self.model.image_size, name=b_name)
-            vecs = self.model.embed_images([img_a, img_b])
-        cos = float(np.dot(vecs[0].astype(np.float64), vecs[1].astype(np.float64)))
-        return round(min(100.0, max(0.0, cos * 100.0)), 1)
+        return self.queries.compare(a, b, a_name=a_name, b_name=b_name)
 
     def dups(self, db_name: str, rules: DupRules, within: str | None = None) -> list[DupGroup]:
         """Groups of near-duplicates of a database, or of its images below the folder ``within``."""

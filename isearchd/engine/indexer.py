@@ -31,7 +31,7 @@ import logging
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,6 +157,67 @@ class _Counts:
         return Progress(self.done, self.total, self.added, self.skipped, len(self.failed))
 
 
+@dataclass
+class _Run:
+    """One add in progress: the files being prepared (in order), the batch waiting for the model,
+    and what has been counted and reported."""
+
+    indexer: Indexer
+    counts: _Counts
+    progress: ProgressFn | None
+    seen: set[str] = field(default_factory=set)
+    batch: list[_Ready] = field(default_factory=list)
+    pending: deque[Future[_Skip | _Fail | _Ready]] = field(default_factory=deque)
+    exhausted: bool = False
+    unreported: int = 0
+
+    def report(self) -> None:
+        self.unreported = 0
+        if self.progress is not None:
+            self.progress(self.counts.progress())
+
+    def fill(self, pool: ThreadPoolExecutor, source: Iterator[AddItem]) -> None:
+        """Start preparing files until ``lookahead`` are under way (back-pressure: no more)."""
+        while not self.exhausted and len(self.pending) < self.indexer.lookahead:
+            item = next(source, None)
+            if item is None:
+                self.exhausted = True
+            elif item.label in self.seen:
+                self._done()
+                self.counts.skipped += 1
+            else:
+                self.seen.add(item.label)
+                self.pending.append(pool.submit(self.indexer.prepare, item))
+
+    def _done(self) -> None:
+        self.counts.done += 1
+        self.unreported += 1
+
+    def take(self, outcome: _Skip | _Fail | _Ready) -> None:
+        if isinstance(outcome, _Skip):
+            self.counts.skipped += 1
+            self._done()
+        elif isinstance(outcome, _Fail):
+            log.info("not added: %s: %s", outcome.item.path, outcome.reason)
+            self.counts.failed.append((outcome.item.path, outcome.reason))
+            self._done()
+        else:
+            self.batch.append(outcome)
+
+    def commit_if_due(self) -> None:
+        to_embed = sum(1 for r in self.batch if r.vector is None)
+        last = self.batch and not self.pending and self.exhausted
+        if to_embed >= self.indexer.batch_size or len(self.batch) >= self.indexer.lookahead or last:
+            self.commit()
+        elif self.unreported >= self.indexer.batch_size:
+            self.report()
+
+    def commit(self) -> None:
+        self.indexer.commit(self.batch, self.counts)
+        self.batch = []
+        self.report()
+
+
 class Indexer:
     """Runs one add job against one database. Not shared between threads."""
 
@@ -187,82 +248,38 @@ class Indexer:
         progress: ProgressFn | None = None,
         cancel: threading.Event | None = None,
     ) -> AddReport:
-        counts = _Counts(total=len(items))
-        seen: set[str] = set()
-        batch: list[_Ready] = []
-        pending: deque[Future[_Skip | _Fail | _Ready]] = deque()
+        run = _Run(self, _Counts(total=len(items)), progress)
         source = iter(items)
-        exhausted = False
-        unreported = 0
-
-        def report() -> None:
-            if progress is not None:
-                progress(counts.progress())
-
         with ThreadPoolExecutor(self.workers, thread_name_prefix="isearch-decode") as pool:
             try:
                 while True:
                     if cancel is not None and cancel.is_set():
                         raise Busy(
-                            f"the daemon is shutting down; {counts.added} images were committed before it "
-                            "stopped; run the add again to finish"
+                            f"the daemon is shutting down; {run.counts.added} images were committed before "
+                            "it stopped; run the add again to finish"
                         )
-                    while not exhausted and len(pending) < self.lookahead:
-                        item = next(source, None)
-                        if item is None:
-                            exhausted = True
-                            break
-                        if item.label in seen:
-                            counts.skipped += 1
-                            counts.done += 1
-                            unreported += 1
-                            continue
-                        seen.add(item.label)
-                        pending.append(pool.submit(self._prepare, item))
-                    if not pending:
+                    run.fill(pool, source)
+                    if not run.pending:
                         break
-                    outcome = pending.popleft().result()
-                    if isinstance(outcome, _Skip):
-                        counts.skipped += 1
-                        counts.done += 1
-                        unreported += 1
-                    elif isinstance(outcome, _Fail):
-                        log.info("not added: %s: %s", outcome.item.path, outcome.reason)
-                        counts.failed.append((outcome.item.path, outcome.reason))
-                        counts.done += 1
-                        unreported += 1
-                    else:
-                        batch.append(outcome)
-                    to_embed = sum(1 for r in batch if r.vector is None)
-                    if (
-                        to_embed >= self.batch_size
-                        or len(batch) >= self.lookahead
-                        or (batch and not pending and exhausted)
-                    ):
-                        self._commit(batch, counts)
-                        batch = []
-                        unreported = 0
-                        report()
-                    elif unreported >= self.batch_size:
-                        unreported = 0
-                        report()
-                if batch:
-                    self._commit(batch, counts)
-                    unreported = 0
-                    report()
-                if unreported:
-                    report()
+                    run.take(run.pending.popleft().result())
+                    run.commit_if_due()
+                if run.batch:
+                    run.commit()
+                if run.unreported:
+                    run.report()
             except StoreError as e:
-                saved = f"{counts.added} {'image' if counts.added == 1 else 'images'} of this add"
+                added = run.counts.added
+                saved = f"{added} {'image' if added == 1 else 'images'} of this add"
                 raise type(e)(f"{e.message} ({saved} were saved before it)") from e
             finally:
-                for fut in pending:
+                for fut in run.pending:
                     fut.cancel()
+        counts = run.counts
         return AddReport(added=counts.added, skipped=counts.skipped, failed=counts.failed)
 
     # -- steps ---------------------------------------------------------------------------------
 
-    def _prepare(self, item: AddItem) -> _Skip | _Fail | _Ready:
+    def prepare(self, item: AddItem) -> _Skip | _Fail | _Ready:
         """Runs in the decode pool: stat, duplicate check, read, hash, reuse or decode."""
         if self.gate is not None:
             self.gate.wait_clear()
@@ -320,7 +337,7 @@ class Indexer:
             log.exception("unexpected error while preparing %r", item.path)
             return _Fail(item, f"unexpected error ({type(e).__name__}: {e})")
 
-    def _commit(self, batch: list[_Ready], counts: _Counts) -> None:
+    def commit(self, batch: list[_Ready], counts: _Counts) -> None:
         from isearchd.store import ImageRecord
 
         vectors = self._embed([r for r in batch if r.vector is None], counts)

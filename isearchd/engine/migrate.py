@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
-from isearchd.errors import Busy
+from isearchd.errors import Busy, InvalidRequest
+from isearchd.messages import Migrated
 
 if TYPE_CHECKING:
-    from isearchd.store import ImageDatabase
+    from isearchd.store import ImageDatabase, Store
 
 # Images per batch: one upsert of 256 points (~600 kB of JSON at dim 512) per acknowledgement.
 COPY_BATCH = 256
@@ -47,3 +50,66 @@ def copy_database(
     for folder in src.folders():
         dst.add_folder(folder.path, folder.exclude)
     return copied
+
+
+@dataclass(frozen=True)
+class Handle:
+    """An open database, and whether the migration opened it (and so closes it)."""
+
+    db: ImageDatabase
+    owned: bool
+
+
+class Opener(Protocol):
+    """How a migration opens a database of a store (the engine hands out its own open ones)."""
+
+    def __call__(
+        self, store: Store, name: str, *, model: str | None, dim: int | None, create: bool
+    ) -> Handle: ...
+
+
+@dataclass(frozen=True)
+class Migration:
+    """A copy from one store to another; ``other`` is closed after it (unless it is the daemon's)."""
+
+    src: Store
+    dst: Store
+    other: Store
+    other_is_mine: bool
+
+    def run(
+        self, name: str, open_db: Opener, progress: CopyProgress | None, cancel: threading.Event | None
+    ) -> Migrated:
+        """Copy database ``name`` (a job of the write queue: a write like any other)."""
+        handles: list[Handle] = []
+        try:
+            src = open_db(self.src, name, model=None, dim=None, create=False)
+            handles.append(src)
+            dst = open_db(self.dst, name, model=src.db.model_key, dim=src.db.dim, create=True)
+            handles.append(dst)
+            copied = copy_database(src.db, dst.db, progress, cancel)
+        finally:
+            for handle in handles:
+                if handle.owned:
+                    handle.db.close()
+            if not self.other_is_mine:
+                self.other.close()
+        return Migrated(
+            db=name, source=self.src.url or "embedded", to=self.dst.url or "embedded", copied=copied
+        )
+
+
+def plan_migration(
+    store: Store, home: Path, open_url: Callable[[str], Store], to: str | None, source: str | None
+) -> Migration:
+    """From the daemon's ``store`` (the embedded store under ``home`` when it is another one) to
+    the store at URL ``to``, or from the one at ``source`` into it: exactly one of the two."""
+    from isearchd.store import EmbeddedStore
+
+    if (to is None) == (source is None):
+        raise InvalidRequest("migrate needs exactly one of 'to' and 'from' (a store URL)")
+    url = str(to or source)
+    local: Store = store if store.url is None else EmbeddedStore(home)
+    other = store if store.url == url else open_url(url)
+    src, dst = (local, other) if to is not None else (other, local)
+    return Migration(src, dst, other, other is store)

@@ -125,7 +125,7 @@ def test_combined_query_is_the_normalised_weighted_sum(
     write_samples(tmp_path / "c", 2, classes=[("red", "circle"), ("blue", "circle"), ("green", "square")])
     client.add_images([str(tmp_path / "c")])
     engine = server.engine
-    circle, blue, square = (engine.text_vector(t) for t in ("a circle", "blue", "a square"))
+    circle, blue, square = (engine.queries.text_vector(t) for t in ("a circle", "blue", "a square"))
     manual = 1.0 * circle.astype(np.float64) + 0.5 * blue - 2.0 * square
     manual = (manual / np.linalg.norm(manual)).astype(np.float32)
     want = engine.database(client.db_name, create=False).search(manual, k=6)
@@ -155,14 +155,14 @@ def test_a_photo_of_the_library_is_searched_by_its_stored_vector(
     db = server.engine.database(client.db_name, create=False)
     stored = db.get(str(images[0]))
     assert stored is not None and stored.vector is not None
-    assert (server.engine.image_vector(db, images[0].read_bytes()) == stored.vector).all()
+    assert (server.engine.queries.image_vector(db, images[0].read_bytes()) == stored.vector).all()
     assert runs == []
     new = tmp_path / "new.png"
     Image.open(images[0]).rotate(90).save(new)
     client.search(str(new), num=4)
     assert runs == [1]  # a picture the database does not hold is embedded as before
     with pytest.raises(BadImage, match=r"missing\.jpg: file not found"):  # read errors as before
-        server.engine.image_vector(db, str(tmp_path / "missing.jpg"))
+        server.engine.queries.image_vector(db, str(tmp_path / "missing.jpg"))
 
 
 def test_a_remote_in_process_peer_cannot_name_daemon_side_files(server: Server, tmp_path: Path) -> None:
