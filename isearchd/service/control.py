@@ -133,17 +133,21 @@ def start(
     ensure_not_running(bind)
     cleanup_stale(bind)
 
-    home = data_home()
-    home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    log_file = log_path()
-    # The daemon logs to its log file and to stderr; its stderr (and anything printed before
-    # logging is set up, such as an import error) goes to a console file rewritten per start, so
-    # the log file has no duplicated lines and the console file holds exactly this start's story.
+    data_home().mkdir(parents=True, exist_ok=True, mode=0o700)
     console = console_path()
-    cmd = daemon_command(bind, model, level, precision, store)
+    proc = _spawn(daemon_command(bind, model, level, precision, store), console)
+    return _wait_answering(proc, bind, console, timeout_s)
+
+
+def _spawn(cmd: list[str], console: Path) -> subprocess.Popen[bytes]:
+    """The daemon in its own session, its output in ``console``.
+
+    The daemon logs to its log file and to stderr; its stderr (and anything printed before
+    logging is set up, such as an import error) goes to a console file rewritten per start, so
+    the log file has no duplicated lines and the console file holds exactly this start's story."""
     log.debug("starting daemon: %s", cmd)
     with console.open("wb") as out:
-        proc = subprocess.Popen(
+        return subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -152,6 +156,11 @@ def start(
             close_fds=True,
         )
 
+
+def _wait_answering(proc: subprocess.Popen[bytes], bind: str, console: Path, timeout_s: float) -> ServiceInfo:
+    """Its status once it answers at ``bind``; raises ServiceError (with the reason from its
+    console) when it exits first, or stops it when it has not answered within ``timeout_s``."""
+    log_file = log_path()
     deadline = time.monotonic() + timeout_s
     while True:
         code = proc.poll()
