@@ -17,18 +17,11 @@ from isearchd.cli.model import prepare_model
 from isearchd.cli.options import CONTEXT, BindOpt, DbOpt, VersionOpt, effective_config, target
 from isearchd.cli.output import EXIT_NOT_RUNNING
 from isearchd.errors import ISearchError, ServiceError
+from isearchd.service.install import InstallResult, init_system, install, uninstall
+from isearchd.service.unitfiles import DaemonOptions, render_launchd_plist, render_systemd_unit
 
 if TYPE_CHECKING:
     from isearchd.messages import Status
-from isearchd.service.install import (
-    DaemonOptions,
-    InstallResult,
-    init_system,
-    install,
-    render_launchd_plist,
-    render_systemd_unit,
-    uninstall,
-)
 
 
 def _show(result: InstallResult) -> None:
