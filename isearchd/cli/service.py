@@ -17,18 +17,11 @@ from isearchd.cli.model import prepare_model
 from isearchd.cli.options import CONTEXT, BindOpt, DbOpt, VersionOpt, effective_config, target
 from isearchd.cli.output import EXIT_NOT_RUNNING
 from isearchd.errors import ISearchError, ServiceError
+from isearchd.service.install import InstallResult, init_system, install, uninstall
+from isearchd.service.unitfiles import DaemonOptions, render_launchd_plist, render_systemd_unit
 
 if TYPE_CHECKING:
     from isearchd.messages import Status
-from isearchd.service.install import (
-    DaemonOptions,
-    InstallResult,
-    init_system,
-    install,
-    render_launchd_plist,
-    render_systemd_unit,
-    uninstall,
-)
 
 
 def _show(result: InstallResult) -> None:
@@ -119,47 +112,54 @@ class LogLevel(StrEnum):
     critical = "critical"
 
 
+# `service start`'s options (left out: the config file's value, as `isearch config show` says)
+StartModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "-m",
+        "--model",
+        metavar="MODEL",
+        help="A model key (see `isearch model list`) or the path of a custom checkpoint (.pt) "
+        "[default: the config file's model.name, else ViT-45LY].",
+    ),
+]
+LogLevelOpt = Annotated[
+    LogLevel | None,
+    typer.Option(
+        "-L",
+        "--log-level",
+        case_sensitive=False,
+        help="Service log level [default: info, or the config's].",
+    ),
+]
+PrecisionOpt = Annotated[
+    Precision | None,
+    typer.Option(
+        "-p",
+        "--precision",
+        case_sensitive=False,
+        help="fp32 (lossless) or int8 (faster indexing, half the memory, embeddings within cos 0.999; "
+        "a database keeps the precision it was built with) [default: the config's, else fp32].",
+    ),
+]
+StoreOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        metavar="URL",
+        help="Where the databases live: qdrant://HOST:PORT, qdrants://HOST:PORT or qdrant:///ABS/PATH "
+        "(Qdrant; API key from $ISEARCH_QDRANT_API_KEY) [default: the config's store.url, else "
+        "the embedded store].",
+    ),
+]
+
+
 def service_start(
     ctx: typer.Context,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "-m",
-            "--model",
-            metavar="MODEL",
-            help="A model key (see `isearch model list`) or the path of a custom checkpoint (.pt) "
-            "[default: the config file's model.name, else ViT-45LY].",
-        ),
-    ] = None,
-    log_level: Annotated[
-        LogLevel | None,
-        typer.Option(
-            "-L",
-            "--log-level",
-            case_sensitive=False,
-            help="Service log level [default: info, or the config's].",
-        ),
-    ] = None,
-    precision: Annotated[
-        Precision | None,
-        typer.Option(
-            "-p",
-            "--precision",
-            case_sensitive=False,
-            help="fp32 (lossless) or int8 (faster indexing, half the memory, embeddings within cos 0.999; "
-            "a database keeps the precision it was built with) [default: the config's, else fp32].",
-        ),
-    ] = None,
-    store: Annotated[
-        str | None,
-        typer.Option(
-            "--store",
-            metavar="URL",
-            help="Where the databases live: qdrant://HOST:PORT, qdrants://HOST:PORT or qdrant:///ABS/PATH "
-            "(Qdrant; API key from $ISEARCH_QDRANT_API_KEY) [default: the config's store.url, else "
-            "the embedded store].",
-        ),
-    ] = None,
+    model: StartModelOpt = None,
+    log_level: LogLevelOpt = None,
+    precision: PrecisionOpt = None,
+    store: StoreOpt = None,
     bind: BindOpt = None,
     db: DbOpt = None,
     version: VersionOpt = False,

@@ -160,8 +160,25 @@ def pull(
     state = _Download(
         url=source, part=target.with_name(target.name + ".part"), timeout_s=timeout_s, progress=progress
     )
+    _fetch(state, key, max_total_s, max_total_s if first_byte_s is None else first_byte_s)
+    size = _part_size(state.part)
+    if state.total is not None and size != state.total:
+        state.part.unlink(missing_ok=True)
+        reason = f"the download has {size} bytes, the server announced {state.total}"
+        raise WeightsMissing(_missing_message(key, state.url, reason))
+    _fsync_path(state.part)
+    state.part.replace(target)
+    fsync_dir(target.parent)
+    log.info("weights for %s saved to %s (%d bytes)", key, target, size)
+    return target
+
+
+def _fetch(state: _Download, key: str, max_total_s: float, first_s: float) -> None:
+    """Attempts with exponential backoff until one gets the whole body; raises ``WeightsMissing``
+    on a final failure, or when ``first_s`` (then, once bytes arrive, ``max_total_s``) passes
+    without progress."""
     started = time.monotonic()
-    deadline = started + (max_total_s if first_byte_s is None else first_byte_s)
+    deadline = started + first_s
     delay = BACKOFF_FIRST_S
     attempts = 0
     while True:
@@ -169,9 +186,9 @@ def pull(
         received_before = _part_size(state.part)
         try:
             _attempt(state, deadline)
-            break
+            return
         except _Final as e:
-            raise WeightsMissing(_missing_message(key, source, str(e))) from None
+            raise WeightsMissing(_missing_message(key, state.url, str(e))) from None
         except _Retry as e:
             now = time.monotonic()
             if _part_size(state.part) > received_before:
@@ -180,20 +197,10 @@ def pull(
             if now + wait >= deadline:
                 tries = f"{attempts} attempt" + ("s" if attempts > 1 else "")
                 reason = f"{e} (gave up after {tries} in {now - started:.0f} s)"
-                raise WeightsMissing(_missing_message(key, source, reason)) from None
-            log.warning("download of %s failed (%s); retrying in %.1f s", source, e, wait)
+                raise WeightsMissing(_missing_message(key, state.url, reason)) from None
+            log.warning("download of %s failed (%s); retrying in %.1f s", state.url, e, wait)
             time.sleep(wait)
             delay *= 2
-    size = _part_size(state.part)
-    if state.total is not None and size != state.total:
-        state.part.unlink(missing_ok=True)
-        reason = f"the download has {size} bytes, the server announced {state.total}"
-        raise WeightsMissing(_missing_message(key, source, reason))
-    _fsync_path(state.part)
-    state.part.replace(target)
-    fsync_dir(target.parent)
-    log.info("weights for %s saved to %s (%d bytes)", key, target, size)
-    return target
 
 
 def _attempt(state: _Download, deadline: float) -> None:

@@ -3,9 +3,8 @@
 The daemon (``python -m isearchd``) runs in its own session with stdout and stderr appended to
 the log file, so it outlives the shell that started it. ``start`` returns once the daemon
 answers ``hello`` on its bind address, or raises :class:`ServiceError` with the reason read from
-the tail of the log. One daemon serves one data home: the daemon holds an flock on the pid file;
-here the pid file is only read (never locked), so a check cannot disturb a daemon that is
-starting up.
+the tail of the log. One daemon serves one data home: which one owns it, and the files a dead
+one left, is ``isearchd.service.pidfile``'s to say.
 
 Nothing here prints or exits; the CLI turns results and exceptions into output.
 """
@@ -13,12 +12,10 @@ Nothing here prints or exits; the CLI turns results and exceptions into output.
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,9 +27,10 @@ from typing import TYPE_CHECKING
 import psutil
 
 from isearchd.config import settings
-from isearchd.config.home import data_home, default_bind, log_path, pid_path
+from isearchd.config.home import data_home, default_bind, log_path
 from isearchd.errors import ISearchError, ServiceError, ServiceNotRunning
 from isearchd.protocol import is_loopback, parse_bind
+from isearchd.service.pidfile import alive, cleanup_stale, running_pid
 
 if TYPE_CHECKING:
     from isearchd.client import Client
@@ -133,17 +131,21 @@ def start(
     ensure_not_running(bind)
     cleanup_stale(bind)
 
-    home = data_home()
-    home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    log_file = log_path()
-    # The daemon logs to its log file and to stderr; its stderr (and anything printed before
-    # logging is set up, such as an import error) goes to a console file rewritten per start, so
-    # the log file has no duplicated lines and the console file holds exactly this start's story.
+    data_home().mkdir(parents=True, exist_ok=True, mode=0o700)
     console = console_path()
-    cmd = daemon_command(bind, model, level, precision, store)
+    proc = _spawn(daemon_command(bind, model, level, precision, store), console)
+    return _wait_answering(proc, bind, console, timeout_s)
+
+
+def _spawn(cmd: list[str], console: Path) -> subprocess.Popen[bytes]:
+    """The daemon in its own session, its output in ``console``.
+
+    The daemon logs to its log file and to stderr; its stderr (and anything printed before
+    logging is set up, such as an import error) goes to a console file rewritten per start, so
+    the log file has no duplicated lines and the console file holds exactly this start's story."""
     log.debug("starting daemon: %s", cmd)
     with console.open("wb") as out:
-        proc = subprocess.Popen(
+        return subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -152,6 +154,11 @@ def start(
             close_fds=True,
         )
 
+
+def _wait_answering(proc: subprocess.Popen[bytes], bind: str, console: Path, timeout_s: float) -> ServiceInfo:
+    """Its status once it answers at ``bind``; raises ServiceError (with the reason from its
+    console) when it exits first, or stops it when it has not answered within ``timeout_s``."""
+    log_file = log_path()
     deadline = time.monotonic() + timeout_s
     while True:
         code = proc.poll()
@@ -293,11 +300,11 @@ def stop(*, bind: str | None = None, timeout_s: float = STOP_TIMEOUT_S) -> int |
             )
         return None
 
-    if not _wait(lambda: not _alive(pid), timeout_s if info is not None else 0.0):
+    if not _wait(lambda: not alive(pid), timeout_s if info is not None else 0.0):
         log.info("daemon %d ignored the shutdown request; sending SIGTERM", pid)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        if not _wait(lambda: not _alive(pid), TERM_TIMEOUT_S):
+        if not _wait(lambda: not alive(pid), TERM_TIMEOUT_S):
             raise ServiceError(
                 f"the ImgSearch service (PID {pid}) did not stop after a shutdown request and SIGTERM; "
                 f"stop it with `kill -9 {pid}`"
@@ -354,78 +361,7 @@ def _rss(pid: int) -> int | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# pid file, stale files, probing
-
-
-def _pid_from_file() -> int | None:
-    try:
-        text = pid_path().read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
-    match = re.search(r"\d+", text)
-    return int(match.group()) if match else None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        proc = psutil.Process(pid)
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-def _looks_like_daemon(pid: int) -> bool:
-    """The process is alive and its command line is an isearchd daemon (not a recycled pid)."""
-    if pid == os.getpid() or not _alive(pid):
-        return False
-    try:
-        cmdline = " ".join(psutil.Process(pid).cmdline())
-    except psutil.AccessDenied:
-        return True
-    except psutil.Error:
-        return False
-    return "isearchd" in cmdline
-
-
-def running_pid() -> int | None:
-    """The pid of the daemon that owns this data home, or None when none is alive."""
-    pid = _pid_from_file()
-    if pid is not None and _looks_like_daemon(pid):
-        return pid
-    return None
-
-
-def cleanup_stale(bind: str) -> list[Path]:
-    """Remove a pid file whose process is gone and a socket file nobody listens on.
-
-    Returns the paths removed. Both checks look before removing: a live daemon's files stay.
-    """
-    removed: list[Path] = []
-    pid_file = pid_path()
-    if pid_file.exists() and running_pid() is None:
-        with contextlib.suppress(FileNotFoundError):
-            pid_file.unlink()
-            removed.append(pid_file)
-    if not is_tcp(bind):
-        sock = Path(bind)
-        if sock.is_socket() and _socket_refuses(sock):
-            with contextlib.suppress(FileNotFoundError):
-                sock.unlink()
-                removed.append(sock)
-    for path in removed:
-        log.info("removed stale %s", path)
-    return removed
-
-
-def _socket_refuses(path: Path) -> bool:
-    """True when connecting to the Unix socket file is refused (its daemon died)."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(1.0)
-        try:
-            probe.connect(str(path))
-        except OSError as exc:
-            return exc.errno in (errno.ECONNREFUSED, errno.ENOENT)
-    return False
+# probing
 
 
 def _answers(bind: str) -> bool:

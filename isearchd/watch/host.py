@@ -1,7 +1,7 @@
 """What a watched folder needs from the rest of the daemon, as protocols.
 
-``FolderWatch`` (``isearchd.watch.folder``) depends on these, never on the ``Watcher`` that owns
-it (``isearchd.watch.watcher``), so the two modules import in one direction only:
+``FolderWatch`` (``isearchd.watch.folder``) and its parts depend on these, never on the
+``Watcher`` that owns it (``isearchd.watch.watcher``), so the modules import in one direction only:
 
 - ``FolderHost``: the engine's part: the job queue every database write goes through, the open
   databases, and indexing files by path (run in the indexing worker).

@@ -18,8 +18,9 @@ from typer.testing import CliRunner
 from isearchd.cli.service import register
 from isearchd.errors import ServiceError, ServiceNotRunning
 from isearchd.service import install as service
-from isearchd.service.install import DaemonOptions
+from isearchd.service import unitfiles
 from isearchd.service.readiness import is_listening, tcp_address, wait_until_listening
+from isearchd.service.unitfiles import DaemonOptions
 
 REPO = Path(__file__).resolve().parents[2]
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
@@ -107,7 +108,7 @@ def test_package_data_ships_the_defaults() -> None:
 def test_systemd_unit_renders_interpreter_options_and_environment(tmp_path: Path) -> None:
     env = {"ISEARCH_HOME": str(tmp_path / "my pics"), "ISEARCH_TOKEN": "secret", "PATH": "/usr/bin"}
     opts = DaemonOptions(model="ViT-8Y", bind="127.0.0.1:8080", log_level="debug")
-    text = service.render_systemd_unit(opts, python=sys.executable, environ=env)
+    text = unitfiles.render_systemd_unit(opts, python=sys.executable, environ=env)
     assert "{{" not in text.split("[Unit]", 1)[1]
     keys = unit_lines(text)
     assert shlex.split(keys["ExecStart"][0]) == [
@@ -128,10 +129,10 @@ def test_systemd_unit_renders_interpreter_options_and_environment(tmp_path: Path
 
 
 def test_systemd_quoting() -> None:
-    assert service.systemd_quote("/usr/bin/python3") == "/usr/bin/python3"
-    assert service.systemd_quote("/a b/py") == '"/a b/py"'
-    assert service.systemd_quote('say "hi"') == '"say \\"hi\\""'
-    assert service.systemd_quote("50%$x") == "50%%$$x"
+    assert unitfiles.systemd_quote("/usr/bin/python3") == "/usr/bin/python3"
+    assert unitfiles.systemd_quote("/a b/py") == '"/a b/py"'
+    assert unitfiles.systemd_quote('say "hi"') == '"say \\"hi\\""'
+    assert unitfiles.systemd_quote("50%$x") == "50%%$$x"
 
 
 def systemd_verify(unit: Path, runtime: Path) -> tuple[int, list[str], str]:
@@ -154,12 +155,12 @@ def systemd_verify(unit: Path, runtime: Path) -> tuple[int, list[str], str]:
 @pytest.mark.parametrize("home", ["plain", "with space"])
 def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path, home: str) -> None:
     opts = DaemonOptions(model="ViT-8Y", home=tmp_path / home, log_level="info")
-    text = service.render_systemd_unit(opts, environ={"ISEARCH_CONFIG": str(tmp_path / "c f.toml")})
+    text = unitfiles.render_systemd_unit(opts, environ={"ISEARCH_CONFIG": str(tmp_path / "c f.toml")})
     runtime = tmp_path / "run"
     runtime.mkdir(mode=0o700)
     unit_dir = tmp_path / "units"
     unit_dir.mkdir()
-    unit = unit_dir / service.UNIT_NAME
+    unit = unit_dir / unitfiles.UNIT_NAME
     unit.write_text(text)
     code, own, output = systemd_verify(unit, runtime)
     assert code == 0, output
@@ -172,12 +173,12 @@ def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path, home: str) -> N
 
 def test_launchd_plist_renders_valid_plist(tmp_path: Path) -> None:
     env = {"ISEARCH_HOME": str(tmp_path / "a&b <home>"), "ISEARCH_CACHE": str(tmp_path / "cache")}
-    text = service.render_launchd_plist(
+    text = unitfiles.render_launchd_plist(
         DaemonOptions(model="ViT-8Y", bind="/tmp/x.sock"), python="/opt/py/bin/python3", environ=env,
         user_home=Path("/Users/ada"),
     )  # fmt: skip
-    data = service.validate_plist(text)
-    assert data["Label"] == service.LAUNCHD_LABEL
+    data = unitfiles.validate_plist(text)
+    assert data["Label"] == unitfiles.LAUNCHD_LABEL
     assert data["ProgramArguments"] == [
         "/opt/py/bin/python3", "-m", "isearchd", "--bind", "/tmp/x.sock", "--model", "ViT-8Y",
     ]  # fmt: skip
@@ -190,7 +191,7 @@ def test_launchd_plist_renders_valid_plist(tmp_path: Path) -> None:
         "ISEARCH_CACHE": str(tmp_path / "cache"),
     }
     with pytest.raises(ServiceError):
-        service.validate_plist("<plist><dict><key>x</dict></plist>")
+        unitfiles.validate_plist("<plist><dict><key>x</dict></plist>")
 
 
 # -- install / uninstall against fake tools --------------------------------------------------------
@@ -251,11 +252,11 @@ def test_missing_systemctl_is_a_clear_error(tmp_path: Path) -> None:
 def test_launchd_install_is_idempotent_and_uninstall_reverses(fake_env: dict[str, str]) -> None:
     user = Path(fake_env["HOME"])
     domain = f"gui/{os.getuid()}"
-    target = f"{domain}/{service.LAUNCHD_LABEL}"
+    target = f"{domain}/{unitfiles.LAUNCHD_LABEL}"
     result = service.install(DaemonOptions(), platform="darwin", user_home=user, environ=fake_env)
     plist = user / "Library/LaunchAgents/com.imgsearch.isearchd.plist"
     assert result.path == plist and result.changed
-    service.validate_plist(plist.read_text())
+    unitfiles.validate_plist(plist.read_text())
     assert calls(fake_env) == [
         f"launchctl print {target}",
         f"launchctl enable {target}",
