@@ -24,10 +24,9 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import msgspec
-import numpy as np
 
 from isearchd.engine.analysis import Analyses, Analysis
 from isearchd.engine.dups import DupRules, find_groups
@@ -38,7 +37,7 @@ from isearchd.engine.migrate import Handle, plan_migration
 from isearchd.engine.passes import LooksPass, MetadataPass
 from isearchd.engine.places import Gazetteer
 from isearchd.engine.query import SORTS, SearchQuery, combine
-from isearchd.engine.queryvectors import TEXT_CACHE_SIZE, QueryVectors
+from isearchd.engine.queryvectors import TEXT_CACHE_SIZE, EngineModel, QueryVectors
 from isearchd.errors import InvalidRequest, NotFound
 from isearchd.files.scan import label_for, scan
 from isearchd.messages import DbInfo, DupGroup, EngineStatus, ImageInfo, Migrated
@@ -46,32 +45,10 @@ from isearchd.reports import LABEL_TYPES, MAX_RESULTS
 from isearchd.store.metadata import PhotoInfo
 
 if TYPE_CHECKING:
-    from PIL import Image
 
     from isearchd.store import ImageDatabase, SearchHit, Store, WatchedFolder
 
 log = logging.getLogger(__name__)
-
-
-class EngineModel(Protocol):
-    """A loaded model (``isearchd.models``). Thread-safe: searches call it from the connection
-    threads while an add runs; ``background=True`` marks indexing, which waiting queries go
-    ahead of (each model runs one inference at a time, queries first)."""
-
-    @property
-    def key(self) -> str: ...
-
-    @property
-    def dim(self) -> int: ...
-
-    @property
-    def image_size(self) -> int: ...
-
-    def fit_image(self, image: Image.Image) -> Image.Image: ...
-
-    def embed_images(self, images: list[Image.Image], *, background: bool = False) -> np.ndarray: ...
-
-    def embed_texts(self, texts: list[str]) -> np.ndarray: ...
 
 
 def check_query(num: int, similarity: float) -> None:

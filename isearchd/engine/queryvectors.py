@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -17,15 +17,37 @@ from isearchd.errors import InvalidRequest, NotFound
 from isearchd.files.images import content_hash, load_image, read_image_file
 
 if TYPE_CHECKING:
-    from isearchd.engine.engine import EngineModel
+    from PIL import Image
+
     from isearchd.engine.gate import QueryGate
     from isearchd.engine.query import Term
     from isearchd.store import ImageDatabase
 
-__all__ = ["TEXT_CACHE_SIZE", "QueryVectors"]
+__all__ = ["TEXT_CACHE_SIZE", "EngineModel", "QueryVectors"]
 
 # Text embeddings kept for repeated queries: 512 floats each, so 1024 entries cost ~2 MB.
 TEXT_CACHE_SIZE = 1024
+
+
+class EngineModel(Protocol):
+    """A loaded model (``isearchd.models``). Thread-safe: searches call it from the connection
+    threads while an add runs; ``background=True`` marks indexing, which waiting queries go
+    ahead of (each model runs one inference at a time, queries first)."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def image_size(self) -> int: ...
+
+    def fit_image(self, image: Image.Image) -> Image.Image: ...
+
+    def embed_images(self, images: list[Image.Image], *, background: bool = False) -> np.ndarray: ...
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray: ...
 
 
 class QueryVectors:

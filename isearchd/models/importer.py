@@ -12,9 +12,10 @@ import shutil
 from pathlib import Path
 
 from isearchd.errors import ISearchError, ModelError, NotFound
+from isearchd.files.durable import fsync_dir
 from isearchd.models.backend import load_model
 from isearchd.models.registry import get_spec
-from isearchd.models.weights import CHUNK_BYTES, cache_file, fsync_dir
+from isearchd.models.weights import CHUNK_BYTES, cache_file
 
 log = logging.getLogger(__name__)
 

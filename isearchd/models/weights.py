@@ -45,6 +45,7 @@ from pathlib import Path
 
 from isearchd.config import settings
 from isearchd.errors import WeightsMissing
+from isearchd.files.durable import fsync_dir, fsync_file
 from isearchd.models.registry import get_spec
 
 log = logging.getLogger(__name__)
@@ -166,7 +167,7 @@ def pull(
         state.part.unlink(missing_ok=True)
         reason = f"the download has {size} bytes, the server announced {state.total}"
         raise WeightsMissing(_missing_message(key, state.url, reason))
-    _fsync_path(state.part)
+    fsync_file(state.part)
     state.part.replace(target)
     fsync_dir(target.parent)
     log.info("weights for %s saved to %s (%d bytes)", key, target, size)
@@ -302,24 +303,6 @@ def _part_size(part: Path) -> int:
         return part.stat().st_size
     except FileNotFoundError:
         return 0
-
-
-def _fsync_path(path: Path) -> None:
-    with path.open("rb+") as f:
-        os.fsync(f.fileno())
-
-
-def fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return  # not possible on every platform (Windows); the rename itself is still atomic
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 __all__ = [

@@ -16,8 +16,7 @@ finds the old file gone (nothing is lost).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 from qdrant_client import models as qm
@@ -25,13 +24,11 @@ from qdrant_client import models as qm
 from isearchd.errors import InvalidRequest, StoreError
 from isearchd.files.names import to_db
 from isearchd.messages import DbInfo
-from isearchd.store.looks import LOOK_UNKNOWN, LOOK_UNREADABLE, Look
-from isearchd.store.metadata import META_UNREAD, META_UNREADABLE, Filters, PhotoInfo
+from isearchd.store.metadata import Filters, PhotoInfo
 from isearchd.store.qdrant_link import QdrantLink
 from isearchd.store.qdrant_meta import QdrantMeta
+from isearchd.store.qdrant_passes import Passes
 from isearchd.store.qdrant_payload import (
-    analysis_key,
-    analysis_update,
     below,
     folders_above,
     host_is,
@@ -39,20 +36,18 @@ from isearchd.store.qdrant_payload import (
     image_payload,
     info_from,
     look_from,
-    looks_update,
     match,
-    metadata_update,
     name_from_key,
     name_key,
     point_id,
     record_from,
     search_filter,
 )
+from isearchd.store.qdrant_points import PAGE, floats, payload_of
 from isearchd.store.records import (
     Detail,
     ImageRecord,
     Move,
-    PhotoFile,
     SearchHit,
     WatchedFolder,
     check_search,
@@ -64,9 +59,6 @@ from isearchd.store.vectors import normalise, record_vectors
 
 log = logging.getLogger(__name__)
 
-# Points per request: a scroll page, a batch of retrieves or payload updates (a 512-d page of
-# 1,000 vectors is ~2 MB of JSON).
-PAGE = 1000
 # Quantized search (server only; local mode searches exactly): candidates fetched by the int8
 # vectors per result wanted, then rescored with the float32 originals (Qdrant's documented way to
 # keep recall near that of unquantized search; the factor is not measured here: no server).
@@ -75,8 +67,9 @@ HNSW_EF_MIN = 128  # search breadth on a server (Qdrant's default ef is 100)
 SALTS = 16  # image-id candidates tried before giving up (a second one is needed ~once in 1e8)
 
 
-class QdrantDatabase:
-    """A database in Qdrant. Use ``QdrantStore.open``."""
+class QdrantDatabase(Passes):
+    """A database in Qdrant: its reads and writes, over the points of its collection
+    (``qdrant_points.Points``). Use ``QdrantStore.open``."""
 
     def __init__(
         self,
@@ -88,14 +81,10 @@ class QdrantDatabase:
         model_key: str,
         dim: int,
     ) -> None:
-        self.name = name
-        self.collection = collection
-        self.host = host
-        self._link = link
+        super().__init__(link, name, collection, host)
         self._meta = meta
         self._model_key = model_key
         self._dim = dim
-        self._closed = False
 
     @property
     def model_key(self) -> str:
@@ -104,90 +93,6 @@ class QdrantDatabase:
     @property
     def dim(self) -> int:
         return self._dim
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise StoreError(f"database '{self.name}' is closed")
-
-    def _mine(self, *more: qm.Condition) -> qm.Filter:
-        return qm.Filter(must=[host_is(self.host), *more])
-
-    # -- low level -------------------------------------------------------------------------------
-
-    def _scroll(
-        self,
-        flt: qm.Filter | None,
-        *,
-        vectors: bool = False,
-        payload: bool | list[str] = True,
-        limit: int = 0,
-    ) -> Iterator[qm.Record]:
-        self._check_open()
-        offset = None
-        left = limit or None
-        while True:
-            page = PAGE if left is None else min(PAGE, left)
-            with self._link.guard() as client:
-                points, offset = client.scroll(
-                    self.collection,
-                    flt,
-                    limit=page,
-                    offset=offset,
-                    with_payload=payload,
-                    with_vectors=vectors,
-                )
-            yield from points
-            if left is not None:
-                left -= len(points)
-            if offset is None or (left is not None and left <= 0):
-                return
-
-    def _count(self, flt: qm.Filter | None) -> int:
-        self._check_open()
-        with self._link.guard() as client:
-            return int(client.count(self.collection, count_filter=flt, exact=True).count)
-
-    def _retrieve(self, ids: Sequence[str], *, vectors: bool = False) -> dict[str, qm.Record]:
-        self._check_open()
-        out: dict[str, qm.Record] = {}
-        for start in range(0, len(ids), PAGE):
-            with self._link.guard() as client:
-                found = client.retrieve(
-                    self.collection, list(ids[start : start + PAGE]), with_payload=True, with_vectors=vectors
-                )
-            out.update({str(p.id): p for p in found})
-        return out
-
-    def _by_iid(self, iids: Sequence[int], *, mine: bool, vectors: bool = False) -> dict[int, qm.Record]:
-        out: dict[int, qm.Record] = {}
-        for start in range(0, len(iids), PAGE):
-            cond = qm.FieldCondition(
-                key="iid", match=qm.MatchAny(any=[int(i) for i in iids[start : start + PAGE]])
-            )
-            flt = self._mine(cond) if mine else qm.Filter(must=[cond])
-            out.update({int(p.payload["iid"]): p for p in self._scroll(flt, vectors=vectors) if p.payload})
-        return out
-
-    def _upsert(self, points: list[qm.PointStruct]) -> None:
-        for start in range(0, len(points), PAGE):
-            with self._link.guard() as client:
-                client.upsert(self.collection, points[start : start + PAGE], wait=True)
-
-    def _delete_ids(self, ids: Sequence[str]) -> None:
-        for start in range(0, len(ids), PAGE):
-            with self._link.guard() as client:
-                client.delete(
-                    self.collection, qm.PointIdsList(points=list(ids[start : start + PAGE])), wait=True
-                )
-
-    def _set_payloads(self, rows: Sequence[tuple[str, dict[str, Any]]]) -> None:
-        ops: list[qm.UpdateOperation] = [
-            qm.SetPayloadOperation(set_payload=qm.SetPayload(payload=payload, points=[pid]))
-            for pid, payload in rows
-        ]
-        for start in range(0, len(ops), PAGE):
-            with self._link.guard() as client:
-                client.batch_update_points(self.collection, ops[start : start + PAGE], wait=True)
 
     # -- writes ----------------------------------------------------------------------------------
 
@@ -207,7 +112,7 @@ class QdrantDatabase:
             qm.PointStruct(
                 id=pid,
                 vector=matrix[i].tolist(),
-                payload=image_payload(r, self.host, self.model_key, iids[i], _payload(existing.get(pid))),
+                payload=image_payload(r, self.host, self.model_key, iids[i], payload_of(existing.get(pid))),
             )
             for i, (pid, r) in enumerate(zip(pids, batch, strict=True))
         ]
@@ -231,7 +136,7 @@ class QdrantDatabase:
         ids: list[int] = [0] * len(batch)
         salt = [0] * len(batch)
         for i, pid in enumerate(pids):
-            old = _payload(existing.get(pid))
+            old = payload_of(existing.get(pid))
             ids[i] = int(old["iid"]) if old and "iid" in old else image_id(self.host, batch[i].label)
         for _ in range(SALTS):
             held = self._by_iid(ids, mine=False)
@@ -284,7 +189,7 @@ class QdrantDatabase:
         src, dst = folder_move(src, dst)
         planned = []
         for point in self._scroll(self._mine(below(src)), vectors=True):
-            path = name_from_key(_payload(point)["path"])
+            path = name_from_key(payload_of(point)["path"])
             planned.append((point, moved_below(path, src, dst), None, None))
         return self._move(planned)
 
@@ -294,7 +199,7 @@ class QdrantDatabase:
         points: list[qm.PointStruct] = []
         old_ids: list[str] = []
         for point, new_path, size, mtime_ns in planned:
-            payload = dict(_payload(point))
+            payload = dict(payload_of(point))
             label, path = name_from_key(payload["label"]), name_from_key(payload["path"])
             new_label = moved_label(label, path, new_path)
             payload.update(label=name_key(new_label), path=name_key(new_path), dirs=folders_above(new_path))
@@ -303,7 +208,7 @@ class QdrantDatabase:
             if mtime_ns is not None:
                 payload["mtime_ns"] = int(mtime_ns)
             new_id = point_id(self.host, new_label)
-            points.append(qm.PointStruct(id=new_id, vector=_floats(point.vector), payload=payload))
+            points.append(qm.PointStruct(id=new_id, vector=floats(point.vector), payload=payload))
             old_ids.append(str(point.id))
         if not points:
             return 0
@@ -354,16 +259,16 @@ class QdrantDatabase:
     def get(self, label: str) -> ImageRecord | None:
         """This machine's image ``label``, with its vector."""
         point = self._retrieve([point_id(self.host, label)], vectors=True).get(point_id(self.host, label))
-        return None if point is None else record_from(_payload(point), point.vector, self.host)
+        return None if point is None else record_from(payload_of(point), point.vector, self.host)
 
     def record_by_id(self, image_id: int) -> ImageRecord | None:
         point = self._by_iid([image_id], mine=False, vectors=True).get(image_id)
-        return None if point is None else record_from(_payload(point), point.vector, self.host)
+        return None if point is None else record_from(payload_of(point), point.vector, self.host)
 
     def records(self, path_prefix: str | None = None) -> Iterator[ImageRecord]:
         """This machine's images (vector None), ordered by path; optionally only below one folder."""
         flt = self._mine(below(path_prefix)) if path_prefix is not None else self._mine()
-        found = [record_from(_payload(p), None, self.host) for p in self._scroll(flt)]
+        found = [record_from(payload_of(p), None, self.host) for p in self._scroll(flt)]
         found.sort(key=lambda r: to_db(r.path))
         yield from found
 
@@ -371,7 +276,7 @@ class QdrantDatabase:
         """This machine's images with vectors, metadata and looks, in batches (for a copy)."""
         out: list[ImageRecord] = []
         for p in self._scroll(self._mine(), vectors=True):
-            out.append(record_from(_payload(p), p.vector, self.host))
+            out.append(record_from(payload_of(p), p.vector, self.host))
             if len(out) >= batch:
                 yield out
                 out = []
@@ -419,7 +324,7 @@ class QdrantDatabase:
             ).points
         hits = []
         for p in found:
-            payload = _payload(p)
+            payload = payload_of(p)
             host = name_from_key(payload["host"])
             hits.append(
                 SearchHit(
@@ -434,58 +339,6 @@ class QdrantDatabase:
             )
         return finished_hits(hits, min_similarity)
 
-    # -- this machine's background passes ---------------------------------------------------------
-
-    def _pending_filter(self, analysis: str, version: int) -> qm.Filter:
-        if analysis in _LEGACY_STATE:
-            field, unread, _ = _LEGACY_STATE[analysis]
-            return self._mine(match(field, unread))
-        done = qm.FieldCondition(key=analysis_key(analysis), range=qm.Range(gte=version))
-        return qm.Filter(must=[host_is(self.host)], must_not=[done])
-
-    def pending(self, analysis: str, version: int, limit: int) -> list[PhotoFile]:
-        return [
-            PhotoFile(
-                int(pl["iid"]), name_from_key(pl["label"]), name_from_key(pl["path"]), int(pl["mtime_ns"])
-            )
-            for pl in (
-                _payload(p) for p in self._scroll(self._pending_filter(analysis, version), limit=limit)
-            )
-        ]
-
-    def count_pending(self, analysis: str, version: int) -> int:
-        return self._count(self._pending_filter(analysis, version))
-
-    def count_failed(self, analysis: str, version: int) -> int:
-        if analysis in _LEGACY_STATE:
-            field, _, unreadable = _LEGACY_STATE[analysis]
-            return self._count(self._mine(match(field, unreadable)))
-        read = qm.FieldCondition(key=analysis_key(analysis), range=qm.Range(gte=version))
-        failed = qm.IsEmptyCondition(is_empty=qm.PayloadField(key=analysis_key(analysis) + "_failure"))
-        return self._count(qm.Filter(must=[host_is(self.host), read], must_not=[failed]))
-
-    def record_analysis(self, analysis: str, version: int, outcomes: Mapping[int, str | None]) -> None:
-        points = self._by_iid(list(outcomes), mine=True)
-        self._set_payloads(
-            [
-                (str(points[i].id), analysis_update(analysis, version, why))
-                for i, why in outcomes.items()
-                if i in points
-            ]
-        )
-
-    def store_metadata(self, rows: Mapping[int, PhotoInfo | None]) -> None:
-        points = self._by_iid(list(rows), mine=True)
-        self._set_payloads(
-            [(str(points[i].id), metadata_update(info)) for i, info in rows.items() if i in points]
-        )
-
-    def store_looks(self, rows: Mapping[int, Look | None]) -> None:
-        points = self._by_iid(list(rows), mine=True)
-        self._set_payloads(
-            [(str(points[i].id), looks_update(look)) for i, look in rows.items() if i in points]
-        )
-
     # -- duplicates ------------------------------------------------------------------------------
 
     def vectors_below(self, path_prefix: str | None) -> tuple[np.ndarray, np.ndarray]:
@@ -493,7 +346,7 @@ class QdrantDatabase:
         flt = self._mine(below(path_prefix)) if path_prefix else None
         ids, rows = [], []
         for p in self._scroll(flt, vectors=True, payload=["iid"]):
-            ids.append(int(_payload(p)["iid"]))
+            ids.append(int(payload_of(p)["iid"]))
             rows.append(p.vector)
         if not ids:
             return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
@@ -520,7 +373,7 @@ class QdrantDatabase:
             for row, answer in enumerate(answers, start=start):
                 if len(answer.points) < k - 1:
                     return None
-                labels[row, 1:] = [int(_payload(p)["iid"]) for p in answer.points]
+                labels[row, 1:] = [int(payload_of(p)["iid"]) for p in answer.points]
                 cosines[row, 1:] = [p.score for p in answer.points]
         return labels, cosines
 
@@ -528,7 +381,7 @@ class QdrantDatabase:
         """What duplicate finding needs of images of any machine by id."""
         out = {}
         for iid, p in self._by_iid(list(ids), mine=False).items():
-            pl = _payload(p)
+            pl = payload_of(p)
             out[iid] = Detail(
                 name_from_key(pl["label"]),
                 name_from_key(pl["path"]),
@@ -554,21 +407,3 @@ class QdrantDatabase:
             collection=self.collection,
             host=self.host,
         )
-
-
-# The passes older than the analysis state keep theirs in a field: (field, not read, unreadable).
-_LEGACY_STATE = {
-    "metadata": ("meta_state", META_UNREAD, META_UNREADABLE),
-    "looks": ("look_state", LOOK_UNKNOWN, LOOK_UNREADABLE),
-}
-
-
-def _floats(vector: Any) -> list[float]:
-    """A point's one unnamed vector as a list (what ``scroll``/``retrieve`` give back)."""
-    if not isinstance(vector, list):
-        raise StoreError(f"expected one unnamed vector per point, got {type(vector).__name__}")
-    return [float(x) for x in vector]
-
-
-def _payload(point: qm.Record | qm.ScoredPoint | None) -> dict[str, Any]:
-    return dict(point.payload or {}) if point is not None else {}

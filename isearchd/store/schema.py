@@ -18,8 +18,6 @@ from isearchd.store.metadata import m004_photo_metadata
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
 
 
-
-
 def m001_create_tables(db: sqlite_utils.Database) -> None:
     # Why: the initial schema. Vectors are stored in the catalog (float32 little-endian BLOB) so
     # the hnswlib index is pure derived data that can always be rebuilt; `seq` lets a reopen

@@ -6,10 +6,7 @@ then reconciled with the catalog: rows the index lacks or that changed after ``s
 from their stored vectors, ids the catalog no longer has are marked deleted. A missing, truncated
 or foreign file is rebuilt from the catalog with a warning.
 
-Saving is atomic: the index goes to a temporary file that is size-checked and fsynced; then the
-sidecar (naming the new file as ``current`` and the file still on disk as ``previous``) replaces
-the old sidecar, then the index file replaces the old one, then the directory is fsynced. A crash
-between the two renames leaves the old file, which the sidecar still describes as ``previous``.
+Saving is atomic (``indexfile.py``: the file format, its checks and the save).
 
 Search: exact (a numpy matrix product) for small databases, HNSW above that with a per-query
 ``ef``; a query whose best match is far away (CLIP text queries: cosine ~0.3, the modality gap)
@@ -19,23 +16,21 @@ is searched again with a much larger ``ef``, and anything HNSW cannot answer fal
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
-import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import hnswlib
 import numpy as np
 
-from isearchd.errors import InvalidRequest, StoreError
+from isearchd.errors import InvalidRequest
 from isearchd.memory import trim_heap
 from isearchd.store.catalog import Catalog
+from isearchd.store.indexfile import INDEX_NAME, SIDECAR_NAME, FileEntry, check_index_file, save_index_file
 from isearchd.store.liveids import LiveIds
 
 if TYPE_CHECKING:
@@ -43,9 +38,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-INDEX_NAME = "vectors.hnsw"
-SIDECAR_NAME = "vectors.json"
-SIDECAR_FORMAT = 1
 
 # Tuning constants, from a recall sweep on clustered random vectors (dim 512, 200 clusters, image
 # neighbours at cosine ~0.86, text-like queries whose best match is at cosine ~0.31; one thread,
@@ -81,34 +73,12 @@ EXACT_MAX_ROWS = 5_000
 FILTER_EXACT_MAX = 20_000
 INITIAL_CAPACITY = 10_000  # the original's documented "Capacity: 10000"
 GROWTH = 1.5  # capacity multiplier when full; resize copies the graph, so grow geometrically
-_HEADER_BYTES = 4096  # hashed into the sidecar: identifies the file cheaply (a full hash is ~0.5 s/GB)
 
 
 @dataclass(frozen=True)
 class Hit:
     id: int
     cosine: float
-
-
-@dataclass(frozen=True)
-class FileEntry:
-    """What the sidecar knows about one index file."""
-
-    seq: int
-    size: int
-    head_sha256: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"seq": self.seq, "bytes": self.size, "head_sha256": self.head_sha256}
-
-    @classmethod
-    def from_json(cls, data: Any) -> FileEntry | None:
-        if not isinstance(data, dict):
-            return None
-        try:
-            return cls(int(data["seq"]), int(data["bytes"]), str(data["head_sha256"]))
-        except (KeyError, TypeError, ValueError):
-            return None
 
 
 class RWLock:
@@ -148,24 +118,6 @@ class RWLock:
             with self._cond:
                 self._writer = False
                 self._cond.notify_all()
-
-
-def _head_sha256(path: Path) -> str:
-    with path.open("rb") as f:
-        return hashlib.sha256(f.read(_HEADER_BYTES)).hexdigest()
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):  # not every filesystem lets a directory be fsynced
-        _fsync_file(path)
 
 
 def scaled_ef(ef: int, rows: int) -> int:
@@ -267,7 +219,7 @@ class VectorIndex:
         path, sidecar = directory / INDEX_NAME, directory / SIDECAR_NAME
         if not path.exists() and not sidecar.exists():
             return None  # new database, or never saved: rebuilt quietly (the catalog may be empty)
-        reason = cls._check_files(path, sidecar, dim, model_key)
+        reason = check_index_file(path, sidecar, dim, model_key)
         if isinstance(reason, str):
             log.warning("vector index %s: %s; rebuilding it from the catalog", path, reason)
             return None
@@ -282,31 +234,6 @@ class VectorIndex:
         index = cls(directory, dim, model_key, hnsw)
         index._on_disk = entry
         return index, entry.seq
-
-    @staticmethod
-    def _check_files(path: Path, sidecar: Path, dim: int, model_key: str) -> FileEntry | str:
-        """The sidecar entry describing the file at ``path``, or why the file cannot be trusted."""
-        try:
-            meta = json.loads(sidecar.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return "its sidecar file is missing"
-        except (OSError, ValueError) as exc:
-            return f"its sidecar file is unreadable ({exc})"
-        if not isinstance(meta, dict) or meta.get("format") != SIDECAR_FORMAT:
-            return "its sidecar file has an unknown format"
-        if meta.get("dim") != dim or meta.get("model") != model_key:
-            built = f"{meta.get('model')} (dim {meta.get('dim')})"
-            return f"it was built for {built}, not {model_key} (dim {dim})"
-        try:
-            size = path.stat().st_size
-            head = _head_sha256(path)
-        except OSError as exc:
-            return f"the file cannot be read ({exc})"
-        for key in ("current", "previous"):
-            entry = FileEntry.from_json(meta.get(key))
-            if entry is not None and entry.size == size and entry.head_sha256 == head:
-                return entry
-        return "the file does not match its sidecar (truncated, overwritten or from an interrupted save)"
 
     @classmethod
     def rebuild(cls, directory: Path, dim: int, model_key: str, catalog: Catalog) -> VectorIndex:
@@ -505,43 +432,9 @@ class VectorIndex:
 
         Raises ``StoreError`` on any OS error (disk full...); the previous file stays intact.
         """
-        tmp = self.directory / (INDEX_NAME + ".tmp")
-        side_tmp = self.directory / (SIDECAR_NAME + ".tmp")
         with self._lock.read():
-            try:
-                expected = int(self._index.index_file_size())
-                self._index.save_index(str(tmp))
-                size = tmp.stat().st_size
-                if size != expected:
-                    # hnswlib writes through an unchecked ofstream: a full disk shows up as a short file.
-                    raise OSError(f"short write: {size} of {expected} bytes (is the disk full?)")
-                _fsync_file(tmp)
-                entry = FileEntry(seq, size, _head_sha256(tmp))
-                sidecar = {
-                    "format": SIDECAR_FORMAT,
-                    "model": self.model_key,
-                    "dim": self.dim,
-                    "count": len(self._live),
-                    "current": entry.to_json(),
-                    "previous": None if self._on_disk is None else self._on_disk.to_json(),
-                }
-                with side_tmp.open("w", encoding="utf-8") as f:
-                    json.dump(sidecar, f)
-                    f.flush()
-                    os.fsync(f.fileno())
-                side_tmp.replace(self.sidecar_path)
-                tmp.replace(self.path)
-                _fsync_dir(self.directory)
-            except (OSError, RuntimeError) as exc:
-                for leftover in (tmp, side_tmp):
-                    with contextlib.suppress(OSError):
-                        leftover.unlink()
-                raise StoreError(
-                    f"cannot save the vector index {self.path}: {exc}. The previous index file is "
-                    f"intact and nothing in the catalog is lost; free some disk space, the next save "
-                    f"will write it again"
-                ) from exc
-            self._on_disk = entry
+            header = {"model": self.model_key, "dim": self.dim, "count": len(self._live)}
+            self._on_disk = save_index_file(self._index, self.directory, seq, header, self._on_disk)
         log.debug("vector index %s saved: %d vectors, seq %d", self.path, len(self._live), seq)
 
 

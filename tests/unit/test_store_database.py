@@ -16,6 +16,7 @@ from store_backends import DIM, records, unit
 
 from isearchd.errors import InvalidRequest, ModelMismatch, NotFound, StoreError
 from isearchd.store import Database, ImageRecord, SavePolicy, list_databases, validate_db_name
+from isearchd.store import indexfile as indexfile_mod
 from isearchd.store import saver as saver_mod
 from isearchd.store import vectors as vectors_mod
 
@@ -327,7 +328,7 @@ def test_failed_index_save_keeps_the_previous_file(tmp_path: Path, monkeypatch: 
     def disk_full(path: Path) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(vectors_mod, "_fsync_file", disk_full)
+    monkeypatch.setattr(indexfile_mod, "fsync_file", disk_full)
     with pytest.raises(StoreError) as err:
         db.save_index()
     assert "No space left" in err.value.message and "intact" in err.value.message

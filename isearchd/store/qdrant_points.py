@@ -1,0 +1,127 @@
+"""The points of one database's collection in Qdrant, as the database reads and writes them.
+
+``Points`` does the requests, page by page (``PAGE`` points each): scroll (optionally only this
+machine's points, ``mine``), count, retrieve by point id or by image id, upsert, delete, set
+payloads. ``QdrantDatabase`` (``qdrant.py``) builds the database's operations on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from qdrant_client import models as qm
+
+from isearchd.errors import StoreError
+from isearchd.store.qdrant_link import QdrantLink
+from isearchd.store.qdrant_payload import host_is
+
+__all__ = ["PAGE", "Points", "floats", "payload_of"]
+
+# Points per request: a scroll page, a batch of retrieves or payload updates (a 512-d page of
+# 1,000 vectors is ~2 MB of JSON).
+PAGE = 1000
+
+
+class Points:
+    """The requests on one collection; ``host``: this machine, whose points ``_mine`` selects."""
+
+    def __init__(self, link: QdrantLink, name: str, collection: str, host: str) -> None:
+        self.name = name
+        self.collection = collection
+        self.host = host
+        self._link = link
+        self._closed = False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"database '{self.name}' is closed")
+
+    def _mine(self, *more: qm.Condition) -> qm.Filter:
+        return qm.Filter(must=[host_is(self.host), *more])
+
+    def _scroll(
+        self,
+        flt: qm.Filter | None,
+        *,
+        vectors: bool = False,
+        payload: bool | list[str] = True,
+        limit: int = 0,
+    ) -> Iterator[qm.Record]:
+        self._check_open()
+        offset = None
+        left = limit or None
+        while True:
+            page = PAGE if left is None else min(PAGE, left)
+            with self._link.guard() as client:
+                points, offset = client.scroll(
+                    self.collection,
+                    flt,
+                    limit=page,
+                    offset=offset,
+                    with_payload=payload,
+                    with_vectors=vectors,
+                )
+            yield from points
+            if left is not None:
+                left -= len(points)
+            if offset is None or (left is not None and left <= 0):
+                return
+
+    def _count(self, flt: qm.Filter | None) -> int:
+        self._check_open()
+        with self._link.guard() as client:
+            return int(client.count(self.collection, count_filter=flt, exact=True).count)
+
+    def _retrieve(self, ids: Sequence[str], *, vectors: bool = False) -> dict[str, qm.Record]:
+        self._check_open()
+        out: dict[str, qm.Record] = {}
+        for start in range(0, len(ids), PAGE):
+            with self._link.guard() as client:
+                found = client.retrieve(
+                    self.collection, list(ids[start : start + PAGE]), with_payload=True, with_vectors=vectors
+                )
+            out.update({str(p.id): p for p in found})
+        return out
+
+    def _by_iid(self, iids: Sequence[int], *, mine: bool, vectors: bool = False) -> dict[int, qm.Record]:
+        out: dict[int, qm.Record] = {}
+        for start in range(0, len(iids), PAGE):
+            cond = qm.FieldCondition(
+                key="iid", match=qm.MatchAny(any=[int(i) for i in iids[start : start + PAGE]])
+            )
+            flt = self._mine(cond) if mine else qm.Filter(must=[cond])
+            out.update({int(p.payload["iid"]): p for p in self._scroll(flt, vectors=vectors) if p.payload})
+        return out
+
+    def _upsert(self, points: list[qm.PointStruct]) -> None:
+        for start in range(0, len(points), PAGE):
+            with self._link.guard() as client:
+                client.upsert(self.collection, points[start : start + PAGE], wait=True)
+
+    def _delete_ids(self, ids: Sequence[str]) -> None:
+        for start in range(0, len(ids), PAGE):
+            with self._link.guard() as client:
+                client.delete(
+                    self.collection, qm.PointIdsList(points=list(ids[start : start + PAGE])), wait=True
+                )
+
+    def _set_payloads(self, rows: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        ops: list[qm.UpdateOperation] = [
+            qm.SetPayloadOperation(set_payload=qm.SetPayload(payload=payload, points=[pid]))
+            for pid, payload in rows
+        ]
+        for start in range(0, len(ops), PAGE):
+            with self._link.guard() as client:
+                client.batch_update_points(self.collection, ops[start : start + PAGE], wait=True)
+
+
+def floats(vector: Any) -> list[float]:
+    """A point's one unnamed vector as a list (what ``scroll``/``retrieve`` give back)."""
+    if not isinstance(vector, list):
+        raise StoreError(f"expected one unnamed vector per point, got {type(vector).__name__}")
+    return [float(x) for x in vector]
+
+
+def payload_of(point: qm.Record | qm.ScoredPoint | None) -> dict[str, Any]:
+    return dict(point.payload or {}) if point is not None else {}
