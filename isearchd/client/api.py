@@ -29,6 +29,7 @@ from isearchd.messages import (
     Hit,
     ImageInfo,
     ImageInfoRequest,
+    JsonObject,
     ListDbsRequest,
     Migrated,
     MigrateRequest,
@@ -234,9 +235,9 @@ class Client:
         info: DbInfo = self.request(DbInfoRequest(db=self.db_name))
         return info
 
-    def get_db_info(self) -> dict[str, Any]:
+    def get_db_info(self) -> JsonObject:
         """The original API: ``db_info`` as a dict."""
-        info: dict[str, Any] = to_wire(self.db_info())
+        info: JsonObject = to_wire(self.db_info())
         return info
 
     def image_info(self, image_id: int) -> ImageInfo:

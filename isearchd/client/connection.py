@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from isearchd.errors import ISearchError, ProtocolError, ServiceError, from_code
-from isearchd.messages import OPS, AuthRequest, Progress, Request
+from isearchd.messages import OPS, AuthRequest, JsonObject, Progress, Request
 from isearchd.protocol import decode_reply, encode, read_result, to_wire
 from isearchd.transports import Connection, Transport
 
@@ -126,7 +126,7 @@ def _error(obj: object) -> ISearchError:
     return from_code(err.code, err.message)
 
 
-def _progress(event: dict[str, Any]) -> Progress:
+def _progress(event: JsonObject) -> Progress:
     try:
         return msgspec.convert(event, Progress)
     except msgspec.ValidationError as e:

@@ -10,12 +10,12 @@ import difflib
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
 
 from isearchd.config import settings
 from isearchd.config.checks import DB_NAME_RE
 from isearchd.config.schema import TABLES, TOP_KEYS, WATCH_KEYS, Source, WatchFolder
 from isearchd.errors import ConfigError
+from isearchd.messages import JsonObject
 
 _TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\"' -]+?)\s*\]\]?\s*(#.*)?$")
@@ -24,7 +24,7 @@ _HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\"' -]+?)\s*\]\]?\s*(#.*)?$")
 class ConfigDocument:
     """A parsed config file that can say which line a key is on."""
 
-    def __init__(self, path: Path, text: str, data: dict[str, Any]) -> None:
+    def __init__(self, path: Path, text: str, data: JsonObject) -> None:
         self.path = path
         self.lines = text.splitlines()
         self.data = data

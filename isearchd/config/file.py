@@ -53,6 +53,7 @@ from isearchd.config.schema import (
     WatchFolder,
 )
 from isearchd.errors import ConfigError
+from isearchd.messages import JsonObject
 
 __all__ = [
     "DEFAULT_TEMPLATE",
@@ -145,9 +146,9 @@ def _config_file(path: str | Path | None, environ: Mapping[str, str] | None) -> 
 
 def _scalars(
     doc: ConfigDocument | None, env: Mapping[str, str], overrides: Mapping[str, Any]
-) -> tuple[dict[str, Any], dict[str, Source]]:
+) -> tuple[JsonObject, dict[str, Source]]:
     """Every scalar setting's raw value and source: default < file < environment < command line."""
-    values: dict[str, Any] = {}
+    values: JsonObject = {}
     sources: dict[str, Source] = {}
     for key, (typ, var, default) in SCALARS.items():
         values[key], sources[key] = default, Source("default")

@@ -81,7 +81,8 @@ class Peer(Protocol):
     remote: bool  # TCP, or a browser: may not name daemon-side paths
     authed: bool
 
-    def send(self, message: dict[str, Any]) -> bool: ...
+    def send(self, line: bytes) -> bool:
+        """Send one protocol line (``isearchd.protocol.lines``); False once the peer has gone."""
 
 
 class WebPage(Protocol):

@@ -13,8 +13,6 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Protocol
 
-from isearchd.protocol import encode
-
 
 class LineServer(Protocol):
     """What answers request lines: the daemon's ``Server``."""
@@ -29,8 +27,8 @@ class _Peer:
         self._out = out
         self.remote = remote
 
-    def send(self, message: dict[str, Any]) -> bool:
-        self._out.append(encode(message).rstrip(b"\n"))
+    def send(self, line: bytes) -> bool:
+        self._out.append(line.rstrip(b"\n"))
         return True
 
 

@@ -48,7 +48,6 @@ from isearchd.protocol import (
     LineTooLong,
     Request,
     decode_line,
-    encode,
     error_reply,
     is_loopback,
     ok_reply,
@@ -134,12 +133,12 @@ class _Connection:
         self.alive = True
         self.send_lock = threading.Lock()
 
-    def send(self, message: dict[str, Any]) -> bool:
+    def send(self, line: bytes) -> bool:
         if not self.alive:
             return False
         try:
             with self.send_lock:
-                self.sock.sendall(encode(message))
+                self.sock.sendall(line)
             return True
         except OSError:
             self.alive = False
@@ -262,10 +261,6 @@ class Server:
     def request_stop(self) -> None:
         """Stop accepting (safe from a signal handler: only sets a flag)."""
         self._stopping.set()
-
-    @property
-    def stopping(self) -> bool:
-        return self._stopping.is_set()
 
     def close(self, grace_s: float = STOP_GRACE_S) -> None:
         """Stop listening, let in-flight requests finish or abandon cleanly, close every connection."""

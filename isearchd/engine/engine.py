@@ -45,7 +45,6 @@ from isearchd.reports import LABEL_TYPES, MAX_RESULTS
 from isearchd.store.metadata import PhotoInfo
 
 if TYPE_CHECKING:
-
     from isearchd.store import ImageDatabase, SearchHit, Store, WatchedFolder
 
 log = logging.getLogger(__name__)

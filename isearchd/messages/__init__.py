@@ -10,7 +10,7 @@ them. Frozen msgspec Structs: plain data, checked when built from JSON.
 May import: ``reports``, ``files``, ``errors`` (the foundation). Every layer may import it.
 """
 
-from isearchd.messages.base import ImageRef, Message
+from isearchd.messages.base import ImageRef, JsonObject, Message
 from isearchd.messages.ops import OPS, Op
 from isearchd.messages.replies import (
     BackfillProgress,
@@ -82,6 +82,7 @@ __all__ = [
     "ImageInfo",
     "ImageInfoRequest",
     "ImageRef",
+    "JsonObject",
     "ListDbsRequest",
     "Message",
     "MigrateRequest",

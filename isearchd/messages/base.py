@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
 from isearchd.errors import BadField
 from isearchd.files.names import check_name
 
-__all__ = ["Absolute", "ImageRef", "Message", "Name", "NonEmpty", "daemon_path"]
+__all__ = ["Absolute", "ImageRef", "JsonObject", "Message", "Name", "NonEmpty", "daemon_path"]
 
 # A string that may not be empty (a query text, a label, a database name).
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+
+# A JSON object where it crosses a boundary untyped: a protocol line before it is validated or
+# after it is encoded, a file header, a TOML table, a vector store's payload.
+JsonObject = dict[str, Any]
 
 
 class Message(msgspec.Struct, frozen=True, kw_only=True):

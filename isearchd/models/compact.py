@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +30,7 @@ from torch import nn
 
 from isearchd.errors import ModelError
 from isearchd.models.checkpoint import load_error_message
+from isearchd.models.registry import ModelConfig
 from isearchd.models.towers import trimmed_tokens
 
 __all__ = ["CompactCLIP", "build_compact"]
@@ -222,7 +222,7 @@ def _layer_plan(
     return plan
 
 
-def _build(sd: dict[str, torch.Tensor], config: dict[str, Any]) -> CompactCLIP:
+def _build(sd: dict[str, torch.Tensor], config: ModelConfig) -> CompactCLIP:
     vision_cfg = config["vision_cfg"]
     text_cfg = config["text_cfg"]
     dim = int(config["embed_dim"])
@@ -281,7 +281,7 @@ def _build(sd: dict[str, torch.Tensor], config: dict[str, Any]) -> CompactCLIP:
         return CompactCLIP(vision, text_width, text_head_dim, text_layers, vocab_size, context_length, dim)
 
 
-def build_compact(state_dict: dict[str, torch.Tensor], config: dict[str, Any]) -> CompactCLIP:
+def build_compact(state_dict: dict[str, torch.Tensor], config: ModelConfig) -> CompactCLIP:
     """Compact towers holding ``state_dict`` (open_clip key names); ModelError on any mismatch.
 
     ``config`` is the unpruned base architecture (open_clip format): it bounds every width and

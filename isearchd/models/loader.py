@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
 
 import torch
 from open_clip.model import CLIP
@@ -25,6 +24,7 @@ from isearchd.errors import ModelError
 from isearchd.models.checkpoint import load_error_message, read_state_dict
 from isearchd.models.compact import build_compact
 from isearchd.models.model import Model
+from isearchd.models.registry import ModelConfig
 from isearchd.models.resolve import ResolvedModel, resolve
 from isearchd.models.towers import OpenClipTowers, Towers, causal_mask
 
@@ -86,7 +86,7 @@ def load_resolved(resolved: ResolvedModel, device: str = "cpu") -> Model:
     return model
 
 
-def build_towers(state_dict: dict[str, torch.Tensor], config: dict[str, Any], *, auto: bool) -> Towers:
+def build_towers(state_dict: dict[str, torch.Tensor], config: ModelConfig, *, auto: bool) -> Towers:
     """Towers for open_clip-named tensors: compact (auto) or an open_clip CLIP; ModelError on mismatch."""
     if auto:
         return build_compact(state_dict, config)
@@ -100,7 +100,7 @@ def _device(name: str) -> torch.device:
         raise ModelError(f"invalid device {name!r}: {exc}") from None
 
 
-def _build_open_clip(state_dict: dict[str, torch.Tensor], config: dict[str, Any]) -> CLIP:
+def _build_open_clip(state_dict: dict[str, torch.Tensor], config: ModelConfig) -> CLIP:
     unknown = set(config) - _CLIP_ARGS - _IGNORED_CONFIG_KEYS
     if unknown:
         raise ModelError(f"unsupported config keys {sorted(unknown)}")

@@ -37,7 +37,7 @@ import time
 import types
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import torch
@@ -191,7 +191,11 @@ def _remove_older_int8(current: ExportPaths) -> None:
             log.info("removed %s (an earlier int8 recipe)", old)
 
 
-def _legacy_exporter() -> dict[str, Any]:
+class _ExporterChoice(TypedDict, total=False):
+    dynamo: bool
+
+
+def _legacy_exporter() -> _ExporterChoice:
     """``dynamo=False`` where torch has the switch (2.5+; the default flipped to dynamo in 2.9)."""
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:
         return {"dynamo": False}
@@ -246,7 +250,7 @@ def _export(
 # the tiny model 0.9994 / 0.9999, random ViT-8Y 0.9989 / 0.9989, ViT-45LY 0.9984 / 0.9987. uint8
 # weights (exact too, and 0.9995) ran ViT-45LY's image tower 1.8x slower on VNNI (17.6 against 9.8
 # ms an image); this recipe costs nothing there (9.8 ms).
-_QUANTIZATION: dict[str, Any] = {"per_channel": True, "reduce_range": True}
+_QUANTIZATION: dict[str, bool] = {"per_channel": True, "reduce_range": True}
 
 
 def _quantize(source: Path, target: Path) -> None:

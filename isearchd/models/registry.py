@@ -97,12 +97,17 @@ def get_spec(key: str) -> ModelSpec:
     )
 
 
-def arch_config(arch: str) -> dict[str, Any]:
+# An open_clip model config as its JSON file has it (``embed_dim``, ``vision_cfg``, ``text_cfg``),
+# handed on to open_clip's constructors as keyword arguments.
+ModelConfig = dict[str, Any]
+
+
+def arch_config(arch: str) -> ModelConfig:
     """The open_clip model config (``embed_dim``, ``vision_cfg``, ``text_cfg``) of an architecture."""
     resource = resources.files("isearchd.models").joinpath("configs", f"{arch}.json")
     try:
         text = resource.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ModelError(f"no architecture config for {arch!r} in the package") from None
-    config: dict[str, Any] = json.loads(text)
+    config: ModelConfig = json.loads(text)
     return config

@@ -9,10 +9,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from isearchd.errors import ModelError
-from isearchd.models.registry import MODELS, arch_config, get_spec
+from isearchd.models.registry import MODELS, ModelConfig, arch_config, get_spec
 
 __all__ = ["ResolvedModel", "image_size", "resolve"]
 
@@ -24,7 +23,7 @@ class ResolvedModel:
     key: str  # registry key or "custom:<file name>"
     source: str  # the key or checkpoint path as given to ``resolve``
     weights: Path
-    config: dict[str, Any]
+    config: ModelConfig
     auto: bool  # a pruned TinyCLIP architecture (compact towers)
     registry: bool  # a registry key (False: a custom checkpoint)
     what: str  # how error messages name it
@@ -89,7 +88,7 @@ def _registry_key(key_or_path: str) -> str | None:
     return get_spec(key_or_path).key  # case-insensitive match, else ModelError listing the keys
 
 
-def _custom_config(checkpoint: Path) -> dict[str, Any]:
+def _custom_config(checkpoint: Path) -> ModelConfig:
     config_path = checkpoint.with_suffix(".json")
     if not checkpoint.exists():
         raise ModelError(f"{checkpoint}: checkpoint file does not exist")
@@ -106,7 +105,7 @@ def _custom_config(checkpoint: Path) -> dict[str, Any]:
     return config
 
 
-def image_size(config: dict[str, Any]) -> int:
+def image_size(config: ModelConfig) -> int:
     """The square input side of a config's image tower (ModelError for non-square sizes)."""
     size = config["vision_cfg"].get("image_size", 224)
     if isinstance(size, (list, tuple)):

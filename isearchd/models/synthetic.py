@@ -23,12 +23,11 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from open_clip.model import CLIP
 
-from isearchd.models.registry import arch_config, get_spec
+from isearchd.models.registry import ModelConfig, arch_config, get_spec
 
 __all__ = [
     "AutoPlan",
@@ -129,7 +128,7 @@ def auto_plan(arch: str) -> AutoPlan:
     return AutoPlan(vision_width, vision_layers, text_width, text_layers)
 
 
-def compact_shapes(config: dict[str, Any], plan: AutoPlan) -> dict[str, tuple[int, ...]]:
+def compact_shapes(config: ModelConfig, plan: AutoPlan) -> dict[str, tuple[int, ...]]:
     """open_clip-named tensor shapes of a compact model: base ``config`` pruned as ``plan`` says."""
     vcfg, tcfg = config["vision_cfg"], config["text_cfg"]
     dim = int(config["embed_dim"])
@@ -212,7 +211,7 @@ def random_tensors(shapes: dict[str, tuple[int, ...]], seed: int = 0) -> dict[st
     return {name: _random(name, shape, gen).float() for name, shape in shapes.items()}
 
 
-def official_checkpoint(key_or_arch: str, seed: int = 0) -> dict[str, Any]:
+def official_checkpoint(key_or_arch: str, seed: int = 0) -> dict[str, dict[str, torch.Tensor]]:
     """A random checkpoint object (``{"state_dict": ...}``) in the official layout of a key or arch."""
     arch = key_or_arch if key_or_arch.startswith("TinyCLIP-") else get_spec(key_or_arch).arch
     if "-auto-" in arch:

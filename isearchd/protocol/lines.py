@@ -15,10 +15,12 @@ from __future__ import annotations
 import base64
 import json
 import socket
+from collections.abc import Mapping
 from typing import Any
 
 from isearchd.errors import ISearchError, ProtocolError
 from isearchd.files.names import json_line
+from isearchd.messages import JsonObject
 
 __all__ = [
     "ADD_CHUNK_BYTES",
@@ -72,7 +74,7 @@ def request_id(obj: object) -> int | str | None:
     return None
 
 
-def encode(message: dict[str, Any]) -> bytes:
+def encode(message: Mapping[str, object]) -> bytes:
     """One message as a protocol line (compact JSON, UTF-8, trailing newline).
 
     File names that are not UTF-8 travel as ``\\udcXX`` escapes (``isearchd.files.names``).
@@ -80,19 +82,22 @@ def encode(message: dict[str, Any]) -> bytes:
     return json_line(message).encode("utf-8") + b"\n"
 
 
-def ok_reply(rid: int | str | None, result: Any) -> dict[str, Any]:
-    return {"id": rid, "ok": True, "result": result}
+def ok_reply(rid: int | str | None, result: Any) -> bytes:
+    """The final line of a request that succeeded (``result`` already JSON data)."""
+    return encode({"id": rid, "ok": True, "result": result})
 
 
-def error_reply(rid: int | str | None, err: ISearchError) -> dict[str, Any]:
-    return {"id": rid, "ok": False, "error": err.to_dict()}
+def error_reply(rid: int | str | None, err: ISearchError) -> bytes:
+    """The final line of a request that failed."""
+    return encode({"id": rid, "ok": False, "error": err.to_dict()})
 
 
-def progress_event(rid: int | str | None, counts: dict[str, Any]) -> dict[str, Any]:
-    return {"id": rid, "event": "progress", **counts}
+def progress_event(rid: int | str | None, counts: Mapping[str, object]) -> bytes:
+    """A progress line of a request still running."""
+    return encode({"id": rid, "event": "progress", **counts})
 
 
-def decode_reply(line: bytes) -> dict[str, Any]:
+def decode_reply(line: bytes) -> JsonObject:
     """Decode one line sent by the daemon (client side)."""
     try:
         obj = json.loads(line.decode("utf-8"))

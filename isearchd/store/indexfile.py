@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ class FileEntry:
     size: int
     head_sha256: str
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         return {"seq": self.seq, "bytes": self.size, "head_sha256": self.head_sha256}
 
     @classmethod
@@ -86,7 +87,7 @@ def check_index_file(path: Path, sidecar: Path, dim: int, model_key: str) -> Fil
 
 
 def save_index_file(
-    index: hnswlib.Index, directory: Path, seq: int, header: dict[str, Any], previous: FileEntry | None
+    index: hnswlib.Index, directory: Path, seq: int, header: Mapping[str, object], previous: FileEntry | None
 ) -> FileEntry:
     """Write ``index`` (holding the catalog's changes up to ``seq``) into ``directory`` atomically;
     ``header``: the sidecar's model, dim and count; ``previous``: the entry of the file on disk."""

@@ -392,7 +392,8 @@ class QdrantDatabase(Passes):
         return out
 
     def info(self) -> DbInfo:
-        created = (self._meta.database(self.name) or {}).get("created")
+        entry = self._meta.database(self.name)
+        created = entry.created if entry is not None else None
         size = self.count()
         return DbInfo(
             name=self.name,

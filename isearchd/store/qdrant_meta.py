@@ -6,10 +6,11 @@ collection ``<prefix><name>`` can have that name)."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from dataclasses import dataclass
 
 from qdrant_client import models as qm
 
+from isearchd.messages import JsonObject
 from isearchd.store.catalog import now_iso
 from isearchd.store.folders import folder, folder_options
 from isearchd.store.qdrant_link import QdrantLink
@@ -18,6 +19,16 @@ from isearchd.store.records import WatchedFolder
 
 META_SUFFIX = ".databases"
 _SCROLL = 1000
+
+
+@dataclass(frozen=True)
+class DbEntry:
+    """A database as the store lists it: its model, its vectors' dimension, when it was made."""
+
+    name: str
+    model: str
+    dim: int
+    created: str | None
 
 
 class QdrantMeta:
@@ -35,12 +46,15 @@ class QdrantMeta:
 
     # -- databases -------------------------------------------------------------------------------
 
-    def database(self, name: str) -> dict[str, Any] | None:
-        """``{"name", "model", "dim", "created"}`` of database ``name``, None when it does not exist."""
+    def database(self, name: str) -> DbEntry | None:
+        """The entry of database ``name``, None when it does not exist."""
         self._ensure()
         with self.link.guard() as client:
             found = client.retrieve(self.collection, [_db_point(name)], with_payload=True)
-        return dict(found[0].payload or {}) if found else None
+        if not found:
+            return None
+        payload = found[0].payload or {}
+        return DbEntry(name, str(payload["model"]), int(payload["dim"]), payload.get("created"))
 
     def put_database(self, name: str, model_key: str, dim: int, created: str | None = None) -> None:
         self._ensure()
@@ -91,9 +105,9 @@ class QdrantMeta:
             client.delete(self.collection, qm.PointIdsList(points=[pid]), wait=True)
         return True
 
-    def _scroll(self, must: list[qm.Condition]) -> list[dict[str, Any]]:
+    def _scroll(self, must: list[qm.Condition]) -> list[JsonObject]:
         self._ensure()
-        out: list[dict[str, Any]] = []
+        out: list[JsonObject] = []
         offset = None
         while True:
             with self.link.guard() as client:

@@ -34,6 +34,7 @@ from typing import Any
 from qdrant_client import models as qm
 
 from isearchd.files.names import from_db, to_db
+from isearchd.messages import JsonObject
 from isearchd.store.catalog import now_iso
 from isearchd.store.looks import LOOK_KNOWN, LOOK_UNKNOWN, LOOK_UNREADABLE, Look, signed_phash
 from isearchd.store.metadata import INFO_COLUMNS, META_READ, META_UNREAD, META_UNREADABLE, Filters, PhotoInfo
@@ -41,6 +42,8 @@ from isearchd.store.records import INT8_SUFFIX, ImageRecord
 
 # uuid5 namespace of ImgSearch point ids (a fixed random uuid: changing it orphans every point)
 POINT_NAMESPACE = uuid.UUID("6f1c7a3e-2b4d-5e8f-9a0b-1c2d3e4f5a6b")
+# A payload (or the part of one) the store writes: built here, only ever handed to Qdrant.
+NewPayload = dict[str, object]
 IID_BITS = 53  # ids stay exact in JavaScript numbers (the web page)
 _B64 = "b64:"  # a name that is not UTF-8; real paths start with "/" and labels never hold a NUL
 # payload keyword fields with an index on a server (local mode has no payload indexes)
@@ -100,15 +103,15 @@ def taken_seconds(wall_clock: str | None) -> float | None:
     return moment.replace(tzinfo=UTC).timestamp()
 
 
-def info_payload(info: PhotoInfo | None, state: int) -> dict[str, Any]:
-    values: dict[str, Any] = {f: getattr(info, f) if info is not None else None for f in INFO_COLUMNS}
+def info_payload(info: PhotoInfo | None, state: int) -> NewPayload:
+    values: NewPayload = {f: getattr(info, f) if info is not None else None for f in INFO_COLUMNS}
     values["taken_ts"] = taken_seconds(info.taken_local) if info is not None else None
     values["places"] = info.place_names() if info is not None else []
     values["meta_state"] = state
     return values
 
 
-def look_payload(look: Look | None, state: int) -> dict[str, Any]:
+def look_payload(look: Look | None, state: int) -> NewPayload:
     if look is None:
         return {"phash": None, "colours": None, "look_state": state}
     return {
@@ -118,21 +121,21 @@ def look_payload(look: Look | None, state: int) -> dict[str, Any]:
     }
 
 
-def metadata_update(info: PhotoInfo | None) -> dict[str, Any]:
+def metadata_update(info: PhotoInfo | None) -> NewPayload:
     """The payload that stores read metadata (None: the file cannot be read)."""
     return info_payload(info, META_READ if info is not None else META_UNREADABLE)
 
 
-def looks_update(look: Look | None) -> dict[str, Any]:
+def looks_update(look: Look | None) -> NewPayload:
     return look_payload(look, LOOK_KNOWN if look is not None else LOOK_UNREADABLE)
 
 
 def image_payload(
-    record: ImageRecord, host: str, model_key: str, iid: int, kept: dict[str, Any] | None
-) -> dict[str, Any]:
+    record: ImageRecord, host: str, model_key: str, iid: int, kept: JsonObject | None
+) -> NewPayload:
     """The whole payload of ``record``; ``kept``: the point's old payload, whose metadata stays
     when ``record.info`` is None (as the catalog's upsert)."""
-    payload: dict[str, Any] = {
+    payload: NewPayload = {
         "host": name_key(host),
         "label": name_key(record.label),
         "path": name_key(record.path),
@@ -167,22 +170,22 @@ def analysis_key(analysis: str) -> str:
     return ANALYSIS_PREFIX + analysis
 
 
-def analysis_update(analysis: str, version: int, failure: str | None) -> dict[str, Any]:
+def analysis_update(analysis: str, version: int, failure: str | None) -> NewPayload:
     """The payload that records that ``version`` of ``analysis`` read a point (or why it failed)."""
     return {analysis_key(analysis): version, analysis_key(analysis) + "_failure": failure}
 
 
-def info_from(payload: dict[str, Any]) -> PhotoInfo:
+def info_from(payload: JsonObject) -> PhotoInfo:
     return PhotoInfo(*(payload.get(f) for f in INFO_COLUMNS))
 
 
-def look_from(payload: dict[str, Any]) -> Look | None:
+def look_from(payload: JsonObject) -> Look | None:
     if payload.get("look_state") != LOOK_KNOWN or payload.get("phash") is None:
         return None
     return Look(int(payload["phash"]) & ((1 << 64) - 1), base64.b64decode(payload["colours"]))
 
 
-def record_from(payload: dict[str, Any], vector: Any, me: str) -> ImageRecord:
+def record_from(payload: JsonObject, vector: Any, me: str) -> ImageRecord:
     """An ``ImageRecord`` from a point (``host`` None when it is this machine's)."""
     host = name_from_key(payload["host"])
     return ImageRecord(

@@ -13,8 +13,9 @@ from typing import Any
 from qdrant_client import models as qm
 
 from isearchd.errors import StoreError
+from isearchd.messages import JsonObject
 from isearchd.store.qdrant_link import QdrantLink
-from isearchd.store.qdrant_payload import host_is
+from isearchd.store.qdrant_payload import NewPayload, host_is
 
 __all__ = ["PAGE", "Points", "floats", "payload_of"]
 
@@ -106,7 +107,7 @@ class Points:
                     self.collection, qm.PointIdsList(points=list(ids[start : start + PAGE])), wait=True
                 )
 
-    def _set_payloads(self, rows: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    def _set_payloads(self, rows: Sequence[tuple[str, NewPayload]]) -> None:
         ops: list[qm.UpdateOperation] = [
             qm.SetPayloadOperation(set_payload=qm.SetPayload(payload=payload, points=[pid]))
             for pid, payload in rows
@@ -123,5 +124,5 @@ def floats(vector: Any) -> list[float]:
     return [float(x) for x in vector]
 
 
-def payload_of(point: qm.Record | qm.ScoredPoint | None) -> dict[str, Any]:
+def payload_of(point: qm.Record | qm.ScoredPoint | None) -> JsonObject:
     return dict(point.payload or {}) if point is not None else {}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import socket
-from typing import Any
 
 from qdrant_client import models as qm
 
@@ -19,7 +18,7 @@ from isearchd.errors import StoreError
 from isearchd.store.names import DEFAULT_PREFIX, missing_among, validate_db_name
 from isearchd.store.qdrant import QdrantDatabase
 from isearchd.store.qdrant_link import QdrantLink
-from isearchd.store.qdrant_meta import QdrantMeta
+from isearchd.store.qdrant_meta import DbEntry, QdrantMeta
 from isearchd.store.qdrant_payload import FLOAT_INDEXES, INTEGER_INDEXES, KEYWORD_INDEXES
 from isearchd.store.records import WatchedFolder, model_mismatch
 
@@ -57,8 +56,8 @@ class QdrantStore:
             if not create or model_key is None or dim is None:
                 raise missing_among(self.names(), name)
             self._create(name, model_key, dim)
-            found = self.meta.database(name) or {}
-        stored_model, stored_dim = str(found["model"]), int(found["dim"])
+            found = self.meta.database(name) or DbEntry(name, model_key, dim, None)
+        stored_model, stored_dim = found.model, found.dim
         db = QdrantDatabase(
             self.link, self.meta, name, self.collection(name), self.host, stored_model, stored_dim
         )
@@ -69,7 +68,7 @@ class QdrantStore:
                 with self.link.guard() as client:
                     client.delete_collection(self.collection(name))
             log.info("database '%s' is empty: its model %s -> %s", name, stored_model, model_key)
-            self._create(name, model_key, dim if dim is not None else stored_dim, found.get("created"))
+            self._create(name, model_key, dim if dim is not None else stored_dim, found.created)
             db = QdrantDatabase(
                 self.link, self.meta, name, self.collection(name), self.host, model_key, dim or stored_dim
             )
@@ -77,14 +76,17 @@ class QdrantStore:
 
     def _create(self, name: str, model_key: str, dim: int, created: str | None = None) -> None:
         collection = self.collection(name)
-        config: dict[str, Any] = {"vectors_config": qm.VectorParams(size=dim, distance=qm.Distance.COSINE)}
-        if not self.link.local:
-            config = {
-                "vectors_config": qm.VectorParams(size=dim, distance=qm.Distance.COSINE, on_disk=True),
-                "quantization_config": QUANTIZATION,
-                "on_disk_payload": True,
-            }
-        made = self.link.create_collection(collection, **config)
+        if self.link.local:
+            made = self.link.create_collection(
+                collection, vectors_config=qm.VectorParams(size=dim, distance=qm.Distance.COSINE)
+            )
+        else:
+            made = self.link.create_collection(
+                collection,
+                vectors_config=qm.VectorParams(size=dim, distance=qm.Distance.COSINE, on_disk=True),
+                quantization_config=QUANTIZATION,
+                on_disk_payload=True,
+            )
         if made and not self.link.local:  # local mode has no payload indexes (and warns)
             schemas = [
                 *((f, qm.PayloadSchemaType.KEYWORD) for f in KEYWORD_INDEXES),

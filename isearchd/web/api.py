@@ -35,9 +35,9 @@ from isearchd.messages import (
     ImageInfo,
     ImageInfoRequest,
     ImageRef,
+    JsonObject,
     ListDbsRequest,
     Message,
-    SearchRequest,
     StatusRequest,
 )
 from isearchd.messages import Request as DaemonRequest
@@ -78,9 +78,9 @@ async def _ask(request: Request, daemon_request: DaemonRequest) -> Any:
     return await run_in_threadpool(page_of(request).backend.request, daemon_request)
 
 
-def _with_urls(db: str, item: Message) -> dict[str, Any]:
+def _with_urls(db: str, item: Message) -> JsonObject:
     """An image (a hit, a group's image, an image's details) with its picture URLs."""
-    data: dict[str, Any] = to_wire(item)
+    data: JsonObject = to_wire(item)
     image_id = data.get("id")
     if image_id is None:
         return {**data, "thumbnail": None, "image": None}
@@ -102,22 +102,22 @@ async def search(request: Request) -> Response:
     if request.method == "POST":
         image = await upload(request, params)
     db = params.get("db") or "default"
-    fields = search_fields(params, DEFAULT_RESULTS)
+    form = search_fields(params, DEFAULT_RESULTS)
     like = params.get("like")
     if image is not None:
-        query, kind, fields["image"] = image.display, "image", image
+        query, kind, asked = image.display, "image", form.request(db, image=image)
     elif like:
         liked = ImageInfoRequest(db=db, image_id=int_param(like, "like", 0, 2**62))
         info: ImageInfo = await _ask(request, liked)
-        query, kind, fields["like"] = info.label, "like", info.label
+        query, kind, asked = info.label, "like", form.request(db, like=info.label)
     elif params.get("q", "").strip():
-        query, kind, fields["text"] = params["q"], "text", params["q"]
+        query, kind, asked = params["q"], "text", form.request(db, text=params["q"])
     else:
         raise InvalidRequest("give a text (q), an image of the database (like) or an image file")
-    hits = await _ask(request, SearchRequest(db=db, **fields))
+    hits = await _ask(request, asked)
     return _json(
-        {"query": query, "kind": kind, "db": db, "min_similarity": fields["similarity"],
-         "sort": fields.get("sort", "similarity"), "results": [_with_urls(db, h) for h in hits]}
+        {"query": query, "kind": kind, "db": db, "min_similarity": form.similarity,
+         "sort": form.sort, "results": [_with_urls(db, h) for h in hits]}
     )  # fmt: skip
 
 

@@ -1,21 +1,21 @@
 """What the page sends, read into the protocol's terms: query parameters, uploads, and errors.
 
-``search_fields`` turns the page's search parameters into ``SearchRequest`` fields (less the query
-itself); ``upload`` reads a dropped image; ``answers_errors`` turns a route's ``ISearchError``
-into the protocol's error object with an HTTP status.
+``search_fields`` reads the page's search parameters into a ``SearchForm`` (a ``SearchRequest``
+less the database and the query); ``upload`` reads a dropped image; ``answers_errors`` turns a
+route's ``ISearchError`` into the protocol's error object with an HTTP status.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass, field
 
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from isearchd.errors import InvalidRequest, ISearchError
-from isearchd.messages import ImageRef
+from isearchd.messages import ImageRef, SearchRequest
 from isearchd.protocol import is_loopback
 
 # An image dropped on the page: at most this many bytes (the daemon's own bomb guard decodes it).
@@ -26,22 +26,47 @@ _STATUS = {"invalid_request": 400, "protocol_error": 400, "bad_image": 400, "not
 _NO_STORE = {"cache-control": "no-store"}
 
 
-def search_fields(params: dict[str, str], default_results: int) -> dict[str, Any]:
-    """The ``SearchRequest`` fields (less the query itself) from the page's parameters."""
-    fields: dict[str, Any] = {
-        "num": int_param(params.get("n") or str(default_results), "n", 1, MAX_RESULTS),
-        "similarity": number_param(params.get("min") or "0", "min"),
-    }
-    for name in ("after", "before", "place"):
-        if params.get(name, "").strip():
-            fields[name] = params[name].strip()
-    if params.get("folder", "").strip():
-        fields["within"] = [params["folder"].strip()]
-    if params.get("type", "").strip():
-        fields["types"] = [t.strip() for t in params["type"].split(",") if t.strip()]
-    if params.get("sort", "").strip() not in ("", "similarity"):
-        fields["sort"] = params["sort"].strip()
-    return fields
+@dataclass(frozen=True, slots=True)
+class SearchForm:
+    """The page's search parameters in the protocol's terms: everything of a ``SearchRequest``
+    but the database and the query itself."""
+
+    num: int
+    similarity: float
+    after: str | None = None
+    before: str | None = None
+    place: str | None = None
+    within: list[str] = field(default_factory=list)
+    types: list[str] = field(default_factory=list)
+    sort: str = "similarity"
+
+    def request(self, db: str, *, text: str | None = None, image: ImageRef | None = None,
+                like: str | None = None) -> SearchRequest:  # fmt: skip
+        """The ``SearchRequest`` for this form and one query (exactly one of the three)."""
+        return SearchRequest(
+            db=db, text=text, image=image, like=like, num=self.num, similarity=self.similarity,
+            after=self.after, before=self.before, place=self.place, within=self.within,
+            types=self.types, sort=self.sort,
+        )  # fmt: skip
+
+
+def search_fields(params: dict[str, str], default_results: int) -> SearchForm:
+    """The search form from the page's parameters, each checked."""
+
+    def given(name: str) -> str | None:
+        return params.get(name, "").strip() or None
+
+    folder, sort = given("folder"), given("sort")
+    return SearchForm(
+        num=int_param(params.get("n") or str(default_results), "n", 1, MAX_RESULTS),
+        similarity=number_param(params.get("min") or "0", "min"),
+        after=given("after"),
+        before=given("before"),
+        place=given("place"),
+        within=[folder] if folder else [],
+        types=[t.strip() for t in params.get("type", "").split(",") if t.strip()],
+        sort=sort or "similarity",
+    )
 
 
 async def upload(request: Request, params: dict[str, str]) -> ImageRef:

@@ -27,7 +27,6 @@ import ipaddress
 import secrets
 import socket
 from dataclasses import dataclass, field
-from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.requests import Request
@@ -163,6 +162,6 @@ class Guard:
 
 
 def _refuse(status: int, message: str) -> Response:
-    body: dict[str, Any] = {"error": {"code": "forbidden" if status == 403 else "unauthorized",
+    body: dict[str, object] = {"error": {"code": "forbidden" if status == 403 else "unauthorized",
                                       "message": message}}  # fmt: skip
     return JSONResponse(body, status_code=status, headers={"cache-control": "no-store"})

@@ -173,16 +173,16 @@ def test_request_id_survives_a_rejected_request() -> None:
 
 
 def test_replies_are_single_json_lines() -> None:
-    line = encode(ok_reply(4, [{"label": "rött äpple.jpg", "similarity": 92.3}]))
+    line = ok_reply(4, [{"label": "rött äpple.jpg", "similarity": 92.3}])
     assert line.endswith(b"\n") and line.count(b"\n") == 1
     assert json.loads(line) == {
         "id": 4,
         "ok": True,
         "result": [{"label": "rött äpple.jpg", "similarity": 92.3}],
     }
-    err = json.loads(encode(error_reply(5, InvalidRequest("bad"))))
+    err = json.loads(error_reply(5, InvalidRequest("bad")))
     assert err == {"id": 5, "ok": False, "error": {"code": "invalid_request", "message": "bad"}}
-    ev = json.loads(encode(progress_event(6, to_wire(Progress(1, 2, 1, 0, 0)))))
+    ev = json.loads(progress_event(6, to_wire(Progress(1, 2, 1, 0, 0))))
     assert ev == {"id": 6, "event": "progress", "done": 1, "total": 2, "added": 1, "skipped": 0, "failed": 0}
 
 
@@ -358,7 +358,7 @@ def test_every_op_round_trips_through_the_wire(op: str) -> None:
     request = OPS[op].request(id=9, **fields)
     line = encode({"op": op, **to_wire(request)})  # as the Client sends it
     assert parse_request(line) == request
-    answer = json.loads(encode(ok_reply(9, to_wire(reply))))  # as the server answers
+    answer = json.loads(ok_reply(9, to_wire(reply)))  # as the server answers
     assert answer["ok"] is True
     assert read_result(op, answer["result"]) == reply
 
