@@ -41,7 +41,7 @@ def model_list(db: DbOpt = None, bind: BindOpt = None, version: VersionOpt = Fal
     )
     typer.echo(header)
     for key, spec in MODELS.items():
-        mark = "*" if key == settings.DEFAULT_MODEL else " "
+        mark = "*" if spec.is_default else " "
         if weights.is_cached(key):
             size = weights.cached_path(key).stat().st_size
             cached = f"cached ({size / 1024 / 1024:.1f} MB)"

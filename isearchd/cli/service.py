@@ -215,6 +215,9 @@ def service_status(
     info = control.status(bind=address)
     if info is None:
         typer.echo(f"ImgSearch service is not running at {address} (start it with `isearch service start`)")
+        unit = control.installed_unit_state()
+        if unit is not None:
+            typer.echo(f"* Installed user service: {unit}")
         raise typer.Exit(EXIT_NOT_RUNNING)
     typer.echo("ImgSearch service is running")
     typer.echo(f"* PID: {info.pid if info.pid is not None else 'unknown'}")

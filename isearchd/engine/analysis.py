@@ -159,11 +159,6 @@ class Analyses:
                 self._thread.start()
             self._cond.notify_all()
 
-    def forget(self, db_name: str) -> None:
-        """``db`` is closed: stop reading it."""
-        with self._cond:
-            self._dbs.pop(db_name, None)
-
     def want(self) -> int:
         """The shorter side the indexer should keep a copy of each new photo at, for the analyses
         that read pixels (0: nothing to keep now, or the inbox is full)."""

@@ -206,6 +206,20 @@ def managed_by_init() -> bool:
     return service.managed_by_init()
 
 
+def installed_unit_state() -> str | None:
+    """What the init system says of the installed user service (e.g. ``failed (failed)``, why a
+    daemon it owns is not running), or None when no service is installed."""
+    from isearchd.service import install as service
+
+    if not service.managed_by_init():
+        return None
+    try:
+        unit = service.unit_status()
+    except ServiceError as e:
+        return f"unknown ({e.message})"
+    return f"{unit.state}, PID {unit.pid}" if unit.pid else unit.state
+
+
 def _start_unit(bind: str | None) -> ServiceInfo:
     from isearchd.service import install as service
 

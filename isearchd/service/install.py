@@ -33,6 +33,7 @@ from isearchd.service.unitfiles import (
     launchd_log_path,
     render_launchd_plist,
     render_systemd_unit,
+    validate_plist,
 )
 
 InitSystem = Literal["systemd", "launchd"]
@@ -216,6 +217,7 @@ def install(
         )
     else:
         text = render_launchd_plist(options, python=python, environ=env, user_home=user_home)
+        validate_plist(text)  # a broken plist would leave launchd silently without the service
         changed = _write_if_changed(path, text)
         launchd_log_path(user_home).parent.mkdir(parents=True, exist_ok=True)
         target = f"{_gui_domain()}/{LAUNCHD_LABEL}"

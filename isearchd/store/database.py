@@ -16,7 +16,6 @@ one per data home).
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -242,12 +241,6 @@ class Database(DatabaseReader):
             return self.catalog.remove_folder(path)
 
     # -- lifecycle ------------------------------------------------------------------------------
-
-    def drop(self) -> None:
-        """Delete the database and all its files."""
-        self.close(save=False)
-        shutil.rmtree(self.base, ignore_errors=False)
-        log.info("database '%s' dropped (%s)", self.name, self.base)
 
     def close(self, *, save: bool = True) -> None:
         """Stop the saver, write the index if it changed, close the catalog. Idempotent."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
-from isearchd.files.names import from_db, to_db
+from isearchd.files.names import to_db
 
 LOOK_UNKNOWN, LOOK_KNOWN, LOOK_UNREADABLE = 0, 1, 2
 COLOUR_GRID = 4
@@ -72,16 +72,6 @@ def write_looks(conn: sqlite3.Connection, rows: Sequence[tuple[int, Look | None]
             for i, look in rows
         ],
     )
-
-
-def unknown_looks(conn: sqlite3.Connection, limit: int) -> list[tuple[int, str]]:
-    """Up to ``limit`` images whose look was never computed: (id, path)."""
-    sql = "SELECT id, path FROM images WHERE look_state = 0 ORDER BY id LIMIT ?"
-    return [(i, from_db(p)) for i, p in conn.execute(sql, [limit])]
-
-
-def count_unknown_looks(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("SELECT count(*) FROM images WHERE look_state = 0").fetchone()[0])
 
 
 def looks_for_ids(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, Look]:

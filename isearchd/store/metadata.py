@@ -115,10 +115,6 @@ def unread(conn: sqlite3.Connection, limit: int) -> list[tuple[int, str, str, in
     return [(i, from_db(lb), from_db(p), m) for i, lb, p, m in conn.execute(sql, [limit])]
 
 
-def count_unread(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("SELECT count(*) FROM images WHERE meta_state = 0").fetchone()[0])
-
-
 def info_for_ids(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, tuple[PhotoInfo, int]]:
     """Metadata and file size of images by id."""
     out: dict[int, tuple[PhotoInfo, int]] = {}

@@ -411,3 +411,28 @@ def test_readiness_gives_up_when_the_daemon_exits(tmp_path: Path) -> None:
     child.wait()
     with pytest.raises(ServiceError, match=f"pid {child.pid}\\) exited"):
         wait_until_listening(str(tmp_path / "s.sock"), timeout=30, pid=child.pid, interval=0.05)
+
+
+def test_status_of_a_stopped_installed_service_says_what_the_init_system_says(
+    fake_env: dict[str, str], tmp_path: Path
+) -> None:
+    runtime = tmp_path / "runtime"
+    (runtime / "systemd").mkdir(parents=True)
+    (runtime / "systemd" / "private").touch()  # a reachable systemd user manager
+    env = {**fake_env, "XDG_RUNTIME_DIR": str(runtime)}
+    sock = str(tmp_path / "nobody-listens.sock")
+
+    def status() -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "isearchd.cli", "service", "status", "-B", sock]
+        return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+
+    before = status()
+    assert before.returncode == 3 and "is not running" in before.stdout
+    assert "Installed user service" not in before.stdout  # none installed: nothing to ask
+
+    service.install(platform="linux", user_home=Path(env["HOME"]), environ=env)
+    calls(env)
+    after = status()
+    assert after.returncode == 3, after.stderr
+    assert "* Installed user service: active (running), PID 4242" in after.stdout
+    assert calls(env) == ["systemctl --user show isearchd.service --property=ActiveState,SubState,MainPID"]
