@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from isearchd.client import Client
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -46,3 +50,33 @@ def reference_src() -> Path:
     if str(src) not in sys.path:
         sys.path.append(str(src))
     return src
+
+
+@pytest.fixture
+def client_factory(daemon: Any) -> Iterator[Callable[..., Client]]:
+    """``client_factory(db_name)`` -> a Client of the module's ``daemon`` (a daemon process in
+    tests/integration, an in-process one in tests/inprocess); all closed at the end."""
+    made: list[Client] = []
+
+    def make(db_name: str = "default", **kwargs: object) -> Client:
+        c: Client = daemon.client(db_name, **kwargs)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.close()
+
+
+@pytest.fixture(scope="module")
+def gallery(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3 held-out images of each of the 30 colour/shape classes (90 JPEGs)."""
+    import sys
+
+    if str(FIXTURES) not in sys.path:
+        sys.path.insert(0, str(FIXTURES))
+    from shapes import write_samples
+
+    folder = tmp_path_factory.mktemp("gallery")
+    write_samples(folder, 3)
+    return folder

@@ -9,8 +9,6 @@ from pathlib import Path
 import pytest
 from daemons import DaemonProcess, short_tmpdir
 
-from isearchd.client import Client
-
 
 @pytest.fixture
 def make_daemon() -> Iterator[Callable[..., DaemonProcess]]:
@@ -45,18 +43,3 @@ def daemon() -> Iterator[DaemonProcess]:
     finally:
         d.kill()
         shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture
-def client_factory(daemon: DaemonProcess) -> Iterator[Callable[..., Client]]:
-    """``client_factory(db_name)`` -> a Client of the module's daemon (closed at the end)."""
-    made: list[Client] = []
-
-    def make(db_name: str = "default", **kwargs: object) -> Client:
-        c = daemon.client(db_name, **kwargs)  # type: ignore[arg-type]
-        made.append(c)
-        return c
-
-    yield make
-    for c in made:
-        c.close()

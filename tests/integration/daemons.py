@@ -35,6 +35,7 @@ STOP_TIMEOUT_S = 60.0
 
 if str(FIXTURES) not in sys.path:
     sys.path.insert(0, str(FIXTURES))
+from tinycache import tiny_cache  # noqa: E402
 
 
 def short_tmpdir(prefix: str = "isd-") -> Path:
@@ -58,13 +59,17 @@ class DaemonProcess:
         token: str | None = None,
         model: Path | str = TINY_MODEL,
         extra_args: tuple[str, ...] = (),
+        own_cache: bool = False,
     ) -> None:
+        """``own_cache``: a weights cache of its own (empty), instead of the session's, which holds
+        the tiny model's export already (``tinycache``)."""
         self.root = root
         self.home = root / "home"
         self.bind = bind or str(root / "s.sock")
         self.token = token
         self.model = str(model)
         self.extra_args = extra_args
+        self.own_cache = own_cache
         self.log_file = root / "daemon.out"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -75,7 +80,8 @@ class DaemonProcess:
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env["ISEARCH_HOME"] = str(self.home)
-        env["ISEARCH_CACHE"] = str(self.root / "cache")
+        shared = self.model == str(TINY_MODEL) and not self.own_cache
+        env["ISEARCH_CACHE"] = str(tiny_cache(TINY_MODEL) if shared else self.root / "cache")
         env["ISEARCH_CONFIG"] = str(self.root / "config.toml")
         env.pop("ISEARCH_TOKEN", None)
         if self.token is not None:

@@ -40,6 +40,7 @@ CLI_TIMEOUT_S = 120
 
 sys.path.insert(0, str(REPO / "tests" / "fixtures"))
 from shapes import write_samples  # noqa: E402
+from tinycache import tiny_cache  # noqa: E402
 
 
 def run_cli(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -78,11 +79,13 @@ def home_root() -> Iterator[Path]:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def make_env(root: Path) -> dict[str, str]:
+def make_env(root: Path, *, shared_cache: bool = False) -> dict[str, str]:
+    """The environment of a CLI run on its own data home; its weights cache is its own (empty), or
+    with ``shared_cache`` the session's, which holds the tiny model's export (``tinycache``)."""
     env = dict(os.environ)
     env.update(
         ISEARCH_HOME=str(root / "home"),
-        ISEARCH_CACHE=str(root / "cache"),
+        ISEARCH_CACHE=str(tiny_cache(TINY_MODEL) if shared_cache else root / "cache"),
         ISEARCH_CONFIG=str(root / "config.toml"),
         ISEARCH_WEIGHTS_URL="http://127.0.0.1:9/none",  # never reach the network from a test
     )
@@ -434,7 +437,7 @@ def _kill_leftover(env: dict[str, str]) -> None:
 def svc() -> Iterator[Service]:
     assert TINY_MODEL.is_file(), f"the bundled test model is missing: {TINY_MODEL}"
     root = short_root()
-    env = make_env(root)
+    env = make_env(root, shared_cache=True)
     home = Path(env["ISEARCH_HOME"])
     home.mkdir(mode=0o700)
     # leftovers of a crashed daemon: a pid file naming a dead process, a socket nobody listens on
@@ -840,7 +843,7 @@ def test_stop_then_status_then_stop_again(svc: Service) -> None:
 
 def test_tcp_bind(home_root: Path) -> None:
     root = home_root
-    env = make_env(root)
+    env = make_env(root, shared_cache=True)
     images = write_samples(root / "images", 1, classes=[("red", "circle"), ("blue", "square")])
     bind = f"127.0.0.1:{free_port()}"
     started = run_cli(env, "service", "start", "-m", str(TINY_MODEL), "-B", bind)

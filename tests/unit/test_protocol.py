@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -485,3 +486,10 @@ def test_line_reader_drops_an_oversized_line_and_stays_in_sync() -> None:
         assert r.readline() == b'{"op":"status"}'
         assert r.readline() is None
         t.join()
+
+
+def test_the_docs_name_every_op() -> None:
+    """docs/how-it-works.md lists the ops a client may send: all of them, and no other."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "how-it-works.md").read_text()
+    listed = text.split("Ops: ", 1)[1].split(";", 1)[0]
+    assert sorted(name.strip(" `\n") for name in listed.split(",")) == sorted(OPS)

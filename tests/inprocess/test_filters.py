@@ -1,4 +1,4 @@
-"""Search the way people look for photos, through the real daemon: dates, places, folders,
+"""Search the way people look for photos, through the engine and the protocol (in-process): dates,
 types, order, combined queries, and exact top-k under filters.
 
 The photos are the tiny model's coloured shapes, written by the test (tests/fixtures/photos.py)
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from daemons import DaemonProcess
+from harness import InProcessDaemon
 from photos import LISBON, PARIS, TOKYO, photo
 
 from isearchd.client import Client
@@ -42,7 +42,7 @@ class Library:
 
 
 @pytest.fixture(scope="module")
-def library(tmp_path_factory: pytest.TempPathFactory, daemon: DaemonProcess) -> Library:
+def library(tmp_path_factory: pytest.TempPathFactory, daemon: InProcessDaemon) -> Library:
     root = tmp_path_factory.mktemp("lib")
     ts = time.mktime
     lib = Library(
@@ -88,15 +88,13 @@ def paths(hits: list[Hit]) -> list[str]:
     return [h.path for h in hits]
 
 
-def test_results_carry_what_each_photo_says(daemon: DaemonProcess, library: Library) -> None:
+def test_results_carry_what_each_photo_says(daemon: InProcessDaemon, library: Library) -> None:
     with daemon.client("filters") as c:
         hits = {h.path: h for p in library.__dict__.values() if p != library.root
                 for h in search(c, like=str(p), num=1)}  # fmt: skip
     beach = hits[str(library.beach)]
     assert beach.taken == "2019-07-14T18:30:05+01:00" and beach.taken_source == "exif"
-    assert (
-        beach.place is not None and "Portugal" in str(beach.place) and "Lisbon" in str(beach.place)
-    )
+    assert beach.place is not None and "Portugal" in str(beach.place) and "Lisbon" in str(beach.place)
     assert (beach.width, beach.height, beach.type) == (64, 64, "jpeg")
     assert beach.bytes == library.beach.stat().st_size
     old = hits[str(library.old)]
@@ -107,7 +105,7 @@ def test_results_carry_what_each_photo_says(daemon: DaemonProcess, library: Libr
     assert portrait.taken == "2019-08-01T10:00:00"
 
 
-def test_each_filter_alone_and_combined(daemon: DaemonProcess, library: Library) -> None:
+def test_each_filter_alone_and_combined(daemon: InProcessDaemon, library: Library) -> None:
     """Each filtered result is exactly the unfiltered ranking's images that pass (in order)."""
     year = {library.beach: 2019, library.dog: 2019, library.family: 2021, library.old: 2015,
             library.png: 2020, library.sideways: 2019}  # fmt: skip
@@ -139,7 +137,7 @@ def test_each_filter_alone_and_combined(daemon: DaemonProcess, library: Library)
         assert paths(search(c, text="a red triangle", types=["png"])) == [str(library.png)]
 
 
-def test_sort_by_taken_time(daemon: DaemonProcess, library: Library) -> None:
+def test_sort_by_taken_time(daemon: InProcessDaemon, library: Library) -> None:
     with daemon.client("filters") as c:
         oldest = paths(search(c, text="a red circle", sort="oldest"))
         newest = paths(search(c, text="a red circle", sort="newest"))
@@ -147,7 +145,7 @@ def test_sort_by_taken_time(daemon: DaemonProcess, library: Library) -> None:
     assert newest == list(reversed(oldest))
 
 
-def test_bad_filters_are_one_clear_error(daemon: DaemonProcess, library: Library) -> None:
+def test_bad_filters_are_one_clear_error(daemon: InProcessDaemon, library: Library) -> None:
     with daemon.client("filters") as c:
         for args, needle in (
             ({"after": "July 2019"}, "YYYY"),
@@ -163,13 +161,13 @@ def test_bad_filters_are_one_clear_error(daemon: DaemonProcess, library: Library
             search(c, like=str(library.root / "nope.jpg"))
 
 
-def test_like_uses_the_stored_vector_and_comes_first(daemon: DaemonProcess, library: Library) -> None:
+def test_like_uses_the_stored_vector_and_comes_first(daemon: InProcessDaemon, library: Library) -> None:
     with daemon.client("filters") as c:
         hits = search(c, like=str(library.beach))
     assert hits[0].path == str(library.beach) and hits[0].similarity == 100.0
 
 
-def test_plus_and_minus_move_the_ranking(daemon: DaemonProcess, library: Library) -> None:
+def test_plus_and_minus_move_the_ranking(daemon: InProcessDaemon, library: Library) -> None:
     with daemon.client("filters") as c:
         plain = search(c, text="a circle")
         towards_blue = search(c, text="a circle", plus=[{"text": "blue", "weight": 2.0}])
@@ -182,7 +180,7 @@ def test_plus_and_minus_move_the_ranking(daemon: DaemonProcess, library: Library
 
 
 def test_client_keywords_send_the_protocol_fields(
-    daemon: DaemonProcess, library: Library, monkeypatch: pytest.MonkeyPatch
+    daemon: InProcessDaemon, library: Library, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``Client.search``/``search_hits`` keywords give what the raw fields give: dates as
     ``datetime.date`` (a ``datetime``: its day), folders made absolute, one type or folder as a
@@ -233,7 +231,7 @@ def test_client_keywords_send_the_protocol_fields(
             c.search("x", plus=[library.root / "missing.jpg"])
 
 
-def test_filtered_results_are_the_exact_top_k(daemon: DaemonProcess, tmp_path: Path) -> None:
+def test_filtered_results_are_the_exact_top_k(daemon: InProcessDaemon, tmp_path: Path) -> None:
     """Against brute force over the stored vectors: no short lists because a filter ran late."""
     for i in range(40):
         colour = ("red", "green", "blue", "yellow")[i % 4]
@@ -259,13 +257,13 @@ def test_filtered_results_are_the_exact_top_k(daemon: DaemonProcess, tmp_path: P
 
 
 def test_a_catalog_from_before_metadata_is_backfilled_in_the_background(
-    make_daemon: Callable[..., DaemonProcess], tmp_path: Path
+    make_daemon: Callable[..., InProcessDaemon], tmp_path: Path
 ) -> None:
     """A database of schema 3 (no metadata columns) is migrated when opened; its photos' metadata
     is read from their files in the background (nothing embedded again), with progress in status."""
     beach = photo(tmp_path / "p" / "beach.jpg", "red", "circle", 1, taken="2019:07:14 18:30:05", gps=LISBON)
     plain = photo(tmp_path / "p" / "plain.png", "blue", "square", 2, fmt="PNG")
-    d = make_daemon().start()
+    d = make_daemon(listen=True).start()
     with d.client("old") as c:
         assert c.add_images([str(tmp_path / "p")]) == 2
     assert d.stop() == 0

@@ -1,4 +1,5 @@
-"""`isearch dups` through the real daemon, on real photographs (scikit-image's samples).
+"""`isearch dups` through the engine and the protocol (in-process), on real photographs
+(scikit-image's samples).
 
 Planted copies of each photo (resized to 50 % and 25 %, re-encoded at JPEG quality 60, converted
 to PNG and WebP, 2 % border crop, brighter) must be grouped with their original; photos that are
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import pytest
 import skimage.data
-from daemons import DaemonProcess
+from harness import InProcessDaemon
 from PIL import Image, ImageEnhance
 from shapes import SHAPES, render
 
@@ -92,7 +93,7 @@ def recall_precision(src: dict[str, str], groups: list[list[str]]) -> tuple[floa
 
 
 @pytest.fixture(scope="module")
-def library(daemon: DaemonProcess, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], Path]:
+def library(daemon: InProcessDaemon, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], Path]:
     root = tmp_path_factory.mktemp("dups") / "photos"
     src = planted(root)
     with daemon.client("dups") as c:
@@ -132,7 +133,7 @@ def test_groups_below_one_folder_and_the_model_threshold(
     assert len(c.dups(similarity=CANDIDATE_SIMILARITY, num=2).groups) == 2
 
 
-def test_cli_json_and_text(library: tuple[dict[str, str], Path], daemon: DaemonProcess) -> None:
+def test_cli_json_and_text(library: tuple[dict[str, str], Path], daemon: InProcessDaemon) -> None:
     _, root = library
     base = [
         sys.executable,
@@ -180,7 +181,7 @@ def test_cli_json_and_text(library: tuple[dict[str, str], Path], daemon: DaemonP
 
 
 def test_a_catalog_from_before_looks_is_hashed_in_the_background(
-    make_daemon: Callable[..., DaemonProcess], tmp_path: Path
+    make_daemon: Callable[..., InProcessDaemon], tmp_path: Path
 ) -> None:
     """A database of schema 4 (no looks) is migrated when opened; each image is decoded once in
     the background for its look, and then takes part in `dups` (nothing is embedded again)."""
@@ -189,7 +190,7 @@ def test_a_catalog_from_before_looks_is_hashed_in_the_background(
     coffee = Image.fromarray(skimage.data.coffee())
     _save(coffee, photos / "coffee.jpg", quality=95)
     _save(coffee.resize((300, 200)), photos / "small.png")
-    d = make_daemon().start()
+    d = make_daemon(listen=True).start()
     with d.client("old") as c:
         assert c.add_images([str(photos)]) == 2
         assert len(c.dups(similarity=CANDIDATE_SIMILARITY).groups) == 1

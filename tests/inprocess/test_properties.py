@@ -2,7 +2,8 @@
 
 Folders of random names (any bytes a file system allows, unicode, newlines) and random contents
 (valid images in several formats, truncated ones, random bytes, empty files, folders named like
-images, FIFOs, dangling links) go through a real daemon, by ``add`` and by ``watch``:
+images, FIFOs, dangling links) go through the engine and the protocol (in-process), by ``add`` and
+by ``watch``:
 
 - every decodable image is indexed, and found by its own image at 100 % (ties between files of
   identical content are fine);
@@ -21,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from daemons import DaemonProcess
+from harness import InProcessDaemon
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from shapes import COLOURS, SHAPES, render
@@ -138,7 +139,7 @@ def assert_found_by_own_image(c: Client, good: set[str]) -> None:
 
 @CI_SETTINGS
 @given(entries=ENTRIES)
-def test_add_indexes_exactly_the_decodable_images(daemon: DaemonProcess, tmp_path_factory, entries) -> None:  # type: ignore[no-untyped-def]
+def test_add_indexes_exactly_the_decodable_images(daemon: InProcessDaemon, tmp_path_factory, entries) -> None:  # type: ignore[no-untyped-def]
     folder = tmp_path_factory.mktemp("prop") / "photos"
     good, bad = build(folder, entries)
     event(f"{len(good)} images, {len(bad)} bad files")
@@ -157,7 +158,9 @@ def test_add_indexes_exactly_the_decodable_images(daemon: DaemonProcess, tmp_pat
 
 @settings(CI_SETTINGS, max_examples=8)
 @given(entries=ENTRIES)
-def test_watch_indexes_exactly_the_decodable_images(daemon: DaemonProcess, tmp_path_factory, entries) -> None:  # type: ignore[no-untyped-def]
+def test_watch_indexes_exactly_the_decodable_images(
+    daemon: InProcessDaemon, tmp_path_factory, entries
+) -> None:  # type: ignore[no-untyped-def]
     folder = tmp_path_factory.mktemp("propw") / "photos"
     good, bad = build(folder, entries)
     with daemon.client(f"propw{next(_dbs)}") as c:
