@@ -85,8 +85,8 @@ def test_add_and_search_any_file_name(daemon: DaemonProcess, tmp_path: Path) -> 
 def test_deep_paths_are_indexed(daemon: DaemonProcess, tmp_path: Path) -> None:
     """A path near PATH_MAX (4096 bytes) below a folder whose name is not UTF-8."""
     deep = os.fsencode(tmp_path) + b"/d\xe9ep"
-    while len(deep) < 3900:
-        deep += b"/" + b"s" * 200
+    while len(deep) < 3900:  # components of up to 200 bytes, the path ending 3900-3990 bytes long
+        deep += b"/" + b"s" * min(200, 3990 - len(deep) - 1)
     os.makedirs(deep)
     write_image(deep + b"/p.jpg", 3)
     with daemon.client("deep") as c:

@@ -353,6 +353,7 @@ async function main() {
   await loadDbs();
   await loadStatus();
   setInterval(() => { if (!document.hidden) loadStatus(); }, 10000);
+  if (state.last) return; // a search began while the page loaded (an image dropped at once): keep its answer
   const q = new URLSearchParams(location.search).get("q");
   if (q) {
     $("#q").value = q;
