@@ -266,9 +266,12 @@ def test_standard_key_loads_official_layout(vit8y_checkpoint: Path) -> None:
     emb = model.embed_images(_images())
     assert emb.shape == (3, 512)
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-6)
-    # the same picture twice gives the same row
+    # the same picture twice gives the same row, up to float32 rounding: the two rows of a batch
+    # may go through different GEMM tails (oneDNN's AVX2 kernels did here; bitwise-equal rows are
+    # not what float32 matrix products promise), a few ulps of a unit vector's coordinates
     twice = model.embed_images([_images()[0], _images()[0]])
-    np.testing.assert_array_equal(twice[0], twice[1])
+    np.testing.assert_allclose(twice[0], twice[1], rtol=0, atol=1e-6)
+    assert float(twice[0] @ twice[1]) >= 1 - 1e-6
     assert model.embed_images([]).shape == (0, 512)
     assert model.embed_texts([]).shape == (0, 512)
 
