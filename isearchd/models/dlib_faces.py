@@ -4,10 +4,11 @@
 and the weights of PyPI ``face-recognition-models``:
 
 1. detect: the picture, reduced so its longer side is at most ``DETECT_LONG_SIDE``, in grey, goes
-   through dlib's HOG frontal face detector; small pictures, and pictures where nothing was found,
-   are scanned again upsampled once (``UPSAMPLE_AT_ONCE_SIDE``); each face's 5 landmarks (the
-   corners of both eyes, the base of the nose) come from ``shape_predictor_5_face_landmarks.dat``
-   on the same reduced picture, then are scaled back to the picture;
+   through dlib's HOG frontal face detector, upsampled once where small faces may have been
+   missed (a small picture; nothing found; a face found near the detector's limit:
+   ``UPSAMPLE_AT_ONCE_SIDE``, ``SECOND_PASS_BELOW``); each face's 5 landmarks (the corners of
+   both eyes, the base of the nose) come from ``shape_predictor_5_face_landmarks.dat`` on the same
+   reduced picture, then are scaled back to the picture;
 2. describe: dlib aligns a 150 px chip from the 5 landmarks in the full-resolution RGB picture and
    ``dlib_face_recognition_resnet_model_v1.dat`` turns it into 128 numbers, scaled to unit length.
 
@@ -19,7 +20,9 @@ detect + describe took 111 ms of wall time per picture, as one thread did; Intel
 so a set per thread would buy no speed and multiply the memory.
 
 Memory: the models load on first use (0.4 s) and ``close()`` drops them and trims the heap; the
-daemon keeps them only while it analyses faces. ``benchmarks/bench_faces.py`` measures the RSS.
+daemon keeps them only while it analyses faces. RSS (``benchmarks/bench_faces.py``): +42 MiB
+loaded (importing dlib included), +31 MiB more once a 1920 px photo was analysed; after
+``close()`` 20 MiB stay (the imported dlib module, heap the allocator keeps).
 """
 
 from __future__ import annotations
@@ -49,24 +52,30 @@ DESCRIPTOR_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 LANDMARKS = 5
 DIM = 128
 
-# The detector scans a grey copy whose longer side is at most this. HOG on 1920x1440 photos
-# (benchmarks/bench_faces.py --small-faces, Intel Xeon (KVM, AVX-512), one core): 640 px 24 ms,
-# 800 px 33 ms, 1024 px 55 ms, 1280 px 86 ms per picture; at 800 px every face of 160 px (in the
-# 1920 px photo) was found, half of those of 120 px, none of 90 px. The fallback below finds the
-# smaller ones when they are alone.
+# The detector scans a grey copy whose longer side is at most this. The HOG detector on 1920x1440
+# pictures with 12 faces of one width planted (bench_faces.py --small-faces; Intel Xeon, KVM,
+# AVX-512, one core): a plain pass costs 21 ms at 640 px, 30 at 800, 49 at 1024, 77 at 1280; at
+# 800 it finds every face of 160 px (in the 1920 px picture), 23 of 24 of 140 px, 11 of 120 px.
+# 800 keeps the plain pass, all that most photos need, cheap; the second pass finds smaller faces.
 DETECT_LONG_SIDE = 800
-# A detection copy no longer than this is scanned upsampled once at once (the HOG window is
-# 80 px: upsampling finds faces down to about 30 px instead of 55). Upsampling a 400 px picture
-# costs what one plain pass over an 800 px one does. A larger copy in which the plain pass found
-# nothing is scanned again upsampled: faces of 30-55 px at the detection size (70-120 px in a
-# 1920 px photo) are found, for 141 ms more per photo without faces at 800 px (174 ms in all,
-# against 33). Worth it: descriptors of 40 px faces still matched 94 % of same-person pairs at
-# MATCH_DISTANCE without a false match (98 % for faces of 140 px).
+# The plain pass finds faces down to ~50 px in the detection copy, the upsampled one down to
+# ~30 px (70 px in a 1920 px picture: 23 of 24) for 4x the time (124 ms at 800 px). A copy no
+# longer than this is upsampled at once: that costs about one plain pass over 800 px.
 UPSAMPLE_AT_ONCE_SIDE = 400
-# Two unit descriptors closer than this are one person. deepface's labelled test photos (1830
-# pairs, 140 of one person; benchmarks/results/faces.json): 0.35 matched 97.9 % of same-person
-# pairs with no false match; 0.375 let in 1 false match in 139 (precision 0.986). dlib's own 0.6
-# is for raw (not unit) descriptors.
+# A larger copy gets the upsampled pass too when the plain one found nothing, or a face whose box
+# is narrower than this: dlib's boxes come in steps of 6/5 (73, 88, 105 px, ...), and a face on
+# the smallest step means others may lie just under the limit (faces of 120 px in a 1920 px
+# picture: 11 of 24 found by the plain pass, 24 with the second). Cost: 144 ms per 1920 px photo
+# without faces, against ~35 for the plain pass alone; detect averaged 46 ms over deepface's
+# photos. Worth it: faces shrunk to 40 px still matched 93 % of same-person pairs at
+# MATCH_DISTANCE without a false match (97.5 % at 140 px; --face-sizes).
+SECOND_PASS_BELOW = 80
+# Two unit descriptors closer than this are one person. deepface's labelled test photos at
+# 1920 px (61 photos of 13 people: 1830 pairs, 140 of one person; benchmarks/results/faces.json):
+# 0.35 matched 96.4 % of same-person pairs (of master.csv's 38: 97.4 %) with no false match;
+# 0.375 matched 99.3 % with 2 false matches (precision 0.986). Unit rows separate better than
+# dlib's raw descriptors: without a false match those reached 93.6 % (at 0.50), and dlib's
+# customary 0.6 let in 6 false matches (precision 0.959).
 MATCH_DISTANCE = 0.35
 
 
@@ -138,6 +147,23 @@ def _detection_copy(rgb: Image.Image) -> np.ndarray:
     return np.asarray(rgb.convert("L"))
 
 
+def _scan(detector: Any, grey: np.ndarray) -> tuple[list[Any], list[float]]:
+    """The detector's boxes and scores on the detection copy: upsampled at once when the copy is
+    small, upsampled in a second pass when the first found nothing or a face near its limit."""
+    if max(grey.shape) <= UPSAMPLE_AT_ONCE_SIDE:
+        rects, scores, _ = detector.run(grey, 1, 0.0)
+        return list(rects), list(scores)
+    rects, scores, _ = detector.run(grey, 0, 0.0)
+    if rects and min(rect.width() for rect in rects) >= SECOND_PASS_BELOW:
+        return list(rects), list(scores)
+    # the upsampled pass scans every scale the plain one does, and smaller ones: it finds a
+    # superset (kept only if it found at least as many, should suppression differ)
+    more, more_scores, _ = detector.run(grey, 1, 0.0)
+    if len(more) >= len(rects):
+        return list(more), list(more_scores)
+    return list(rects), list(scores)
+
+
 def _face(rect: Any, shape: Any, score: float, sx: float, sy: float, size: tuple[int, int]) -> DetectedFace:
     """A detection at the reduced size (dlib rectangle and landmarks) in the picture's coordinates.
 
@@ -180,12 +206,9 @@ class DlibFaceModels:
         rgb = to_rgb(picture)
         grey = _detection_copy(rgb)
         sx, sy = grey.shape[1] / rgb.width, grey.shape[0] / rgb.height
-        upsample = 1 if max(grey.shape) <= UPSAMPLE_AT_ONCE_SIDE else 0
         with self._lock:
             models = self._models()
-            rects, scores, _ = models.detector.run(grey, upsample, 0.0)
-            if not rects and upsample == 0:
-                rects, scores, _ = models.detector.run(grey, 1, 0.0)
+            rects, scores = _scan(models.detector, grey)
             shapes = [models.predictor(grey, rect) for rect in rects]
         found = zip(rects, shapes, scores, strict=True)
         faces = [_face(rect, shape, score, sx, sy, rgb.size) for rect, shape, score in found]

@@ -163,7 +163,7 @@ def test_two_people_side_by_side(models: DlibFaceModels, analysed: Analysed) -> 
 
 def test_a_small_face_alone_in_a_large_photo_is_found(models: DlibFaceModels) -> None:
     # an 80 px face in a 1920 px photo is 33 px in the 800 px copy, too small for the detector's
-    # first pass (55 px at least); the upsampled second pass finds it
+    # plain pass (~50 px at least); the upsampled second pass finds it
     portrait = _photo("img4.jpg")
     photo = Image.new("RGB", (1920, 1440), (128, 128, 128))
     size = (portrait.width * 80 // 180, portrait.height * 80 // 180)  # its face: 180 px -> 80
@@ -172,6 +172,19 @@ def test_a_small_face_alone_in_a_large_photo_is_found(models: DlibFaceModels) ->
     (found,) = models.detect(photo)
     left, top, width, _ = found.box
     assert 60 <= width <= 110 and 900 < left < 900 + face.width and 700 < top < 700 + face.height
+
+
+def test_faces_near_the_limit_are_all_found(models: DlibFaceModels) -> None:
+    # faces of 120 px in a 1920 px photo (50 px in the 800 px copy): the plain pass finds some of
+    # them, on its smallest box; that sends the photo through the upsampled pass, which finds all
+    photo = Image.new("RGB", (1920, 1440), (128, 128, 128))
+    names = ["img1.jpg", "img4.jpg", "img14.jpg", "img16.jpg", "img53.jpg", "img62.jpg"]
+    for i, (name, analysed_face) in enumerate((n, models.detect(_photo(n))[0]) for n in names):
+        portrait = _photo(name)
+        scale = 120 / analysed_face.box[2]
+        small = portrait.resize((round(portrait.width * scale), round(portrait.height * scale)))
+        photo.paste(small, ((i % 3) * 640 + 100, (i // 3) * 720 + 100))
+    assert len(models.detect(photo)) == len(names)
 
 
 def test_describe_refuses_a_face_it_cannot_align(models: DlibFaceModels) -> None:
