@@ -8,7 +8,8 @@ and the weights of PyPI ``face-recognition-models``:
    missed (a small picture; nothing found; a face found near the detector's limit:
    ``UPSAMPLE_AT_ONCE_SIDE``, ``SECOND_PASS_BELOW``); each face's 5 landmarks (the corners of
    both eyes, the base of the nose) come from ``shape_predictor_5_face_landmarks.dat`` on the same
-   reduced picture, then are scaled back to the picture;
+   reduced picture, then are scaled back to the picture (found on the full picture instead, they
+   gave the same distances to 0.01 over deepface's photos, for a full-size grey copy more);
 2. describe: dlib aligns a 150 px chip from the 5 landmarks in the full-resolution RGB picture and
    ``dlib_face_recognition_resnet_model_v1.dat`` turns it into 128 numbers, scaled to unit length.
 
@@ -19,8 +20,8 @@ Threads: one set of models behind one lock. dlib's Python calls hold the GIL (tw
 detect + describe took 111 ms of wall time per picture, as one thread did; Intel Xeon, KVM, 2 cores),
 so a set per thread would buy no speed and multiply the memory.
 
-Memory: the models load on first use (0.4 s) and ``close()`` drops them and trims the heap; the
-daemon keeps them only while it analyses faces. RSS (``benchmarks/bench_faces.py``): +42 MiB
+Memory: the models load on first use (0.4 s) and ``close()`` drops them and trims the heap, so
+the daemon can hold them only while it analyses faces. RSS (``benchmarks/bench_faces.py``): +42 MiB
 loaded (importing dlib included), +31 MiB more once a 1920 px photo was analysed; after
 ``close()`` 20 MiB stay (the imported dlib module, heap the allocator keeps).
 """

@@ -81,4 +81,5 @@ def unit_rows(rows: np.ndarray) -> np.ndarray:
     """``rows`` as float32 scaled to unit length (an all-zero row stays zero)."""
     rows = np.asarray(rows, dtype=np.float32)
     norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    return rows / np.maximum(norms, np.float32(1e-12))
+    unit: np.ndarray = rows / np.maximum(norms, np.float32(1e-12))
+    return unit
