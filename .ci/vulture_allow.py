@@ -44,3 +44,10 @@ _.record_analysis
 
 # Synthetic vectors for benchmarks/ and the recall tests.
 clustered
+
+# The face models (isearchd.models.faces, dlib_faces): the seam the people feature will analyse
+# photos through; until the engine does, tests/unit/test_faces.py and benchmarks/bench_faces.py use them.
+DlibFaceModels
+FaceModels
+_.detect
+_.match_distance

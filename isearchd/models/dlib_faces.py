@@ -1,0 +1,246 @@
+"""The face models on dlib: HOG detector, 5-point landmarks, ResNet descriptors.
+
+``DlibFaceModels`` implements ``faces.FaceModels`` with dlib (PyPI ``dlib-bin``: prebuilt wheels)
+and the weights of PyPI ``face-recognition-models``:
+
+1. detect: the picture, reduced so its longer side is at most ``DETECT_LONG_SIDE``, in grey, goes
+   through dlib's HOG frontal face detector, upsampled once where small faces may have been
+   missed (a small picture; nothing found; a face found near the detector's limit:
+   ``UPSAMPLE_AT_ONCE_SIDE``, ``SECOND_PASS_BELOW``); each face's 5 landmarks (the corners of
+   both eyes, the base of the nose) come from ``shape_predictor_5_face_landmarks.dat`` on the same
+   reduced picture, then are scaled back to the picture (found on the full picture instead, they
+   gave the same distances to 0.01 over deepface's photos, for a full-size grey copy more);
+2. describe: dlib aligns a 150 px chip from the 5 landmarks in the full-resolution RGB picture and
+   ``dlib_face_recognition_resnet_model_v1.dat`` turns it into 128 numbers, scaled to unit length.
+
+Only the 5-point landmark model is used: the 68-point one in the same package was trained on
+iBUG 300-W, whose licence excludes commercial use.
+
+Threads: one set of models behind one lock. dlib's Python calls hold the GIL (two threads running
+detect + describe took 111 ms of wall time per picture, as one thread did; Intel Xeon, KVM, 2 cores),
+so a set per thread would buy no speed and multiply the memory.
+
+Memory: the models load on first use (0.4 s) and ``close()`` drops them and trims the heap, so
+the daemon can hold them only while it analyses faces. RSS (``benchmarks/bench_faces.py``): +42 MiB
+loaded (importing dlib included), +31 MiB more once a 1920 px photo was analysed; after
+``close()`` 20 MiB stay (the imported dlib module, heap the allocator keeps).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from isearchd.errors import InvalidRequest, ModelError, WeightsMissing
+from isearchd.files.images import to_rgb
+from isearchd.memory import trim_heap
+from isearchd.models.faces import DetectedFace, unit_rows
+
+log = logging.getLogger(__name__)
+
+INSTALL = "pip install dlib-bin face-recognition-models"
+LANDMARKS_FILE = "shape_predictor_5_face_landmarks.dat"
+DESCRIPTOR_FILE = "dlib_face_recognition_resnet_model_v1.dat"
+LANDMARKS = 5
+DIM = 128
+
+# The detector scans a grey copy whose longer side is at most this. The HOG detector on 1920x1440
+# pictures with 12 faces of one width planted (bench_faces.py --small-faces; Intel Xeon, KVM,
+# AVX-512, one core): a plain pass costs 21 ms at 640 px, 30 at 800, 49 at 1024, 77 at 1280; at
+# 800 it finds every face of 160 px (in the 1920 px picture), 23 of 24 of 140 px, 11 of 120 px.
+# 800 keeps the plain pass, all that most photos need, cheap; the second pass finds smaller faces.
+DETECT_LONG_SIDE = 800
+# The plain pass finds faces down to ~50 px in the detection copy, the upsampled one down to
+# ~30 px (70 px in a 1920 px picture: 23 of 24) for 4x the time (124 ms at 800 px). A copy no
+# longer than this is upsampled at once: that costs about one plain pass over 800 px.
+UPSAMPLE_AT_ONCE_SIDE = 400
+# A larger copy gets the upsampled pass too when the plain one found nothing, or a face whose box
+# is narrower than this: dlib's boxes come in steps of 6/5 (73, 88, 105 px, ...), and a face on
+# the smallest step means others may lie just under the limit (faces of 120 px in a 1920 px
+# picture: 11 of 24 found by the plain pass, 24 with the second). Cost: 144 ms per 1920 px photo
+# without faces, against ~35 for the plain pass alone; detect averaged 46 ms over deepface's
+# photos. Worth it: faces shrunk to 40 px still matched 93 % of same-person pairs at
+# MATCH_DISTANCE without a false match (97.5 % at 140 px; --face-sizes).
+SECOND_PASS_BELOW = 80
+# Two unit descriptors closer than this are one person. deepface's labelled test photos at
+# 1920 px (61 photos of 13 people: 1830 pairs, 140 of one person; benchmarks/results/faces.json):
+# 0.35 matched 96.4 % of same-person pairs (of master.csv's 38: 97.4 %) with no false match;
+# 0.375 matched 99.3 % with 2 false matches (precision 0.986). Unit rows separate better than
+# dlib's raw descriptors: without a false match those reached 93.6 % (at 0.50), and dlib's
+# customary 0.6 let in 6 false matches (precision 0.959).
+MATCH_DISTANCE = 0.35
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    dlib: Any
+    detector: Any
+    predictor: Any
+    describer: Any
+
+
+def model_files(models_dir: Path | None = None) -> tuple[Path, Path]:
+    """The landmark and descriptor weights: in ``models_dir``, else in the installed
+    face-recognition-models package (found without importing it: its ``__init__`` imports
+    pkg_resources, which current setuptools no longer has). ``WeightsMissing`` when absent."""
+    if models_dir is None:
+        spec = find_spec("face_recognition_models")
+        if spec is None or not spec.submodule_search_locations:
+            raise WeightsMissing(
+                "the face models' weights (package face-recognition-models) are not installed;"
+                f" run `{INSTALL}`"
+            )
+        models_dir = Path(next(iter(spec.submodule_search_locations))) / "models"
+    files = (models_dir / LANDMARKS_FILE, models_dir / DESCRIPTOR_FILE)
+    missing = [f.name for f in files if not f.is_file()]
+    if missing:
+        raise WeightsMissing(
+            f"face model files missing from {models_dir}: {', '.join(missing)}; run `{INSTALL}`"
+            " (or `pip install --force-reinstall face-recognition-models`)"
+        )
+    return files
+
+
+def _import_dlib() -> Any:
+    try:
+        import dlib
+    except ImportError as err:
+        raise ModelError(f"the face models need dlib, which did not import ({err}); run `{INSTALL}`") from err
+    return dlib
+
+
+def _load(models_dir: Path | None) -> _Loaded:
+    landmarks, descriptor = model_files(models_dir)
+    dlib = _import_dlib()
+    start = time.perf_counter()
+    try:
+        loaded = _Loaded(
+            dlib=dlib,
+            detector=dlib.get_frontal_face_detector(),
+            predictor=dlib.shape_predictor(str(landmarks)),
+            describer=dlib.face_recognition_model_v1(str(descriptor)),
+        )
+    except RuntimeError as err:  # dlib's deserialisation errors (a truncated or foreign file)
+        raise ModelError(
+            f"cannot load the face models from {landmarks.parent}: {err}; "
+            "run `pip install --force-reinstall face-recognition-models`"
+        ) from err
+    log.info("face models loaded from %s in %.2f s", landmarks.parent, time.perf_counter() - start)
+    return loaded
+
+
+def _detection_copy(rgb: Image.Image) -> np.ndarray:
+    """The grey picture the detector scans: ``rgb`` reduced to ``DETECT_LONG_SIDE`` at most."""
+    scale = DETECT_LONG_SIDE / max(rgb.size)
+    if scale < 1:
+        size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
+        # reducing_gap: a box reduction first, then bilinear (29 ms for 12 MP, against 35 without)
+        rgb = rgb.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return np.asarray(rgb.convert("L"))
+
+
+def _scan(detector: Any, grey: np.ndarray) -> tuple[list[Any], list[float]]:
+    """The detector's boxes and scores on the detection copy: upsampled at once when the copy is
+    small, upsampled in a second pass when the first found nothing or a face near its limit."""
+    if max(grey.shape) <= UPSAMPLE_AT_ONCE_SIDE:
+        rects, scores, _ = detector.run(grey, 1, 0.0)
+        return list(rects), list(scores)
+    rects, scores, _ = detector.run(grey, 0, 0.0)
+    if rects and min(rect.width() for rect in rects) >= SECOND_PASS_BELOW:
+        return list(rects), list(scores)
+    # the upsampled pass scans every scale the plain one does, and smaller ones: it finds a
+    # superset (kept only if it found at least as many, should suppression differ)
+    more, more_scores, _ = detector.run(grey, 1, 0.0)
+    if len(more) >= len(rects):
+        return list(more), list(more_scores)
+    return list(rects), list(scores)
+
+
+def _face(rect: Any, shape: Any, score: float, sx: float, sy: float, size: tuple[int, int]) -> DetectedFace:
+    """A detection at the reduced size (dlib rectangle and landmarks) in the picture's coordinates.
+
+    ``sx``, ``sy``: detection size / picture size. Pixel centres map onto pixel centres; the box's
+    edges are scaled and clipped to the picture."""
+    width, height = size
+    left = min(max(round(rect.left() / sx), 0), width - 1)
+    top = min(max(round(rect.top() / sy), 0), height - 1)
+    right = min(max(round((rect.right() + 1) / sx), left + 1), width)
+    bottom = min(max(round((rect.bottom() + 1) / sy), top + 1), height)
+    points = tuple(
+        (round((p.x + 0.5) / sx - 0.5, 2), round((p.y + 0.5) / sy - 0.5, 2)) for p in shape.parts()
+    )
+    return DetectedFace(box=(left, top, right - left, bottom - top), landmarks=points, score=float(score))
+
+
+class DlibFaceModels:
+    """``FaceModels`` on dlib (see the module docstring). ``models_dir``: a folder holding the two
+    .dat files, instead of the face-recognition-models package. ``jitters``: descriptors averaged
+    over this many jittered copies of each face (each costs one more pass, ~80 ms); 0 or 1: none."""
+
+    name = "dlib-hog-5pt-resnet"
+    version = 1
+    dim = DIM
+    match_distance = MATCH_DISTANCE
+
+    def __init__(self, models_dir: Path | None = None, *, jitters: int = 0) -> None:
+        self._models_dir = models_dir
+        self._jitters = jitters
+        self._lock = threading.Lock()
+        self._loaded: _Loaded | None = None
+
+    def _models(self) -> _Loaded:
+        """The loaded models (loading them now if need be); call with the lock held."""
+        if self._loaded is None:
+            self._loaded = _load(self._models_dir)
+        return self._loaded
+
+    def detect(self, picture: Image.Image) -> list[DetectedFace]:
+        rgb = to_rgb(picture)
+        grey = _detection_copy(rgb)
+        sx, sy = grey.shape[1] / rgb.width, grey.shape[0] / rgb.height
+        with self._lock:
+            models = self._models()
+            rects, scores = _scan(models.detector, grey)
+            shapes = [models.predictor(grey, rect) for rect in rects]
+        found = zip(rects, shapes, scores, strict=True)
+        faces = [_face(rect, shape, score, sx, sy, rgb.size) for rect, shape, score in found]
+        return sorted(faces, key=lambda face: -face.score)
+
+    def describe(self, picture: Image.Image, faces: Sequence[DetectedFace]) -> np.ndarray:
+        if not faces:
+            return np.zeros((0, DIM), dtype=np.float32)
+        for face in faces:
+            if len(face.landmarks) != LANDMARKS:
+                raise InvalidRequest(
+                    f"dlib aligns a face from {LANDMARKS} landmarks, this one has {len(face.landmarks)}"
+                )
+        pixels = np.ascontiguousarray(np.asarray(to_rgb(picture)))
+        with self._lock:
+            models = self._models()
+            shapes = [self._shape(models.dlib, face) for face in faces]
+            rows = [models.describer.compute_face_descriptor(pixels, s, self._jitters) for s in shapes]
+        return unit_rows(np.asarray(rows, dtype=np.float32))
+
+    @staticmethod
+    def _shape(dlib: Any, face: DetectedFace) -> Any:
+        """The face as dlib's ``full_object_detection`` (the chip is aligned from its points)."""
+        left, top, width, height = face.box
+        rect = dlib.rectangle(left, top, left + width - 1, top + height - 1)
+        return dlib.full_object_detection(rect, [dlib.point(round(x), round(y)) for x, y in face.landmarks])
+
+    def close(self) -> None:
+        with self._lock:
+            if self._loaded is None:
+                return
+            self._loaded = None
+        trim_heap()
+        log.info("face models released")
