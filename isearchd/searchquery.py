@@ -41,6 +41,7 @@ class SearchOptions(TypedDict, total=False):
     plus: PartArg | Iterable[PartArg]
     minus: PartArg | Iterable[PartArg]
     like: PathArg | None
+    people: str | Iterable[str]
 
 
 def search_request(
@@ -55,7 +56,11 @@ def search_request(
     """The ``search`` request for these keywords. ``image_source`` turns an image file into what
     the daemon reads."""
     like = options.get("like")
-    if like is not None:
+    people = [str(p) for p in _names(options.get("people", ()))]
+    main: QueryPart | None
+    if query is None and like is None and people:
+        main = None  # the photos of these people
+    elif like is not None:
         if query is not None:
             raise InvalidRequest(
                 "search by a query or like an image of the database, not both (add a text with plus)"
@@ -74,9 +79,9 @@ def search_request(
         db=db,
         num=num,
         similarity=similarity,
-        text=main.text,
-        image=main.image,
-        like=main.like,
+        text=main.text if main else None,
+        image=main.image if main else None,
+        like=main.like if main else None,
         after=_date_text(options.get("after"), "after"),
         before=_date_text(options.get("before"), "before"),
         within=[absolute(p) for p in _names(within)] if within is not None else [],
@@ -85,6 +90,7 @@ def search_request(
         sort=options.get("sort", "similarity"),
         plus=parts["plus"],
         minus=parts["minus"],
+        people=people,
     )
 
 

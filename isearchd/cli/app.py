@@ -31,6 +31,7 @@ from isearchd.cli.migrate import migrate
 from isearchd.cli.model import model_app
 from isearchd.cli.options import CONTEXT, BindOpt, DbOpt, VersionOpt
 from isearchd.cli.output import EXIT_ERROR, EXIT_USAGE, fail
+from isearchd.cli.people import people_app
 from isearchd.cli.search import compare, search
 from isearchd.cli.service import service_app
 from isearchd.cli.ui import ui
@@ -183,6 +184,7 @@ app.command("migrate")(migrate)
 app.add_typer(service_app, name="service")
 app.add_typer(model_app, name="model")
 app.add_typer(config_app, name="config")
+app.add_typer(people_app, name="people")
 
 
 @app.callback()

@@ -112,6 +112,14 @@ LikeOpt = Annotated[
 DetailsOpt = Annotated[bool, typer.Option("--details", help="Also show when and where each photo was taken.")]
 OpenOpt = Annotated[bool, typer.Option("-o", "--open", help="Open the result images.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
+PersonOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--person",
+        metavar="NAME",
+        help="Only photos this named person is in (repeat: all of them); alone: their photos, newest first.",
+    ),
+]
 
 
 def search(
@@ -128,6 +136,7 @@ def search(
     plus: PlusOpt = None,
     minus: MinusOpt = None,
     like: LikeOpt = None,
+    person: PersonOpt = None,
     details: DetailsOpt = False,
     open_results: OpenOpt = False,
     as_json: JsonOpt = False,
@@ -138,11 +147,13 @@ def search(
     """Search by image (QUERY is an image file) or by text (default command)."""
     if like is not None and query:
         raise click.exceptions.UsageError("give QUERY or --like, not both (add a text with --plus)", ctx=ctx)
-    if like is None and not query:
-        raise click.exceptions.UsageError("Missing argument 'QUERY' (or --like PATH).", ctx=ctx)
+    if like is None and not query and not person:
+        raise click.exceptions.UsageError(
+            "Missing argument 'QUERY' (or --like PATH, or --person NAME).", ctx=ctx
+        )
     text = like if like is not None else " ".join(query or [])
     options = SearchOptions(
-        after=after, before=before, within=within, place=place, sort=sort, like=like,
+        after=after, before=before, within=within, place=place, sort=sort, like=like, people=person or [],
         types=_formats(types, ctx) if types is not None else None,
         plus=[parse_part(p) for p in plus or ()], minus=[parse_part(p) for p in minus or ()],
     )  # fmt: skip
@@ -155,14 +166,16 @@ def search(
             return
         if not as_json:
             brief = text if len(text) <= QUERY_DISPLAY_CHARS else text[: QUERY_DISPLAY_CHARS - 3] + "..."
-            typer.echo(f"Searching {shown(brief)}...")
-        query_text = None if like is not None else text
+            typer.echo(f"Searching {shown(brief)}..." if text else f"Photos of {', '.join(person or [])}...")
+        query_text = None if like is not None or not text else text
         hits = [] if empty else client.search_hits(query_text, num=num, similarity=min_similarity, **options)
     if as_json:
-        kind = "image" if like is not None or is_image_query(text) else "text"
+        kind = "people" if not text else "image" if like is not None or is_image_query(text) else "text"
         doc = {"query": text, "kind": kind, "db": db_name, "min_similarity": min_similarity, "sort": sort,
                "results": to_wire(hits)}  # fmt: skip
         typer.echo(json_safe(json.dumps(doc, ensure_ascii=False)))
+    elif not text:
+        _print_photos(hits, details)
     else:
         _print_hits(hits, min_similarity, details)
     if open_results and hits:
@@ -174,6 +187,14 @@ def _print_hits(hits: list[Hit], min_similarity: float, details: bool) -> None:
     for i, hit in enumerate(hits, 1):
         where = f"{hit.host}:" if hit.host else ""  # another machine's (shared store)
         line = f"{i:2d}. {where}{shown(hit.path)}\t{hit.similarity:.1f}%"
+        typer.echo(f"{line}\t{taken_column(hit)}\t{place_column(hit)}" if details else line)
+
+
+def _print_photos(hits: list[Hit], details: bool) -> None:
+    """A search without a query (``--person`` alone): photos, newest first, no similarity."""
+    typer.echo(f"Found {len(hits)} {'photo' if len(hits) == 1 else 'photos'}:")
+    for i, hit in enumerate(hits, 1):
+        line = f"{i:2d}. {shown(hit.path)}"
         typer.echo(f"{line}\t{taken_column(hit)}\t{place_column(hit)}" if details else line)
 
 

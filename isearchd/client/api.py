@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Unpack
 
 from isearchd.client.connection import Channel, ProgressCallback
+from isearchd.client.people import PeopleMethods
 from isearchd.client.uploads import add_by_bytes, image_ref
 from isearchd.config import settings
 from isearchd.config.home import default_bind
@@ -54,7 +55,7 @@ from isearchd.transports import SocketTransport, Transport
 Paths = str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
 
 
-class Client:
+class Client(PeopleMethods):
     """A connection to an ``isearchd`` daemon, bound to one database (``db_name``)."""
 
     def __init__(

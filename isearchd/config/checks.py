@@ -16,11 +16,28 @@ DEVICE_RE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
 DB_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-def parse_env(var: str, raw: str, typ: type) -> str | int:
+def parse_env(var: str, raw: str, typ: type) -> str | int | float | bool:
     return coerce(raw, typ, f"environment variable {var}")
 
 
-def coerce(value: Any, typ: type, where: str) -> str | int:
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def coerce(value: Any, typ: type, where: str) -> str | int | float | bool:
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE or text in _FALSE:
+            return text in _TRUE
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if typ is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        try:
+            return float(str(value).strip())
+        except ValueError:
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
     if typ is int:
         if isinstance(value, bool):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
@@ -108,3 +125,9 @@ def resolve_log_file(value: Any, home: Path, sources: dict[str, Source]) -> Path
         sources["service.log_file"] = Source("default", "log in home")
         return home / settings.LOG_NAME
     return Path(text).expanduser()
+
+
+def float_range(value: Any, low: float, high: float, source: Source) -> float:
+    if not isinstance(value, float) or not low <= value <= high:
+        raise ConfigError(f"{source}: {value!r} is not a number from {low:g} to {high:g}")
+    return value

@@ -129,16 +129,18 @@ class ConfigDocument:
         node = self.data.get(table, {}) if table else self.data
         return isinstance(node, dict) and key in node
 
-    def get(self, dotted: str, typ: type) -> tuple[str | int, Source]:
+    def get(self, dotted: str, typ: type) -> tuple[str | int | float | bool, Source]:
         table, _, key = dotted.rpartition(".")
         node = self.data[table] if table else self.data
         where = self.where(table or None, key)
         value = node[key]
-        ok = isinstance(value, int) and not isinstance(value, bool) if typ is int else isinstance(value, str)
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok = {int: isinstance(value, int) and not isinstance(value, bool), float: number,
+              bool: isinstance(value, bool)}.get(typ, isinstance(value, str))  # fmt: skip
         if not ok:
-            kind = "an integer" if typ is int else "a string"
+            kind = {int: "an integer", float: "a number", bool: "true or false"}.get(typ, "a string")
             raise ConfigError(f"{where}: {dotted} must be {kind}, got {value!r}")
-        return value, Source("file", where)
+        return (float(value) if typ is float else value), Source("file", where)
 
     def watch_folders(self) -> tuple[tuple[WatchFolder, ...], Source]:
         folders = []

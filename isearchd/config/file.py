@@ -10,6 +10,7 @@ commented template is ``config/isearch.toml`` (shipped in the package as
     [model]     name, device, threads, batch_size, precision
     [ui]        listen, cache_mb
     [store]     url, prefix, host     (Qdrant; the API key only from $ISEARCH_QDRANT_API_KEY)
+    [people]    enabled, min_faces, max_distance
     [[watch]]   path, db, exclude          (repeatable)
 
 Every resolved value remembers where it came from (a :class:`Source`), so ``isearch config
@@ -45,6 +46,7 @@ from isearchd.config.schema import (
     STORE_SCHEMES,
     Config,
     ModelSettings,
+    PeopleSettings,
     ServiceSettings,
     Source,
     SourceKind,
@@ -65,6 +67,7 @@ __all__ = [
     "STORE_SCHEMES",
     "Config",
     "ModelSettings",
+    "PeopleSettings",
     "ServiceSettings",
     "Source",
     "SourceKind",
@@ -121,12 +124,14 @@ def load_config(
     model = _model(values, sources)
     ui = _ui(values, sources)
     store = _store(values, sources)
+    people = _people(values, sources)
     return Config(
         home=home,
         service=service,
         model=model,
         ui=ui,
         store=store,
+        people=people,
         watch=watch,
         file=file,
         sources=MappingProxyType(sources),
@@ -204,6 +209,16 @@ def _store(values: Mapping[str, Any], sources: Mapping[str, Source]) -> StoreSet
     )
 
 
+def _people(values: Mapping[str, Any], sources: Mapping[str, Source]) -> PeopleSettings:
+    return PeopleSettings(
+        enabled=bool(values["people.enabled"]),
+        min_faces=checks.int_range(values["people.min_faces"], 2, 1000, sources["people.min_faces"]),
+        max_distance=checks.float_range(
+            float(values["people.max_distance"]), 0.1, 1.0, sources["people.max_distance"]
+        ),
+    )
+
+
 def describe(config: Config) -> list[tuple[str, str, Source]]:
     """(setting, value as shown, source) rows for ``isearch config show``. The token is masked."""
     rows: list[tuple[str, str, Source]] = [
@@ -240,6 +255,9 @@ def describe(config: Config) -> list[tuple[str, str, Source]]:
         ),
         ("store.prefix", config.store.prefix, config.source("store.prefix")),
         ("store.host", config.store.host or "(this machine's host name)", config.source("store.host")),
+        ("people.enabled", "on" if config.people.enabled else "off", config.source("people.enabled")),
+        ("people.min_faces", str(config.people.min_faces), config.source("people.min_faces")),
+        ("people.max_distance", f"{config.people.max_distance:g}", config.source("people.max_distance")),
     ]
     if not config.watch:
         rows.append(("watch", "(none)", config.source("watch")))

@@ -83,6 +83,13 @@ class StoreSettings:
 
 
 @dataclass(frozen=True)
+class PeopleSettings:
+    enabled: bool  # find faces and group them into people (a database may turn it off for itself)
+    min_faces: int  # similar faces it takes to form a new person
+    max_distance: float  # the largest face-descriptor distance that counts as the same person
+
+
+@dataclass(frozen=True)
 class Config:
     home: Path
     service: ServiceSettings
@@ -91,6 +98,7 @@ class Config:
     file: Path | None  # the config file that was read; None when there was none
     ui: UiSettings = UiSettings(listen=None, cache_mb=512)
     store: StoreSettings = StoreSettings(url=None, prefix="isearch-", host=None)
+    people: PeopleSettings = PeopleSettings(enabled=True, min_faces=3, max_distance=0.35)
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False, hash=False)
 
     def source(self, key: str) -> Source:
@@ -100,7 +108,7 @@ class Config:
 
 # Scalar settings: dotted name -> (type, environment variable, default). "" defaults are
 # resolved against the final home (bind, log_file) or mean "unset" (token).
-SCALARS: dict[str, tuple[type, str, str | int]] = {
+SCALARS: dict[str, tuple[type, str, str | int | float | bool]] = {
     "home": (str, "ISEARCH_HOME", "~/.isearch"),
     "service.bind": (str, "ISEARCH_BIND", ""),
     "service.token": (str, "ISEARCH_TOKEN", ""),
@@ -116,6 +124,9 @@ SCALARS: dict[str, tuple[type, str, str | int]] = {
     "store.url": (str, "ISEARCH_STORE", ""),
     "store.prefix": (str, "ISEARCH_STORE_PREFIX", "isearch-"),
     "store.host": (str, "ISEARCH_STORE_HOST", ""),
+    "people.enabled": (bool, "ISEARCH_PEOPLE", True),
+    "people.min_faces": (int, "ISEARCH_PEOPLE_MIN_FACES", 3),
+    "people.max_distance": (float, "ISEARCH_PEOPLE_MAX_DISTANCE", 0.35),
 }
 ENV_VARS: Mapping[str, str] = MappingProxyType({k: v[1] for k, v in SCALARS.items()})
 
@@ -138,6 +149,7 @@ TABLES = {
     "model": ("name", "device", "threads", "batch_size", "precision"),
     "ui": ("listen", "cache_mb"),
     "store": ("url", "prefix", "host"),
+    "people": ("enabled", "min_faces", "max_distance"),
 }
 WATCH_KEYS = ("path", "db", "exclude")
-TOP_KEYS = ("home", "service", "model", "ui", "store", "watch")
+TOP_KEYS = ("home", "service", "model", "ui", "store", "people", "watch")

@@ -35,16 +35,24 @@ from isearchd.messages import (
     DupsRequest,
     Hello,
     HelloRequest,
+    HidePersonRequest,
     Hit,
     ImageInfoRequest,
     ImageRef,
     ListDbsRequest,
+    MergePeopleRequest,
     MigrateRequest,
+    NamePersonRequest,
+    PeopleRequest,
+    PeopleSettingsRequest,
+    PersonRequest,
     Progress,
     QueryPart,
+    RemoveFaceRequest,
     Request,
     SearchRequest,
     ShutdownRequest,
+    SplitPersonRequest,
     Status,
     StatusRequest,
     UiAddress,
@@ -178,6 +186,14 @@ class Handler:
                 return self.watcher.folders(req.db)
             case WatchErrorsRequest():
                 return self.watcher.failures(req.db, req.path)
+            case (
+                PeopleRequest() | PersonRequest() | NamePersonRequest() | MergePeopleRequest()
+                | SplitPersonRequest() | RemoveFaceRequest() | HidePersonRequest()
+                | PeopleSettingsRequest()
+            ):  # fmt: skip
+                if isinstance(req, RemoveFaceRequest) and peer.remote:
+                    raise PermissionDenied(TCP_PATH_REFUSAL)
+                return eng.people.answer(req)
         raise InvalidRequest(f"unknown op {req.op!r}")  # pragma: no cover - the op table knows them all
 
     def status(self) -> Status:
@@ -219,7 +235,8 @@ class Handler:
         )
 
     def _search(self, peer: Peer, req: SearchRequest) -> list[Hit]:
-        terms = [_term(peer, req.main, 1.0)]
+        main = req.main
+        terms = [_term(peer, main, 1.0)] if main is not None else []
         terms += [_term(peer, part, part.weight) for part in req.plus]
         terms += [_term(peer, part, -part.weight) for part in req.minus]
         after, before = date_bounds(req.after, req.before)
@@ -229,9 +246,14 @@ class Handler:
             within=tuple(normpath(p) for p in req.within),
             place=req.place or None,
             types=tuple(normalise_type(t) for t in req.types),
+            people=tuple(req.people),
         )
         query = SearchQuery(tuple(terms), req.num, req.similarity, filters, req.sort)
-        return [_hit(h) for h in self.engine.search(req.db, query)]
+        hits = self.engine.search(req.db, query)
+        if not req.people:
+            return [_hit(h) for h in hits]
+        named = self.engine.people.named_in(req.db, [h.id for h in hits if h.id is not None])
+        return [msgspec.structs.replace(_hit(h), people=named.get(h.id or -1, [])) for h in hits]
 
     def _dups(self, req: DupsRequest) -> DupsReply:
         rules = DupRules(min_similarity=float(req.similarity))

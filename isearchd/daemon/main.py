@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from isearchd.config.file import Config
     from isearchd.daemon.server import Server
     from isearchd.engine.engine import EngineModel
+    from isearchd.engine.faces import FacesAnalysis
     from isearchd.protocol import BindAddress
     from isearchd.store import Store
     from isearchd.transports import Transport
@@ -289,7 +290,9 @@ def _serve(
     except ISearchError as e:
         log.error("%s", e.message)
         return 1
-    engine = Engine(model, home, batch_size=config.model.batch_size, store=store, open_url=open_url)
+    engine = Engine(
+        model, home, batch_size=config.model.batch_size, store=store, open_url=open_url, faces=_faces(config)
+    )
     watcher = Watcher(engine, watch_options)
     server = Server(engine, watcher, bind, token=config.service.token, web=_web_page(config, home))
     try:
@@ -314,6 +317,23 @@ def _serve(
         engine.close()
         log.info("stopped")
     return 0
+
+
+def _faces(config: Config) -> FacesAnalysis | None:
+    """The faces analysis when people are on (``[people] enabled``) and the face models are
+    installed; without them, one log line says how to install them, and people stay off."""
+    if not config.people.enabled:
+        return None
+    from isearchd.engine.faces import FacesAnalysis, GroupingRules
+    from isearchd.models.dlib_faces import DlibFaceModels, model_files
+
+    try:
+        model_files()
+    except ISearchError as e:
+        log.error("people are off: %s", e.message)
+        return None
+    rules = GroupingRules(max_distance=config.people.max_distance, min_faces=config.people.min_faces)
+    return FacesAnalysis(DlibFaceModels(), rules)
 
 
 def _store_opener(config: Config, home: Path) -> Callable[[str | None], Store]:

@@ -10,6 +10,7 @@ The seam that photo metadata, looks, faces, words in pictures and video frames p
 - ``priority``: the order among analyses (the image tower, 1, is the indexer's own, inline);
 - ``side``: the shorter side of the picture it reads (0: it reads the file itself, not pixels);
 - ``chunk``: photos read per step, and ``tables``: what it stores (for the docs and ``--forget``);
+- ``applies(db)``: whether it reads that database at all (people may be off for one);
 
 and does ``read(photos)`` (CPU work on a few photos; an outcome per photo: a result, or
 ``Failed(reason)``) and ``save(db, outcomes)`` (its writes, with the photos' state).
@@ -86,6 +87,10 @@ class Analysis(Protocol):
     # looks are read at add time already): only the former get the indexer's pictures
     reads_new: bool
 
+    def applies(self, db: ImageDatabase) -> bool:
+        """Whether it reads ``db``'s photos at all (people can be off for a database)."""
+        ...
+
     def read(self, photos: Sequence[Photo]) -> dict[int, Outcome]:
         """An outcome for each photo, by image id (CPU work; any other exception is a failure)."""
         ...
@@ -153,7 +158,7 @@ class Analyses:
         with self._cond:
             self._dbs[db.name] = db
             for a in self.analyses:
-                self._idle[(a.name, db.name)] = False
+                self._idle[(a.name, db.name)] = not a.applies(db)
             if self._thread is None and not self._closed:
                 self._thread = threading.Thread(target=self._loop, name="isearch-analyses", daemon=True)
                 self._thread.start()
@@ -179,6 +184,8 @@ class Analyses:
         out: dict[str, dict[str, BackfillProgress]] = {}
         for a in self.analyses:
             for name, db in dbs.items():
+                if not a.applies(db):
+                    continue
                 try:
                     total, pending, failed = db.count(), db.count_pending(a.name, a.version), 0
                     failed = db.count_failed(a.name, a.version)
@@ -223,7 +230,7 @@ class Analyses:
         """The highest-priority analysis with work in some database (caller holds the lock)."""
         for a in self.analyses:
             for name, db in self._dbs.items():
-                if not self._idle.get((a.name, name), True):
+                if not self._idle.get((a.name, name), True) and a.applies(db):
                     return a, db
         return None
 

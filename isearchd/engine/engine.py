@@ -30,13 +30,15 @@ import msgspec
 
 from isearchd.engine.analysis import Analyses, Analysis
 from isearchd.engine.dups import DupRules, find_groups
+from isearchd.engine.faces import FacesAnalysis
 from isearchd.engine.gate import QueryGate
 from isearchd.engine.indexer import BATCH_SIZE, AddItem, AddReport, Indexer, Progress, ProgressFn
 from isearchd.engine.jobqueue import JobQueue
 from isearchd.engine.migrate import Handle, plan_migration
 from isearchd.engine.passes import LooksPass, MetadataPass
+from isearchd.engine.people import People
 from isearchd.engine.places import Gazetteer
-from isearchd.engine.query import SORTS, SearchQuery, combine
+from isearchd.engine.query import SORTS, SearchQuery, combine, listing
 from isearchd.engine.queryvectors import TEXT_CACHE_SIZE, EngineModel, QueryVectors
 from isearchd.errors import InvalidRequest, NotFound
 from isearchd.files.scan import label_for, scan
@@ -68,9 +70,11 @@ class Engine:
         store: Store | None = None,
         open_url: Callable[[str], Store] | None = None,
         analyses: Sequence[Analysis] = (),
+        faces: FacesAnalysis | None = None,
     ) -> None:
         """``analyses``: what is read from every photo after indexing (``isearchd.engine.analysis``),
-        besides the catch-up passes of photo metadata and looks, which always run."""
+        besides the catch-up passes of photo metadata and looks, which always run. ``faces``: the
+        faces analysis, when people are on (``isearchd.engine.faces``)."""
         from isearchd.store import EmbeddedStore, open_store
 
         self.model = model
@@ -89,7 +93,13 @@ class Engine:
         self.queries = QueryVectors(model, self.gate, text_cache_size)
         self._closed = False
         self.places = Gazetteer()
-        self.analyses = Analyses([MetadataPass(self.places), LooksPass(), *analyses], self.jobs, self.gate)
+        found = [faces] if faces is not None else []
+        self.analyses = Analyses(
+            [MetadataPass(self.places), LooksPass(), *found, *analyses], self.jobs, self.gate
+        )
+        self.people = People(
+            lambda name: self.database(name, create=False), self.jobs, faces, self.analyses.start
+        )
 
     # -- databases -------------------------------------------------------------------------------
 
@@ -323,9 +333,13 @@ class Engine:
         check_query(query.num, query.similarity)
         if query.sort not in SORTS:
             raise InvalidRequest(f"sort must be one of {', '.join(SORTS)}, not {query.sort!r}")
-        if not query.terms:
+        if not query.terms and not query.filters.people:
             raise InvalidRequest("a search needs a text, an image or an image of the database")
         db = self.database(db_name, create=False)
+        if query.filters.people:
+            self.people.check_names(db, query.filters.people)
+        if not query.terms:
+            return listing(db, query)
         vectors = [self.queries.term_vector(db, t) for t in query.terms]
         vector = combine(vectors, [t.weight for t in query.terms])
         hits = db.search(
@@ -384,6 +398,8 @@ class Engine:
             return
         self._closed = True
         self.analyses.close()
+        if self.people.faces is not None:
+            self.people.faces.close()  # the face models' memory
         self.jobs.close(timeout=60)
         self.save()
         with self._db_lock:

@@ -52,6 +52,9 @@ class MetadataPass:
     tables: tuple[str, ...] = ("images (date, place, size and type columns)",)
     reads_new: bool = False
 
+    def applies(self, db: ImageDatabase) -> bool:
+        return True
+
     def read(self, photos: Sequence[Photo]) -> dict[int, Outcome]:
         metas = [_read_head(p.file.path, p.file.mtime_ns) for p in photos]
         infos = photo_infos(metas, self.places)
@@ -76,6 +79,9 @@ class LooksPass:
     chunk: int = 50
     tables: tuple[str, ...] = field(default=("images (phash and colours columns)",))
     reads_new: bool = False
+
+    def applies(self, db: ImageDatabase) -> bool:
+        return True
 
     def read(self, photos: Sequence[Photo]) -> dict[int, Outcome]:
         return {p.file.id: look_of(p.picture) for p in photos if p.picture is not None}

@@ -16,6 +16,7 @@ from datetime import date
 import numpy as np
 
 from isearchd.errors import InvalidRequest
+from isearchd.store import ImageDatabase, SearchHit
 from isearchd.store.metadata import Filters
 
 SORTS = ("similarity", "oldest", "newest")
@@ -90,3 +91,20 @@ def _end(text: str, option: str) -> str:
     else:
         nxt = date.fromordinal(date(year, month, day).toordinal() + 1)
     return nxt.isoformat() + "T00:00:00"
+
+
+def listing(db: ImageDatabase, query: SearchQuery) -> list[SearchHit]:
+    """A search without a query (``--person Ana`` alone): the images that pass the filters, newest
+    first (``sort="oldest"``: oldest first), those without a date last, by id; the first ``num``.
+    There is nothing to be similar to: ``similarity`` is 0."""
+    ids = db.matching(query.filters)
+    found = db.details(ids)
+    dated = sorted((d.info.taken_local, i) for i, d in found.items() if d.info.taken_local)
+    if query.sort != "oldest":
+        dated.reverse()
+    undated = sorted((i for i, d in found.items() if not d.info.taken_local), reverse=True)
+    order = [i for _, i in dated] + undated
+    return [
+        SearchHit(found[i].label, found[i].path, 0.0, found[i].info, found[i].size, i)
+        for i in order[: query.num]
+    ]

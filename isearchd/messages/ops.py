@@ -10,6 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from isearchd.messages.people import (
+    HidePersonRequest,
+    MergePeopleRequest,
+    NamePersonRequest,
+    PeopleList,
+    PeopleRequest,
+    PeopleSettingsRequest,
+    PeopleState,
+    PersonPhotos,
+    PersonRequest,
+    RemoveFaceRequest,
+    SplitPersonRequest,
+)
 from isearchd.messages.replies import (
     DbInfo,
     DupsReply,
@@ -83,5 +96,13 @@ OPS: dict[str, Op] = {
         Op(UnwatchRequest, Unwatched),
         Op(WatchListRequest, list[FolderState], retry=True),
         Op(WatchErrorsRequest, list[WatchFailure], retry=True),
+        Op(PeopleRequest, PeopleList, retry=True),
+        Op(PersonRequest, PersonPhotos, retry=True),
+        Op(NamePersonRequest, PeopleState),
+        Op(MergePeopleRequest, PeopleState),
+        Op(SplitPersonRequest, PeopleState),
+        Op(RemoveFaceRequest, PeopleState),
+        Op(HidePersonRequest, PeopleState),
+        Op(PeopleSettingsRequest, PeopleState),
     )
 }

@@ -59,6 +59,7 @@ class Hit(PhotoFacts, frozen=True, kw_only=True):
     bytes: int | None = None
     id: int | None = None
     host: str | msgspec.UnsetType = msgspec.UNSET
+    people: list[str] | msgspec.UnsetType = msgspec.UNSET  # the named people in it, when asked
 
 
 class ImageInfo(PhotoFacts, frozen=True, kw_only=True):

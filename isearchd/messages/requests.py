@@ -166,18 +166,25 @@ class SearchRequest(Request, frozen=True, kw_only=True):
     sort: str = "similarity"
     plus: list[QueryPart] = msgspec.field(default_factory=list)
     minus: list[QueryPart] = msgspec.field(default_factory=list)
+    # named people who must all be in the photo; with no query: their photos, newest first
+    people: list[NonEmpty] = msgspec.field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if sum(v is not None for v in (self.text, self.image, self.like)) != 1:
-            raise BadField("needs exactly one of 'text', 'image' or 'like'")
+        queries = sum(v is not None for v in (self.text, self.image, self.like))
+        if queries > 1 or (queries == 0 and not self.people):
+            raise BadField("needs exactly one of 'text', 'image' or 'like' (or 'people' alone)")
+        if queries == 0 and (self.plus or self.minus):
+            raise BadField("'plus' and 'minus' need a query ('text', 'image' or 'like')")
         if self.like is not None:
             check_name(self.like, "'like'")
         for folder in self.within:
             daemon_path(folder, "'within'")
 
     @property
-    def main(self) -> QueryPart:
-        """The query as a part of weight 1."""
+    def main(self) -> QueryPart | None:
+        """The query as a part of weight 1 (None: the photos of ``people``, no query)."""
+        if self.text is None and self.image is None and self.like is None:
+            return None
         return QueryPart(text=self.text, image=self.image, like=self.like)
 
 

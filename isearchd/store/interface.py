@@ -118,6 +118,10 @@ class ImageDatabase(Protocol):
 
     def details(self, ids: Sequence[int]) -> dict[int, Detail]: ...
 
+    def matching(self, filters: Filters) -> list[int]:
+        """The ids of every image that passes ``filters``, ascending (a search without a query)."""
+        ...
+
     def info(self) -> DbInfo: ...
 
 

@@ -138,9 +138,10 @@ class Filters:
     within: tuple[str, ...] = ()
     place: str | None = None
     types: tuple[str, ...] = ()
+    people: tuple[str, ...] = ()  # named people who must all be in the photo (any case)
 
     def __bool__(self) -> bool:
-        return bool(self.after or self.before or self.within or self.place or self.types)
+        return bool(self.after or self.before or self.within or self.place or self.types or self.people)
 
 
 def below_range(folder: str) -> tuple[bytes, bytes]:
@@ -191,4 +192,10 @@ def _where(f: Filters) -> tuple[list[str], list[Any]]:
     if f.types:
         where.append("type IN (" + ",".join("?" * len(f.types)) + ")")
         args += list(f.types)
+    for name in f.people:  # (the faces and people tables: isearchd.store.people)
+        where.append(
+            "id IN (SELECT f.image_id FROM faces f JOIN people p ON p.id = f.person_id"
+            " WHERE p.name = ? COLLATE NOCASE)"
+        )
+        args.append(name)
     return where, args

@@ -352,6 +352,11 @@ class QdrantDatabase(Passes):
             return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
         return np.asarray(ids, dtype=np.int64), np.asarray(rows, dtype=np.float32)
 
+    def matching(self, filters: Filters) -> list[int]:
+        return sorted(
+            int(payload_of(p)["iid"]) for p in self._scroll(search_filter(filters), payload=["iid"])
+        )
+
     def neighbours(self, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray] | None:
         """The ``k`` nearest images of each image ``ids`` (itself first), as (ids, cosines) of
         shape ``(len(ids), k)``; None when some image has fewer than ``k - 1`` others."""

@@ -33,6 +33,7 @@ from typing import Any
 
 from qdrant_client import models as qm
 
+from isearchd.errors import InvalidRequest
 from isearchd.files.names import from_db, to_db
 from isearchd.messages import JsonObject
 from isearchd.store.catalog import now_iso
@@ -222,6 +223,11 @@ def below(prefix: str) -> qm.Filter:
     return qm.Filter(should=[match("path", name_key(prefix)), match("dirs", name_key(folder))])
 
 
+PEOPLE_NOT_IN_QDRANT = (
+    "people are kept by the embedded store only, for now: a database in Qdrant has no faces to search"
+)
+
+
 def search_filter(f: Filters | None, extra: list[qm.Condition] | None = None) -> qm.Filter | None:
     """The Qdrant filter of a search's ``Filters`` (the same semantics as the catalog's SQL)."""
     must: list[qm.Condition] = list(extra or [])
@@ -238,4 +244,6 @@ def search_filter(f: Filters | None, extra: list[qm.Condition] | None = None) ->
             must.append(match("places", f.place.strip().casefold()))
         if f.types:
             must.append(qm.FieldCondition(key="type", match=qm.MatchAny(any=list(f.types))))
+        if f.people:
+            raise InvalidRequest(PEOPLE_NOT_IN_QDRANT)
     return qm.Filter(must=must) if must else None

@@ -169,6 +169,10 @@ class DatabaseReader:
         """Graph search: the ``k`` nearest images of each image ``ids`` (see ``VectorIndex``)."""
         return self._vectors.neighbours(ids, k)
 
+    def matching(self, filters: Filters) -> list[int]:
+        with self.catalog.reader() as conn:
+            return [int(i) for i in filter_ids(conn, filters)]
+
     def details(self, ids: Sequence[int]) -> dict[int, Detail]:
         """What duplicate finding needs of images by id."""
         labels = self.catalog.labels_for_ids(list(ids))

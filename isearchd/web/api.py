@@ -136,7 +136,8 @@ async def status(request: Request) -> Response:
         size = None  # a database that does not exist yet
     return _json(
         {"version": info.version, "model": info.model, "queue": info.queue, "watch": to_wire(info.watch),
-         "metadata": to_wire(info.metadata), "db": db, "images": size, "local": is_loopback_client(request)}
+         "metadata": to_wire(info.metadata), "db": db, "images": size, "local": is_loopback_client(request),
+         "people": to_wire(info.analyses.get("faces", {}).get(db))}
     )  # fmt: skip
 
 

@@ -17,12 +17,14 @@ import os
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from isearchd.client import Client
 from isearchd.daemon.inprocess import InProcessTransport
 from isearchd.daemon.server import Server
 from isearchd.engine.engine import Engine, EngineModel
+from isearchd.engine.faces import FacesAnalysis
 from isearchd.protocol import BindAddress
 from isearchd.watch.watcher import Watcher, WatchOptions
 
@@ -45,19 +47,28 @@ class InProcessDaemon:
     ``stop`` then ``start`` reopens the same home (as a restart would)."""
 
     def __init__(
-        self, root: Path, model: EngineModel, *, watch: WatchOptions | None = None, listen: bool = False
+        self,
+        root: Path,
+        model: EngineModel,
+        *,
+        watch: WatchOptions | None = None,
+        listen: bool = False,
+        faces: Callable[[], FacesAnalysis] | None = None,
     ) -> None:
+        """``faces``: makes the faces analysis of each start (None: people off, as most tests
+        want: the coloured shapes of the tiny model have no faces to find)."""
         self.root = root
         self.home = root / "home"
         self.bind = str(root / "s.sock")
         self.model = model
         self.watch_options = watch or WatchOptions(settle_s=0.4)
         self.listen = listen
+        self.faces = faces
         self.server: Server | None = None
         self._serving: threading.Thread | None = None
 
     def start(self) -> InProcessDaemon:
-        engine = Engine(self.model, self.home, batch_size=8)
+        engine = Engine(self.model, self.home, batch_size=8, faces=self.faces() if self.faces else None)
         watcher = Watcher(engine, self.watch_options)
         self.server = Server(engine, watcher, BindAddress(path=self.bind))
         if self.listen:

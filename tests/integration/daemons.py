@@ -60,9 +60,11 @@ class DaemonProcess:
         model: Path | str = TINY_MODEL,
         extra_args: tuple[str, ...] = (),
         own_cache: bool = False,
+        people: bool = False,
     ) -> None:
         """``own_cache``: a weights cache of its own (empty), instead of the session's, which holds
-        the tiny model's export already (``tinycache``)."""
+        the tiny model's export already (``tinycache``). ``people``: find faces (off by default
+        here: the tiny model's coloured shapes have none, and reading them costs time)."""
         self.root = root
         self.home = root / "home"
         self.bind = bind or str(root / "s.sock")
@@ -70,6 +72,7 @@ class DaemonProcess:
         self.model = str(model)
         self.extra_args = extra_args
         self.own_cache = own_cache
+        self.people = people
         self.log_file = root / "daemon.out"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -84,6 +87,7 @@ class DaemonProcess:
         env["ISEARCH_CACHE"] = str(tiny_cache(TINY_MODEL) if shared else self.root / "cache")
         env["ISEARCH_CONFIG"] = str(self.root / "config.toml")
         env.pop("ISEARCH_TOKEN", None)
+        env["ISEARCH_PEOPLE"] = "1" if self.people else "0"
         if self.token is not None:
             env["ISEARCH_TOKEN"] = self.token
         return env

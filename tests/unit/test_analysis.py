@@ -44,6 +44,10 @@ class Brightness:
     reads_new: bool = True
     seen: dict[str, float] = field(default_factory=dict)
     sides: list[int] = field(default_factory=list)
+    skip: set[str] = field(default_factory=set)  # databases it does not read
+
+    def applies(self, db: ImageDatabase) -> bool:
+        return db.name not in self.skip
 
     def read(self, photos: Sequence[Photo]) -> dict[int, Outcome]:
         out: dict[int, Outcome] = {}
@@ -145,6 +149,20 @@ def test_photos_from_before_an_analysis_are_read_in_the_background(
     newer.database("lib", create=False)
     _until(lambda: len(again.seen) == 2)
     _until(lambda: newer.database("lib", create=False).count_pending("brightness", 2) == 0)
+
+
+def test_a_database_an_analysis_does_not_apply_to_is_never_read(
+    make_engine: Callable[..., Engine], tmp_path: Path
+) -> None:
+    write_samples(tmp_path / "a", 1, classes=[("red", "circle")], size=128)
+    bright = Brightness(skip={"off"})
+    engine = make_engine(bright)
+    assert engine.add_paths("off", [str(tmp_path / "a")]).added == 1
+    assert engine.add_paths("on", [str(tmp_path / "a")]).added == 1
+    _until(lambda: len(bright.seen) == 1)
+    time.sleep(0.5)  # would the runner go on to "off"?
+    assert engine.database("off", create=False).count_pending("brightness", 1) == 1  # never read
+    assert set(engine.status().analyses["brightness"]) == {"on"}  # and not reported
 
 
 def test_nothing_is_read_while_a_search_computes_or_the_write_queue_works(

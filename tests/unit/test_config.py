@@ -289,3 +289,28 @@ def test_ui_settings_from_file_environment_and_command_line(tmp_path: Path) -> N
         path.write_text(f'[ui]\nlisten = "{bad}"\n')
         with pytest.raises(ConfigError, match=r"ui\.listen must be HOST:PORT"):
             load_config(path, environ={})
+
+
+def test_people_settings_from_file_environment_and_their_checks(tmp_path: Path) -> None:
+    default = load_config(environ={}).people
+    assert (default.enabled, default.min_faces, default.max_distance) == (True, 3, 0.35)
+    path = write(tmp_path, "[people]\nenabled = false\nmin_faces = 4\nmax_distance = 0.45\n")
+    config = load_config(path, environ={})
+    assert (config.people.enabled, config.people.min_faces, config.people.max_distance) == (False, 4, 0.45)
+    assert config.source("people.max_distance").kind == "file"
+    env = {"ISEARCH_PEOPLE": "yes", "ISEARCH_PEOPLE_MAX_DISTANCE": "0.6"}
+    from_env = load_config(path, environ=env).people
+    assert (from_env.enabled, from_env.max_distance) == (True, 0.6)
+    assert ("people.enabled", "on", load_config(path, environ=env).source("people.enabled")) in describe(
+        load_config(path, environ=env)
+    )
+    for text, fragment in (
+        ("[people]\nenabled = 1\n", "true or false"),
+        ("[people]\nmax_distance = 2.0\n", "from 0.1 to 1"),
+        ("[people]\nmax_distance = 'near'\n", "a number"),
+        ("[people]\nmin_faces = 1\n", "from 2 to 1000"),
+    ):
+        with pytest.raises(ConfigError, match=fragment):
+            load_config(write(tmp_path, text, "bad.toml"), environ={})
+    with pytest.raises(ConfigError, match="ISEARCH_PEOPLE.*true or false"):
+        load_config(environ={"ISEARCH_PEOPLE": "maybe"})

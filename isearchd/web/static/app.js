@@ -257,6 +257,9 @@ async function loadStatus() {
       `queue ${s.queue}`,
       `${watched} watched ${watched === 1 ? "folder" : "folders"}`,
     ];
+    if (s.people && s.people.done < s.people.total) {
+      parts.push(`people: ${s.people.done.toLocaleString()} of ${s.people.total.toLocaleString()} photos`);
+    }
     $("#status").textContent = parts.join(" \u00b7 ");
   } catch (err) {
     $("#status").textContent = err.message;

@@ -1,0 +1,173 @@
+"""The faces analysis: finds the faces in every photo, describes them, and groups them into people.
+
+An ``Analysis`` (``isearchd.engine.analysis``): it runs on the analyses' background thread after
+the image tower, never while a search computes or indexing has work, and reads the picture the
+indexer decoded (no second decode) at ``FACES_SIDE``. For each photo it stores every face found
+(box and landmarks in the photo's pixels, detector score, descriptor, the models' version); a
+photo that cannot be read is recorded with its reason. After each chunk is saved, the faces that
+no person holds are grouped (``isearchd.engine.grouping``): a face joins the person it is nearest
+to within ``max_distance``, and ``min_faces`` similar free faces form a new person.
+
+Only databases of the embedded store keep people, and only while people are on for them
+(``[people] enabled``, ``isearch people --disable``): ``applies`` says so, and the others are not
+read at all. The face models are loaded on first use and released after ``MODELS_IDLE_S``
+without work (the daemon carries them only while it analyses faces).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from isearchd.engine.analysis import Failed, Outcome, Photo
+from isearchd.engine.grouping import plan_grouping
+from isearchd.models.faces import FaceModels
+from isearchd.store import ImageDatabase
+from isearchd.store.people import FaceRow
+from isearchd.store.people_db import PeopleStore
+
+log = logging.getLogger(__name__)
+
+__all__ = ["FACES_SIDE", "FacesAnalysis", "FacesFound", "GroupingRules"]
+
+# The shorter side of the picture faces are read from. Detection runs on a further reduced grey
+# copy (isearchd.models.dlib_faces); descriptors are computed on this picture, where a face that
+# fills 1/20 of a 1080p photo's width is still ~80 px wide (dlib aligns faces to 150 px chips).
+FACES_SIDE = 720
+# Seconds without faces to read after which the face models are released (~100 MB).
+MODELS_IDLE_S = 60.0
+
+
+@dataclass(frozen=True)
+class GroupingRules:
+    max_distance: float
+    min_faces: int
+
+
+@dataclass(frozen=True)
+class FacesFound:
+    """The faces of one photo, in the coordinates of the picture that was read (``size``)."""
+
+    faces: tuple[FaceRow, ...]
+    size: tuple[int, int]
+
+
+class FacesAnalysis:
+    """See the module docstring. ``models``: the face models (loaded lazily, released when idle);
+    ``enabled``: the configuration's default for databases that never said."""
+
+    name: str = "faces"
+    priority: int = 3
+    side: int = FACES_SIDE
+    chunk: int = 4  # photos per step: ~0.5 s on one core, so a search waits at most that long
+    tables: tuple[str, ...] = ("faces", "people", "face_rejects", "merges")
+    reads_new: bool = True
+
+    def __init__(
+        self, models: FaceModels, rules: GroupingRules, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.models = models
+        self.rules = rules
+        self.version = models.version
+        self._clock = clock
+        self._last_used = 0.0
+        self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
+
+    def applies(self, db: ImageDatabase) -> bool:
+        return isinstance(db, PeopleStore) and db.people_enabled()
+
+    def read(self, photos: Sequence[Photo]) -> dict[int, Outcome]:
+        out: dict[int, Outcome] = {}
+        for photo in photos:
+            if photo.picture is None:
+                out[photo.file.id] = Failed("the picture could not be decoded")
+                continue
+            found = self.models.detect(photo.picture)
+            descriptors = self.models.describe(photo.picture, found)
+            rows = tuple(
+                FaceRow(box=f.box, landmarks=f.landmarks, score=float(f.score), descriptor=d)
+                for f, d in zip(found, descriptors, strict=True)
+            )
+            out[photo.file.id] = FacesFound(rows, photo.picture.size)
+        self._used()
+        return out
+
+    def save(self, db: ImageDatabase, outcomes: Mapping[int, Outcome]) -> None:
+        if not isinstance(db, PeopleStore):  # (``applies`` keeps other stores out)
+            return
+        rows: dict[int, Sequence[FaceRow]] = {}
+        failures: dict[int, str] = {}
+        for image_id, outcome in outcomes.items():
+            if isinstance(outcome, FacesFound):
+                rows[image_id] = _in_photo_pixels(db, image_id, outcome)
+            else:
+                failures[image_id] = outcome.reason if isinstance(outcome, Failed) else "no result"
+        db.store_faces(self.version, rows, failures)
+        self.group(db)
+
+    def group(self, db: PeopleStore) -> None:
+        """Group the faces no person holds (runs on the write queue, as every write)."""
+        given = db.grouping_input()
+        if len(given.unassigned.ids) == 0:
+            return
+        plan = plan_grouping(
+            (given.unassigned.ids, given.unassigned.descriptors),
+            {p: (f.ids, f.descriptors) for p, f in given.people.items()},
+            given.rejects,
+            max_distance=self.rules.max_distance,
+            min_faces=self.rules.min_faces,
+        )
+        if plan.joins or plan.new_people:
+            applied = db.apply_grouping(plan.joins, plan.new_people, min_faces=self.rules.min_faces)
+            log.info("people: %d faces joined people, %d new people", applied.joined, len(applied.new_people))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        self.models.close()
+
+    def _used(self) -> None:
+        """Keep the models for ``MODELS_IDLE_S`` more; then release them."""
+        with self._lock:
+            self._last_used = self._clock()
+            if self._timer is None:
+                self._timer = threading.Timer(MODELS_IDLE_S, self._release_if_idle)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def _release_if_idle(self) -> None:
+        with self._lock:
+            self._timer = None
+            idle = self._clock() - self._last_used
+            if idle < MODELS_IDLE_S:  # used meanwhile: look again later
+                self._timer = threading.Timer(MODELS_IDLE_S - idle, self._release_if_idle)
+                self._timer.daemon = True
+                self._timer.start()
+                return
+        self.models.close()
+
+
+def _in_photo_pixels(db: ImageDatabase, image_id: int, found: FacesFound) -> tuple[FaceRow, ...]:
+    """The faces with box and landmarks scaled from the picture that was read to the photo's own
+    pixels (its stored width and height; as read when they are unknown)."""
+    record = db.record_by_id(image_id)
+    info = record.info if record is not None else None
+    width, height = found.size
+    if info is None or not info.width or not info.height or not width or not height:
+        return found.faces
+    sx, sy = info.width / width, info.height / height
+    return tuple(
+        FaceRow(
+            box=(round(f.box[0] * sx), round(f.box[1] * sy), round(f.box[2] * sx), round(f.box[3] * sy)),
+            landmarks=tuple((x * sx, y * sy) for x, y in f.landmarks),
+            score=f.score,
+            descriptor=f.descriptor,
+        )
+        for f in found.faces
+    )
