@@ -42,5 +42,6 @@ _.scan_seconds
 _.tables
 _.record_analysis
 
-# Synthetic vectors for benchmarks/ and the recall tests.
+# Synthetic vectors for benchmarks/ and the recall tests; face descriptors for the grouping ones.
 clustered
+synthetic_faces
