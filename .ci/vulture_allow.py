@@ -24,11 +24,8 @@ __getattr__
 _.add_images
 _.get_db_info
 
-# Typer commands registered by decorator on a sub-app; a --log-level choice.
-show
-model_list
-model_pull
-model_import
+# A --log-level choice (typer commands, registered by decorator, are left out by pyproject's
+# ignore_decorators).
 critical
 
 # Wire fields of replies, read by clients of the JSON protocol and the --json schemas.
@@ -42,12 +39,14 @@ _.scan_seconds
 _.tables
 _.record_analysis
 
-# Synthetic vectors for benchmarks/ and the recall tests.
+# Synthetic vectors for benchmarks/ and the recall tests; face descriptors for the grouping ones.
 clustered
+synthetic_faces
 
-# The face models (isearchd.models.faces, dlib_faces): the seam the people feature will analyse
-# photos through; until the engine does, tests/unit/test_faces.py and benchmarks/bench_faces.py use them.
-DlibFaceModels
-FaceModels
-_.detect
+# Face models: each says at which descriptor distance it takes two faces for one person
+# (benchmarks/bench_faces.py measures it; the [people] max_distance default is dlib's, checked by
+# tests/unit/test_config.py). Stored faces: whether the user pinned one (the store's grouping
+# reads the column in SQL), and the face a person's list entry shows (for the web page's crops).
 _.match_distance
+_.pinned
+_.sample_face_id

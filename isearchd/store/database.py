@@ -26,6 +26,7 @@ from isearchd.store.catalog import CATALOG_NAME, Catalog, now_iso
 from isearchd.store.looks import Look, write_looks
 from isearchd.store.metadata import PhotoInfo, write_info
 from isearchd.store.names import missing_database, validate_db_name
+from isearchd.store.people_db import PeopleWrites
 from isearchd.store.reading import DatabaseReader
 from isearchd.store.records import ImageRecord, Move, latest_by_label
 from isearchd.store.rules import folder_move, moved_below, moved_label, settle_model
@@ -37,8 +38,9 @@ __all__ = ["Database", "SavePolicy"]
 log = logging.getLogger(__name__)
 
 
-class Database(DatabaseReader):
-    """Catalog + vector index of one named database: the reads, and the writes. Use ``Database.open``."""
+class Database(DatabaseReader, PeopleWrites):
+    """Catalog + vector index of one named database: the reads, and the writes (people's are
+    ``PeopleWrites``). Use ``Database.open``."""
 
     def __init__(
         self, name: str, base: Path, catalog: Catalog, vectors: VectorIndex, policy: SavePolicy

@@ -2,9 +2,9 @@
 
 ``DatabaseReader`` holds a database's catalog and vector index and answers everything that only
 reads them: lookups, searches (filters ranked exactly among the images that pass), the passes'
-pending photos, what duplicate finding needs. ``Database`` (``database.py``) adds the writes, the
-saver and the lifecycle on top; the reads never take its write lock (WAL mode), so a search never
-waits on an add.
+pending photos, what duplicate finding needs, people (``people_db.py``). ``Database``
+(``database.py``) adds the writes, the saver and the lifecycle on top; the reads never take its
+write lock (WAL mode), so a search never waits on an add.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from isearchd.store.catalog import Catalog
 from isearchd.store.export import export_rows
 from isearchd.store.looks import looks_for_ids
 from isearchd.store.metadata import Filters, PhotoInfo, filter_ids, filter_vectors, info_for_ids
+from isearchd.store.people_db import PeopleReads
 from isearchd.store.records import (
     Detail,
     ImageRecord,
@@ -35,8 +36,8 @@ from isearchd.store.rules import finished_hits
 from isearchd.store.vectors import FILTER_EXACT_MAX, VectorIndex, normalise, rank
 
 
-class DatabaseReader:
-    """The queries of one database (its catalog and vector index)."""
+class DatabaseReader(PeopleReads):
+    """The queries of one database (its catalog and vector index); people's are ``PeopleReads``."""
 
     def __init__(self, name: str, base: Path, catalog: Catalog, vectors: VectorIndex) -> None:
         self.name = name

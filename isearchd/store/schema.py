@@ -1,8 +1,8 @@
 """The catalog's schema: its ordered, named migrations.
 
 Each runs once, in its own transaction, and bumps ``meta.schema_version``; never edit a released
-migration: add a new one. The migrations of the photo metadata (m004), the looks (m005) and the
-analyses (m006) live beside the code that reads those columns.
+migration: add a new one. The migrations of the photo metadata (m004), the looks (m005), the
+analyses (m006) and people (m007) live beside the code that reads those columns.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import sqlite_utils
 from isearchd.store.analyses import m006_analyses
 from isearchd.store.looks import m005_looks
 from isearchd.store.metadata import m004_photo_metadata
+from isearchd.store.people import m007_people
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
 
@@ -72,5 +73,6 @@ MIGRATIONS: tuple[tuple[str, Callable[[sqlite_utils.Database], None]], ...] = (
     ("m004_photo_metadata", m004_photo_metadata),
     ("m005_looks", m005_looks),
     ("m006_analyses", m006_analyses),
+    ("m007_people", m007_people),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

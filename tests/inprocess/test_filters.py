@@ -276,6 +276,10 @@ def test_a_catalog_from_before_metadata_is_backfilled_in_the_background(
         conn.execute("DROP TABLE analyses")  # (schema 6)
         conn.execute("DROP TRIGGER analyses_image_deleted")
         conn.execute("DROP TRIGGER analyses_image_changed")
+        for table in ("faces", "people", "face_rejects", "merges"):  # and what m007 added
+            conn.execute(f"DROP TABLE {table}")
+        conn.execute("DROP TRIGGER faces_image_deleted")
+        conn.execute("DROP TRIGGER faces_image_changed")
         for column in (*META_COLUMNS, "phash", "colours", "look_state"):
             conn.execute(f"ALTER TABLE images DROP COLUMN {column}")
         conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")

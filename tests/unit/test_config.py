@@ -292,8 +292,11 @@ def test_ui_settings_from_file_environment_and_command_line(tmp_path: Path) -> N
 
 
 def test_people_settings_from_file_environment_and_their_checks(tmp_path: Path) -> None:
+    from isearchd.models.dlib_faces import DlibFaceModels
+
     default = load_config(environ={}).people
     assert (default.enabled, default.min_faces, default.max_distance) == (True, 3, 0.35)
+    assert default.max_distance == DlibFaceModels.match_distance  # the face models' measured distance
     path = write(tmp_path, "[people]\nenabled = false\nmin_faces = 4\nmax_distance = 0.45\n")
     config = load_config(path, environ={})
     assert (config.people.enabled, config.people.min_faces, config.people.max_distance) == (False, 4, 0.45)

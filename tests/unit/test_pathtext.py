@@ -144,6 +144,10 @@ def test_text_rows_of_an_older_catalog_are_migrated(tmp_path: Path) -> None:
         conn.execute("DROP TABLE analyses")  # and what m006 added
         conn.execute("DROP TRIGGER analyses_image_deleted")
         conn.execute("DROP TRIGGER analyses_image_changed")
+        for table in ("faces", "people", "face_rejects", "merges"):  # and what m007 added
+            conn.execute(f"DROP TABLE {table}")
+        conn.execute("DROP TRIGGER faces_image_deleted")
+        conn.execute("DROP TRIGGER faces_image_changed")
         for column in (*META_COLUMNS, "phash", "colours", "look_state"):
             conn.execute(f"ALTER TABLE images DROP COLUMN {column}")
     assert conn.execute("SELECT typeof(label) FROM images").fetchone() == ("text",)
