@@ -13,22 +13,6 @@ from isearchd.errors import BadField
 from isearchd.messages.base import Absolute, Message, NonEmpty
 from isearchd.messages.requests import DEFAULT_DB, Request
 
-__all__ = [
-    "HidePersonRequest",
-    "MergePeopleRequest",
-    "NamePersonRequest",
-    "PeopleList",
-    "PeopleRequest",
-    "PeopleSettingsRequest",
-    "PeopleState",
-    "PersonEntry",
-    "PersonPhoto",
-    "PersonPhotos",
-    "PersonRequest",
-    "RemoveFaceRequest",
-    "SplitPersonRequest",
-]
-
 
 class PeopleRequest(Request, frozen=True, kw_only=True):
     """The people of ``db``: named first, then unnamed by photo count (``hidden``: those too)."""

@@ -165,7 +165,8 @@ def test_corrections_survive_a_restart_and_a_photo_added_later_joins_its_person(
         # another photo of her (resized: other bytes, the same face) joins her by itself
         first = next(n for n, who in LABELS.items() if who == "person-a")
         with Image.open(photos / first) as img:
-            img.resize((img.width * 9 // 10, img.height * 9 // 10)).save(tmp_path / "ana-again.jpg", quality=90)
+            smaller = img.resize((img.width * 9 // 10, img.height * 9 // 10))
+        smaller.save(tmp_path / "ana-again.jpg", quality=90)
         c.add_images([str(tmp_path / "ana-again.jpg")])
         read_all(c)
         assert str(tmp_path / "ana-again.jpg") in {p.path for p in c.person(ana).photos}
@@ -177,7 +178,9 @@ def without_faces(make_daemon: Callable[..., InProcessDaemon]) -> Iterator[InPro
     yield make_daemon().start()
 
 
-def test_people_ops_are_clear_errors_when_people_are_off(without_faces: InProcessDaemon, photos: Path) -> None:
+def test_people_ops_are_clear_errors_when_people_are_off(
+    without_faces: InProcessDaemon, photos: Path
+) -> None:
     with without_faces.client("off") as c:
         c.add_images([str(photos / "img1.jpg")])
         found = c.people()

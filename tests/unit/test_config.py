@@ -315,5 +315,5 @@ def test_people_settings_from_file_environment_and_their_checks(tmp_path: Path) 
     ):
         with pytest.raises(ConfigError, match=fragment):
             load_config(write(tmp_path, text, "bad.toml"), environ={})
-    with pytest.raises(ConfigError, match="ISEARCH_PEOPLE.*true or false"):
+    with pytest.raises(ConfigError, match=r"ISEARCH_PEOPLE.*true or false"):
         load_config(environ={"ISEARCH_PEOPLE": "maybe"})
