@@ -10,7 +10,7 @@ from __future__ import annotations
 import msgspec
 
 from isearchd.errors import BadField
-from isearchd.messages.base import Absolute, Message, NonEmpty
+from isearchd.messages.base import Absolute, Message, NonEmpty, daemon_path
 from isearchd.messages.requests import DEFAULT_DB, Request
 
 
@@ -70,6 +70,9 @@ class RemoveFaceRequest(Request, frozen=True, kw_only=True):
     db: NonEmpty = DEFAULT_DB
     person: int
     path: Absolute
+
+    def __post_init__(self) -> None:
+        daemon_path(self.path, "'path'")
 
 
 class HidePersonRequest(Request, frozen=True, kw_only=True):

@@ -34,6 +34,11 @@ from isearchd.messages import (
     ImageRef,
     Migrated,
     MigrateRequest,
+    PeopleList,
+    PeopleState,
+    PersonEntry,
+    PersonPhoto,
+    PersonPhotos,
     Progress,
     QueryPart,
     SearchRequest,
@@ -346,6 +351,26 @@ EXAMPLES: dict[str, tuple[dict[str, Any], Any]] = {
         {"path": "/p"},
         [WatchFailure(db="default", folder="/p", path="/p/a.jpg", reason="truncated")],
     ),
+    "people": (
+        {"db": "fam", "hidden": True},
+        PeopleList(
+            db="fam",
+            enabled=True,
+            analysed=3,
+            total=4,
+            people=[PersonEntry(id=7, name="Ana", photos=3, sample="/p/a.jpg", hidden=False)],
+        ),
+    ),
+    "person": (
+        {"person": 7},
+        PersonPhotos(id=7, name="Ana", photos=[PersonPhoto(path="/p/a.jpg", box=(1, 2, 30, 40))]),
+    ),
+    "name_person": ({"person": 7, "name": "Ana"}, PeopleState(db="default", enabled=True, person=7)),
+    "merge_people": ({"people": [7, 12]}, PeopleState(db="default", enabled=True, person=7)),
+    "split_person": ({"person": 7}, PeopleState(db="default", enabled=True, person=7)),
+    "remove_face": ({"person": 7, "path": "/p/a.jpg"}, PeopleState(db="default", enabled=True, person=7)),
+    "hide_person": ({"person": 7, "hidden": False}, PeopleState(db="default", enabled=True, person=7)),
+    "people_settings": ({"forget": True}, PeopleState(db="default", enabled=False)),
 }
 
 
@@ -493,3 +518,18 @@ def test_the_docs_name_every_op() -> None:
     text = (Path(__file__).resolve().parents[2] / "docs" / "how-it-works.md").read_text()
     listed = text.split("Ops: ", 1)[1].split(";", 1)[0]
     assert sorted(name.strip(" `\n") for name in listed.split(",")) == sorted(OPS)
+
+
+def test_people_requests_check_their_fields() -> None:
+    for line, needle in (
+        ('{"op": "merge_people", "people": [7, 7]}', "at least two different people"),
+        ('{"op": "name_person", "person": 7, "name": "   "}', "1 to 200 characters"),
+        ('{"op": "remove_face", "person": 7, "path": "rel/a.jpg"}', "absolute"),
+        ('{"op": "people_settings", "forget": true, "enabled": true}', "cannot be combined"),
+        ('{"op": "person", "person": "seven"}', "person"),
+        ('{"op": "search", "people": []}', "exactly one of"),
+        ('{"op": "search", "people": ["Ana"], "plus": [{"text": "sea"}]}', "need a query"),
+    ):
+        with pytest.raises(InvalidRequest, match=needle):
+            parse_request(line)
+    assert parse_request('{"op": "search", "people": ["Ana"]}') == SearchRequest(people=["Ana"])
