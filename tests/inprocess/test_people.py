@@ -189,3 +189,26 @@ def test_people_ops_are_clear_errors_when_people_are_off(
             c.person(1)
         with pytest.raises(NotFound):
             c.search(people=["Ana"])
+
+
+def test_a_deleted_photo_leaves_its_person_who_keeps_the_name(
+    daemon_with_faces: InProcessDaemon, photos: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "watched"
+    shutil.copytree(photos, folder)
+    with daemon_with_faces.client("watched") as c:
+        c.watch([str(folder)])
+        found = read_all(c)
+        while len(found.people) < 4 or found.total < len(LABELS):  # the scan may still be adding
+            time.sleep(0.2)
+            found = read_all(c)
+        ana = next(p.id for p in found.people if LABELS[Path(p.sample or "").name] == "person-a")
+        c.name_person(ana, "Ana")
+        gone = Path(c.person(ana).photos[0].path)
+        gone.unlink()
+        deadline = time.monotonic() + 30
+        while str(gone) in {p.path for p in c.person(ana).photos}:
+            assert time.monotonic() < deadline, "the deleted photo is still hers"
+            time.sleep(0.2)
+        assert len(c.person(ana).photos) == 2 and c.people().people[0].name == "Ana"
+        assert str(gone) not in {h.path for h in c.search_hits(people=["Ana"])}
