@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import schemas
 import skimage.data
 from harness import InProcessDaemon
 from PIL import Image, ImageEnhance
@@ -196,18 +197,7 @@ def test_a_catalog_from_before_looks_is_hashed_in_the_background(
         assert len(c.dups(similarity=CANDIDATE_SIMILARITY).groups) == 1
     assert d.stop() == 0
     conn = sqlite3.connect(d.home / "old" / "catalog.sqlite")
-    with conn:  # back to what schema 4 wrote
-        conn.execute("DROP INDEX images_look_state")
-        conn.execute("DROP TABLE analyses")  # (schema 6)
-        conn.execute("DROP TRIGGER analyses_image_deleted")
-        conn.execute("DROP TRIGGER analyses_image_changed")
-        for table in ("faces", "people", "face_rejects", "merges"):  # and what m007 added
-            conn.execute(f"DROP TABLE {table}")
-        conn.execute("DROP TRIGGER faces_image_deleted")
-        conn.execute("DROP TRIGGER faces_image_changed")
-        for column in ("phash", "colours", "look_state"):
-            conn.execute(f"ALTER TABLE images DROP COLUMN {column}")
-        conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+    schemas.undo(conn, 4)  # back to what schema 4 wrote (no looks)
     vectors_before = dict(conn.execute("SELECT id, vector FROM images").fetchall())
     conn.close()
     d.start()

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import schemas
 from harness import InProcessDaemon
 from photos import LISBON, PARIS, TOKYO, photo
 
@@ -27,7 +28,6 @@ from isearchd.client import Client
 from isearchd.errors import InvalidRequest, NotFound
 from isearchd.messages import BackfillProgress, Hit
 from isearchd.protocol import validate_request
-from isearchd.store.metadata import META_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -269,20 +269,7 @@ def test_a_catalog_from_before_metadata_is_backfilled_in_the_background(
     assert d.stop() == 0
     catalog = d.home / "old" / "catalog.sqlite"
     conn = sqlite3.connect(catalog)
-    with conn:  # back to what schema 3 wrote
-        conn.execute("DROP INDEX images_taken_local")
-        conn.execute("DROP INDEX images_meta_state")
-        conn.execute("DROP INDEX images_look_state")  # (schema 5)
-        conn.execute("DROP TABLE analyses")  # (schema 6)
-        conn.execute("DROP TRIGGER analyses_image_deleted")
-        conn.execute("DROP TRIGGER analyses_image_changed")
-        for table in ("faces", "people", "face_rejects", "merges"):  # and what m007 added
-            conn.execute(f"DROP TABLE {table}")
-        conn.execute("DROP TRIGGER faces_image_deleted")
-        conn.execute("DROP TRIGGER faces_image_changed")
-        for column in (*META_COLUMNS, "phash", "colours", "look_state"):
-            conn.execute(f"ALTER TABLE images DROP COLUMN {column}")
-        conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    schemas.undo(conn, 3)  # back to what schema 3 wrote (no metadata)
     vectors_before = dict(conn.execute("SELECT id, vector FROM images").fetchall())
     conn.close()
     d.start()

@@ -6,6 +6,7 @@ import json
 import os
 import sqlite3
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,9 @@ from isearchd.files.names import check_name, from_db, json_line, json_safe, prin
 from isearchd.messages import AddRequest
 from isearchd.protocol import decode_reply, encode, parse_request
 from isearchd.store import Database, ImageRecord, SavePolicy
-from isearchd.store.metadata import META_COLUMNS
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
+import schemas
 
 # Names as the file system has them: any bytes but NUL and '/'.
 NAME_BYTES = st.binary(min_size=1, max_size=40).filter(lambda b: b"\x00" not in b and b"/" not in b)
@@ -137,19 +140,9 @@ def test_text_rows_of_an_older_catalog_are_migrated(tmp_path: Path) -> None:
     with conn:  # turn it back into what schema 2 wrote
         conn.execute("UPDATE images SET label = CAST(label AS TEXT), path = CAST(path AS TEXT)")
         conn.execute("UPDATE folders SET path = CAST(path AS TEXT)")
+    schemas.undo(conn, 3)  # and without what m004 and later added
+    with conn:
         conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
-        conn.execute("DROP INDEX images_taken_local")  # and without what m004 added
-        conn.execute("DROP INDEX images_meta_state")
-        conn.execute("DROP INDEX images_look_state")  # and what m005 added
-        conn.execute("DROP TABLE analyses")  # and what m006 added
-        conn.execute("DROP TRIGGER analyses_image_deleted")
-        conn.execute("DROP TRIGGER analyses_image_changed")
-        for table in ("faces", "people", "face_rejects", "merges"):  # and what m007 added
-            conn.execute(f"DROP TABLE {table}")
-        conn.execute("DROP TRIGGER faces_image_deleted")
-        conn.execute("DROP TRIGGER faces_image_changed")
-        for column in (*META_COLUMNS, "phash", "colours", "look_state"):
-            conn.execute(f"ALTER TABLE images DROP COLUMN {column}")
     assert conn.execute("SELECT typeof(label) FROM images").fetchone() == ("text",)
     conn.close()
     with Database.open(tmp_path, "t", model_key="m", dim=16, save_policy=SavePolicy(background=False)) as db:
