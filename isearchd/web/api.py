@@ -37,7 +37,12 @@ from isearchd.messages import (
     ImageRef,
     JsonObject,
     ListDbsRequest,
+    MergePeopleRequest,
     Message,
+    NamePersonRequest,
+    PeopleRequest,
+    PersonRequest,
+    RemoveFaceRequest,
     StatusRequest,
 )
 from isearchd.messages import Request as DaemonRequest
@@ -102,7 +107,7 @@ async def search(request: Request) -> Response:
     if request.method == "POST":
         image = await upload(request, params)
     db = params.get("db") or "default"
-    form = search_fields(params, DEFAULT_RESULTS)
+    form = search_fields(params, DEFAULT_RESULTS, request.query_params.getlist("person"))
     like = params.get("like")
     if image is not None:
         query, kind, asked = image.display, "image", form.request(db, image=image)
@@ -112,8 +117,10 @@ async def search(request: Request) -> Response:
         query, kind, asked = info.label, "like", form.request(db, like=info.label)
     elif params.get("q", "").strip():
         query, kind, asked = params["q"], "text", form.request(db, text=params["q"])
+    elif form.people:
+        query, kind, asked = ", ".join(form.people), "people", form.request(db)
     else:
-        raise InvalidRequest("give a text (q), an image of the database (like) or an image file")
+        raise InvalidRequest("give a text (q), an image of the database (like), an image file or a person")
     hits = await _ask(request, asked)
     return _json(
         {"query": query, "kind": kind, "db": db, "min_similarity": form.similarity,
@@ -184,6 +191,56 @@ async def open_folder(request: Request) -> Response:
     return _json({"opened": folder})
 
 
+@answers_errors
+async def people(request: Request) -> Response:
+    db = request.query_params.get("db") or "default"
+    hidden = request.query_params.get("all", "") in ("1", "true")
+    return _json(to_wire(await _ask(request, PeopleRequest(db=db, hidden=hidden))))
+
+
+@answers_errors
+async def person(request: Request) -> Response:
+    db = request.query_params.get("db") or "default"
+    return _json(to_wire(await _ask(request, PersonRequest(db=db, person=request.path_params["id"]))))
+
+
+async def _body(request: Request, shape: str) -> JsonObject:
+    """A POST's JSON object (``shape``: what it should hold, for the error)."""
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise InvalidRequest(f"send {shape}")
+    return body
+
+
+@answers_errors
+async def name_person(request: Request) -> Response:
+    body = await _body(request, '{"db": ..., "name": ...}')
+    name, db = body.get("name"), str(body.get("db") or "default")
+    asked = NamePersonRequest(db=db, person=request.path_params["id"], name=str(name) if name else None)
+    return _json(to_wire(await _ask(request, asked)))
+
+
+@answers_errors
+async def merge_people(request: Request) -> Response:
+    body = await _body(request, '{"db": ..., "people": [id, id, ...]}')
+    ids = body.get("people")
+    if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+        raise InvalidRequest('"people" must be a list of person ids')
+    asked = MergePeopleRequest(db=str(body.get("db") or "default"), people=ids)
+    return _json(to_wire(await _ask(request, asked)))
+
+
+@answers_errors
+async def remove_face(request: Request) -> Response:
+    body = await _body(request, '{"db": ..., "path": ...}')
+    db = str(body.get("db") or "default")
+    asked = RemoveFaceRequest(db=db, person=request.path_params["id"], path=str(body.get("path") or ""))
+    return _json(to_wire(await _ask(request, asked)))
+
+
 async def _picture(request: Request, full: bool) -> Response:
     page = page_of(request)
     db, image_id = request.path_params["db"], request.path_params["id"]
@@ -222,6 +279,11 @@ ROUTES = [
     Route("/api/image/{db}/{id:int}", image_info),
     Route("/api/dups", dups),
     Route("/api/open", open_folder, methods=["POST"]),
+    Route("/api/people", people),
+    Route("/api/people/merge", merge_people, methods=["POST"]),
+    Route("/api/people/{id:int}", person),
+    Route("/api/people/{id:int}/name", name_person, methods=["POST"]),
+    Route("/api/people/{id:int}/remove", remove_face, methods=["POST"]),
     Route("/thumb/{db}/{id:int}", thumb),
     Route("/image/{db}/{id:int}", full_image),
     Mount("/static", StaticFiles(packages=[("isearchd.web", "static")])),

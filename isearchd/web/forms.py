@@ -39,19 +39,24 @@ class SearchForm:
     within: list[str] = field(default_factory=list)
     types: list[str] = field(default_factory=list)
     sort: str = "similarity"
+    people: list[str] = field(default_factory=list)  # named people who must all be in the photo
 
     def request(self, db: str, *, text: str | None = None, image: ImageRef | None = None,
                 like: str | None = None) -> SearchRequest:  # fmt: skip
-        """The ``SearchRequest`` for this form and one query (exactly one of the three)."""
+        """The ``SearchRequest`` for this form and one query (at most one of the three: none
+        lists the photos of ``people``)."""
         return SearchRequest(
             db=db, text=text, image=image, like=like, num=self.num, similarity=self.similarity,
             after=self.after, before=self.before, place=self.place, within=self.within,
-            types=self.types, sort=self.sort,
+            types=self.types, sort=self.sort, people=self.people,
         )  # fmt: skip
 
 
-def search_fields(params: dict[str, str], default_results: int) -> SearchForm:
-    """The search form from the page's parameters, each checked."""
+def search_fields(
+    params: dict[str, str], default_results: int, people: list[str] | None = None
+) -> SearchForm:
+    """The search form from the page's parameters, each checked (``people``: the ``person``
+    parameters, which may repeat)."""
 
     def given(name: str) -> str | None:
         return params.get(name, "").strip() or None
@@ -66,6 +71,7 @@ def search_fields(params: dict[str, str], default_results: int) -> SearchForm:
         within=[folder] if folder else [],
         types=[t.strip() for t in params.get("type", "").split(",") if t.strip()],
         sort=sort or "similarity",
+        people=[p.strip() for p in people or () if p.strip()],
     )
 
 

@@ -85,3 +85,50 @@ def test_people_from_the_command_line(people_daemon: DaemonProcess, tmp_path: Pa
     assert forgot.returncode == 0 and "people are off" in forgot.stdout, forgot.stderr
     after = json.loads(run("people", "--json", "-d", "fam").stdout)
     assert after["people"] == [] and after["enabled"] is False
+
+
+def test_people_through_the_web_api(tmp_path: Path) -> None:
+    from daemons import free_tcp_port
+    from web import csrf_token, request
+
+    root = short_tmpdir()
+    address = f"127.0.0.1:{free_tcp_port()}"
+    d = DaemonProcess(root, people=True, extra_args=("--ui", address)).start()
+    try:
+        with d.client("web") as c:
+            c.add_images([str(FIXTURES / "faces")])
+        deadline = time.monotonic() + 120
+        while (doc := request(address, "GET", "/api/people?db=web").json())["analysed"] < len(LABELS):
+            assert time.monotonic() < deadline, doc
+            time.sleep(0.3)
+        assert len(doc["people"]) == 4
+        by_label = {LABELS[Path(p["sample"]).name]: p["id"] for p in doc["people"]}
+        ana, bo = by_label["person-a"], by_label["person-b"]
+        headers = {"Content-Type": "application/json", "Origin": f"http://{address}",
+                   "X-CSRF-Token": csrf_token(address)}  # fmt: skip
+
+        def post(path: str, body: object, with_headers: dict[str, str] = headers) -> int:
+            return request(address, "POST", path, headers=with_headers, body=json.dumps(body).encode()).status
+
+        assert post(f"/api/people/{ana}/name", {"db": "web", "name": "Ana"}) == 200
+        forged = {**headers, "X-CSRF-Token": "x"}
+        assert post(f"/api/people/{ana}/name", {"db": "web", "name": "Ana"}, forged) == 403
+        found = request(address, "GET", "/api/search?db=web&person=Ana").json()
+        assert found["kind"] == "people" and {Path(h["path"]).name for h in found["results"]} == {
+            n for n, who in LABELS.items() if who == "person-a"
+        }
+        assert all(h["people"] == ["Ana"] and h["thumbnail"] for h in found["results"])
+        assert post("/api/people/merge", {"db": "web", "people": [bo, ana]}) == 200
+        assert len(request(address, "GET", f"/api/people/{ana}?db=web").json()["photos"]) == 6
+        assert post("/api/people/merge", {"db": "web", "people": "all"}) == 400
+        photo = request(address, "GET", f"/api/people/{ana}?db=web").json()["photos"][0]["path"]
+        assert post(f"/api/people/{ana}/remove", {"db": "web", "path": photo}) == 200
+        left = request(address, "GET", f"/api/people/{ana}?db=web").json()["photos"]
+        assert photo not in {p["path"] for p in left}
+        assert request(address, "GET", "/api/people/987654?db=web").status == 404
+        status = request(address, "GET", "/api/status?db=web").json()
+        assert status["people"] == {"total": 12, "done": 12, "unreadable": 0}
+        assert d.stop() == 0, d.output()
+    finally:
+        d.kill()
+        shutil.rmtree(root, ignore_errors=True)
