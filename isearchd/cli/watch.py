@@ -19,7 +19,7 @@ from isearchd.protocol import to_wire
 
 if TYPE_CHECKING:
     from isearchd.client import Client
-    from isearchd.messages import FolderState, WatchFailure
+    from isearchd.messages import FolderState, Status, WatchFailure
 
 # How often `watch --wait` asks the daemon how far the initial scan got.
 WAIT_POLL_S = 0.5
@@ -122,7 +122,11 @@ def watch_command(
                 raise typer.BadParameter("--list takes no folders")
             if not list_:
                 raise typer.BadParameter("give one or more folders to watch, or --list")
-            _print(client.watch_list(all_dbs=not named), as_json)
+            folders = client.watch_list(all_dbs=not named)
+            _print(folders, as_json)
+            if not as_json:
+                for line in people_lines(client.status(), sorted({f.db for f in folders})):
+                    typer.echo(line)
             return
         result = client.watch(paths, exclude=exclude or ())
         for f in result:
@@ -133,6 +137,16 @@ def watch_command(
             _print(result, True)
         else:
             typer.echo("`isearch watch --list` shows the progress.")
+
+
+def people_lines(status: Status, dbs: list[str]) -> list[str]:
+    """How far the faces of each database's photos are read (people on for it only)."""
+    found = status.analyses.get("faces", {})
+    return [
+        f'people of "{db}": faces read in {found[db].done:,} of {found[db].total:,} photos'
+        for db in dbs
+        if db in found
+    ]
 
 
 def _wait_for_scan(client: Client, roots: list[str], as_json: bool) -> None:

@@ -75,6 +75,10 @@ def test_people_from_the_command_line(people_daemon: DaemonProcess, tmp_path: Pa
 
     status = run("service", "status")
     assert '* People of "fam": faces read in 12 of 12 photos (0 unreadable)' in status.stdout, status.stdout
+    watched = run("watch", str(photos), "-d", "fam", "--wait")  # nothing new: the same photos
+    assert watched.returncode == 0, watched.stderr
+    listed = run("watch", "--list", "-d", "fam")
+    assert 'people of "fam": faces read in 12 of 12 photos' in listed.stdout, listed.stdout
 
     refused = subprocess.run(
         [sys.executable, "-m", "isearchd.cli", "people", "--forget", "-d", "fam", "-B", people_daemon.bind],
