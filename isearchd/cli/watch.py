@@ -122,11 +122,7 @@ def watch_command(
                 raise typer.BadParameter("--list takes no folders")
             if not list_:
                 raise typer.BadParameter("give one or more folders to watch, or --list")
-            folders = client.watch_list(all_dbs=not named)
-            _print(folders, as_json)
-            if not as_json:
-                for line in people_lines(client.status(), sorted({f.db for f in folders})):
-                    typer.echo(line)
+            _list(client, all_dbs=not named, as_json=as_json)
             return
         result = client.watch(paths, exclude=exclude or ())
         for f in result:
@@ -137,6 +133,15 @@ def watch_command(
             _print(result, True)
         else:
             typer.echo("`isearch watch --list` shows the progress.")
+
+
+def _list(client: Client, *, all_dbs: bool, as_json: bool) -> None:
+    """`watch --list`: the folders, then how far each database's faces are read."""
+    folders = client.watch_list(all_dbs=all_dbs)
+    _print(folders, as_json)
+    if not as_json:
+        for line in people_lines(client.status(), sorted({f.db for f in folders})):
+            typer.echo(line)
 
 
 def people_lines(status: Status, dbs: list[str]) -> list[str]:
