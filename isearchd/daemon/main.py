@@ -325,10 +325,10 @@ def _faces(config: Config) -> FacesAnalysis | None:
     if not config.people.enabled:
         return None
     from isearchd.engine.faces import FacesAnalysis, GroupingRules
-    from isearchd.models.dlib_faces import DlibFaceModels, model_files
+    from isearchd.models.dlib_faces import DlibFaceModels, check_installed
 
     try:
-        model_files()
+        check_installed()
     except ISearchError as e:
         log.error("people are off: %s", e.message)
         return None

@@ -110,6 +110,13 @@ def model_files(models_dir: Path | None = None) -> tuple[Path, Path]:
     return files
 
 
+def check_installed(models_dir: Path | None = None) -> None:
+    """Whether the face models can load, without loading them: dlib imports and the weight files
+    are there (``ModelError`` or ``WeightsMissing`` saying how to install them)."""
+    model_files(models_dir)
+    _import_dlib()
+
+
 def _import_dlib() -> Any:
     try:
         import dlib

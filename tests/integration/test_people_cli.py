@@ -136,3 +136,25 @@ def test_people_through_the_web_api(tmp_path: Path) -> None:
     finally:
         d.kill()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_without_dlib_the_daemon_starts_with_people_off_and_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "dlib.py").write_text("raise ImportError('no dlib on this machine')\n")
+    monkeypatch.setenv("PYTHONPATH", str(shim))
+    root = short_tmpdir()
+    d = DaemonProcess(root, people=True)
+    try:
+        d.start()
+        assert "people are off: the face models need dlib" in d.output()
+        assert "pip install dlib-bin face-recognition-models" in d.output()
+        with d.client("nodlib") as c:
+            c.add_images([str(FIXTURES / "faces" / "img1.jpg")])
+            assert c.people().analysed == 0 and "faces" not in c.status().analyses
+        assert d.stop() == 0, d.output()
+    finally:
+        d.kill()
+        shutil.rmtree(root, ignore_errors=True)

@@ -242,7 +242,10 @@ def test_broken_files_are_a_model_error(tmp_path: Path) -> None:
 
 
 def test_missing_dlib_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    dlib_faces.check_installed()  # (as the daemon asks at its start)
     monkeypatch.setitem(sys.modules, "dlib", None)  # import dlib raises ImportError
     with pytest.raises(ModelError, match=INSTALL) as err:
         DlibFaceModels().detect(_photo("img1.jpg"))
     assert not isinstance(err.value, WeightsMissing)
+    with pytest.raises(ModelError, match=INSTALL):
+        dlib_faces.check_installed()
