@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -20,6 +20,9 @@ from isearchd.errors import InvalidRequest
 from isearchd.files.names import json_safe, shown
 from isearchd.messages import PeopleList, PeopleState
 from isearchd.protocol import to_wire
+
+if TYPE_CHECKING:
+    from isearchd.client import Client
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (the schema is in docs/people.md).")]
 PersonArg = Annotated[int, typer.Argument(metavar="ID", help="A person's id, as `isearch people` lists it.")]
@@ -91,7 +94,7 @@ def _said(state: PeopleState, what: str) -> None:
     typer.echo(f'Database "{state.db}": {what}{person}')
 
 
-def _client(ctx: typer.Context, db: str | None, bind: str | None):  # type: ignore[no-untyped-def]
+def _client(ctx: typer.Context, db: str | None, bind: str | None) -> Client:
     """The Client for a subcommand: its own -d/-B, else those given to `people`."""
     obj = ctx.obj or {}
     return client_for(ctx, db or obj.get("people_db"), bind or obj.get("people_bind"))

@@ -27,7 +27,6 @@ from isearchd.messages import (
     PersonPhotos,
     PersonRequest,
     RemoveFaceRequest,
-    Request,
     SplitPersonRequest,
 )
 from isearchd.store import ImageDatabase
@@ -38,6 +37,16 @@ log = logging.getLogger(__name__)
 __all__ = ["People"]
 
 T = TypeVar("T")
+PeopleOp = (
+    PeopleRequest
+    | PersonRequest
+    | NamePersonRequest
+    | MergePeopleRequest
+    | SplitPersonRequest
+    | RemoveFaceRequest
+    | HidePersonRequest
+    | PeopleSettingsRequest
+)
 NOT_KEPT = "people are kept by the embedded store only, for now: database {name!r} is in Qdrant"
 
 
@@ -56,8 +65,8 @@ class People:
         self.faces = faces
         self._restart = restart  # look for photos to read again (people turned on)
 
-    def answer(self, req: Request) -> PeopleList | PersonPhotos | PeopleState:
-        db, people = self._open(getattr(req, "db"))  # noqa: B009 (every people request has a db)
+    def answer(self, req: PeopleOp) -> PeopleList | PersonPhotos | PeopleState:
+        db, people = self._open(req.db)
         match req:
             case PeopleRequest():
                 return self._list(db, people, req.hidden)
@@ -82,7 +91,6 @@ class People:
                 return self._state(db, people, req.person)
             case PeopleSettingsRequest():
                 return self._settings(db, people, req)
-        raise InvalidRequest(f"unknown op {req.op!r}")  # pragma: no cover - the handler checks
 
     def named_in(self, db_name: str, image_ids: Sequence[int]) -> dict[int, list[str]]:
         """The names of the named people in each of these images (a search's hits)."""
@@ -109,10 +117,9 @@ class People:
 
     def _person(self, people: PeopleStore, person_id: int) -> PersonPhotos:
         photos = people.person_photos(person_id)  # NotFound for an unknown id
-        listed = {p.id: p.name for p in people.people_list(True, include_empty=True)}
         return PersonPhotos(
             id=person_id,
-            name=listed.get(person_id),
+            name=people.person_name(person_id),
             photos=[PersonPhoto(path=p.path, box=p.box) for p in photos],
         )
 

@@ -22,6 +22,7 @@ from isearchd.store.people import (
     apply_grouping,
     forget_people,
     people_enabled,
+    require_person,
     set_people_enabled,
     store_faces,
 )
@@ -58,6 +59,8 @@ class PeopleStore(Protocol):
     ) -> list[PersonSummary]: ...
 
     def person_photos(self, person_id: int) -> list[PersonPhoto]: ...
+
+    def person_name(self, person_id: int) -> str | None: ...
 
     def people_in_images(self, image_ids: Sequence[int]) -> dict[int, list[str]]: ...
 
@@ -126,6 +129,11 @@ class PeopleReads:
     def person_photos(self, person_id: int) -> list[PersonPhoto]:
         with self.catalog.reader() as conn:
             return people_reads.person_photos(conn, person_id)
+
+    def person_name(self, person_id: int) -> str | None:
+        """The person's name (None: unnamed); ``NotFound`` for an id that is no person."""
+        with self.catalog.reader() as conn:
+            return require_person(conn, person_id)[0]
 
     def people_in_images(self, image_ids: Sequence[int]) -> dict[int, list[str]]:
         with self.catalog.reader() as conn:

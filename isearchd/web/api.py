@@ -173,16 +173,22 @@ async def dups(request: Request) -> Response:
     return _json({"db": db, "min_similarity": found.min_similarity, "total": found.total, "groups": groups})
 
 
-@answers_errors
-async def open_folder(request: Request) -> Response:
-    if not is_loopback_client(request):
-        raise PermissionDenied("folders open only for a browser on the daemon's own machine")
+async def _body(request: Request, shape: str) -> JsonObject:
+    """A POST's JSON object (``shape``: what it should hold, for the error)."""
     try:
         body = await request.json()
     except ValueError:
         body = None
     if not isinstance(body, dict):
-        raise InvalidRequest('send {"db": ..., "id": ...}')
+        raise InvalidRequest(f"send {shape}")
+    return body
+
+
+@answers_errors
+async def open_folder(request: Request) -> Response:
+    if not is_loopback_client(request):
+        raise PermissionDenied("folders open only for a browser on the daemon's own machine")
+    body = await _body(request, '{"db": ..., "id": ...}')
     db = str(body.get("db") or "default")
     image_id = int_param(str(body.get("id")), "id", 0, 2**62)
     info: ImageInfo = await _ask(request, ImageInfoRequest(db=db, image_id=image_id))
@@ -202,17 +208,6 @@ async def people(request: Request) -> Response:
 async def person(request: Request) -> Response:
     db = request.query_params.get("db") or "default"
     return _json(to_wire(await _ask(request, PersonRequest(db=db, person=request.path_params["id"]))))
-
-
-async def _body(request: Request, shape: str) -> JsonObject:
-    """A POST's JSON object (``shape``: what it should hold, for the error)."""
-    try:
-        body = await request.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        raise InvalidRequest(f"send {shape}")
-    return body
 
 
 @answers_errors
