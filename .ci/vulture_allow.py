@@ -50,3 +50,7 @@ synthetic_faces
 _.match_distance
 _.pinned
 _.sample_face_id
+
+# The face models run in the calling thread: the in-process daemon of tests/inprocess and the
+# benchmarks use it; the daemon runs them in worker processes (FaceWorkers).
+ModelsReader

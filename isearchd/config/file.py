@@ -10,7 +10,7 @@ commented template is ``config/isearch.toml`` (shipped in the package as
     [model]     name, device, threads, batch_size, precision
     [ui]        listen, cache_mb
     [store]     url, prefix, host     (Qdrant; the API key only from $ISEARCH_QDRANT_API_KEY)
-    [people]    enabled, min_faces, max_distance
+    [people]    enabled, min_faces, max_distance, workers
     [[watch]]   path, db, exclude          (repeatable)
 
 Every resolved value remembers where it came from (a :class:`Source`), so ``isearch config
@@ -216,6 +216,7 @@ def _people(values: Mapping[str, Any], sources: Mapping[str, Source]) -> PeopleS
         max_distance=checks.float_range(
             float(values["people.max_distance"]), 0.1, 1.0, sources["people.max_distance"]
         ),
+        workers=checks.int_range(values["people.workers"], 0, 64, sources["people.workers"]),
     )
 
 
@@ -258,6 +259,7 @@ def describe(config: Config) -> list[tuple[str, str, Source]]:
         ("people.enabled", "on" if config.people.enabled else "off", config.source("people.enabled")),
         ("people.min_faces", str(config.people.min_faces), config.source("people.min_faces")),
         ("people.max_distance", f"{config.people.max_distance:g}", config.source("people.max_distance")),
+        ("people.workers", str(config.people.workers or "auto"), config.source("people.workers")),
     ]
     if not config.watch:
         rows.append(("watch", "(none)", config.source("watch")))

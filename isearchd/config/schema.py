@@ -87,6 +87,7 @@ class PeopleSettings:
     enabled: bool  # find faces and group them into people (a database may turn it off for itself)
     min_faces: int  # similar faces it takes to form a new person
     max_distance: float  # the largest face-descriptor distance that counts as the same person
+    workers: int = 0  # processes that read faces; 0: one per core, at most two
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,7 @@ SCALARS: dict[str, tuple[type, str, str | int | float | bool]] = {
     "people.enabled": (bool, "ISEARCH_PEOPLE", True),
     "people.min_faces": (int, "ISEARCH_PEOPLE_MIN_FACES", 3),
     "people.max_distance": (float, "ISEARCH_PEOPLE_MAX_DISTANCE", 0.35),
+    "people.workers": (int, "ISEARCH_PEOPLE_WORKERS", 0),
 }
 ENV_VARS: Mapping[str, str] = MappingProxyType({k: v[1] for k, v in SCALARS.items()})
 
@@ -149,7 +151,7 @@ TABLES = {
     "model": ("name", "device", "threads", "batch_size", "precision"),
     "ui": ("listen", "cache_mb"),
     "store": ("url", "prefix", "host"),
-    "people": ("enabled", "min_faces", "max_distance"),
+    "people": ("enabled", "min_faces", "max_distance", "workers"),
 }
 WATCH_KEYS = ("path", "db", "exclude")
 TOP_KEYS = ("home", "service", "model", "ui", "store", "people", "watch")

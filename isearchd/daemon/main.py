@@ -326,6 +326,7 @@ def _faces(config: Config) -> FacesAnalysis | None:
         return None
     from isearchd.engine.faces import FacesAnalysis, GroupingRules
     from isearchd.models.dlib_faces import DlibFaceModels, check_installed
+    from isearchd.models.face_workers import FaceWorkers, default_workers
 
     try:
         check_installed()
@@ -333,7 +334,8 @@ def _faces(config: Config) -> FacesAnalysis | None:
         log.error("people are off: %s", e.message)
         return None
     rules = GroupingRules(max_distance=config.people.max_distance, min_faces=config.people.min_faces)
-    return FacesAnalysis(DlibFaceModels(), rules)
+    workers = FaceWorkers(DlibFaceModels, config.people.workers or default_workers())
+    return FacesAnalysis(workers, rules)
 
 
 def _store_opener(config: Config, home: Path) -> Callable[[str | None], Store]:

@@ -10,8 +10,9 @@ to within ``max_distance``, and ``min_faces`` similar free faces form a new pers
 
 Only databases of the embedded store keep people, and only while people are on for them
 (``[people] enabled``, ``isearch people --disable``): ``applies`` says so, and the others are not
-read at all. The face models are loaded on first use and released after ``MODELS_IDLE_S``
-without work (the daemon carries them only while it analyses faces).
+read at all. The face models run where the reader puts them (the daemon's: ``FaceWorkers``, worker
+processes on every core, below the daemon's priority); they are loaded on first use and released
+after ``MODELS_IDLE_S`` without work (they are held only while faces are being read).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 
 from isearchd.engine.analysis import Failed, Outcome, Photo
 from isearchd.engine.grouping import plan_grouping
-from isearchd.models.faces import FaceModels
+from isearchd.models.faces import FaceReader
 from isearchd.store import ImageDatabase
 from isearchd.store.people import FaceRow
 from isearchd.store.people_db import PeopleStore
@@ -56,8 +57,8 @@ class FacesFound:
 
 
 class FacesAnalysis:
-    """See the module docstring. ``models``: the face models (loaded lazily, released when idle);
-    ``enabled``: the configuration's default for databases that never said."""
+    """See the module docstring. ``reader``: where the face models run (``ModelsReader``: in this
+    thread; ``FaceWorkers``: in worker processes); loaded lazily, released when idle."""
 
     name: str = "faces"
     priority: int = 3
@@ -67,11 +68,11 @@ class FacesAnalysis:
     reads_new: bool = True
 
     def __init__(
-        self, models: FaceModels, rules: GroupingRules, *, clock: Callable[[], float] = time.monotonic
+        self, reader: FaceReader, rules: GroupingRules, *, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self.models = models
+        self.reader = reader
         self.rules = rules
-        self.version = models.version
+        self.version = reader.version
         self._clock = clock
         self._last_used = 0.0
         self._timer: threading.Timer | None = None
@@ -81,18 +82,20 @@ class FacesAnalysis:
         return isinstance(db, PeopleStore) and db.people_enabled()
 
     def read(self, photos: Sequence[Photo]) -> dict[int, Outcome]:
-        out: dict[int, Outcome] = {}
-        for photo in photos:
-            if photo.picture is None:
-                out[photo.file.id] = Failed("the picture could not be decoded")
+        out: dict[int, Outcome] = {
+            p.file.id: Failed("the picture could not be decoded") for p in photos if p.picture is None
+        }
+        readable = [(p.file.id, p.picture) for p in photos if p.picture is not None]
+        found_in = self.reader.read([picture for _, picture in readable])
+        for (image_id, picture), found in zip(readable, found_in, strict=True):
+            if isinstance(found, str):
+                out[image_id] = Failed(found)
                 continue
-            found = self.models.detect(photo.picture)
-            descriptors = self.models.describe(photo.picture, found)
             rows = tuple(
                 FaceRow(box=f.box, landmarks=f.landmarks, score=float(f.score), descriptor=d)
-                for f, d in zip(found, descriptors, strict=True)
+                for f, d in found
             )
-            out[photo.file.id] = FacesFound(rows, photo.picture.size)
+            out[image_id] = FacesFound(rows, picture.size)
         self._used()
         return out
 
@@ -130,7 +133,7 @@ class FacesAnalysis:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-        self.models.close()
+        self.reader.close()
 
     def _used(self) -> None:
         """Keep the models for ``MODELS_IDLE_S`` more; then release them."""
@@ -150,7 +153,7 @@ class FacesAnalysis:
                 self._timer.daemon = True
                 self._timer.start()
                 return
-        self.models.close()
+        self.reader.close()
 
 
 def _in_photo_pixels(db: ImageDatabase, image_id: int, found: FacesFound) -> tuple[FaceRow, ...]:

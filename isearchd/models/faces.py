@@ -83,3 +83,54 @@ def unit_rows(rows: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(rows, axis=1, keepdims=True)
     unit: np.ndarray = rows / np.maximum(norms, np.float32(1e-12))
     return unit
+
+
+FoundFace = tuple[DetectedFace, np.ndarray]
+"""A face found in a picture and its descriptor (a float32 row of unit length)."""
+
+
+class FaceReader(Protocol):
+    """Reads the faces of several pictures: where the face models run (in this process, or in
+    worker processes: ``face_workers.FaceWorkers``). ``close()`` releases the models; the next
+    ``read`` loads them again."""
+
+    @property
+    def version(self) -> int:
+        """The models' version (``FaceModels.version``), stored with every face."""
+        ...
+
+    def read(self, pictures: Sequence[Image.Image]) -> list[list[FoundFace] | str]:
+        """For each picture, in order: its faces with their descriptors (highest score first), or
+        why it could not be read (one line). One picture's failure never affects the others'."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def read_faces(models: FaceModels, picture: Image.Image) -> list[FoundFace]:
+    """The faces of ``picture`` with their descriptors: ``detect``, then ``describe``."""
+    found = models.detect(picture)
+    return list(zip(found, models.describe(picture, found), strict=True))
+
+
+class ModelsReader:
+    """A ``FaceReader`` that runs ``models`` in the calling thread, one picture after another."""
+
+    def __init__(self, models: FaceModels) -> None:
+        self.models = models
+
+    @property
+    def version(self) -> int:
+        return self.models.version
+
+    def read(self, pictures: Sequence[Image.Image]) -> list[list[FoundFace] | str]:
+        out: list[list[FoundFace] | str] = []
+        for picture in pictures:
+            try:
+                out.append(read_faces(self.models, picture))
+            except (OSError, ValueError, RuntimeError) as e:  # dlib raises RuntimeError
+                out.append(f"the face models could not read it: {e}")
+        return out
+
+    def close(self) -> None:
+        self.models.close()

@@ -32,8 +32,10 @@ DEFAULTS = PeopleSettings(enabled=True, min_faces=3, max_distance=0.35)
 
 def faces_analysis() -> FacesAnalysis:
     from isearchd.models.dlib_faces import DlibFaceModels
+    from isearchd.models.faces import ModelsReader
 
-    return FacesAnalysis(DlibFaceModels(), GroupingRules(DEFAULTS.max_distance, DEFAULTS.min_faces))
+    rules = GroupingRules(DEFAULTS.max_distance, DEFAULTS.min_faces)
+    return FacesAnalysis(ModelsReader(DlibFaceModels()), rules)
 
 
 @pytest.fixture(scope="module")

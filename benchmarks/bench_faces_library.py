@@ -1,0 +1,337 @@
+"""People for a whole library, through the real daemon: how long after its CLIP indexing a library
+has its people, what searches cost meanwhile, and the memory it takes.
+
+Starts the real daemon (``python -m isearchd``, people on, ONNX Runtime fp32 and a ViT-45LY-shaped
+random checkpoint as bench_search_during_add does) in a fresh home and adds ``--photos`` photos in
+one ``add``: a typical mix where ``--face-share`` of the photos hold people (one to three of the
+four people of tests/fixtures/faces, pasted at 15-45 % of the width into a synthetic scene: faces
+of ~100-500 px) and the others are bench_e2e's synthetic photos; 70 % 1920x1080 and 30 % 4000x3000
+JPEGs. Then, while the daemon reads the faces (after the CLIP indexing, as it always does):
+
+- the faces phase: seconds from the end of the add until every photo was read for faces (the
+  ``people`` op's ``analysed == total``), photos per second, minutes per 10,000 photos;
+- searches: ``--clients`` client threads search by text and by image (the load of
+  bench_search_during_add: each client's searches due ``--think-ms`` apart on average) during the
+  faces phase, then for ``--idle-s`` seconds once the daemon is idle; p50 / p95 / p99 of both;
+- memory: RSS of the daemon process and of its face workers (its child processes), before the
+  faces phase, the peak during it, and ``--release-wait`` seconds after it (the models are
+  released after a minute without faces to read);
+- the people formed: each found person's photos against the people really pasted into them
+  (purity: the share of a person's photos holding its most common true person; completeness: the
+  share of a true person's photos in the found person that holds most of them).
+
+Usage:  .venv/bin/python benchmarks/bench_faces_library.py [--photos 1000] [--face-share 0.35]
+        [--clients 32] [--think-ms 1000] [--idle-s 30] [--release-wait 70] [--workers 0]
+        [--work DIR] [--out benchmarks/results/faces_library.json]
+Not a test: it prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from bench_e2e import TEXT_QUERIES, make_corpus, sample_bases, sensor_noise, synth_photo  # noqa: E402
+from bench_search_during_add import MODEL, Daemon, percentile  # noqa: E402
+
+from isearchd.models import MODELS  # noqa: E402
+from isearchd.models.synthetic import write_official_checkpoint  # noqa: E402
+
+FACES = REPO / "tests" / "fixtures" / "faces"
+SAMPLE_S = 0.25
+
+
+def face_photos(folder: Path, count: int, seed: int) -> dict[str, list[str]]:
+    """``count`` JPEGs of 1-3 of the fixture people in a synthetic scene: path -> true people."""
+    labels: dict[str, str] = json.loads((FACES / "people.json").read_text())
+    sources = {name: Image.open(FACES / name).convert("RGB") for name in sorted(labels)}
+    rng = np.random.default_rng(seed)
+    bases, noise = sample_bases(), sensor_noise(rng)
+    folder.mkdir(parents=True, exist_ok=True)
+    truth: dict[str, list[str]] = {}
+    for i in range(count):
+        size = (4000, 3000) if i % 10 < 3 else (1920, 1080)
+        canvas = synth_photo(bases, noise, rng, size)
+        chosen: list[str] = []
+        people = rng.choice([1, 1, 1, 2, 2, 3])
+        for slot in range(people):
+            free = [n for n in sources if labels[n] not in (labels[c] for c in chosen)]
+            name = str(rng.choice(free))
+            chosen.append(name)
+            src = sources[name]
+            width = int(size[0] * rng.uniform(0.15, 0.45) / max(1, people * 0.8))
+            pasted = src.resize((width, int(width * src.height / src.width)), Image.Resampling.BILINEAR)
+            left = int(slot * size[0] / people + rng.uniform(0, max(1, size[0] / people - width)))
+            top = int(rng.uniform(0, max(1, size[1] - pasted.height)))
+            canvas.paste(pasted, (min(left, size[0] - width), top))
+        path = folder / f"people_{i:05d}.jpg"
+        canvas.save(path, "JPEG", quality=90)
+        truth[str(path)] = sorted({labels[n] for n in chosen})
+    return truth
+
+
+class Memory:
+    """Samples the daemon's RSS and its child processes' (the face workers') in a thread."""
+
+    def __init__(self, pid: int) -> None:
+        self.proc = psutil.Process(pid)
+        self.samples: list[tuple[float, int, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def now(self) -> tuple[int, int]:
+        own = children = 0
+        with contextlib.suppress(psutil.Error):
+            own = self.proc.memory_info().rss
+            for child in self.proc.children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    children += child.memory_info().rss
+        return own, children
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.monotonic(), *self.now()))
+            time.sleep(SAMPLE_S)
+
+    def peak(self, start: float, end: float) -> tuple[int, int]:
+        window = [(own, kids) for t, own, kids in self.samples if start <= t <= end] or [self.now()]
+        return max(own for own, _ in window), max(kids for _, kids in window)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class SearchLoad:
+    """``clients`` threads searching by text and image until ``stop()``; each search's start time,
+    kind and latency (errors counted, never hidden)."""
+
+    def __init__(self, daemon: Daemon, queries: list[Path], clients: int, think_ms: float, seed: int) -> None:
+        self.records: list[tuple[float, str, float, str | None]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._loop, args=(daemon, queries, think_ms, seed + i))
+            for i in range(clients)
+        ]
+        for t in self._threads:
+            t.start()
+
+    def _loop(self, daemon: Daemon, queries: list[Path], think_ms: float, seed: int) -> None:
+        rng = random.Random(seed)
+        with daemon.client("lib") as c:
+            due = time.perf_counter()
+            while not self._stop.is_set():
+                due += rng.expovariate(1000 / think_ms)
+                time.sleep(max(0.0, due - time.perf_counter()))
+                kind, query = (
+                    ("image", str(rng.choice(queries)))
+                    if rng.random() < 0.25
+                    else ("text", rng.choice(TEXT_QUERIES))
+                )
+                t = time.perf_counter()
+                error = None
+                try:
+                    c.search(query, num=10)
+                except Exception as e:  # counted, never hidden
+                    error = f"{type(e).__name__}: {e}"
+                with self._lock:
+                    self.records.append((t, kind, (time.perf_counter() - t) * 1000, error))
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join()
+
+    def latencies(self, start: float, end: float) -> dict[str, Any]:
+        window = [r for r in self.records if start <= r[0] < end]
+        out: dict[str, Any] = {"searches": len(window), "errors": sum(r[3] is not None for r in window)}
+        for kind in ("text", "image"):
+            ms = [r[2] for r in window if r[1] == kind and r[3] is None]
+            out[kind] = {
+                f"p{q}_ms": (None if not ms else round(percentile(ms, q) or 0, 1)) for q in (50, 95, 99)
+            }
+        return out
+
+
+def wait_for_faces(daemon: Daemon, timeout_s: float) -> tuple[int, int]:
+    deadline = time.monotonic() + timeout_s
+    with daemon.client("lib") as c:
+        while True:
+            listed = c.people()
+            if listed.total and listed.analysed >= listed.total:
+                return listed.analysed, listed.total
+            if time.monotonic() > deadline:
+                raise SystemExit(f"faces not read after {timeout_s} s: {listed.analysed} of {listed.total}")
+            time.sleep(0.5)
+
+
+def grouping_quality(daemon: Daemon, truth: dict[str, list[str]]) -> dict[str, Any]:
+    with daemon.client("lib") as c:
+        found = {p.id: {ph.path for ph in c.person(p.id).photos} for p in c.people(hidden=True).people}
+    purity, majority = [], {}
+    for pid, photos in found.items():
+        counts = Counter(name for path in photos for name in truth.get(path, []))
+        if counts:
+            name, hits = counts.most_common(1)[0]
+            purity.append(hits / len(photos))
+            majority[pid] = name
+    completeness = []
+    for name in sorted({n for names in truth.values() for n in names}):
+        theirs = {path for path, names in truth.items() if name in names}
+        best = max((len(theirs & photos) for photos in found.values()), default=0)
+        completeness.append(best / len(theirs))
+    return {
+        "people_found": len(found),
+        "true_people": len(completeness),
+        "purity_mean": round(statistics.mean(purity), 4) if purity else None,
+        "completeness_mean": round(statistics.mean(completeness), 4) if completeness else None,
+    }
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    cache = work / "cache"
+    checkpoint = cache / MODELS[MODEL].file_name
+    if not checkpoint.exists():
+        write_official_checkpoint(MODEL, checkpoint, seed=0)
+    corpus = work / f"corpus-{args.photos}-{args.face_share}"
+    with_faces = round(args.photos * args.face_share)
+    truth_file = corpus / "truth.json"
+    if not truth_file.exists():
+        truth = face_photos(corpus / "people", with_faces, seed=21)
+        make_corpus(corpus / "scenes", args.photos - with_faces, seed=22)
+        make_corpus(corpus / "queries", 16, seed=23)
+        truth_file.write_text(json.dumps(truth))
+    truth = json.loads(truth_file.read_text())
+    photos = sorted((corpus / "people").iterdir()) + sorted((corpus / "scenes").iterdir())
+    queries = [p for p in sorted((corpus / "queries").iterdir()) if p.suffix == ".jpg"]
+
+    root = Path(tempfile.mkdtemp(prefix="run-", dir=work))
+    if args.workers:
+        os.environ["ISEARCH_PEOPLE_WORKERS"] = str(args.workers)
+    daemon = Daemon(root, cache, REPO)
+    daemon.start()
+    assert daemon.proc is not None
+    memory = Memory(daemon.proc.pid)
+    try:
+        with daemon.client("lib") as c:
+            c.search("warm up", num=1)
+            before = memory.now()
+            t_add = time.monotonic()
+            report = c.add([str(p) for p in photos])
+            t_indexed = time.monotonic()
+        load = SearchLoad(daemon, queries, args.clients, args.think_ms, seed=5)
+        analysed, total = wait_for_faces(daemon, timeout_s=6 * 3600)
+        t_faces = time.monotonic()
+        time.sleep(args.idle_s)
+        t_idle = time.monotonic()
+        load.stop()
+        quality = grouping_quality(daemon, truth)
+        time.sleep(max(0.0, args.release_wait - args.idle_s))
+        after = memory.now()
+        peak = memory.peak(t_indexed, t_faces)
+    finally:
+        memory.stop()
+        daemon.stop()
+    faces_s = t_faces - t_indexed
+    mib = 1 / 2**20
+    return {
+        "photos": len(photos),
+        "photos_with_people": with_faces,
+        "added": report.added,
+        "indexing_s": round(t_indexed - t_add, 1),
+        "faces_s": round(faces_s, 1),
+        "faces_photos_per_s": round(total / faces_s, 2),
+        "faces_minutes_per_10k": round(10_000 / (total / faces_s) / 60, 1),
+        "analysed": analysed,
+        "searches_during_faces": load.latencies(t_indexed, t_faces),
+        "searches_idle": load.latencies(t_faces, t_idle),
+        "rss_mib": {
+            "daemon_before": round(before[0] * mib, 1),
+            "daemon_peak_during_faces": round(peak[0] * mib, 1),
+            "workers_peak_during_faces": round(peak[1] * mib, 1),
+            "daemon_after_release": round(after[0] * mib, 1),
+            "workers_after_release": round(after[1] * mib, 1),
+        },
+        "people": quality,
+    }
+
+
+def table(r: dict[str, Any]) -> str:
+    def trio(phase: str, kind: str) -> str:
+        p = r[phase][kind]
+        return " / ".join("-" if p[k] is None else f"{p[k]:g}" for k in ("p50_ms", "p95_ms", "p99_ms"))
+
+    m = r["rss_mib"]
+    rows = [
+        "| photos (with people) | indexing | faces phase | min per 10k | text p50/p95/p99 ms: faces / idle "
+        "| image p99 ms: faces / idle | RSS MiB daemon before / peak / after, workers peak |",
+        "|" + "---|" * 7,
+        f"| {r['photos']} ({r['photos_with_people']}) | {r['indexing_s']} s | {r['faces_s']} s "
+        f"| {r['faces_minutes_per_10k']} | {trio('searches_during_faces', 'text')} / "
+        f"{trio('searches_idle', 'text')} | {r['searches_during_faces']['image']['p99_ms']} / "
+        f"{r['searches_idle']['image']['p99_ms']} | {m['daemon_before']} / {m['daemon_peak_during_faces']} / "
+        f"{m['daemon_after_release']}, {m['workers_peak_during_faces']} |",
+    ]
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--photos", type=int, default=1000)
+    ap.add_argument("--face-share", type=float, default=0.35)
+    ap.add_argument("--clients", type=int, default=32)
+    ap.add_argument("--think-ms", type=float, default=1000.0)
+    ap.add_argument("--idle-s", type=float, default=30.0)
+    ap.add_argument("--release-wait", type=float, default=70.0)
+    ap.add_argument("--workers", type=int, default=0, help="[people] workers (0: the default)")
+    ap.add_argument("--work", type=Path, default=None, help="keep corpus and model cache here")
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "faces_library.json")
+    args = ap.parse_args(argv)
+    work = args.work or Path(tempfile.mkdtemp(prefix="bfl-", dir="/tmp"))
+    work.mkdir(parents=True, exist_ok=True)
+    result = run(args, work)
+    print(table(result))
+    print(json.dumps(result["people"]))
+    out = {
+        "benchmark": "faces_library",
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": {"cpu": cpu_model(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "result": result,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

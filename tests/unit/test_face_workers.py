@@ -1,0 +1,108 @@
+"""Face models in worker processes (``isearchd.models.face_workers``): the same faces as in the
+daemon's process, a worker that dies costs only the picture that killed it, an error is that
+picture's reason, and ``close()`` ends the processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from isearchd.models.dlib_faces import DlibFaceModels
+from isearchd.models.face_workers import CRASHED, FaceWorkers
+from isearchd.models.faces import DetectedFace, ModelsReader
+
+FACES = Path(__file__).resolve().parents[1] / "fixtures" / "faces"
+CRASH_WIDTH = 13  # a picture this wide kills the worker that reads it, as a crash in native code
+FAIL_WIDTH = 17  # a picture this wide makes the models raise
+
+
+class TroubleModels:
+    """``FaceModels`` that find one face per picture, except on the pictures that crash or fail."""
+
+    name = "trouble"
+    version = 7
+    dim = 2
+    match_distance = 0.5
+
+    def detect(self, picture: Image.Image) -> list[DetectedFace]:
+        if picture.width == CRASH_WIDTH:
+            os._exit(3)
+        if picture.width == FAIL_WIDTH:
+            raise RuntimeError("cannot read this one")
+        return [DetectedFace(box=(0, 0, picture.width, picture.height), landmarks=(), score=1.0)]
+
+    def describe(self, picture: Image.Image, faces: Sequence[DetectedFace]) -> np.ndarray:
+        return np.tile(np.array([[1.0, 0.0]], dtype=np.float32), (len(faces), 1))
+
+    def close(self) -> None:
+        pass
+
+
+def _blank(width: int) -> Image.Image:
+    return Image.new("RGB", (width, 20), "grey")
+
+
+@pytest.fixture
+def trouble() -> Iterator[FaceWorkers]:
+    workers = FaceWorkers(TroubleModels, 2, nice=0)
+    yield workers
+    workers.close()
+
+
+def test_workers_find_what_the_daemons_process_finds() -> None:
+    pictures = []
+    for name in sorted(p.name for p in FACES.glob("*.jpg"))[:4]:
+        with Image.open(FACES / name) as im:
+            pictures.append(im.convert("RGB"))
+    pictures.append(_blank(300))  # no face
+    here = ModelsReader(DlibFaceModels()).read(pictures)
+    workers = FaceWorkers(DlibFaceModels, 2)
+    try:
+        there = workers.read(pictures)
+    finally:
+        workers.close()
+    assert workers.version == DlibFaceModels.version
+    assert [len(found) for found in there] == [1, 1, 1, 1, 0]
+    for mine, theirs in zip(here, there, strict=True):
+        assert not isinstance(mine, str) and not isinstance(theirs, str)
+        assert [face for face, _ in mine] == [face for face, _ in theirs]
+        for (_, a), (_, b) in zip(mine, theirs, strict=True):
+            np.testing.assert_array_equal(a, b)  # the same code on the same pixels: bit for bit
+
+
+def test_a_crash_costs_only_the_picture_that_caused_it(trouble: FaceWorkers) -> None:
+    found = trouble.read([_blank(40), _blank(CRASH_WIDTH), _blank(50), _blank(60)])
+    assert found[1] == CRASHED
+    for i, width in ((0, 40), (2, 50), (3, 60)):
+        faces = found[i]
+        assert not isinstance(faces, str) and faces[0][0].box == (0, 0, width, 20)
+    again = trouble.read([_blank(70)])  # a fresh pool reads on
+    assert not isinstance(again[0], str) and len(again[0]) == 1
+
+
+def test_an_error_is_the_pictures_reason_and_the_others_are_read(trouble: FaceWorkers) -> None:
+    found = trouble.read([_blank(FAIL_WIDTH), _blank(30)])
+    assert isinstance(found[0], str) and "cannot read this one" in found[0]
+    assert not isinstance(found[1], str) and len(found[1]) == 1
+
+
+def test_close_ends_the_workers_and_the_next_read_starts_them(trouble: FaceWorkers) -> None:
+    before = set(multiprocessing.active_children())
+    assert not isinstance(trouble.read([_blank(30), _blank(31)])[0], str)
+    workers = set(multiprocessing.active_children()) - before
+    assert 1 <= len(workers) <= 2
+    trouble.close()
+    assert not workers & set(multiprocessing.active_children())
+    assert all(not p.is_alive() for p in workers)
+    assert not isinstance(trouble.read([_blank(32)])[0], str)
+
+
+def test_at_least_one_worker() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        FaceWorkers(TroubleModels, 0)
