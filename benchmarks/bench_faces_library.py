@@ -243,11 +243,11 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     memory = Memory(daemon.proc.pid)
     try:
         with daemon.client("lib") as c:
-            c.search("warm up", num=1)
             before = memory.now()
             t_add = time.monotonic()
             report = c.add([str(p) for p in photos])
             t_indexed = time.monotonic()
+            c.search("warm up", num=1)
         load = SearchLoad(daemon, queries, args.clients, args.think_ms, seed=5)
         analysed, total = wait_for_faces(daemon, timeout_s=6 * 3600)
         t_faces = time.monotonic()

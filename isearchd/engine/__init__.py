@@ -7,10 +7,10 @@ every write goes through (``jobqueue``).
 
 Adding an analysis of every photo (people, words in pictures, video frames) touches neither the
 indexer's loop nor the engine: write a class with the ``analysis.Analysis`` shape (``name``,
-``version``, ``priority``, ``side``, ``chunk``, ``tables``, ``reads_new``; ``read(photos)`` ->
-an outcome or ``Failed(reason)`` per photo; ``save(db, outcomes)``), add its tables with a store
-migration (rows deleted with their image by trigger), and pass it to the engine
-(``Engine(..., analyses=[...])``, as the daemon composes it). It then runs on the analyses'
+``version``, ``priority``, ``side``, ``chunk``, ``tables``, ``reads_new``, ``decodes_files``;
+``read(photos)`` -> an outcome or ``Failed(reason)`` per photo; ``save(db, outcomes)``), add its
+tables with a store migration (rows deleted with their image by trigger), and pass it to the
+engine (``Engine(..., analyses=[...])``, as the daemon composes it). It then runs on the analyses'
 background thread after the image tower, yields to every search and to indexing, gets the
 indexer's decoded picture when ``reads_new`` (no second decode), catches up photos stored before
 it existed or read by an older ``version``, records per-photo failures, and reports its progress

@@ -11,6 +11,8 @@ The seam that photo metadata, looks, faces, words in pictures and video frames p
 - ``side``: the shorter side of the picture it reads (0: it reads the file itself, not pixels);
 - ``chunk``: photos read per step, and ``tables``: what it stores (for the docs and ``--forget``);
 - ``applies(db)``: whether it reads that database at all (people may be off for one);
+- ``decodes_files``: when the indexer left no picture, it decodes the file itself (faces do, in
+  their worker processes: off this thread and on every core), and gets ``picture=None``;
 
 and does ``read(photos)`` (CPU work on a few photos; an outcome per photo: a result, or
 ``Failed(reason)``) and ``save(db, outcomes)`` (its writes, with the photos' state).
@@ -70,7 +72,8 @@ Outcome = object  # an analysis's result for one photo, or ``Failed``
 
 @dataclass(frozen=True)
 class Photo:
-    """A photo to read: its file, and its picture at the analysis's side (None when ``side`` is 0)."""
+    """A photo to read: its file, and its picture at the analysis's side (None when ``side`` is 0,
+    or when the analysis ``decodes_files`` and the indexer left no picture)."""
 
     file: PhotoFile
     picture: Image.Image | None
@@ -86,6 +89,8 @@ class Analysis(Protocol):
     # whether it reads new photos too (faces, words), or only catches up older ones (metadata and
     # looks are read at add time already): only the former get the indexer's pictures
     reads_new: bool
+    # whether it decodes the files the indexer left no picture of itself (``Photo.picture`` None)
+    decodes_files: bool
 
     def applies(self, db: ImageDatabase) -> bool:
         """Whether it reads ``db``'s photos at all (people can be off for a database)."""
@@ -257,7 +262,7 @@ class Analyses:
             picture = None
             if analysis.side > 0:
                 picture = self.inbox.take(analysis.name, db.name, file)
-                if picture is None:
+                if picture is None and not analysis.decodes_files:
                     try:
                         picture = load_image(file.path, min_side=analysis.side, name=file.path)
                     except BadImage as e:

@@ -2,11 +2,13 @@
 
 An ``Analysis`` (``isearchd.engine.analysis``): it runs on the analyses' background thread after
 the image tower, never while a search computes or indexing has work, and reads the picture the
-indexer decoded (no second decode) at ``FACES_SIDE``. For each photo it stores every face found
-(box and landmarks in the photo's pixels, detector score, descriptor, the models' version); a
-photo that cannot be read is recorded with its reason. After each chunk is saved, the faces that
-no person holds are grouped (``isearchd.engine.grouping``): a face joins the person it is nearest
-to within ``max_distance``, and ``min_faces`` similar free faces form a new person.
+indexer decoded (no second decode) at ``FACES_SIDE``, or (for a photo the indexer left no
+picture of) has the reader decode the file, in its worker processes. For each photo it stores
+every face found (box and landmarks in the photo's pixels, detector score, descriptor, the
+models' version); a photo that cannot be read is recorded with its reason. After each chunk is
+saved, the faces that no person holds are grouped (``isearchd.engine.grouping``): a face joins
+the person it is nearest to within ``max_distance``, and ``min_faces`` similar free faces form a
+new person.
 
 Only databases of the embedded store keep people, and only while people are on for them
 (``[people] enabled``, ``isearch people --disable``): ``applies`` says so, and the others are not
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 
 from isearchd.engine.analysis import Failed, Outcome, Photo
 from isearchd.engine.grouping import plan_grouping
-from isearchd.models.faces import FaceReader
+from isearchd.models.faces import FaceReader, PictureFile
 from isearchd.store import ImageDatabase
 from isearchd.store.people import FaceRow
 from isearchd.store.people_db import PeopleStore
@@ -66,6 +68,7 @@ class FacesAnalysis:
     chunk: int = 4  # photos per step: ~0.5 s on one core, so a search waits at most that long
     tables: tuple[str, ...] = ("faces", "people", "face_rejects", "merges")
     reads_new: bool = True
+    decodes_files: bool = True  # in the reader's worker processes
 
     def __init__(
         self, reader: FaceReader, rules: GroupingRules, *, clock: Callable[[], float] = time.monotonic
@@ -82,20 +85,18 @@ class FacesAnalysis:
         return isinstance(db, PeopleStore) and db.people_enabled()
 
     def read(self, photos: Sequence[Photo]) -> dict[int, Outcome]:
-        out: dict[int, Outcome] = {
-            p.file.id: Failed("the picture could not be decoded") for p in photos if p.picture is None
-        }
-        readable = [(p.file.id, p.picture) for p in photos if p.picture is not None]
-        found_in = self.reader.read([picture for _, picture in readable])
-        for (image_id, picture), found in zip(readable, found_in, strict=True):
-            if isinstance(found, str):
-                out[image_id] = Failed(found)
+        # the indexer's picture when it left one, else the file, decoded by the reader's workers
+        pictures = [p.picture or PictureFile(p.file.path, self.side) for p in photos]
+        out: dict[int, Outcome] = {}
+        for photo, read in zip(photos, self.reader.read(pictures), strict=True):
+            if isinstance(read, str):
+                out[photo.file.id] = Failed(read)
                 continue
             rows = tuple(
                 FaceRow(box=f.box, landmarks=f.landmarks, score=float(f.score), descriptor=d)
-                for f, d in found
+                for f, d in read.faces
             )
-            out[image_id] = FacesFound(rows, picture.size)
+            out[photo.file.id] = FacesFound(rows, read.size)
         self._used()
         return out
 

@@ -51,6 +51,7 @@ class MetadataPass:
     chunk: int = 200
     tables: tuple[str, ...] = ("images (date, place, size and type columns)",)
     reads_new: bool = False
+    decodes_files: bool = False
 
     def applies(self, db: ImageDatabase) -> bool:
         return True
@@ -79,6 +80,7 @@ class LooksPass:
     chunk: int = 50
     tables: tuple[str, ...] = field(default=("images (phash and colours columns)",))
     reads_new: bool = False
+    decodes_files: bool = False
 
     def applies(self, db: ImageDatabase) -> bool:
         return True

@@ -23,6 +23,9 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
+from isearchd.errors import BadImage
+from isearchd.files.images import load_image
+
 Point = tuple[float, float]
 
 
@@ -89,6 +92,22 @@ FoundFace = tuple[DetectedFace, np.ndarray]
 """A face found in a picture and its descriptor (a float32 row of unit length)."""
 
 
+@dataclass(frozen=True)
+class PictureFile:
+    """A photo for the reader to decode itself, its shorter side reduced to about ``min_side``."""
+
+    path: str
+    min_side: int
+
+
+@dataclass(frozen=True)
+class FacesRead:
+    """The faces of one picture, in the coordinates of the picture that was read (``size``)."""
+
+    size: tuple[int, int]
+    faces: list[FoundFace]
+
+
 class FaceReader(Protocol):
     """Reads the faces of several pictures: where the face models run (in this process, or in
     worker processes: ``face_workers.FaceWorkers``). ``close()`` releases the models; the next
@@ -99,18 +118,32 @@ class FaceReader(Protocol):
         """The models' version (``FaceModels.version``), stored with every face."""
         ...
 
-    def read(self, pictures: Sequence[Image.Image]) -> list[list[FoundFace] | str]:
-        """For each picture, in order: its faces with their descriptors (highest score first), or
-        why it could not be read (one line). One picture's failure never affects the others'."""
+    def read(self, pictures: Sequence[Image.Image | PictureFile]) -> list[FacesRead | str]:
+        """For each picture (decoded, or a file to decode), in order: its faces with their
+        descriptors (highest score first), or why it could not be read (one line). One picture's
+        failure never affects the others'."""
         ...
 
     def close(self) -> None: ...
 
 
-def read_faces(models: FaceModels, picture: Image.Image) -> list[FoundFace]:
-    """The faces of ``picture`` with their descriptors: ``detect``, then ``describe``."""
+def read_faces(models: FaceModels, picture: Image.Image | PictureFile) -> FacesRead:
+    """The faces of ``picture`` (decoding it first if it is a file) with their descriptors."""
+    if isinstance(picture, PictureFile):
+        picture = load_image(picture.path, min_side=picture.min_side, name=picture.path)
     found = models.detect(picture)
-    return list(zip(found, models.describe(picture, found), strict=True))
+    return FacesRead(picture.size, list(zip(found, models.describe(picture, found), strict=True)))
+
+
+def failure(error: Exception) -> str:
+    """Why a picture could not be read, in one line."""
+    if isinstance(error, BadImage):
+        return error.reason
+    return f"the face models could not read it: {error}"
+
+
+# What a picture's decoding or the models may raise for that picture alone (dlib: RuntimeError).
+PICTURE_ERRORS = (BadImage, OSError, ValueError, RuntimeError)
 
 
 class ModelsReader:
@@ -123,13 +156,13 @@ class ModelsReader:
     def version(self) -> int:
         return self.models.version
 
-    def read(self, pictures: Sequence[Image.Image]) -> list[list[FoundFace] | str]:
-        out: list[list[FoundFace] | str] = []
+    def read(self, pictures: Sequence[Image.Image | PictureFile]) -> list[FacesRead | str]:
+        out: list[FacesRead | str] = []
         for picture in pictures:
             try:
                 out.append(read_faces(self.models, picture))
-            except (OSError, ValueError, RuntimeError) as e:  # dlib raises RuntimeError
-                out.append(f"the face models could not read it: {e}")
+            except PICTURE_ERRORS as e:
+                out.append(failure(e))
         return out
 
     def close(self) -> None:

@@ -158,3 +158,36 @@ def test_without_dlib_the_daemon_starts_with_people_off_and_says_why(
     finally:
         d.kill()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_killed_while_reading_faces_no_worker_is_left_and_the_next_start_reads_on(tmp_path: Path) -> None:
+    """The face workers are the daemon's child processes: a ``kill -9`` of the daemon in the
+    middle of reading faces leaves none of them running, and the next start reads the rest."""
+    import psutil
+
+    root = short_tmpdir()
+    d = DaemonProcess(root, people=True).start()
+    try:
+        assert d.proc is not None
+        with d.client("fam") as c:
+            assert c.add([str(FIXTURES / "faces")]).added == len(LABELS)
+        daemon = psutil.Process(d.proc.pid)
+        deadline = time.monotonic() + 60
+        while not (children := daemon.children(recursive=True)):  # the workers have started
+            assert time.monotonic() < deadline, d.output()
+            time.sleep(0.05)
+        d.kill()
+        _, alive = psutil.wait_procs(children, timeout=30)
+        assert not alive, [p.cmdline() for p in alive]
+
+        d.start()
+        deadline = time.monotonic() + 120
+        with d.client("fam") as c:
+            while (listed := c.people()).analysed < len(LABELS):
+                assert time.monotonic() < deadline, (listed, d.output())
+                time.sleep(0.3)
+            assert len(listed.people) == 4 and sorted(p.photos for p in listed.people) == [3, 3, 3, 3]
+        assert d.stop() == 0, d.output()
+    finally:
+        d.kill()
+        shutil.rmtree(root, ignore_errors=True)

@@ -42,6 +42,7 @@ class Brightness:
     chunk: int = 3
     tables: tuple[str, ...] = ("(a dict in the test)",)
     reads_new: bool = True
+    decodes_files: bool = False
     seen: dict[str, float] = field(default_factory=dict)
     sides: list[int] = field(default_factory=list)
     skip: set[str] = field(default_factory=set)  # databases it does not read

@@ -15,7 +15,7 @@ from PIL import Image
 
 from isearchd.models.dlib_faces import DlibFaceModels
 from isearchd.models.face_workers import CRASHED, FaceWorkers
-from isearchd.models.faces import DetectedFace, ModelsReader
+from isearchd.models.faces import DetectedFace, FacesRead, ModelsReader, PictureFile
 
 FACES = Path(__file__).resolve().parents[1] / "fixtures" / "faces"
 CRASH_WIDTH = 13  # a picture this wide kills the worker that reads it, as a crash in native code
@@ -55,12 +55,19 @@ def trouble() -> Iterator[FaceWorkers]:
     workers.close()
 
 
-def test_workers_find_what_the_daemons_process_finds() -> None:
-    pictures = []
-    for name in sorted(p.name for p in FACES.glob("*.jpg"))[:4]:
+def _faces(read: FacesRead | str) -> FacesRead:
+    assert isinstance(read, FacesRead), read
+    return read
+
+
+def test_workers_find_what_the_daemons_process_finds(tmp_path: Path) -> None:
+    names = sorted(p.name for p in FACES.glob("*.jpg"))[:4]
+    pictures: list[Image.Image | PictureFile] = []
+    for name in names:
         with Image.open(FACES / name) as im:
             pictures.append(im.convert("RGB"))
     pictures.append(_blank(300))  # no face
+    pictures.append(PictureFile(str(FACES / names[0]), 200))  # decoded by the worker, reduced
     here = ModelsReader(DlibFaceModels()).read(pictures)
     workers = FaceWorkers(DlibFaceModels, 2)
     try:
@@ -68,11 +75,12 @@ def test_workers_find_what_the_daemons_process_finds() -> None:
     finally:
         workers.close()
     assert workers.version == DlibFaceModels.version
-    assert [len(found) for found in there] == [1, 1, 1, 1, 0]
+    assert [len(_faces(found).faces) for found in there] == [1, 1, 1, 1, 0, 1]
+    assert 200 <= min(_faces(there[-1]).size) < min(_faces(there[0]).size)  # JPEG draft: reduced
     for mine, theirs in zip(here, there, strict=True):
-        assert not isinstance(mine, str) and not isinstance(theirs, str)
-        assert [face for face, _ in mine] == [face for face, _ in theirs]
-        for (_, a), (_, b) in zip(mine, theirs, strict=True):
+        assert _faces(mine).size == _faces(theirs).size
+        assert [face for face, _ in _faces(mine).faces] == [face for face, _ in _faces(theirs).faces]
+        for (_, a), (_, b) in zip(_faces(mine).faces, _faces(theirs).faces, strict=True):
             np.testing.assert_array_equal(a, b)  # the same code on the same pixels: bit for bit
 
 
@@ -80,27 +88,39 @@ def test_a_crash_costs_only_the_picture_that_caused_it(trouble: FaceWorkers) -> 
     found = trouble.read([_blank(40), _blank(CRASH_WIDTH), _blank(50), _blank(60)])
     assert found[1] == CRASHED
     for i, width in ((0, 40), (2, 50), (3, 60)):
-        faces = found[i]
-        assert not isinstance(faces, str) and faces[0][0].box == (0, 0, width, 20)
+        assert _faces(found[i]).faces[0][0].box == (0, 0, width, 20)
     again = trouble.read([_blank(70)])  # a fresh pool reads on
-    assert not isinstance(again[0], str) and len(again[0]) == 1
+    assert len(_faces(again[0]).faces) == 1
 
 
-def test_an_error_is_the_pictures_reason_and_the_others_are_read(trouble: FaceWorkers) -> None:
-    found = trouble.read([_blank(FAIL_WIDTH), _blank(30)])
+def test_an_error_is_the_pictures_reason_and_the_others_are_read(
+    trouble: FaceWorkers, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not a jpeg at all")
+    found = trouble.read(
+        [
+            _blank(FAIL_WIDTH),
+            _blank(30),
+            PictureFile(str(broken), 100),
+            PictureFile(str(tmp_path / "gone.jpg"), 100),
+        ]
+    )
     assert isinstance(found[0], str) and "cannot read this one" in found[0]
-    assert not isinstance(found[1], str) and len(found[1]) == 1
+    assert len(_faces(found[1]).faces) == 1
+    assert isinstance(found[2], str) and found[2] and "\n" not in found[2]
+    assert isinstance(found[3], str) and found[3] and "\n" not in found[3]
 
 
 def test_close_ends_the_workers_and_the_next_read_starts_them(trouble: FaceWorkers) -> None:
     before = set(multiprocessing.active_children())
-    assert not isinstance(trouble.read([_blank(30), _blank(31)])[0], str)
+    assert len(_faces(trouble.read([_blank(30), _blank(31)])[0]).faces) == 1
     workers = set(multiprocessing.active_children()) - before
     assert 1 <= len(workers) <= 2
     trouble.close()
     assert not workers & set(multiprocessing.active_children())
     assert all(not p.is_alive() for p in workers)
-    assert not isinstance(trouble.read([_blank(32)])[0], str)
+    assert len(_faces(trouble.read([_blank(32)])[0]).faces) == 1
 
 
 def test_at_least_one_worker() -> None:
