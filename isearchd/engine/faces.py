@@ -65,7 +65,10 @@ class FacesAnalysis:
     name: str = "faces"
     priority: int = 3
     side: int = FACES_SIDE
-    chunk: int = 4  # photos per step: ~0.5 s on one core, so a search waits at most that long
+    # photos per step: ~0.6 s on two workers. The workers run in their own processes below the
+    # daemon's priority, so a search does not wait for a step; a step's photos are shared out to
+    # the workers as each one frees, so fewer, larger steps leave a worker idle less often.
+    chunk: int = 8
     tables: tuple[str, ...] = ("faces", "people", "face_rejects", "merges")
     reads_new: bool = True
     decodes_files: bool = True  # in the reader's worker processes
