@@ -146,7 +146,7 @@ class People:
         return PersonPhotos(
             id=person_id,
             name=people.person_name(person_id),
-            photos=[PersonPhoto(path=p.path, box=p.box, face=p.face_id) for p in photos],
+            photos=[PersonPhoto(path=p.path, box=p.box, face=p.face_id, id=p.image_id) for p in photos],
         )
 
     def _settings(self, db: ImageDatabase, people: PeopleStore, req: PeopleSettingsRequest) -> PeopleState:

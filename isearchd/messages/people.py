@@ -129,6 +129,7 @@ class PersonPhoto(Message, frozen=True, kw_only=True):
     path: str
     box: tuple[int, int, int, int]  # the face: left, top, width, height in the photo's pixels
     face: int | None = None  # the face's id (None only from a daemon older than face ids)
+    id: int | None = None  # the photo's id in its database, as search hits carry it
 
 
 class PersonPhotos(Message, frozen=True, kw_only=True):

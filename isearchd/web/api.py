@@ -35,9 +35,7 @@ from isearchd.messages import (
     ImageInfo,
     ImageInfoRequest,
     ImageRef,
-    JsonObject,
     ListDbsRequest,
-    Message,
     StatusRequest,
 )
 from isearchd.protocol import to_wire
@@ -51,6 +49,7 @@ from isearchd.web.forms import (
     number_param,
     search_fields,
     upload,
+    with_urls,
 )
 from isearchd.web.guard import Guard, Policy
 from isearchd.web.login import login, login_form
@@ -73,15 +72,6 @@ def build_app(backend: Backend, thumbs: Thumbnails, policy: Policy) -> Guard:
     app = Starlette(routes=ROUTES)
     app.state.page = Page(backend, thumbs, policy, index, _static("login.html"), _static("placeholder.svg"))
     return Guard(app, policy)
-
-
-def _with_urls(db: str, item: Message) -> JsonObject:
-    """An image (a hit, a group's image, an image's details) with its picture URLs."""
-    data: JsonObject = to_wire(item)
-    image_id = data.get("id")
-    if image_id is None:
-        return {**data, "thumbnail": None, "image": None}
-    return {**data, "thumbnail": f"/thumb/{db}/{image_id}", "image": f"/image/{db}/{image_id}"}
 
 
 async def page(request: Request) -> Response:
@@ -112,7 +102,7 @@ async def search(request: Request) -> Response:
     hits = await ask(request, asked)
     return json_reply(
         {"query": query, "kind": kind, "db": db, "min_similarity": form.similarity,
-         "sort": form.sort, "results": [_with_urls(db, h) for h in hits]}
+         "sort": form.sort, "results": [with_urls(db, h) for h in hits]}
     )  # fmt: skip
 
 
@@ -139,7 +129,7 @@ async def status(request: Request) -> Response:
 @answers_errors
 async def image_info(request: Request) -> Response:
     db, image_id = request.path_params["db"], request.path_params["id"]
-    info = _with_urls(db, await ask(request, ImageInfoRequest(db=db, image_id=image_id, people=True)))
+    info = with_urls(db, await ask(request, ImageInfoRequest(db=db, image_id=image_id, people=True)))
     info.pop("mtime_ns", None)
     return json_reply(info)
 
@@ -157,7 +147,7 @@ async def dups(request: Request) -> Response:
             within=p.get("folder") or None,
         ),
     )
-    groups = [{**to_wire(g), "images": [_with_urls(db, i) for i in g.images]} for g in found.groups]
+    groups = [{**to_wire(g), "images": [with_urls(db, i) for i in g.images]} for g in found.groups]
     return json_reply(
         {"db": db, "min_similarity": found.min_similarity, "total": found.total, "groups": groups}
     )

@@ -17,8 +17,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from isearchd.errors import InvalidRequest, ISearchError
-from isearchd.messages import ImageRef, JsonObject, SearchRequest
-from isearchd.protocol import is_loopback
+from isearchd.messages import ImageRef, JsonObject, Message, SearchRequest
+from isearchd.protocol import is_loopback, to_wire
 
 # An image dropped on the page: at most this many bytes (the daemon's own bomb guard decodes it).
 UPLOAD_MAX_BYTES = 32 * 1024 * 1024
@@ -105,6 +105,16 @@ async def json_body(request: Request, shape: str) -> JsonObject:
     if not isinstance(body, dict):
         raise InvalidRequest(f"send {shape}")
     return body
+
+
+def with_urls(db: str, item: Message) -> JsonObject:
+    """An image (a hit, a group's image, an image's details, a person's photo) with its picture
+    URLs (None for an image without an id)."""
+    data: JsonObject = to_wire(item)
+    image_id = data.get("id")
+    if image_id is None:
+        return {**data, "thumbnail": None, "image": None}
+    return {**data, "thumbnail": f"/thumb/{db}/{image_id}", "image": f"/image/{db}/{image_id}"}
 
 
 def json_reply(content: Any) -> JSONResponse:

@@ -1,7 +1,8 @@
 """The web page's people routes: the JSON API of the People view and the face crops.
 
     GET  /api/people?db=DB[&all=1]          the people (``isearch people --json``)
-    GET  /api/people/ID?db=DB               one person's photos (``isearch people show ID --json``)
+    GET  /api/people/ID?db=DB               one person's photos (``isearch people show ID --json``,
+                                            each photo with its picture URLs)
     POST /api/people/ID/name    {"db", "name"}       name a person (null or "": no name)
     POST /api/people/merge      {"db", "people": [ID, ...]}
     POST /api/people/ID/remove  {"db", "path"}       that person is not in that photo
@@ -25,12 +26,13 @@ from isearchd.messages import (
     MergePeopleRequest,
     NamePersonRequest,
     PeopleRequest,
+    PersonPhotos,
     PersonRequest,
     RemoveFaceRequest,
 )
 from isearchd.protocol import to_wire
 from isearchd.web.faces import face_crop, face_key
-from isearchd.web.forms import answers_errors, json_body, json_reply
+from isearchd.web.forms import answers_errors, json_body, json_reply, with_urls
 from isearchd.web.state import ask, page_of
 
 __all__ = ["PEOPLE_ROUTES"]
@@ -50,9 +52,9 @@ async def people(request: Request) -> Response:
 
 @answers_errors
 async def person(request: Request) -> Response:
-    return json_reply(
-        to_wire(await ask(request, PersonRequest(db=_db(request), person=request.path_params["id"])))
-    )
+    db = _db(request)
+    found: PersonPhotos = await ask(request, PersonRequest(db=db, person=request.path_params["id"]))
+    return json_reply({**to_wire(found), "photos": [with_urls(db, p) for p in found.photos]})
 
 
 @answers_errors

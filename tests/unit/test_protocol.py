@@ -364,7 +364,9 @@ EXAMPLES: dict[str, tuple[dict[str, Any], Any]] = {
     ),
     "person": (
         {"person": 7},
-        PersonPhotos(id=7, name="Ana", photos=[PersonPhoto(path="/p/a.jpg", box=(1, 2, 30, 40), face=31)]),
+        PersonPhotos(
+            id=7, name="Ana", photos=[PersonPhoto(path="/p/a.jpg", box=(1, 2, 30, 40), face=31, id=5)]
+        ),
     ),
     "name_person": ({"person": 7, "name": "Ana"}, PeopleState(db="default", enabled=True, person=7)),
     "merge_people": ({"people": [7, 12]}, PeopleState(db="default", enabled=True, person=7)),
