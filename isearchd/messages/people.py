@@ -33,12 +33,13 @@ class PersonRequest(Request, frozen=True, kw_only=True):
 
 
 class NamePersonRequest(Request, frozen=True, kw_only=True):
-    """Name a person (``name`` None: take the name away)."""
+    """Name a person (``name`` None: take the name away; it has that default because the protocol
+    reads a null field as a missing one, so a required ``name`` could never be taken away)."""
 
     op = "name_person"
     db: NonEmpty = DEFAULT_DB
     person: int
-    name: str | None
+    name: str | None = None
 
     def __post_init__(self) -> None:
         if self.name is not None and (not self.name.strip() or len(self.name) > 200):

@@ -35,6 +35,7 @@ from isearchd.messages import (
     ImageRef,
     Migrated,
     MigrateRequest,
+    NamePersonRequest,
     PeopleList,
     PeopleState,
     PersonEntry,
@@ -545,3 +546,5 @@ def test_people_requests_check_their_fields() -> None:
         with pytest.raises(InvalidRequest, match=needle):
             parse_request(line)
     assert parse_request('{"op": "search", "people": ["Ana"]}') == SearchRequest(people=["Ana"])
+    unnamed = NamePersonRequest(person=7, name=None)  # null: no name (it once read as missing)
+    assert parse_request('{"op": "name_person", "person": 7, "name": null}') == unnamed
