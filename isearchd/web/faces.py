@@ -58,10 +58,10 @@ def crop_square(box: Box, size: tuple[int, int]) -> Box:
     the picture. Returned as left, top, right, bottom."""
     left, top, width, height = box
     pic_w, pic_h = size
-    side = min(max(width, height) * (1 + 2 * FACE_MARGIN), pic_w, pic_h)
-    x = min(max(left + width / 2 - side / 2, 0), pic_w - side)
-    y = min(max(top + height / 2 - side / 2, 0), pic_h - side)
-    return round(x), round(y), round(x + side), round(y + side)
+    side = min(round(max(width, height) * (1 + 2 * FACE_MARGIN)), pic_w, pic_h)
+    x = min(max(round(left + width / 2 - side / 2), 0), pic_w - side)
+    y = min(max(round(top + height / 2 - side / 2), 0), pic_h - side)
+    return x, y, x + side, y + side
 
 
 def _decode_side(image: ImageInfo, box: Box) -> int:
