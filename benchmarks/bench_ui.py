@@ -1,6 +1,7 @@
 """The web page's figures: page weight, time to the first thumbnails of a 50-result search (cold
 and warm thumbnail cache) in headless Chromium, thumbnail making rate and cache size per 1,000
-photos; and, with ``--screenshot``, the README's picture of the results grid.
+photos; and, with ``--screenshot``, the README's picture of the results grid (``--people-screenshot``:
+docs/people.md's picture of the People view).
 
 Photos: N camera-like JPEGs (default 1,000 of 1920x1280; ``--size 4000x3000`` for 12 MP; quality
 90) cut at random from the photographs shipped with scikit-image, so thumbnails weigh what real
@@ -9,6 +10,7 @@ model). The screenshot uses the demo's synthetic shapes (``contrib/demo.sh``).
 
 Usage: python benchmarks/bench_ui.py [--n 1000] [--size 1920x1280] [--out benchmarks/results/ui.json]
        python benchmarks/bench_ui.py --screenshot docs/ui.png
+       python benchmarks/bench_ui.py --people-screenshot docs/people.png
 Not a test: numbers depend on the machine and its load; the script prints a table and writes JSON.
 """
 
@@ -180,6 +182,43 @@ def screenshot(out: Path) -> None:
     print(f"wrote {out}")
 
 
+def people_screenshot(out: Path) -> None:
+    """The People view over the test face photos (tests/fixtures/faces), two people named."""
+    from daemons import FIXTURES
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    root = Path(tempfile.mkdtemp(prefix="bui-", dir="/tmp"))
+    address = f"127.0.0.1:{free_tcp_port()}"
+    d = DaemonProcess(root, people=True, extra_args=("--ui", address)).start()
+    try:
+        with d.client() as c:
+            c.add_images([str(FIXTURES / "faces")])
+            deadline = time.monotonic() + 120
+            while (found := c.people()).analysed < found.total:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"faces not read in 120 s: {found}")
+                time.sleep(0.3)
+            for person, name in zip(found.people, ("Ana", "Bo"), strict=False):
+                c.name_person(person.id, name)
+        driver = chromium(1280, 800)
+        try:
+            driver.get(f"http://{address}/")
+            driver.find_element("id", "tab-people").click()
+            WebDriverWait(driver, 30).until(lambda drv: drv.execute_script(
+                "const imgs = [...document.querySelectorAll('#people-grid .person img')];"
+                "return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0);"
+            ))  # fmt: skip
+            driver.execute_script("document.activeElement.blur()")
+            out.parent.mkdir(parents=True, exist_ok=True)
+            driver.save_screenshot(str(out))
+        finally:
+            driver.quit()
+    finally:
+        d.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    print(f"wrote {out}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=1000)
@@ -187,9 +226,13 @@ def main() -> None:
     p.add_argument("--size", default="1920x1280", help="photo size, WxH (4000x3000: 12 MP)")
     p.add_argument("--out", default=str(REPO / "benchmarks/results/ui.json"))
     p.add_argument("--screenshot", default=None, help="only write the README's screenshot there")
+    p.add_argument("--people-screenshot", default=None, help="only write the People view's screenshot there")
     args = p.parse_args()
     if args.screenshot:
         screenshot(Path(args.screenshot))
+        return
+    if args.people_screenshot:
+        people_screenshot(Path(args.people_screenshot))
         return
     width, height = (int(v) for v in args.size.lower().split("x"))
     r = measure(args.n, args.runs, (width, height))

@@ -33,10 +33,12 @@ from isearchd.messages import (
     DbInfoRequest,
     DupsReply,
     DupsRequest,
+    FaceRequest,
     Hello,
     HelloRequest,
     HidePersonRequest,
     Hit,
+    ImageInfo,
     ImageInfoRequest,
     ImageRef,
     ListDbsRequest,
@@ -167,7 +169,7 @@ class Handler:
             case DbInfoRequest():
                 return eng.db_info(req.db)
             case ImageInfoRequest():
-                return eng.image(req.db, req.image_id)
+                return self._image_info(req)
             case UiRequest():
                 if self.web is None:
                     raise InvalidRequest("this daemon does not serve the web page")
@@ -189,7 +191,7 @@ class Handler:
             case (
                 PeopleRequest() | PersonRequest() | NamePersonRequest() | MergePeopleRequest()
                 | SplitPersonRequest() | RemoveFaceRequest() | HidePersonRequest()
-                | PeopleSettingsRequest()
+                | PeopleSettingsRequest() | FaceRequest()
             ):  # fmt: skip
                 return eng.people.answer(req)  # (a path here names a stored photo: nothing is read)
         raise InvalidRequest(f"unknown op {req.op!r}")  # pragma: no cover - the op table knows them all
@@ -252,6 +254,11 @@ class Handler:
             return [_hit(h) for h in hits]
         named = self.engine.people.named_in(req.db, [h.id for h in hits if h.id is not None])
         return [msgspec.structs.replace(_hit(h), people=named.get(h.id or -1, [])) for h in hits]
+
+    def _image_info(self, req: ImageInfoRequest) -> ImageInfo:
+        info = self.engine.image(req.db, req.image_id)
+        names = self.engine.people.named_in_image(req.db, req.image_id) if req.people else None
+        return info if names is None else msgspec.structs.replace(info, people=names)
 
     def _dups(self, req: DupsRequest) -> DupsReply:
         rules = DupRules(min_similarity=float(req.similarity))

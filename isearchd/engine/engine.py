@@ -98,7 +98,7 @@ class Engine:
             [MetadataPass(self.places), LooksPass(), *found, *analyses], self.jobs, self.gate
         )
         self.people = People(
-            lambda name: self.database(name, create=False), self.jobs, faces, self.analyses.start
+            lambda name: self.database(name, create=False), self.jobs, faces, self.analyses.start, self.image
         )
 
     # -- databases -------------------------------------------------------------------------------

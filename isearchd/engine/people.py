@@ -1,4 +1,5 @@
-"""What the people ops do: list the people of a database, show one, and the user's corrections.
+"""What the people ops do: list the people of a database, show one, say where a face is, and the
+user's corrections.
 
 Reads go to the database's readers; every change (a name, a merge and its undo, a face removed
 from a person, hide, on/off, forget) is a job of the engine's one write queue, as every write.
@@ -15,7 +16,10 @@ from isearchd.engine.faces import FacesAnalysis
 from isearchd.engine.jobqueue import JobQueue
 from isearchd.errors import InvalidRequest, NotFound
 from isearchd.messages import (
+    FaceLocation,
+    FaceRequest,
     HidePersonRequest,
+    ImageInfo,
     MergePeopleRequest,
     NamePersonRequest,
     PeopleList,
@@ -46,12 +50,14 @@ PeopleOp = (
     | RemoveFaceRequest
     | HidePersonRequest
     | PeopleSettingsRequest
+    | FaceRequest
 )
 NOT_KEPT = "people are kept by the embedded store only, for now: database {name!r} is in Qdrant"
 
 
 class People:
-    """The people ops over the engine's databases (``database``: open one by name)."""
+    """The people ops over the engine's databases (``database``: open one by name; ``image``: one
+    image of a database by id, as ``image_info`` answers it)."""
 
     def __init__(
         self,
@@ -59,13 +65,15 @@ class People:
         jobs: JobQueue,
         faces: FacesAnalysis | None,
         restart: Callable[[ImageDatabase], None],
+        image: Callable[[str, int], ImageInfo],
     ) -> None:
         self._database = database
         self._jobs = jobs
         self.faces = faces
         self._restart = restart  # look for photos to read again (people turned on)
+        self._image = image
 
-    def answer(self, req: PeopleOp) -> PeopleList | PersonPhotos | PeopleState:
+    def answer(self, req: PeopleOp) -> PeopleList | PersonPhotos | PeopleState | FaceLocation:
         db, people = self._open(req.db)
         match req:
             case PeopleRequest():
@@ -91,11 +99,22 @@ class People:
                 return self._state(db, people, req.person)
             case PeopleSettingsRequest():
                 return self._settings(db, people, req)
+            case FaceRequest():
+                crop = people.face_crop_box(req.face)  # NotFound for a face that is gone
+                image = self._image(db.name, crop.image_id)
+                return FaceLocation(face=crop.face_id, person=crop.person_id, box=crop.box, image=image)
 
     def named_in(self, db_name: str, image_ids: Sequence[int]) -> dict[int, list[str]]:
         """The names of the named people in each of these images (a search's hits)."""
         _, people = self._open(db_name)
         return people.people_in_images(image_ids)
+
+    def named_in_image(self, db_name: str, image_id: int) -> list[str] | None:
+        """The named people in one image; None when ``db_name`` keeps no people (Qdrant)."""
+        db = self._database(db_name)
+        if not isinstance(db, PeopleStore):
+            return None
+        return db.people_in_images([image_id]).get(image_id, [])
 
     def check_names(self, db: ImageDatabase, names: Sequence[str]) -> None:
         """``NotFound`` (naming the closest names) unless each name is a person of ``db``."""
@@ -109,7 +128,14 @@ class People:
         total = db.count()
         pending = db.count_pending("faces", self.faces.version) if self.faces is not None else total
         entries = [
-            PersonEntry(id=p.id, name=p.name, photos=p.photos, sample=p.sample_path, hidden=p.hidden)
+            PersonEntry(
+                id=p.id,
+                name=p.name,
+                photos=p.photos,
+                sample=p.sample_path,
+                hidden=p.hidden,
+                face=p.sample_face_id,
+            )
             for p in people.people_list(hidden)
         ]
         enabled = people.people_enabled()
@@ -120,7 +146,7 @@ class People:
         return PersonPhotos(
             id=person_id,
             name=people.person_name(person_id),
-            photos=[PersonPhoto(path=p.path, box=p.box) for p in photos],
+            photos=[PersonPhoto(path=p.path, box=p.box, face=p.face_id, id=p.image_id) for p in photos],
         )
 
     def _settings(self, db: ImageDatabase, people: PeopleStore, req: PeopleSettingsRequest) -> PeopleState:

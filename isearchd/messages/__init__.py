@@ -13,6 +13,8 @@ May import: ``reports``, ``files``, ``errors`` (the foundation). Every layer may
 from isearchd.messages.base import ImageRef, JsonObject, Message
 from isearchd.messages.ops import OPS, Op
 from isearchd.messages.people import (
+    FaceLocation,
+    FaceRequest,
     HidePersonRequest,
     MergePeopleRequest,
     NamePersonRequest,
@@ -88,6 +90,8 @@ __all__ = [
     "DupsReply",
     "DupsRequest",
     "EngineStatus",
+    "FaceLocation",
+    "FaceRequest",
     "FileItem",
     "FileStat",
     "FolderState",

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from isearchd.messages.people import (
+    FaceLocation,
+    FaceRequest,
     HidePersonRequest,
     MergePeopleRequest,
     NamePersonRequest,
@@ -104,5 +106,6 @@ OPS: dict[str, Op] = {
         Op(RemoveFaceRequest, PeopleState),
         Op(HidePersonRequest, PeopleState),
         Op(PeopleSettingsRequest, PeopleState),
+        Op(FaceRequest, FaceLocation, retry=True),
     )
 }

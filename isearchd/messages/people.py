@@ -2,7 +2,8 @@
 corrections (name, merge and its undo, a face that is not that person, hide, forget, on/off).
 
 Person ids are the database's own (stable while the person has faces or a name). A photo is
-named by its path, as a search result shows it.
+named by its path, as a search result shows it. A face has an id too (``PersonEntry.face``,
+``PersonPhoto.face``): ``face`` says where it is, to cut its picture out (the web page's crops).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import msgspec
 
 from isearchd.errors import BadField
 from isearchd.messages.base import Absolute, Message, NonEmpty, daemon_path
+from isearchd.messages.replies import ImageInfo
 from isearchd.messages.requests import DEFAULT_DB, Request
 
 
@@ -31,12 +33,13 @@ class PersonRequest(Request, frozen=True, kw_only=True):
 
 
 class NamePersonRequest(Request, frozen=True, kw_only=True):
-    """Name a person (``name`` None: take the name away)."""
+    """Name a person (``name`` None: take the name away; it has that default because the protocol
+    reads a null field as a missing one, so a required ``name`` could never be taken away)."""
 
     op = "name_person"
     db: NonEmpty = DEFAULT_DB
     person: int
-    name: str | None
+    name: str | None = None
 
     def __post_init__(self) -> None:
         if self.name is not None and (not self.name.strip() or len(self.name) > 200):
@@ -82,6 +85,14 @@ class HidePersonRequest(Request, frozen=True, kw_only=True):
     hidden: bool = True
 
 
+class FaceRequest(Request, frozen=True, kw_only=True):
+    """Where face ``face`` is: its photo and its box (``NotFound`` once it is gone)."""
+
+    op = "face"
+    db: NonEmpty = DEFAULT_DB
+    face: int
+
+
 class PeopleSettingsRequest(Request, frozen=True, kw_only=True):
     """Turn people on or off for ``db`` (``enabled``), or ``forget``: delete every face,
     descriptor, person and name of ``db`` and turn people off for it."""
@@ -102,6 +113,7 @@ class PersonEntry(Message, frozen=True, kw_only=True):
     photos: int
     sample: str | None  # the path of one photo of theirs
     hidden: bool = False
+    face: int | None = None  # the id of their face in ``sample`` (their best)
 
 
 class PeopleList(Message, frozen=True, kw_only=True):
@@ -117,6 +129,8 @@ class PeopleList(Message, frozen=True, kw_only=True):
 class PersonPhoto(Message, frozen=True, kw_only=True):
     path: str
     box: tuple[int, int, int, int]  # the face: left, top, width, height in the photo's pixels
+    face: int | None = None  # the face's id (None only from a daemon older than face ids)
+    id: int | None = None  # the photo's id in its database, as search hits carry it
 
 
 class PersonPhotos(Message, frozen=True, kw_only=True):
@@ -132,3 +146,13 @@ class PeopleState(Message, frozen=True, kw_only=True):
     db: str
     enabled: bool
     person: int | None = None
+
+
+class FaceLocation(Message, frozen=True, kw_only=True):
+    """A face: the photo it is in (as ``image_info`` answers), its box in the photo's own pixels
+    (after EXIF orientation: left, top, width, height) and its person (None: nobody yet)."""
+
+    face: int
+    person: int | None
+    box: tuple[int, int, int, int]
+    image: ImageInfo

@@ -63,7 +63,8 @@ class Hit(PhotoFacts, frozen=True, kw_only=True):
 
 
 class ImageInfo(PhotoFacts, frozen=True, kw_only=True):
-    """One image of a database by id: where it is, its file's size, time and content hash."""
+    """One image of a database by id: where it is, its file's size, time and content hash (and
+    the named people in it, when asked and the database keeps people)."""
 
     id: int
     label: str
@@ -72,6 +73,7 @@ class ImageInfo(PhotoFacts, frozen=True, kw_only=True):
     bytes: int | None = None
     mtime_ns: int | None = None
     hash: str | None = None
+    people: list[str] | msgspec.UnsetType = msgspec.UNSET
 
 
 class DupImage(Message, frozen=True, kw_only=True):

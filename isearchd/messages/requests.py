@@ -221,11 +221,13 @@ class ClearDbRequest(Request, frozen=True, kw_only=True):
 
 
 class ImageInfoRequest(Request, frozen=True, kw_only=True):
-    """One image of a database by its id (as search hits and dups groups carry it)."""
+    """One image of a database by its id (as search hits and dups groups carry it); ``people``:
+    with the named people in it (a database that keeps people)."""
 
     op = "image_info"
     db: NonEmpty = DEFAULT_DB
     image_id: int
+    people: bool = False
 
 
 class UiRequest(Request, frozen=True, kw_only=True):

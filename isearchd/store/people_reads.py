@@ -91,21 +91,24 @@ class PersonSummary:
 
 @dataclass(frozen=True)
 class PersonPhoto:
-    """A photo a person is in, with the box of that person's (best) face in it."""
+    """A photo a person is in, with that person's (best) face in it: its box and id."""
 
     image_id: int
     path: str
     box: Box
+    face_id: int
 
 
 @dataclass(frozen=True)
 class FaceCrop:
-    """Where a face is: its photo (id and path on this machine) and its box."""
+    """Where a face is: its photo (id and path on this machine), its box and its person (None:
+    nobody yet)."""
 
     face_id: int
     image_id: int
     path: str
     box: Box
+    person_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -176,13 +179,13 @@ def faces_in_image(conn: sqlite3.Connection, image_id: int) -> list[Face]:
 def face_crop_box(conn: sqlite3.Connection, face_id: int) -> FaceCrop:
     """Where face ``face_id`` is, to cut its thumbnail; NotFound when it is gone."""
     row = conn.execute(
-        """SELECT f.image_id, i.path, f.left, f.top, f.width, f.height
+        """SELECT f.image_id, i.path, f.left, f.top, f.width, f.height, f.person_id
            FROM faces f JOIN images i ON i.id = f.image_id WHERE f.id = ?""",
         [face_id],
     ).fetchone()
     if row is None:
         raise NotFound(f"there is no face {face_id} (its photo may have been removed or changed)")
-    return FaceCrop(face_id, row[0], from_db(row[1]), (row[2], row[3], row[4], row[5]))
+    return FaceCrop(face_id, row[0], from_db(row[1]), (row[2], row[3], row[4], row[5]), row[6])
 
 
 def people_counts(conn: sqlite3.Connection) -> PeopleCounts:
@@ -233,15 +236,15 @@ def person_photos(conn: sqlite3.Connection, person_id: int) -> list[PersonPhoto]
     (``taken_local``), then photos without one, newest added first (highest id)."""
     require_person(conn, person_id)
     rows = conn.execute(
-        """SELECT f.image_id, i.path, f.left, f.top, f.width, f.height
+        """SELECT f.image_id, i.path, f.left, f.top, f.width, f.height, f.id
            FROM faces f JOIN images i ON i.id = f.image_id WHERE f.person_id = ?
            ORDER BY i.taken_local IS NULL, i.taken_local DESC, f.image_id DESC, f.score DESC, f.id""",
         [person_id],
     )
     photos: dict[int, PersonPhoto] = {}
-    for image_id, path, *box in rows:
+    for image_id, path, left, top, width, height, face_id in rows:
         if image_id not in photos:  # the first row of an image is the person's best face in it
-            photos[image_id] = PersonPhoto(image_id, from_db(path), (box[0], box[1], box[2], box[3]))
+            photos[image_id] = PersonPhoto(image_id, from_db(path), (left, top, width, height), face_id)
     return list(photos.values())
 
 

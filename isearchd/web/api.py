@@ -10,6 +10,7 @@ are asked for by database and id, and the daemon reads only the paths its catalo
     GET  /api/dbs     GET /api/status?db=DB     GET /api/image/DB/ID     GET /api/dups?db&min&folder&n
     POST /api/open    {"db", "id"}: open the image's folder (a browser on the daemon's machine only)
     GET  /thumb/DB/ID   GET /image/DB/ID
+    the people routes and the face crops: ``isearchd.web.people``
 
 Routes are module-level functions; what they share (the daemon, the thumbnails, the security
 policy, the page's files) is the application's ``state``, set once by ``build_app``.
@@ -18,12 +19,11 @@ policy, the page's files) is the application's ``state``, set once by ``build_ap
 from __future__ import annotations
 
 from importlib import resources
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -35,35 +35,30 @@ from isearchd.messages import (
     ImageInfo,
     ImageInfoRequest,
     ImageRef,
-    JsonObject,
     ListDbsRequest,
-    MergePeopleRequest,
-    Message,
-    NamePersonRequest,
-    PeopleRequest,
-    PersonRequest,
-    RemoveFaceRequest,
     StatusRequest,
 )
-from isearchd.messages import Request as DaemonRequest
 from isearchd.protocol import to_wire
 from isearchd.version import __version__
 from isearchd.web.forms import (
     answers_errors,
     int_param,
     is_loopback_client,
+    json_body,
+    json_reply,
     number_param,
     search_fields,
     upload,
+    with_urls,
 )
 from isearchd.web.guard import Guard, Policy
 from isearchd.web.login import login, login_form
-from isearchd.web.state import Backend, Page, page_of
+from isearchd.web.people import PEOPLE_ROUTES, PLACEHOLDER_HEADERS
+from isearchd.web.state import Backend, Page, ask, page_of
 from isearchd.web.thumbs import Thumbnails
 
 DEFAULT_RESULTS = 50
 _NO_STORE = {"cache-control": "no-store"}
-_PLACEHOLDER_HEADERS = {"cache-control": "no-store", "x-imgsearch-placeholder": "1"}
 
 
 def _static(name: str) -> bytes:
@@ -77,23 +72,6 @@ def build_app(backend: Backend, thumbs: Thumbnails, policy: Policy) -> Guard:
     app = Starlette(routes=ROUTES)
     app.state.page = Page(backend, thumbs, policy, index, _static("login.html"), _static("placeholder.svg"))
     return Guard(app, policy)
-
-
-async def _ask(request: Request, daemon_request: DaemonRequest) -> Any:
-    return await run_in_threadpool(page_of(request).backend.request, daemon_request)
-
-
-def _with_urls(db: str, item: Message) -> JsonObject:
-    """An image (a hit, a group's image, an image's details) with its picture URLs."""
-    data: JsonObject = to_wire(item)
-    image_id = data.get("id")
-    if image_id is None:
-        return {**data, "thumbnail": None, "image": None}
-    return {**data, "thumbnail": f"/thumb/{db}/{image_id}", "image": f"/image/{db}/{image_id}"}
-
-
-def _json(content: Any) -> JSONResponse:
-    return JSONResponse(content, headers=_NO_STORE)
 
 
 async def page(request: Request) -> Response:
@@ -113,7 +91,7 @@ async def search(request: Request) -> Response:
         query, kind, asked = image.display, "image", form.request(db, image=image)
     elif like:
         liked = ImageInfoRequest(db=db, image_id=int_param(like, "like", 0, 2**62))
-        info: ImageInfo = await _ask(request, liked)
+        info: ImageInfo = await ask(request, liked)
         query, kind, asked = info.label, "like", form.request(db, like=info.label)
     elif params.get("q", "").strip():
         query, kind, asked = params["q"], "text", form.request(db, text=params["q"])
@@ -121,27 +99,27 @@ async def search(request: Request) -> Response:
         query, kind, asked = ", ".join(form.people), "people", form.request(db)
     else:
         raise InvalidRequest("give a text (q), an image of the database (like), an image file or a person")
-    hits = await _ask(request, asked)
-    return _json(
+    hits = await ask(request, asked)
+    return json_reply(
         {"query": query, "kind": kind, "db": db, "min_similarity": form.similarity,
-         "sort": form.sort, "results": [_with_urls(db, h) for h in hits]}
+         "sort": form.sort, "results": [with_urls(db, h) for h in hits]}
     )  # fmt: skip
 
 
 @answers_errors
 async def dbs(request: Request) -> Response:
-    return _json({"dbs": await _ask(request, ListDbsRequest()), "default": "default"})
+    return json_reply({"dbs": await ask(request, ListDbsRequest()), "default": "default"})
 
 
 @answers_errors
 async def status(request: Request) -> Response:
     db = request.query_params.get("db") or "default"
-    info = await _ask(request, StatusRequest())
+    info = await ask(request, StatusRequest())
     try:
-        size = (await _ask(request, DbInfoRequest(db=db))).size
+        size = (await ask(request, DbInfoRequest(db=db))).size
     except ISearchError:
         size = None  # a database that does not exist yet
-    return _json(
+    return json_reply(
         {"version": info.version, "model": info.model, "queue": info.queue, "watch": to_wire(info.watch),
          "metadata": to_wire(info.metadata), "db": db, "images": size, "local": is_loopback_client(request),
          "people": to_wire(info.analyses.get("faces", {}).get(db))}
@@ -151,16 +129,16 @@ async def status(request: Request) -> Response:
 @answers_errors
 async def image_info(request: Request) -> Response:
     db, image_id = request.path_params["db"], request.path_params["id"]
-    info = _with_urls(db, await _ask(request, ImageInfoRequest(db=db, image_id=image_id)))
+    info = with_urls(db, await ask(request, ImageInfoRequest(db=db, image_id=image_id, people=True)))
     info.pop("mtime_ns", None)
-    return _json(info)
+    return json_reply(info)
 
 
 @answers_errors
 async def dups(request: Request) -> Response:
     p = request.query_params
     db = p.get("db") or "default"
-    found = await _ask(
+    found = await ask(
         request,
         DupsRequest(
             db=db,
@@ -169,80 +147,32 @@ async def dups(request: Request) -> Response:
             within=p.get("folder") or None,
         ),
     )
-    groups = [{**to_wire(g), "images": [_with_urls(db, i) for i in g.images]} for g in found.groups]
-    return _json({"db": db, "min_similarity": found.min_similarity, "total": found.total, "groups": groups})
-
-
-async def _body(request: Request, shape: str) -> JsonObject:
-    """A POST's JSON object (``shape``: what it should hold, for the error)."""
-    try:
-        body = await request.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        raise InvalidRequest(f"send {shape}")
-    return body
+    groups = [{**to_wire(g), "images": [with_urls(db, i) for i in g.images]} for g in found.groups]
+    return json_reply(
+        {"db": db, "min_similarity": found.min_similarity, "total": found.total, "groups": groups}
+    )
 
 
 @answers_errors
 async def open_folder(request: Request) -> Response:
     if not is_loopback_client(request):
         raise PermissionDenied("folders open only for a browser on the daemon's own machine")
-    body = await _body(request, '{"db": ..., "id": ...}')
+    body = await json_body(request, '{"db": ..., "id": ...}')
     db = str(body.get("db") or "default")
     image_id = int_param(str(body.get("id")), "id", 0, 2**62)
-    info: ImageInfo = await _ask(request, ImageInfoRequest(db=db, image_id=image_id))
+    info: ImageInfo = await ask(request, ImageInfoRequest(db=db, image_id=image_id))
     folder = info.path.rsplit("/", 1)[0] or "/"
     await run_in_threadpool(open_paths, [folder])
-    return _json({"opened": folder})
-
-
-@answers_errors
-async def people(request: Request) -> Response:
-    db = request.query_params.get("db") or "default"
-    hidden = request.query_params.get("all", "") in ("1", "true")
-    return _json(to_wire(await _ask(request, PeopleRequest(db=db, hidden=hidden))))
-
-
-@answers_errors
-async def person(request: Request) -> Response:
-    db = request.query_params.get("db") or "default"
-    return _json(to_wire(await _ask(request, PersonRequest(db=db, person=request.path_params["id"]))))
-
-
-@answers_errors
-async def name_person(request: Request) -> Response:
-    body = await _body(request, '{"db": ..., "name": ...}')
-    name, db = body.get("name"), str(body.get("db") or "default")
-    asked = NamePersonRequest(db=db, person=request.path_params["id"], name=str(name) if name else None)
-    return _json(to_wire(await _ask(request, asked)))
-
-
-@answers_errors
-async def merge_people(request: Request) -> Response:
-    body = await _body(request, '{"db": ..., "people": [id, id, ...]}')
-    ids = body.get("people")
-    if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
-        raise InvalidRequest('"people" must be a list of person ids')
-    asked = MergePeopleRequest(db=str(body.get("db") or "default"), people=ids)
-    return _json(to_wire(await _ask(request, asked)))
-
-
-@answers_errors
-async def remove_face(request: Request) -> Response:
-    body = await _body(request, '{"db": ..., "path": ...}')
-    db = str(body.get("db") or "default")
-    asked = RemoveFaceRequest(db=db, person=request.path_params["id"], path=str(body.get("path") or ""))
-    return _json(to_wire(await _ask(request, asked)))
+    return json_reply({"opened": folder})
 
 
 async def _picture(request: Request, full: bool) -> Response:
     page = page_of(request)
     db, image_id = request.path_params["db"], request.path_params["id"]
     try:
-        info: ImageInfo = await _ask(request, ImageInfoRequest(db=db, image_id=image_id))
+        info: ImageInfo = await ask(request, ImageInfoRequest(db=db, image_id=image_id))
     except ISearchError:
-        return Response(page.placeholder, media_type="image/svg+xml", headers=_PLACEHOLDER_HEADERS)
+        return Response(page.placeholder, media_type="image/svg+xml", headers=PLACEHOLDER_HEADERS)
     etag = f'"{info.hash}{"" if full else "-t"}"'
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers={"etag": etag})
@@ -252,7 +182,7 @@ async def _picture(request: Request, full: bool) -> Response:
     else:
         data, media = await page.thumbs.thumbnail(info), "image/webp"
     if data is None:
-        return Response(page.placeholder, media_type="image/svg+xml", headers=_PLACEHOLDER_HEADERS)
+        return Response(page.placeholder, media_type="image/svg+xml", headers=PLACEHOLDER_HEADERS)
     return Response(data, media_type=media, headers={"etag": etag, "cache-control": "private, max-age=300"})
 
 
@@ -274,11 +204,7 @@ ROUTES = [
     Route("/api/image/{db}/{id:int}", image_info),
     Route("/api/dups", dups),
     Route("/api/open", open_folder, methods=["POST"]),
-    Route("/api/people", people),
-    Route("/api/people/merge", merge_people, methods=["POST"]),
-    Route("/api/people/{id:int}", person),
-    Route("/api/people/{id:int}/name", name_person, methods=["POST"]),
-    Route("/api/people/{id:int}/remove", remove_face, methods=["POST"]),
+    *PEOPLE_ROUTES,
     Route("/thumb/{db}/{id:int}", thumb),
     Route("/image/{db}/{id:int}", full_image),
     Mount("/static", StaticFiles(packages=[("isearchd.web", "static")])),

@@ -1,22 +1,24 @@
 """What the page sends, read into the protocol's terms: query parameters, uploads, and errors.
 
 ``search_fields`` reads the page's search parameters into a ``SearchForm`` (a ``SearchRequest``
-less the database and the query); ``upload`` reads a dropped image; ``answers_errors`` turns a
-route's ``ISearchError`` into the protocol's error object with an HTTP status.
+less the database and the query); ``upload`` reads a dropped image, ``json_body`` a POST's JSON;
+``json_reply`` answers; ``answers_errors`` turns a route's ``ISearchError`` into the protocol's
+error object with an HTTP status.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from isearchd.errors import InvalidRequest, ISearchError
-from isearchd.messages import ImageRef, SearchRequest
-from isearchd.protocol import is_loopback
+from isearchd.messages import ImageRef, JsonObject, Message, SearchRequest
+from isearchd.protocol import is_loopback, to_wire
 
 # An image dropped on the page: at most this many bytes (the daemon's own bomb guard decodes it).
 UPLOAD_MAX_BYTES = 32 * 1024 * 1024
@@ -92,6 +94,32 @@ async def upload(request: Request, params: dict[str, str]) -> ImageRef:
     if len(data) > UPLOAD_MAX_BYTES:
         raise InvalidRequest(f"the image is larger than {UPLOAD_MAX_BYTES // (1024 * 1024)} MB")
     return ImageRef(data=data, name=(file.filename or "dropped image")[:200])
+
+
+async def json_body(request: Request, shape: str) -> JsonObject:
+    """A POST's JSON object (``shape``: what it should hold, for the error)."""
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise InvalidRequest(f"send {shape}")
+    return body
+
+
+def with_urls(db: str, item: Message) -> JsonObject:
+    """An image (a hit, a group's image, an image's details, a person's photo) with its picture
+    URLs (None for an image without an id)."""
+    data: JsonObject = to_wire(item)
+    image_id = data.get("id")
+    if image_id is None:
+        return {**data, "thumbnail": None, "image": None}
+    return {**data, "thumbnail": f"/thumb/{db}/{image_id}", "image": f"/image/{db}/{image_id}"}
+
+
+def json_reply(content: Any) -> JSONResponse:
+    """An API answer (never cached: it changes as photos are added)."""
+    return JSONResponse(content, headers=_NO_STORE)
 
 
 def int_param(text: str, name: str, low: int, high: int) -> int:

@@ -1,7 +1,7 @@
 """What the page's routes share: the daemon, the thumbnails, the security policy, its files.
 
 ``build_app`` (``isearchd.web.api``) makes one ``Page`` and keeps it in the application's
-``state``; every route reads it with ``page_of(request)``.
+``state``; every route reads it with ``page_of(request)`` and asks the daemon with ``ask``.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from isearchd.client import Client
@@ -47,3 +48,8 @@ class Page:
 def page_of(request: Request) -> Page:
     page: Page = request.app.state.page
     return page
+
+
+async def ask(request: Request, daemon_request: DaemonRequest) -> Any:
+    """The daemon's answer to ``daemon_request`` (asked on a worker thread, not the event loop)."""
+    return await run_in_threadpool(page_of(request).backend.request, daemon_request)

@@ -8,7 +8,8 @@ that was sent as bytes over TCP and has no file here) is ``None``: the page show
 Thumbnails are WebP, ``THUMB_SIDE`` px on the long side, EXIF orientation applied, made on first
 request in a small worker pool (never in the threads that answer searches) and kept on disk
 below the data home, keyed by content hash (copies of a photo share one), at most ``max_bytes``
-in all: beyond it the oldest are removed. A deleted cache is simply made again.
+in all: beyond it the oldest are removed. A deleted cache is simply made again. Face crops
+(``isearchd.web.faces``) are made in the same pool and kept in the same cache.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -54,17 +56,21 @@ class Thumbnails:
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def _file(self, digest: str) -> Path:
-        return self.folder / digest[:2] / f"{digest}.webp"
+    def _file(self, key: str) -> Path:
+        return self.folder / key[:2] / f"{key}.webp"
 
     # -- thumbnails ------------------------------------------------------------------------------
 
     async def thumbnail(self, image: ImageInfo) -> bytes | None:
         """The WebP thumbnail of an image (``Client.image_info``), or None (placeholder)."""
-        digest = image.hash
-        if digest is None or not _unchanged(image):
+        if image.hash is None or not unchanged(image):
             return None
-        cached = self._file(digest)
+        return await self.cached(image.hash, lambda: self._make(image))
+
+    async def cached(self, key: str, make: Callable[[], bytes | None]) -> bytes | None:
+        """The picture kept under ``key`` (it starts with a content hash); else ``make``'s, made
+        in the worker pool (once, however many ask at the same time) and kept (None: not kept)."""
+        cached = self._file(key)
         try:
             data = cached.read_bytes()
             if time.time() - cached.stat().st_mtime > TOUCH_AFTER_S:
@@ -73,20 +79,26 @@ class Thumbnails:
         except OSError:
             pass
         with self._lock:
-            future = self._pending.get(digest)
+            future = self._pending.get(key)
             if future is None:
-                future = self._pool.submit(self._make, image)
-                self._pending[digest] = future
-                future.add_done_callback(lambda _f: self._forget(digest))
+                future = self._pool.submit(self._keep, key, make)
+                self._pending[key] = future
+                future.add_done_callback(lambda _f: self._forget(key))
         return await asyncio.wrap_future(future)
 
-    def _forget(self, digest: str) -> None:
+    def _forget(self, key: str) -> None:
         with self._lock:
-            self._pending.pop(digest, None)
+            self._pending.pop(key, None)
+
+    def _keep(self, key: str, make: Callable[[], bytes | None]) -> bytes | None:
+        made = make()
+        if made is not None:
+            self._store(key, made)
+        return made
 
     def _make(self, image: ImageInfo) -> bytes | None:
-        data = _read_indexed(image)
-        if data is None or image.hash is None:
+        data = read_indexed(image)
+        if data is None:
             return None
         try:
             picture = load_image(data, min_side=THUMB_SIDE, name=image.path)
@@ -94,11 +106,7 @@ class Thumbnails:
             log.info("no thumbnail for %s: %s", image.path, e.message)
             return None
         picture.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.LANCZOS)
-        out = io.BytesIO()
-        picture.save(out, "WEBP", quality=THUMB_QUALITY, method=4)
-        thumb = out.getvalue()
-        self._store(image.hash, thumb)
-        return thumb
+        return webp(picture)
 
     def _store(self, digest: str, thumb: bytes) -> None:
         target = self._file(digest)
@@ -150,7 +158,7 @@ class Thumbnails:
         return await asyncio.wrap_future(self._pool.submit(self._full, image))
 
     def _full(self, image: ImageInfo) -> tuple[bytes, str] | None:
-        data = _read_indexed(image)
+        data = read_indexed(image)
         if data is None:
             return None
         kind = WEB_TYPES.get(image.type or "")
@@ -165,7 +173,13 @@ class Thumbnails:
         return out.getvalue(), "image/jpeg"
 
 
-def _unchanged(image: ImageInfo) -> bool:
+def webp(picture: Image.Image) -> bytes:
+    out = io.BytesIO()
+    picture.save(out, "WEBP", quality=THUMB_QUALITY, method=4)
+    return out.getvalue()
+
+
+def unchanged(image: ImageInfo) -> bool:
     """Whether the image's file is still as it was indexed (size and modification time)."""
     try:
         st = Path(image.path).stat()
@@ -174,7 +188,7 @@ def _unchanged(image: ImageInfo) -> bool:
     return st.st_size == image.bytes and st.st_mtime_ns == image.mtime_ns
 
 
-def _read_indexed(image: ImageInfo) -> bytes | None:
+def read_indexed(image: ImageInfo) -> bytes | None:
     """The file's bytes when they are exactly the indexed image's (its content hash)."""
     if image.bytes is None or image.bytes > MAX_SERVED_BYTES:
         return None

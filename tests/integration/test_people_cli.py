@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
@@ -10,9 +11,12 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 from daemons import FIXTURES, DaemonProcess, short_tmpdir
+from PIL import Image
 
 LABELS: dict[str, str] = json.loads((FIXTURES / "faces" / "people.json").read_text())
 
@@ -91,51 +95,134 @@ def test_people_from_the_command_line(people_daemon: DaemonProcess, tmp_path: Pa
     assert after["people"] == [] and after["enabled"] is False
 
 
-def test_people_through_the_web_api(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def web_daemon() -> Iterator[tuple[DaemonProcess, str]]:
+    """(daemon, page address): people on, the web page on loopback."""
     from daemons import free_tcp_port
-    from web import csrf_token, request
 
     root = short_tmpdir()
     address = f"127.0.0.1:{free_tcp_port()}"
     d = DaemonProcess(root, people=True, extra_args=("--ui", address)).start()
     try:
-        with d.client("web") as c:
-            c.add_images([str(FIXTURES / "faces")])
-        deadline = time.monotonic() + 120
-        while (doc := request(address, "GET", "/api/people?db=web").json())["analysed"] < len(LABELS):
-            assert time.monotonic() < deadline, doc
-            time.sleep(0.3)
-        assert len(doc["people"]) == 4
-        by_label = {LABELS[Path(p["sample"]).name]: p["id"] for p in doc["people"]}
-        ana, bo = by_label["person-a"], by_label["person-b"]
-        headers = {"Content-Type": "application/json", "Origin": f"http://{address}",
-                   "X-CSRF-Token": csrf_token(address)}  # fmt: skip
-
-        def post(path: str, body: object, with_headers: dict[str, str] = headers) -> int:
-            return request(address, "POST", path, headers=with_headers, body=json.dumps(body).encode()).status
-
-        assert post(f"/api/people/{ana}/name", {"db": "web", "name": "Ana"}) == 200
-        forged = {**headers, "X-CSRF-Token": "x"}
-        assert post(f"/api/people/{ana}/name", {"db": "web", "name": "Ana"}, forged) == 403
-        found = request(address, "GET", "/api/search?db=web&person=Ana").json()
-        assert found["kind"] == "people" and {Path(h["path"]).name for h in found["results"]} == {
-            n for n, who in LABELS.items() if who == "person-a"
-        }
-        assert all(h["people"] == ["Ana"] and h["thumbnail"] for h in found["results"])
-        assert post("/api/people/merge", {"db": "web", "people": [bo, ana]}) == 200
-        assert len(request(address, "GET", f"/api/people/{ana}?db=web").json()["photos"]) == 6
-        assert post("/api/people/merge", {"db": "web", "people": "all"}) == 400
-        photo = request(address, "GET", f"/api/people/{ana}?db=web").json()["photos"][0]["path"]
-        assert post(f"/api/people/{ana}/remove", {"db": "web", "path": photo}) == 200
-        left = request(address, "GET", f"/api/people/{ana}?db=web").json()["photos"]
-        assert photo not in {p["path"] for p in left}
-        assert request(address, "GET", "/api/people/987654?db=web").status == 404
-        status = request(address, "GET", "/api/status?db=web").json()
-        assert status["people"] == {"total": 12, "done": 12, "unreadable": 0}
+        yield d, address
         assert d.stop() == 0, d.output()
     finally:
         d.kill()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _people_of(address: str, db: str, photos: int) -> dict[str, Any]:
+    """``GET /api/people`` once faces are read in all ``photos`` photos of ``db``."""
+    from web import request
+
+    deadline = time.monotonic() + 120
+    while (doc := request(address, "GET", f"/api/people?db={db}").json())["analysed"] < photos:
+        assert time.monotonic() < deadline, doc
+        time.sleep(0.3)
+    return doc
+
+
+def test_people_through_the_web_api(web_daemon: tuple[DaemonProcess, str]) -> None:
+    from web import csrf_token, request
+
+    d, address = web_daemon
+    with d.client("web") as c:
+        c.add_images([str(FIXTURES / "faces")])
+    doc = _people_of(address, "web", len(LABELS))
+    assert len(doc["people"]) == 4 and all(isinstance(p["face"], int) for p in doc["people"])
+    by_label = {LABELS[Path(p["sample"]).name]: p["id"] for p in doc["people"]}
+    ana, bo = by_label["person-a"], by_label["person-b"]
+    headers = {"Content-Type": "application/json", "Origin": f"http://{address}",
+               "X-CSRF-Token": csrf_token(address)}  # fmt: skip
+
+    def post(path: str, body: object, with_headers: dict[str, str] = headers) -> int:
+        return request(address, "POST", path, headers=with_headers, body=json.dumps(body).encode()).status
+
+    assert post(f"/api/people/{ana}/name", {"db": "web", "name": "Ana"}) == 200
+    forged = {**headers, "X-CSRF-Token": "x"}
+    assert post(f"/api/people/{ana}/name", {"db": "web", "name": "Ana"}, forged) == 403
+    found = request(address, "GET", "/api/search?db=web&person=Ana").json()
+    assert found["kind"] == "people" and {Path(h["path"]).name for h in found["results"]} == {
+        n for n, who in LABELS.items() if who == "person-a"
+    }
+    assert all(h["people"] == ["Ana"] and h["thumbnail"] for h in found["results"])
+    shown = request(address, "GET", f"/api/image/web/{found['results'][0]['id']}").json()
+    assert shown["people"] == ["Ana"]  # the large view names the people in the photo
+    assert post("/api/people/merge", {"db": "web", "people": [bo, ana]}) == 200
+    photos = request(address, "GET", f"/api/people/{ana}?db=web").json()["photos"]
+    assert len(photos) == 6 and all(p["thumbnail"] == f"/thumb/web/{p['id']}" for p in photos)
+    assert post("/api/people/merge", {"db": "web", "people": "all"}) == 400
+    photo = photos[0]["path"]
+    assert post(f"/api/people/{ana}/remove", {"db": "web", "path": photo}) == 200
+    left = request(address, "GET", f"/api/people/{ana}?db=web").json()["photos"]
+    assert photo not in {p["path"] for p in left}
+    assert request(address, "GET", "/api/people/987654?db=web").status == 404
+    status = request(address, "GET", "/api/status?db=web").json()
+    assert status["people"] == {"total": 12, "done": 12, "unreadable": 0}
+
+
+def _grey(webp: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(webp)).convert("L").resize((64, 64)), dtype=np.float32)
+
+
+def test_face_crops_are_cut_upright_cached_and_checked(
+    web_daemon: tuple[DaemonProcess, str], tmp_path: Path
+) -> None:
+    from web import request
+
+    from isearchd.messages import FaceRequest
+    from isearchd.web.faces import FACE_SIDE
+
+    d, address = web_daemon
+    for name in ("img1.jpg", "img2.jpg", "img4.jpg", "img13.jpg"):
+        shutil.copy(FIXTURES / "faces" / name, tmp_path / name)
+    # img1 as a camera stores a portrait: turned a quarter, EXIF orientation 6 to show it upright
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.open(tmp_path / "img1.jpg").transpose(Image.Transpose.ROTATE_90).save(
+        tmp_path / "turned.jpg", exif=exif, quality=95
+    )
+    with d.client("crops") as c:
+        c.add_images([str(tmp_path)])
+    ana = next(p for p in _people_of(address, "crops", 5)["people"] if p["photos"] == 4)
+    listed = request(address, "GET", f"/api/people/{ana['id']}?db=crops").json()["photos"]
+    photos = {Path(p["path"]).name: p for p in listed}
+    assert set(photos) == {"img1.jpg", "img2.jpg", "img4.jpg", "turned.jpg"}  # upright, she was found
+
+    with d.client("crops") as c:  # the op itself: where the face is, as image_info says
+        where = c.request(FaceRequest(db="crops", face=photos["img1.jpg"]["face"]))
+    assert where.person == ana["id"] and list(where.box) == photos["img1.jpg"]["box"]
+    assert where.image.path == str(tmp_path / "img1.jpg") and where.image.hash
+
+    crops = {}
+    for name in ("img1.jpg", "turned.jpg"):
+        got = request(address, "GET", f"/face/crops/{photos[name]['face']}")
+        assert got.status == 200 and got.headers["content-type"] == "image/webp" and not got.placeholder
+        picture = Image.open(io.BytesIO(got.body))
+        assert picture.format == "WEBP" and FACE_SIDE // 2 <= picture.width <= FACE_SIDE
+        assert abs(picture.width - picture.height) <= 1  # square
+        crops[name] = got
+    upright, turned = _grey(crops["img1.jpg"].body), _grey(crops["turned.jpg"].body)
+    sideways = np.rot90(upright)
+    # the turned copy's crop is her face as upright as the original's, not a quarter turn of it
+    assert np.abs(turned - upright).mean() < np.abs(turned - sideways).mean() / 2
+    again = request(address, "GET", f"/face/crops/{photos['img1.jpg']['face']}",
+                    headers={"If-None-Match": crops["img1.jpg"].headers["etag"]})  # fmt: skip
+    assert again.status == 304
+    kept = list((d.home / "thumbnails").glob(f"*/{where.image.hash}-*.webp"))
+    assert len(kept) == 1  # in the thumbnails' cache, keyed by content hash and box
+
+    missing = request(address, "GET", "/face/crops/987654")
+    assert missing.status == 404 and missing.json()["error"]["code"] == "not_found"
+    assert request(address, "GET", f"/face/nodb/{photos['img1.jpg']['face']}").status == 404
+    (tmp_path / "img2.jpg").write_bytes((tmp_path / "img13.jpg").read_bytes())  # changed since indexed
+    (tmp_path / "img4.jpg").unlink()  # gone
+    for name in ("img2.jpg", "img4.jpg"):
+        gone = request(address, "GET", f"/face/crops/{photos[name]['face']}")
+        assert gone.status == 200 and gone.placeholder and gone.headers["content-type"] == "image/svg+xml"
+    refused = request(address, "GET", f"/face/crops/{photos['img1.jpg']['face']}",
+                      headers={"Sec-Fetch-Site": "cross-site"})  # fmt: skip
+    assert refused.status == 403
 
 
 def test_without_dlib_the_daemon_starts_with_people_off_and_says_why(

@@ -135,6 +135,7 @@ def test_faces_are_stored_with_the_analysis_outcome(tmp_path: Path) -> None:
         )
         crop = db.face_crop_box(stored.id)
         assert (crop.image_id, crop.box, crop.path) == (ids[0], (5, 6, 30, 40), "/photos/00000.jpg")
+        assert crop.person_id is None  # nobody yet
         got = db.grouping_input()
         assert got.unassigned.ids.tolist() == [stored.id]
         assert np.array_equal(got.unassigned.descriptors[0], descriptor)
@@ -204,6 +205,9 @@ def test_the_list_shows_named_people_first_then_the_most_photographed(tmp_path: 
         assert len(photos) == 10 and [p.image_id for p in photos] == sorted(
             (p.image_id for p in photos), reverse=True
         )
+        faces_there = {f.id: f.person_id for p in photos for f in db.faces_in_image(p.image_id)}
+        assert all(faces_there[p.face_id] == who[1] for p in photos)  # each photo names their face
+        assert db.face_crop_box(photos[0].face_id).person_id == who[1]
         with pytest.raises(NotFound, match="no person 999"):
             db.person_photos(999)
 

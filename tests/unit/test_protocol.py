@@ -25,6 +25,7 @@ from isearchd.messages import (
     DupGroup,
     DupImage,
     DupsReply,
+    FaceLocation,
     FileItem,
     FileStat,
     FolderState,
@@ -34,6 +35,7 @@ from isearchd.messages import (
     ImageRef,
     Migrated,
     MigrateRequest,
+    NamePersonRequest,
     PeopleList,
     PeopleState,
     PersonEntry,
@@ -334,8 +336,8 @@ EXAMPLES: dict[str, tuple[dict[str, Any], Any]] = {
         ),
     ),
     "image_info": (
-        {"image_id": 7},
-        ImageInfo(id=7, label="a.jpg", path="/p/a.jpg", bytes=3, mtime_ns=4, hash="ab"),
+        {"image_id": 7, "people": True},
+        ImageInfo(id=7, label="a.jpg", path="/p/a.jpg", bytes=3, mtime_ns=4, hash="ab", people=["Ana"]),
     ),
     "ui": (
         {"listen": "127.0.0.1:0"},
@@ -358,12 +360,14 @@ EXAMPLES: dict[str, tuple[dict[str, Any], Any]] = {
             enabled=True,
             analysed=3,
             total=4,
-            people=[PersonEntry(id=7, name="Ana", photos=3, sample="/p/a.jpg", hidden=False)],
+            people=[PersonEntry(id=7, name="Ana", photos=3, sample="/p/a.jpg", hidden=False, face=31)],
         ),
     ),
     "person": (
         {"person": 7},
-        PersonPhotos(id=7, name="Ana", photos=[PersonPhoto(path="/p/a.jpg", box=(1, 2, 30, 40))]),
+        PersonPhotos(
+            id=7, name="Ana", photos=[PersonPhoto(path="/p/a.jpg", box=(1, 2, 30, 40), face=31, id=5)]
+        ),
     ),
     "name_person": ({"person": 7, "name": "Ana"}, PeopleState(db="default", enabled=True, person=7)),
     "merge_people": ({"people": [7, 12]}, PeopleState(db="default", enabled=True, person=7)),
@@ -371,6 +375,15 @@ EXAMPLES: dict[str, tuple[dict[str, Any], Any]] = {
     "remove_face": ({"person": 7, "path": "/p/a.jpg"}, PeopleState(db="default", enabled=True, person=7)),
     "hide_person": ({"person": 7, "hidden": False}, PeopleState(db="default", enabled=True, person=7)),
     "people_settings": ({"forget": True}, PeopleState(db="default", enabled=False)),
+    "face": (
+        {"db": "fam", "face": 31},
+        FaceLocation(
+            face=31,
+            person=7,
+            box=(1, 2, 30, 40),
+            image=ImageInfo(id=7, label="a.jpg", path="/p/a.jpg", bytes=3, mtime_ns=4, hash="ab", width=60),
+        ),
+    ),
 }
 
 
@@ -533,3 +546,5 @@ def test_people_requests_check_their_fields() -> None:
         with pytest.raises(InvalidRequest, match=needle):
             parse_request(line)
     assert parse_request('{"op": "search", "people": ["Ana"]}') == SearchRequest(people=["Ana"])
+    unnamed = NamePersonRequest(person=7, name=None)  # null: no name (it once read as missing)
+    assert parse_request('{"op": "name_person", "person": 7, "name": null}') == unnamed

@@ -1,4 +1,5 @@
-"""The thumbnail cache's bound: beyond ``max_bytes`` the least recently used are removed."""
+"""The thumbnail cache's bound: beyond ``max_bytes`` the least recently used are removed; and the
+square a face crop cuts."""
 
 from __future__ import annotations
 
@@ -23,3 +24,22 @@ def test_the_cache_stays_within_its_bound_dropping_the_oldest(tmp_path: Path) ->
         assert cache.size() <= 10_000 * EVICT_TO
     finally:
         cache.close()
+
+
+def test_a_face_crop_is_a_square_around_the_face_inside_the_picture() -> None:
+    from isearchd.web.faces import FACE_MARGIN, crop_square
+
+    for box, size in (
+        ((400, 300, 100, 120), (1920, 1080)),  # in the middle
+        ((0, 0, 90, 100), (800, 600)),  # at a corner: moved inside, still square
+        ((750, 550, 50, 50), (800, 600)),  # at the other corner
+        ((10, 5, 300, 280), (320, 300)),  # as large as the picture: shrunk to fit
+    ):
+        left, top, right, bottom = crop_square(box, size)
+        assert right - left == bottom - top > 0
+        assert left >= 0 and top >= 0 and right <= size[0] and bottom <= size[1]
+        side = min(round(max(box[2], box[3]) * (1 + 2 * FACE_MARGIN)), *size)
+        assert right - left == side
+        if side > max(box[2], box[3]):  # room for the face: all of it is in the crop
+            assert left <= box[0] and top <= box[1]
+            assert right >= box[0] + box[2] and bottom >= box[1] + box[3]

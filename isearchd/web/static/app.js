@@ -1,5 +1,5 @@
-// ImgSearch web page: search by text or image, look at results, review duplicates.
-// Plain JavaScript, no build step; talks only to this server's /api/ (see the README).
+// ImgSearch web page: search by text or image, look at results, review duplicates (people.js:
+// the People view). Plain JavaScript, no build step; talks only to this server's /api/ (see the README).
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
@@ -23,11 +23,16 @@ async function api(url, options = {}) {
   return body;
 }
 
-// A form's filled-in fields, and the database, as query parameters.
+// A form's filled-in fields, and the database, as query parameters ("person": one per name of a
+// comma-separated list).
 function formParams(selector) {
   const params = new URLSearchParams();
   for (const [key, value] of new FormData($(selector))) {
-    if (String(value).trim() !== "") params.set(key, String(value).trim());
+    if (key === "person") {
+      String(value).split(",").map((n) => n.trim()).filter(Boolean).forEach((n) => params.append(key, n));
+    } else if (String(value).trim() !== "") {
+      params.set(key, String(value).trim());
+    }
   }
   params.set("db", state.db);
   return params;
@@ -40,7 +45,11 @@ function baseName(path) {
 
 // -- searching -----------------------------------------------------------------------------------
 
+// query: {kind: "text", text} | {kind: "like", id, path, thumbnail} | {kind: "image", file} |
+// {kind: "people"} (the photos of the people named in the filters) | {kind: "person", id, name,
+// face} (one person's photos, people.js).
 async function runSearch(query) {
+  if (query.kind === "person") return showPerson(query);
   state.last = query;
   showTab("search");
   const params = formParams("#filter-form");
@@ -49,6 +58,12 @@ async function runSearch(query) {
     params.set("q", query.text);
   } else if (query.kind === "like") {
     params.set("like", String(query.id));
+  } else if (query.kind === "people") {
+    if (!params.has("person")) {
+      renderResults([]);
+      message("Name someone in Filters › People, or type a description", true);
+      return;
+    }
   } else {
     const form = new FormData();
     form.append("image", query.file, query.file.name || "pasted image");
@@ -59,10 +74,15 @@ async function runSearch(query) {
   const started = performance.now();
   try {
     const answer = await api(`/api/search?${params}`, options);
-    renderResults(answer.results);
+    renderResults(answer.results, query.kind !== "people");
     const secs = ((performance.now() - started) / 1000).toFixed(2);
+    if (query.kind === "people") {
+      message(`${answer.results.length} photos of ${answer.query} (${secs} s)`);
+      return;
+    }
     const what = query.kind === "text" ? `\u201c${query.text}\u201d` : query.kind === "like" ? "more like this" : "the image";
-    message(`${answer.results.length} results for ${what} (${secs} s)`);
+    const who = params.has("person") ? ` with ${params.getAll("person").join(", ")}` : "";
+    message(`${answer.results.length} results for ${what}${who} (${secs} s)`);
   } catch (err) {
     renderResults([]);
     message(err.message, true);
@@ -81,6 +101,10 @@ function showQueryImage(query) {
     img.src = query.thumbnail || "";
     box.querySelector("span").textContent = `More like ${baseName(query.path || "")}`;
     box.hidden = !query.thumbnail;
+  } else if (query.kind === "person") {
+    img.src = query.face === null || query.face === undefined ? "" : faceUrl(query.face);
+    box.querySelector("span").textContent = `Photos of ${personLabel(query)}`;
+    box.hidden = false;
   } else {
     box.hidden = true;
   }
@@ -91,31 +115,35 @@ function where(item) {
   return item.host ? `${item.host}:${item.path}` : item.path;
 }
 
+// A picture of a grid; its similarity shows unless it has none (a person's photos).
 function tile(item, index, onOpen, extra) {
+  const similar = typeof item.similarity === "number";
   const button = document.createElement("button");
   button.className = "tile";
   button.type = "button";
   button.dataset.index = String(index);
-  button.title = `${where(item)}\n${item.similarity.toFixed(1)} %`;
+  button.title = similar ? `${where(item)}\n${item.similarity.toFixed(1)} %` : where(item);
   const img = document.createElement("img");
   img.loading = "lazy";
   img.decoding = "async";
   img.alt = baseName(item.path);
   if (item.thumbnail) img.src = item.thumbnail;
   button.append(img);
-  const sim = document.createElement("span");
-  sim.className = "sim";
-  sim.textContent = `${item.similarity.toFixed(1)}%`;
-  button.append(sim);
+  if (similar) {
+    const sim = document.createElement("span");
+    sim.className = "sim";
+    sim.textContent = `${item.similarity.toFixed(1)}%`;
+    button.append(sim);
+  }
   if (extra) extra(button);
   button.addEventListener("click", () => onOpen(index));
   return button;
 }
 
-function renderResults(results) {
-  state.items = results;
+function renderResults(results, similar = true) {
+  state.items = similar ? results : results.map(({ similarity, ...rest }) => rest);
   const grid = $("#results");
-  grid.replaceChildren(...results.map((item, i) => tile(item, i, (j) => openViewer(state.items, j))));
+  grid.replaceChildren(...state.items.map((item, i) => tile(item, i, (j) => openViewer(state.items, j))));
 }
 
 // -- keyboard navigation of a grid ---------------------------------------------------------------
@@ -152,7 +180,7 @@ function openViewer(items, index) {
   $("#v-path").textContent = where(item);
   $("#v-full").href = item.image || "#";
   const facts = [];
-  if (item.similarity !== undefined) facts.push(["Similarity", `${item.similarity.toFixed(1)} %`]);
+  if (typeof item.similarity === "number") facts.push(["Similarity", `${item.similarity.toFixed(1)} %`]);
   if (item.taken) facts.push(["Taken", item.taken.replace("T", " ") + (item.taken_source === "mtime" ? " (file time)" : "")]);
   if (item.place) facts.push(["Place", item.place]);
   if (item.width && item.height) facts.push(["Size", `${item.width} \u00d7 ${item.height}`]);
@@ -164,6 +192,7 @@ function openViewer(items, index) {
     return [dt, dd];
   }));
   $("#v-open").hidden = !state.local;
+  showViewerPeople(item);
   const dialog = $("#viewer");
   if (!dialog.open) dialog.showModal();
   $("#v-like").focus();
@@ -222,11 +251,13 @@ async function findDups(event) {
 }
 
 function showTab(name) {
-  $("#tab-search").setAttribute("aria-pressed", String(name === "search"));
-  $("#tab-dups").setAttribute("aria-pressed", String(name === "dups"));
+  for (const tab of ["search", "dups", "people"]) {
+    $(`#tab-${tab}`).setAttribute("aria-pressed", String(name === tab));
+  }
   $("#results").hidden = name !== "search";
-  $("#query-image").hidden = name !== "search" || !(state.last && state.last.kind !== "text");
+  $("#query-image").hidden = name !== "search" || !(state.last && !["text", "people"].includes(state.last.kind));
   $("#dups").hidden = name !== "dups";
+  $("#people").hidden = name !== "people";
 }
 
 // -- databases and status ------------------------------------------------------------------------
@@ -281,6 +312,7 @@ function wire() {
     event.preventDefault();
     const text = $("#q").value.trim();
     if (text) runSearch({ kind: "text", text });
+    else if (formParams("#filter-form").has("person")) runSearch({ kind: "people" });
   });
   $("#pick").addEventListener("change", (event) => {
     const file = event.target.files[0];
@@ -291,10 +323,15 @@ function wire() {
     state.db = event.target.value;
     loadStatus();
     if (!$("#dups").hidden) findDups();
+    else if (!$("#people").hidden || (state.last && state.last.kind === "person")) showPeople();
     else if (state.last && state.last.kind !== "like") runSearch(state.last);
   });
-  $("#filter-form").addEventListener("change", () => { if (state.last) runSearch(state.last); });
-  $("#filter-form").addEventListener("submit", (event) => { event.preventDefault(); if (state.last) runSearch(state.last); });
+  const again = () => {
+    if (state.last && state.last.kind !== "person") runSearch(state.last);
+    else if (formParams("#filter-form").has("person")) runSearch({ kind: "people" });
+  };
+  $("#filter-form").addEventListener("change", again);
+  $("#filter-form").addEventListener("submit", (event) => { event.preventDefault(); again(); });
   $("#tab-search").addEventListener("click", () => showTab("search"));
   $("#tab-dups").addEventListener("click", () => { showTab("dups"); if (!groupsShown.length) findDups(); });
   $("#dups-form").addEventListener("submit", findDups);

@@ -1,0 +1,198 @@
+"""The web page's People view in a real browser (headless system Chromium, one session for the
+module), served by a real daemon with people on over the face photos (tests/fixtures/faces: four
+labelled people, three photos each): the faces, naming in place, a person's photos, merging,
+taking a face out of a person in the large view, and the person filter of the search form.
+
+The tests run in file order and build on each other (one database): Ana is named, then shown,
+then loses a photo; Cy and Dee are merged.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from browser import chromium
+from daemons import FIXTURES, DaemonProcess, free_tcp_port, short_tmpdir
+from web import request
+
+LABELS: dict[str, str] = json.loads((FIXTURES / "faces" / "people.json").read_text())
+WAIT_S = 30
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[tuple[Any, str, dict[str, int]]]:
+    """(driver, page address, person id by label) once the faces of every photo are read."""
+    root = short_tmpdir()
+    address = f"127.0.0.1:{free_tcp_port()}"
+    d = DaemonProcess(root, people=True, extra_args=("--ui", address)).start()
+    driver = None
+    try:
+        with d.client() as c:
+            c.add_images([str(FIXTURES / "faces")])
+        deadline = time.monotonic() + 120
+        while (doc := _api(address, "/api/people"))["analysed"] < len(LABELS):
+            assert time.monotonic() < deadline, doc
+            time.sleep(0.3)
+        assert len(doc["people"]) == 4, doc
+        ids = {LABELS[Path(p["sample"]).name]: p["id"] for p in doc["people"]}
+        driver = chromium()
+        driver.get(f"http://{address}/")
+        _wait(driver, "return document.querySelector('#db').options.length > 0")
+        yield driver, address, ids
+        assert d.stop() == 0, d.output()
+    finally:
+        if driver is not None:
+            driver.quit()
+        d.kill()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _api(address: str, path: str) -> Any:
+    got = request(address, "GET", path)
+    assert got.status == 200, got.body
+    return got.json()
+
+
+def _wait(driver: Any, script: str, *args: Any) -> Any:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, WAIT_S).until(lambda drv: drv.execute_script(script, *args))
+
+
+def _people_view(driver: Any, count: int) -> None:
+    """Open the People view and wait for ``count`` people with their faces loaded."""
+    driver.find_element("id", "tab-people").click()
+    _wait(
+        driver,
+        "const imgs = [...document.querySelectorAll('#people-grid .person img')];"
+        "return imgs.length === arguments[0] && imgs.every(i => i.complete && i.naturalWidth > 0);",
+        count,
+    )
+
+
+def _card(driver: Any, person: int) -> Any:
+    return driver.find_element("css selector", f"#people-grid .person[data-id='{person}']")
+
+
+def _shown_photos(driver: Any, text: str) -> set[str]:
+    """The file names in the results grid once the message says ``text`` and thumbnails loaded."""
+    _wait(driver, "return document.querySelector('#message').textContent.includes(arguments[0])", text)
+    _wait(
+        driver,
+        "const imgs = [...document.querySelectorAll('#results .tile img')];"
+        "return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0);",
+    )
+    titles = driver.execute_script(
+        "return [...document.querySelectorAll('#results .tile')].map(x => x.title)"
+    )
+    return {Path(t).name for t in titles}
+
+
+def _photos_of(label: str) -> set[str]:
+    return {name for name, who in LABELS.items() if who == label}
+
+
+def test_the_people_view_shows_a_face_per_person(site: tuple[Any, str, dict[str, int]]) -> None:
+    driver, _, ids = site
+    _people_view(driver, 4)
+    cards = driver.execute_script(
+        "return [...document.querySelectorAll('#people-grid .person')].map(c => ({id: Number(c.dataset.id),"
+        " count: c.querySelector('.count').textContent, w: c.querySelector('img').naturalWidth,"
+        " h: c.querySelector('img').naturalHeight}))"
+    )
+    assert {c["id"] for c in cards} == set(ids.values())
+    assert all(c["count"] == "3 photos" for c in cards)
+    assert all(c["w"] == c["h"] and c["w"] >= 80 for c in cards)  # square crops, not placeholders
+
+
+def test_a_name_is_edited_in_place(site: tuple[Any, str, dict[str, int]]) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    driver, address, ids = site
+    _people_view(driver, 4)
+    name = _card(driver, ids["person-a"]).find_element("css selector", ".name")
+    name.click()
+    name.send_keys("Ana", Keys.ENTER)
+    _wait(driver, "return document.querySelector('#message').textContent.includes('is Ana')")
+    assert _api(address, f"/api/people/{ids['person-a']}")["name"] == "Ana"
+    name.click()
+    name.send_keys(Keys.BACKSPACE * 3, "Zed", Keys.ESCAPE)  # Escape: nothing is saved
+    assert name.get_attribute("value") == "Ana"
+    assert _api(address, f"/api/people/{ids['person-a']}")["name"] == "Ana"
+    other = _card(driver, ids["person-b"]).find_element("css selector", ".name")
+    other.send_keys("Bo", Keys.ENTER)
+    _wait(driver, "return document.querySelector('#message').textContent.includes('is Bo')")
+    assert _api(address, f"/api/people/{ids['person-b']}")["name"] == "Bo"
+    other.send_keys(Keys.BACKSPACE * 2, Keys.ENTER)  # an empty name takes the name away
+    _wait(driver, "return document.querySelector('#message').textContent.includes('has no name now')")
+    assert _api(address, f"/api/people/{ids['person-b']}")["name"] is None
+
+
+def test_a_person_opens_on_their_photos(site: tuple[Any, str, dict[str, int]]) -> None:
+    driver, _, ids = site
+    _people_view(driver, 4)
+    _card(driver, ids["person-a"]).find_element("css selector", ".face").click()
+    assert _shown_photos(driver, "3 photos of Ana") == _photos_of("person-a")
+    assert driver.execute_script("return !document.querySelector('#query-image').hidden")
+
+
+def test_people_are_merged_by_selecting_them(site: tuple[Any, str, dict[str, int]]) -> None:
+    driver, address, ids = site
+    _people_view(driver, 4)
+    merge = driver.find_element("id", "merge")
+    assert not merge.is_enabled()
+    for label in ("person-c", "person-d"):
+        _card(driver, ids[label]).find_element("css selector", ".pick").click()
+    assert merge.is_enabled() and merge.text == "Merge 2 people"
+    merge.click()
+    _wait(driver, "return document.querySelector('#message').textContent.includes('Merged 2 people')")
+    _wait(driver, "return document.querySelectorAll('#people-grid .person').length === 3")
+    kept = min(ids["person-c"], ids["person-d"])  # neither has a name: into the lowest id
+    merged = _api(address, f"/api/people/{kept}")
+    assert {Path(p["path"]).name for p in merged["photos"]} == _photos_of("person-c") | _photos_of("person-d")
+    assert len(_api(address, "/api/people")["people"]) == 3
+
+
+def test_a_face_is_taken_out_of_a_person_in_the_large_view(site: tuple[Any, str, dict[str, int]]) -> None:
+    driver, address, ids = site
+    _people_view(driver, 3)
+    _card(driver, ids["person-a"]).find_element("css selector", ".face").click()
+    _shown_photos(driver, "3 photos of Ana")
+    first = driver.find_elements("css selector", "#results .tile")[0]
+    path = first.get_attribute("title")
+    first.click()
+    _wait(driver, "return document.querySelector('#viewer').open")
+    _wait(driver, "return document.querySelector('#v-people').textContent.includes('Ana')")
+    button = driver.find_element("id", "v-not")
+    assert button.is_displayed() and button.text == "Not Ana"
+    button.click()
+    _wait(driver, "return document.querySelector('#message').textContent.includes('is not in')")
+    assert not driver.execute_script("return document.querySelector('#viewer').open")
+    assert len(driver.find_elements("css selector", "#results .tile")) == 2
+    left = {p["path"] for p in _api(address, f"/api/people/{ids['person-a']}")["photos"]}
+    assert path not in left and len(left) == 2
+
+
+def test_the_person_filter_of_the_search_form(site: tuple[Any, str, dict[str, int]]) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    driver, address, ids = site
+    driver.find_element("id", "tab-search").click()
+    driver.find_element("css selector", "#filters summary").click()
+    field = driver.find_element("css selector", "#filter-form input[name=person]")
+    field.send_keys("Ana", Keys.ENTER)
+    hers = {Path(p["path"]).name for p in _api(address, f"/api/people/{ids['person-a']}")["photos"]}
+    assert _shown_photos(driver, "2 photos of Ana") == hers
+    field.clear()
+    field.send_keys("Anna", Keys.ENTER)  # nobody's name: the page shows the daemon's error
+    _wait(
+        driver,
+        "const m = document.querySelector('#message');"
+        "return m.classList.contains('error') && m.textContent.includes('Ana');",
+    )
