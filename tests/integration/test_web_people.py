@@ -66,12 +66,18 @@ def _wait(driver: Any, script: str, *args: Any) -> Any:
 
 
 def _people_view(driver: Any, count: int) -> None:
-    """Open the People view and wait for ``count`` people with their faces loaded."""
+    """Open the People view and wait for ``count`` people with their faces loaded: the cards of
+    this opening (the view lists people again each time it opens; the old cards are marked)."""
+    driver.execute_script(
+        "document.querySelectorAll('#people-grid .person').forEach(c => c.dataset.old = '1')"
+    )
     driver.find_element("id", "tab-people").click()
     _wait(
         driver,
-        "const imgs = [...document.querySelectorAll('#people-grid .person img')];"
-        "return imgs.length === arguments[0] && imgs.every(i => i.complete && i.naturalWidth > 0);",
+        "const cards = [...document.querySelectorAll('#people-grid .person')];"
+        "const imgs = cards.map(c => c.querySelector('img'));"
+        "return cards.length === arguments[0] && cards.every(c => !c.dataset.old)"
+        " && imgs.every(i => i.complete && i.naturalWidth > 0);",
         count,
     )
 
