@@ -14,8 +14,8 @@ JPEGs. Then, while the daemon reads the faces (after the CLIP indexing, as it al
   bench_search_during_add: each client's searches due ``--think-ms`` apart on average) during the
   faces phase, then for ``--idle-s`` seconds once the daemon is idle; p50 / p95 / p99 of both;
 - memory: RSS of the daemon process and of its face workers (its child processes), before the
-  faces phase, the peak during it, and ``--release-wait`` seconds after it (the models are
-  released after a minute without faces to read);
+  add, after the indexing (before the faces phase), the peak during it, and ``--release-wait``
+  seconds after it (the models are released after a minute without faces to read);
 - the people formed: each found person's photos against the people really pasted into them
   (purity: the share of a person's photos holding its most common true person; completeness: the
   share of a true person's photos in the found person that holds most of them).
@@ -247,6 +247,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             t_add = time.monotonic()
             report = c.add([str(p) for p in photos])
             t_indexed = time.monotonic()
+            indexed = memory.now()
             c.search("warm up", num=1)
         load = SearchLoad(daemon, queries, args.clients, args.think_ms, seed=5)
         analysed, total = wait_for_faces(daemon, timeout_s=6 * 3600)
@@ -276,6 +277,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "searches_idle": load.latencies(t_faces, t_idle),
         "rss_mib": {
             "daemon_before": round(before[0] * mib, 1),
+            "daemon_after_indexing": round(indexed[0] * mib, 1),
             "daemon_peak_during_faces": round(peak[0] * mib, 1),
             "workers_peak_during_faces": round(peak[1] * mib, 1),
             "daemon_after_release": round(after[0] * mib, 1),
@@ -293,13 +295,13 @@ def table(r: dict[str, Any]) -> str:
     m = r["rss_mib"]
     rows = [
         "| photos (with people) | indexing | faces phase | min per 10k | text p50/p95/p99 ms: faces / idle "
-        "| image p99 ms: faces / idle | RSS MiB daemon before / peak / after, workers peak |",
+        "| image p99 ms: faces / idle | RSS MiB daemon indexed / peak / after, workers peak |",
         "|" + "---|" * 7,
         f"| {r['photos']} ({r['photos_with_people']}) | {r['indexing_s']} s | {r['faces_s']} s "
         f"| {r['faces_minutes_per_10k']} | {trio('searches_during_faces', 'text')} / "
         f"{trio('searches_idle', 'text')} | {r['searches_during_faces']['image']['p99_ms']} / "
-        f"{r['searches_idle']['image']['p99_ms']} | {m['daemon_before']} / {m['daemon_peak_during_faces']} / "
-        f"{m['daemon_after_release']}, {m['workers_peak_during_faces']} |",
+        f"{r['searches_idle']['image']['p99_ms']} | {m['daemon_after_indexing']} / "
+        f"{m['daemon_peak_during_faces']} / {m['daemon_after_release']}, {m['workers_peak_during_faces']} |",
     ]
     return "\n".join(rows)
 
