@@ -26,8 +26,10 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -157,6 +159,20 @@ def measure(n: int, runs: int, size: tuple[int, int]) -> dict[str, object]:
     }
 
 
+def _shoot(out: Path, address: str, show: Callable[[Any], None]) -> None:
+    """Open the page at ``address`` in a 1280x800 window, ``show(driver)``, save a screenshot."""
+    driver = chromium(1280, 800)
+    try:
+        driver.get(f"http://{address}/")
+        show(driver)
+        driver.execute_script("document.activeElement.blur()")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(out))
+    finally:
+        driver.quit()
+    print(f"wrote {out}")
+
+
 def screenshot(out: Path) -> None:
     from shapes import write_samples
 
@@ -167,25 +183,23 @@ def screenshot(out: Path) -> None:
         write_samples(root / "images", 2)  # the demo's pictures: 6 colours x 5 shapes, 2 of each
         with d.client() as c:
             c.add([str(root / "images")])
-        driver = chromium(1280, 800)
-        try:
-            driver.get(f"http://{address}/")
-            driver.execute_async_script(TIMING_JS, "a blue star")
-            driver.execute_script("document.activeElement.blur()")
-            out.parent.mkdir(parents=True, exist_ok=True)
-            driver.save_screenshot(str(out))
-        finally:
-            driver.quit()
+        _shoot(out, address, lambda driver: driver.execute_async_script(TIMING_JS, "a blue star"))
     finally:
         d.stop()
         shutil.rmtree(root, ignore_errors=True)
-    print(f"wrote {out}")
 
 
 def people_screenshot(out: Path) -> None:
     """The People view over the test face photos (tests/fixtures/faces), two people named."""
     from daemons import FIXTURES
     from selenium.webdriver.support.ui import WebDriverWait
+
+    def show(driver: Any) -> None:
+        driver.find_element("id", "tab-people").click()
+        WebDriverWait(driver, 30).until(lambda drv: drv.execute_script(
+            "const imgs = [...document.querySelectorAll('#people-grid .person img')];"
+            "return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0);"
+        ))  # fmt: skip
 
     root = Path(tempfile.mkdtemp(prefix="bui-", dir="/tmp"))
     address = f"127.0.0.1:{free_tcp_port()}"
@@ -200,23 +214,10 @@ def people_screenshot(out: Path) -> None:
                 time.sleep(0.3)
             for person, name in zip(found.people, ("Ana", "Bo"), strict=False):
                 c.name_person(person.id, name)
-        driver = chromium(1280, 800)
-        try:
-            driver.get(f"http://{address}/")
-            driver.find_element("id", "tab-people").click()
-            WebDriverWait(driver, 30).until(lambda drv: drv.execute_script(
-                "const imgs = [...document.querySelectorAll('#people-grid .person img')];"
-                "return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0);"
-            ))  # fmt: skip
-            driver.execute_script("document.activeElement.blur()")
-            out.parent.mkdir(parents=True, exist_ok=True)
-            driver.save_screenshot(str(out))
-        finally:
-            driver.quit()
+        _shoot(out, address, show)
     finally:
         d.stop()
         shutil.rmtree(root, ignore_errors=True)
-    print(f"wrote {out}")
 
 
 def main() -> None:

@@ -27,14 +27,14 @@ from dataclasses import dataclass
 
 from isearchd.engine.analysis import Failed, Outcome, Photo
 from isearchd.engine.grouping import plan_grouping
-from isearchd.models.faces import FaceReader, PictureFile
+from isearchd.models.faces import FaceReader, FacesRead, PictureFile
 from isearchd.store import ImageDatabase
 from isearchd.store.people import FaceRow
 from isearchd.store.people_db import PeopleStore
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FACES_SIDE", "FacesAnalysis", "FacesFound", "GroupingRules"]
+__all__ = ["FACES_SIDE", "FacesAnalysis", "GroupingRules"]
 
 # The shorter side of the picture faces are read from. Detection runs on a further reduced grey
 # copy (isearchd.models.dlib_faces); descriptors are computed on this picture, where a face that
@@ -48,14 +48,6 @@ MODELS_IDLE_S = 60.0
 class GroupingRules:
     max_distance: float
     min_faces: int
-
-
-@dataclass(frozen=True)
-class FacesFound:
-    """The faces of one photo, in the coordinates of the picture that was read (``size``)."""
-
-    faces: tuple[FaceRow, ...]
-    size: tuple[int, int]
 
 
 class FacesAnalysis:
@@ -90,18 +82,12 @@ class FacesAnalysis:
     def read(self, photos: Sequence[Photo]) -> dict[int, Outcome]:
         # the indexer's picture when it left one, else the file, decoded by the reader's workers
         pictures = [p.picture or PictureFile(p.file.path, self.side) for p in photos]
-        out: dict[int, Outcome] = {}
-        for photo, read in zip(photos, self.reader.read(pictures), strict=True):
-            if isinstance(read, str):
-                out[photo.file.id] = Failed(read)
-                continue
-            rows = tuple(
-                FaceRow(box=f.box, landmarks=f.landmarks, score=float(f.score), descriptor=d)
-                for f, d in read.faces
-            )
-            out[photo.file.id] = FacesFound(rows, read.size)
+        found = self.reader.read(pictures)
         self._used()
-        return out
+        return {
+            photo.file.id: Failed(read) if isinstance(read, str) else read
+            for photo, read in zip(photos, found, strict=True)
+        }
 
     def save(self, db: ImageDatabase, outcomes: Mapping[int, Outcome]) -> None:
         if not isinstance(db, PeopleStore):  # (``applies`` keeps other stores out)
@@ -109,7 +95,7 @@ class FacesAnalysis:
         rows: dict[int, Sequence[FaceRow]] = {}
         failures: dict[int, str] = {}
         for image_id, outcome in outcomes.items():
-            if isinstance(outcome, FacesFound):
+            if isinstance(outcome, FacesRead):
                 rows[image_id] = _in_photo_pixels(db, image_id, outcome)
             else:
                 failures[image_id] = outcome.reason if isinstance(outcome, Failed) else "no result"
@@ -160,21 +146,21 @@ class FacesAnalysis:
         self.reader.close()
 
 
-def _in_photo_pixels(db: ImageDatabase, image_id: int, found: FacesFound) -> tuple[FaceRow, ...]:
-    """The faces with box and landmarks scaled from the picture that was read to the photo's own
-    pixels (its stored width and height; as read when they are unknown)."""
+def _in_photo_pixels(db: ImageDatabase, image_id: int, found: FacesRead) -> tuple[FaceRow, ...]:
+    """The faces found, with box and landmarks scaled from the picture that was read to the
+    photo's own pixels (its stored width and height; as read when they are unknown)."""
     record = db.record_by_id(image_id)
     info = record.info if record is not None else None
     width, height = found.size
-    if info is None or not info.width or not info.height or not width or not height:
-        return found.faces
-    sx, sy = info.width / width, info.height / height
+    sx = sy = 1.0
+    if info is not None and info.width and info.height and width and height:
+        sx, sy = info.width / width, info.height / height
     return tuple(
         FaceRow(
             box=(round(f.box[0] * sx), round(f.box[1] * sy), round(f.box[2] * sx), round(f.box[3] * sy)),
             landmarks=tuple((x * sx, y * sy) for x, y in f.landmarks),
-            score=f.score,
-            descriptor=f.descriptor,
+            score=float(f.score),
+            descriptor=descriptor,
         )
-        for f in found.faces
+        for f, descriptor in found.faces
     )
