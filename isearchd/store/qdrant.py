@@ -27,7 +27,6 @@ from isearchd.messages import DbInfo
 from isearchd.store.metadata import Filters, PhotoInfo
 from isearchd.store.qdrant_link import QdrantLink
 from isearchd.store.qdrant_meta import QdrantMeta
-from isearchd.store.qdrant_passes import Passes
 from isearchd.store.qdrant_payload import (
     below,
     folders_above,
@@ -43,6 +42,7 @@ from isearchd.store.qdrant_payload import (
     record_from,
     search_filter,
 )
+from isearchd.store.qdrant_people import QdrantPeople
 from isearchd.store.qdrant_points import PAGE, floats, payload_of
 from isearchd.store.records import (
     Detail,
@@ -67,9 +67,9 @@ HNSW_EF_MIN = 128  # search breadth on a server (Qdrant's default ef is 100)
 SALTS = 16  # image-id candidates tried before giving up (a second one is needed ~once in 1e8)
 
 
-class QdrantDatabase(Passes):
+class QdrantDatabase(QdrantPeople):
     """A database in Qdrant: its reads and writes, over the points of its collection
-    (``qdrant_points.Points``). Use ``QdrantStore.open``."""
+    (``qdrant_points.Points``), and its people (``qdrant_people``). Use ``QdrantStore.open``."""
 
     def __init__(
         self,
@@ -81,7 +81,7 @@ class QdrantDatabase(Passes):
         model_key: str,
         dim: int,
     ) -> None:
-        super().__init__(link, name, collection, host)
+        super().__init__(link, name, collection, host, meta.prefix)
         self._meta = meta
         self._model_key = model_key
         self._dim = dim
@@ -312,11 +312,12 @@ class QdrantDatabase(Passes):
                 hnsw_ef=max(HNSW_EF_MIN, 2 * k),
                 quantization=qm.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING),
             )
+        flt = search_filter(filters, people=self._people_of(filters))  # (outside the client's lock)
         with self._link.guard() as client:
             found = client.query_points(
                 self.collection,
                 query=query.tolist(),
-                query_filter=search_filter(filters),
+                query_filter=flt,
                 limit=k,
                 score_threshold=min_similarity / 100.0 - 0.0005,  # then rounded as the embedded store
                 search_params=params,
@@ -353,9 +354,12 @@ class QdrantDatabase(Passes):
         return np.asarray(ids, dtype=np.int64), np.asarray(rows, dtype=np.float32)
 
     def matching(self, filters: Filters) -> list[int]:
-        return sorted(
-            int(payload_of(p)["iid"]) for p in self._scroll(search_filter(filters), payload=["iid"])
-        )
+        flt = search_filter(filters, people=self._people_of(filters))
+        return sorted(int(payload_of(p)["iid"]) for p in self._scroll(flt, payload=["iid"]))
+
+    def _people_of(self, filters: Filters | None) -> set[int] | None:
+        """The images that show every person ``filters`` names (None: it names nobody)."""
+        return self._with_people(filters.people) if filters and filters.people else None
 
     def neighbours(self, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray] | None:
         """The ``k`` nearest images of each image ``ids`` (itself first), as (ids, cosines) of
