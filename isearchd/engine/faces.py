@@ -8,9 +8,9 @@ photo that cannot be read is recorded with its reason. After each chunk is saved
 no person holds are grouped (``isearchd.engine.grouping``): a face joins the person it is nearest
 to within ``max_distance``, and ``min_faces`` similar free faces form a new person.
 
-Only databases of the embedded store keep people, and only while people are on for them
-(``[people] enabled``, ``isearch people --disable``): ``applies`` says so, and the others are not
-read at all. The face models are loaded on first use and released after ``MODELS_IDLE_S``
+Databases keep people (in either store) only while people are on for them (``[people] enabled``,
+``isearch people --disable``): ``applies`` says so, and the others are not read at all. A
+database in Qdrant is read for faces by each daemon in its own photos; the people are shared. The face models are loaded on first use and released after ``MODELS_IDLE_S``
 without work (the daemon carries them only while it analyses faces).
 """
 

@@ -117,6 +117,8 @@ class QdrantDatabase(QdrantPeople):
             for i, (pid, r) in enumerate(zip(pids, batch, strict=True))
         ]
         self._upsert(points)
+        changed = [iids[i] for i, pid in enumerate(pids) if _other_picture(existing.get(pid), batch[i])]
+        self._drop_faces(changed)  # another picture under that name: its faces are not in it
         return len(points)
 
     def _vectors_for_hashes(self, hashes: set[str]) -> dict[str, np.ndarray]:
@@ -156,8 +158,9 @@ class QdrantDatabase(QdrantPeople):
 
     def delete_labels(self, labels: Iterable[str]) -> int:
         """Delete this machine's images by label; returns how many existed."""
-        found = list(self._retrieve([point_id(self.host, lb) for lb in labels]))
-        self._delete_ids(found)
+        found = self._retrieve([point_id(self.host, lb) for lb in labels])
+        self._delete_ids(list(found))
+        self._drop_faces([int(payload_of(p)["iid"]) for p in found.values()])
         return len(found)
 
     def delete_prefix(self, path_prefix: str) -> int:
@@ -165,11 +168,12 @@ class QdrantDatabase(QdrantPeople):
         if not path_prefix:
             raise InvalidRequest("a path prefix cannot be empty")
         flt = self._mine(below(path_prefix))
-        n = self._count(flt)
-        if n:
+        gone = [int(payload_of(p)["iid"]) for p in self._scroll(flt, payload=["iid"])]
+        if gone:
             with self._link.guard() as client:
                 client.delete(self.collection, qm.FilterSelector(filter=flt), wait=True)
-        return n
+            self._drop_faces(gone)
+        return len(gone)
 
     def rename(self, moves: list[Move]) -> int:
         """Files moved on this machine (see ``Database.rename``)."""
@@ -226,6 +230,7 @@ class QdrantDatabase(QdrantPeople):
         self._check_open()
         with self._link.guard() as client:
             client.delete(self.collection, qm.FilterSelector(filter=qm.Filter()), wait=True)
+        self._drop_faces(None)
 
     def save_index(self) -> None:
         """Nothing to save: Qdrant acknowledged every write."""
@@ -417,3 +422,8 @@ class QdrantDatabase(QdrantPeople):
             collection=self.collection,
             host=self.host,
         )
+
+
+def _other_picture(point: qm.Record | None, record: ImageRecord) -> bool:
+    """Whether ``record`` puts another picture where ``point`` was (same name, other content)."""
+    return point is not None and payload_of(point).get("hash") != record.content_hash

@@ -111,6 +111,10 @@ class QdrantPeople(Passes):
             f"database '{self.name}': other daemons keep taking the ids of new people; try again"
         )
 
+    def _drop_faces(self, image_ids: Sequence[int] | None) -> None:
+        """Delete the faces of these images (None: every image's): deleted, or another picture."""
+        self._people.drop_faces(image_ids)
+
     # -- reads -----------------------------------------------------------------------------------
 
     def people_enabled(self) -> bool:

@@ -312,6 +312,18 @@ class PeopleCollections:
             self.people, [qm.PointStruct(id=point_uuid("switch", self.db, ""), vector={}, payload=payload)]
         )
 
+    def drop_faces(self, image_ids: Sequence[int] | None) -> None:
+        """Delete the faces of these images (None: of every image): they were deleted or now hold
+        another picture (what the embedded store's triggers do; ``load`` also leaves such faces
+        out, should a daemon stop between the two)."""
+        if not self.exists() or (image_ids is not None and not image_ids):
+            return
+        must: list[qm.Condition] = [match("db", self.db)]
+        if image_ids is not None:
+            must.append(qm.FieldCondition(key="iid", match=qm.MatchAny(any=[int(i) for i in image_ids])))
+        with self._link.guard() as client:
+            client.delete(self.faces, qm.FilterSelector(filter=qm.Filter(must=must)), wait=True)
+
     def forget(self) -> None:
         """Delete every face, person and merge of the database (its switch and marks stay)."""
         if not self.exists():

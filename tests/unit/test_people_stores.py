@@ -96,6 +96,10 @@ def test_daemons_on_one_qdrant_share_people(tmp_path: Path) -> None:
         hits = db.search(vectors[list(ids).index(mine[0])], k=10, filters=Filters(people=("Ana",)))
         assert {h.id for h in hits} <= set(mine) | set(theirs[:2]) and hits[0].id == mine[0]
         assert hits[0].host == "alpha"  # alpha's photo, found from beta
+        assert db.delete_prefix("/beta") == 5  # beta's photos go, and their faces with them
+        with beta.link.guard() as client:
+            assert client.count(db._people.faces, exact=True).count == 3
+        assert [(p.id, p.photos) for p in db.people_list(include_empty=True)] == [(ana.id, 3), (bo, 0)]
         assert db.people_in_images([mine[0], theirs[4]]) == {mine[0]: ["Ana"]}
     finally:
         beta.close()
