@@ -10,8 +10,9 @@ to within ``max_distance``, and ``min_faces`` similar free faces form a new pers
 
 Databases keep people (in either store) only while people are on for them (``[people] enabled``,
 ``isearch people --disable``): ``applies`` says so, and the others are not read at all. A
-database in Qdrant is read for faces by each daemon in its own photos; the people are shared. The face models are loaded on first use and released after ``MODELS_IDLE_S``
-without work (the daemon carries them only while it analyses faces).
+database in Qdrant is read for faces by each daemon in its own photos; the people are shared.
+The face models are loaded on first use and released after ``MODELS_IDLE_S`` without work (the
+daemon carries them only while it analyses faces).
 """
 
 from __future__ import annotations

@@ -392,16 +392,18 @@ class QdrantDatabase(QdrantPeople):
         return labels, cosines
 
     def details(self, ids: Sequence[int]) -> dict[int, Detail]:
-        """What duplicate finding needs of images of any machine by id."""
+        """What duplicate finding and listings need of images of any machine by id."""
         out = {}
         for iid, p in self._by_iid(list(ids), mine=False).items():
             pl = payload_of(p)
+            host = name_from_key(pl["host"])
             out[iid] = Detail(
                 name_from_key(pl["label"]),
                 name_from_key(pl["path"]),
                 info_from(pl),
                 int(pl["size"]),
                 look_from(pl),
+                None if host == self.host else host,
             )
         return out
 
