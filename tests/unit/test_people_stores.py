@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from qdrant_client import models as qm
 from store_backends import BACKENDS, DIM, make_store, records, unit
 
 from isearchd.engine.grouping import plan_grouping
@@ -19,6 +20,9 @@ from isearchd.store import Filters, ImageDatabase
 from isearchd.store.people import FACES_ANALYSIS, FaceRow
 from isearchd.store.people_db import PeopleStore
 from isearchd.store.qdrant import QdrantDatabase
+from isearchd.store.qdrant_link import QdrantLink
+from isearchd.store.qdrant_people_sync import Loaded
+from isearchd.store.qdrant_store import QdrantStore
 from isearchd.store.synthetic import synthetic_faces
 
 VERSION = 1
@@ -103,3 +107,40 @@ def test_daemons_on_one_qdrant_share_people(tmp_path: Path) -> None:
         assert db.people_in_images([mine[0], theirs[4]]) == {mine[0]: ["Ana"]}
     finally:
         beta.close()
+
+
+def test_two_daemons_making_people_at_once_never_share_an_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Alpha and beta (one shared local client) each group their own photos' faces; beta makes its
+    person while alpha is between reading and writing: alpha's claim on that id fails, and it
+    makes its person again under the next id, leaving nothing half-written."""
+    link = QdrantLink.connect(f"qdrant://{tmp_path}/q")
+    dbs = {
+        h: QdrantStore(link, host=h).open("fam", model_key="ViT-8Y", dim=DIM, create=True)
+        for h in ("alpha", "beta")
+    }
+    alpha, beta = dbs["alpha"], dbs["beta"]
+    assert isinstance(alpha, QdrantDatabase) and isinstance(beta, QdrantDatabase)
+    outcomes: list[bool] = []
+    real_commit = alpha._people.commit
+
+    def beta_first(state: Loaded) -> bool:
+        made = state.conn.execute("SELECT count(*) FROM people").fetchone()[0] > len(state.before["people"])
+        if made and not outcomes:  # alpha has read and planned its person; beta makes its own now
+            add_with_faces(beta, "/beta", faces_of(1, 3))
+        ok = real_commit(state)
+        if made:
+            outcomes.append(ok)
+        return ok
+
+    monkeypatch.setattr(alpha._people, "commit", beta_first)
+    ana = add_with_faces(alpha, "/alpha", faces_of(0, 3))
+    persons = {p.id: p.photos for p in alpha.people_list()}
+    assert persons == {1: 3, 2: 3} and outcomes == [False, True]  # alpha lost id 1, then took 2
+    assert {beta.faces_in_image(i)[0].person_id for i in ana} == {2}
+    with link.guard() as client:
+        assert client.count(alpha._people.faces, exact=True).count == 6
+        kind = qm.Filter(must=[qm.FieldCondition(key="kind", match=qm.MatchValue(value="person"))])
+        assert client.count(alpha._people.people, count_filter=kind, exact=True).count == 2
+    link.close()
