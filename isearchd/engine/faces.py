@@ -10,11 +10,12 @@ saved, the faces that no person holds are grouped (``isearchd.engine.grouping``)
 the person it is nearest to within ``max_distance``, and ``min_faces`` similar free faces form a
 new person.
 
-Only databases of the embedded store keep people, and only while people are on for them
-(``[people] enabled``, ``isearch people --disable``): ``applies`` says so, and the others are not
-read at all. The face models run where the reader puts them (the daemon's: ``FaceWorkers``, worker
-processes on every core, below the daemon's priority); they are loaded on first use and released
-after ``MODELS_IDLE_S`` without work (they are held only while faces are being read).
+Databases keep people (in either store) only while people are on for them (``[people] enabled``,
+``isearch people --disable``): ``applies`` says so, and the others are not read at all. A
+database in Qdrant is read for faces by each daemon in its own photos; the people are shared.
+The face models run where the reader puts them (the daemon's: ``FaceWorkers``, worker processes
+on every core, below the daemon's priority); they are loaded on first use and released after
+``MODELS_IDLE_S`` without work (they are held only while faces are being read).
 """
 
 from __future__ import annotations

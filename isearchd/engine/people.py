@@ -52,7 +52,8 @@ PeopleOp = (
     | PeopleSettingsRequest
     | FaceRequest
 )
-NOT_KEPT = "people are kept by the embedded store only, for now: database {name!r} is in Qdrant"
+# (both stores keep people; a store that did not would say so this way)
+NOT_KEPT = "database {name!r} keeps no people: its store has no faces"
 
 
 class People:

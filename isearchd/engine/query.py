@@ -105,6 +105,6 @@ def listing(db: ImageDatabase, query: SearchQuery) -> list[SearchHit]:
     undated = sorted((i for i, d in found.items() if not d.info.taken_local), reverse=True)
     order = [i for _, i in dated] + undated
     return [
-        SearchHit(found[i].label, found[i].path, 0.0, found[i].info, found[i].size, i)
+        SearchHit(found[i].label, found[i].path, 0.0, found[i].info, found[i].size, i, found[i].host)
         for i in order[: query.num]
     ]

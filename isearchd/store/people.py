@@ -57,6 +57,7 @@ __all__ = [
     "Box",
     "FaceRow",
     "apply_grouping",
+    "create_people_tables",
     "forget_people",
     "m007_people",
     "match_boxes",
@@ -114,7 +115,7 @@ def m007_people(db: sqlite_utils.Database) -> None:
     # Why: people search needs the faces found in each photo, the persons they are grouped into
     # and what the user said (names, merges, "not this person"), which must outlive re-analysis;
     # an image deleted or changed must lose its faces, on every write path.
-    _create_tables(db)
+    create_people_tables(db)
     db.execute(
         """CREATE TRIGGER faces_image_deleted AFTER DELETE ON images
            BEGIN DELETE FROM faces WHERE image_id = old.id; END"""
@@ -130,8 +131,9 @@ def m007_people(db: sqlite_utils.Database) -> None:
     )
 
 
-def _create_tables(db: sqlite_utils.Database) -> None:
-    """m007's tables (part of the migration: never edited once released)."""
+def create_people_tables(db: sqlite_utils.Database) -> None:
+    """m007's tables (part of the migration: never edited once released; the Qdrant store builds
+    the same tables in memory, ``isearchd.store.qdrant_people_rows``)."""
     db.execute(
         """CREATE TABLE people (
             id INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -1,7 +1,8 @@
 """People on an embedded ``Database``: the reads on ``DatabaseReader`` (``PeopleReads``), the
 writes on ``Database`` (``PeopleWrites``: each one transaction under the writer lock), and
-``PeopleStore``, the protocol the engine checks a database against (the Qdrant store has no people
-yet). The tables and rules are ``people.py``'s.
+``PeopleStore``, the protocol the engine checks a database against (the Qdrant store's databases
+keep people too, ``qdrant_people.py``, with the same functions). The tables and rules are
+``people.py``'s.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ __all__ = ["PeopleReads", "PeopleStore", "PeopleWrites"]
 
 @runtime_checkable
 class PeopleStore(Protocol):
-    """A database that keeps people (the embedded one)."""
+    """A database that keeps people (of either store)."""
 
     # -- reads -----------------------------------------------------------------------------------
 

@@ -27,7 +27,6 @@ from isearchd.messages import DbInfo
 from isearchd.store.metadata import Filters, PhotoInfo
 from isearchd.store.qdrant_link import QdrantLink
 from isearchd.store.qdrant_meta import QdrantMeta
-from isearchd.store.qdrant_passes import Passes
 from isearchd.store.qdrant_payload import (
     below,
     folders_above,
@@ -43,6 +42,7 @@ from isearchd.store.qdrant_payload import (
     record_from,
     search_filter,
 )
+from isearchd.store.qdrant_people import QdrantPeople
 from isearchd.store.qdrant_points import PAGE, floats, payload_of
 from isearchd.store.records import (
     Detail,
@@ -67,9 +67,9 @@ HNSW_EF_MIN = 128  # search breadth on a server (Qdrant's default ef is 100)
 SALTS = 16  # image-id candidates tried before giving up (a second one is needed ~once in 1e8)
 
 
-class QdrantDatabase(Passes):
+class QdrantDatabase(QdrantPeople):
     """A database in Qdrant: its reads and writes, over the points of its collection
-    (``qdrant_points.Points``). Use ``QdrantStore.open``."""
+    (``qdrant_points.Points``), and its people (``qdrant_people``). Use ``QdrantStore.open``."""
 
     def __init__(
         self,
@@ -81,7 +81,7 @@ class QdrantDatabase(Passes):
         model_key: str,
         dim: int,
     ) -> None:
-        super().__init__(link, name, collection, host)
+        super().__init__(link, name, collection, host, meta.prefix)
         self._meta = meta
         self._model_key = model_key
         self._dim = dim
@@ -117,6 +117,8 @@ class QdrantDatabase(Passes):
             for i, (pid, r) in enumerate(zip(pids, batch, strict=True))
         ]
         self._upsert(points)
+        changed = [iids[i] for i, pid in enumerate(pids) if _other_picture(existing.get(pid), batch[i])]
+        self._drop_faces(changed)  # another picture under that name: its faces are not in it
         return len(points)
 
     def _vectors_for_hashes(self, hashes: set[str]) -> dict[str, np.ndarray]:
@@ -156,8 +158,9 @@ class QdrantDatabase(Passes):
 
     def delete_labels(self, labels: Iterable[str]) -> int:
         """Delete this machine's images by label; returns how many existed."""
-        found = list(self._retrieve([point_id(self.host, lb) for lb in labels]))
-        self._delete_ids(found)
+        found = self._retrieve([point_id(self.host, lb) for lb in labels])
+        self._delete_ids(list(found))
+        self._drop_faces([int(payload_of(p)["iid"]) for p in found.values()])
         return len(found)
 
     def delete_prefix(self, path_prefix: str) -> int:
@@ -165,11 +168,12 @@ class QdrantDatabase(Passes):
         if not path_prefix:
             raise InvalidRequest("a path prefix cannot be empty")
         flt = self._mine(below(path_prefix))
-        n = self._count(flt)
-        if n:
+        gone = [int(payload_of(p)["iid"]) for p in self._scroll(flt, payload=["iid"])]
+        if gone:
             with self._link.guard() as client:
                 client.delete(self.collection, qm.FilterSelector(filter=flt), wait=True)
-        return n
+            self._drop_faces(gone)
+        return len(gone)
 
     def rename(self, moves: list[Move]) -> int:
         """Files moved on this machine (see ``Database.rename``)."""
@@ -226,6 +230,7 @@ class QdrantDatabase(Passes):
         self._check_open()
         with self._link.guard() as client:
             client.delete(self.collection, qm.FilterSelector(filter=qm.Filter()), wait=True)
+        self._drop_faces(None)
 
     def save_index(self) -> None:
         """Nothing to save: Qdrant acknowledged every write."""
@@ -312,11 +317,12 @@ class QdrantDatabase(Passes):
                 hnsw_ef=max(HNSW_EF_MIN, 2 * k),
                 quantization=qm.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING),
             )
+        flt = search_filter(filters, people=self._people_of(filters))  # (outside the client's lock)
         with self._link.guard() as client:
             found = client.query_points(
                 self.collection,
                 query=query.tolist(),
-                query_filter=search_filter(filters),
+                query_filter=flt,
                 limit=k,
                 score_threshold=min_similarity / 100.0 - 0.0005,  # then rounded as the embedded store
                 search_params=params,
@@ -353,9 +359,12 @@ class QdrantDatabase(Passes):
         return np.asarray(ids, dtype=np.int64), np.asarray(rows, dtype=np.float32)
 
     def matching(self, filters: Filters) -> list[int]:
-        return sorted(
-            int(payload_of(p)["iid"]) for p in self._scroll(search_filter(filters), payload=["iid"])
-        )
+        flt = search_filter(filters, people=self._people_of(filters))
+        return sorted(int(payload_of(p)["iid"]) for p in self._scroll(flt, payload=["iid"]))
+
+    def _people_of(self, filters: Filters | None) -> set[int] | None:
+        """The images that show every person ``filters`` names (None: it names nobody)."""
+        return self._with_people(filters.people) if filters and filters.people else None
 
     def neighbours(self, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray] | None:
         """The ``k`` nearest images of each image ``ids`` (itself first), as (ids, cosines) of
@@ -383,16 +392,18 @@ class QdrantDatabase(Passes):
         return labels, cosines
 
     def details(self, ids: Sequence[int]) -> dict[int, Detail]:
-        """What duplicate finding needs of images of any machine by id."""
+        """What duplicate finding and listings need of images of any machine by id."""
         out = {}
         for iid, p in self._by_iid(list(ids), mine=False).items():
             pl = payload_of(p)
+            host = name_from_key(pl["host"])
             out[iid] = Detail(
                 name_from_key(pl["label"]),
                 name_from_key(pl["path"]),
                 info_from(pl),
                 int(pl["size"]),
                 look_from(pl),
+                None if host == self.host else host,
             )
         return out
 
@@ -413,3 +424,8 @@ class QdrantDatabase(Passes):
             collection=self.collection,
             host=self.host,
         )
+
+
+def _other_picture(point: qm.Record | None, record: ImageRecord) -> bool:
+    """Whether ``record`` puts another picture where ``point`` was (same name, other content)."""
+    return point is not None and payload_of(point).get("hash") != record.content_hash

@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
 from qdrant_client import models as qm
 
-from isearchd.errors import InvalidRequest
 from isearchd.files.names import from_db, to_db
 from isearchd.messages import JsonObject
 from isearchd.store.catalog import now_iso
@@ -223,13 +223,12 @@ def below(prefix: str) -> qm.Filter:
     return qm.Filter(should=[match("path", name_key(prefix)), match("dirs", name_key(folder))])
 
 
-PEOPLE_NOT_IN_QDRANT = (
-    "people are kept by the embedded store only, for now: a database in Qdrant has no faces to search"
-)
-
-
-def search_filter(f: Filters | None, extra: list[qm.Condition] | None = None) -> qm.Filter | None:
-    """The Qdrant filter of a search's ``Filters`` (the same semantics as the catalog's SQL)."""
+def search_filter(
+    f: Filters | None, extra: list[qm.Condition] | None = None, *, people: Collection[int] | None = None
+) -> qm.Filter | None:
+    """The Qdrant filter of a search's ``Filters`` (the same semantics as the catalog's SQL);
+    ``people``: the images that show everyone ``f.people`` names (the faces are not in the
+    images' points: ``QdrantDatabase`` finds them first)."""
     must: list[qm.Condition] = list(extra or [])
     if f:
         if f.after or f.before:
@@ -245,5 +244,8 @@ def search_filter(f: Filters | None, extra: list[qm.Condition] | None = None) ->
         if f.types:
             must.append(qm.FieldCondition(key="type", match=qm.MatchAny(any=list(f.types))))
         if f.people:
-            raise InvalidRequest(PEOPLE_NOT_IN_QDRANT)
+            if people is None:
+                raise ValueError("a search by people needs the images that show them")
+            # (image ids are never 0: no image, when nobody is in them all)
+            must.append(qm.FieldCondition(key="iid", match=qm.MatchAny(any=sorted(people) or [0])))
     return qm.Filter(must=must) if must else None

@@ -64,13 +64,15 @@ class PhotoFile:
 
 @dataclass(frozen=True)
 class Detail:
-    """What duplicate finding needs of an image: names, what the photo says, file size, look."""
+    """What duplicate finding and listings need of an image: names, what the photo says, file
+    size, look, and the machine whose path it is (None: this one)."""
 
     label: str
     path: str
     info: PhotoInfo
     size: int
     look: Look | None
+    host: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,17 @@
 """Databases in Qdrant through the real daemon (``--store qdrant:///PATH``: qdrant-client's local
-mode, no server), and ``isearch migrate`` both ways between daemons."""
+mode, no server), ``isearch migrate`` both ways between daemons, and people shared by daemons."""
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
-from daemons import DaemonProcess
+from daemons import FIXTURES, DaemonProcess
 from shapes import write_samples
 
 from isearchd.protocol import to_wire
@@ -74,3 +77,46 @@ def test_a_daemon_on_qdrant_and_migrate_both_ways(
     with embedded.client("photos") as c:
         assert c.get_db_info()["size"] == added + 1
         assert {h.path for h in c.search_hits("a red circle", num=5)} == set(before)
+
+
+def test_people_in_a_qdrant_store_are_shared_by_its_daemons(
+    make_daemon: Callable[..., DaemonProcess], tmp_path: Path
+) -> None:
+    """A daemon on local-mode Qdrant with people on finds the four people of the face photos;
+    one is named; a search by her finds her photos. A second daemon ("beta", after the first
+    stops: local mode allows one client) sees her name and finds her photos too."""
+    labels: dict[str, str] = json.loads((FIXTURES / "faces" / "people.json").read_text())
+    photos = tmp_path / "faces"
+    shutil.copytree(FIXTURES / "faces", photos)
+    store = f"qdrant://{tmp_path}/qdrant"
+    alpha = make_daemon(extra_args=("--store", store), people=True)
+    (alpha.root / "config.toml").write_text('[store]\nhost = "alpha"\n', encoding="utf-8")
+    alpha.start()
+    with alpha.client("fam") as c:
+        assert c.add([str(photos)]).added == len(labels)
+        deadline = time.monotonic() + 120
+        # (grouping follows the last photos' faces: wait for both)
+        while (listed := c.people()).analysed < len(labels) or len(listed.people) < 4:
+            assert time.monotonic() < deadline, listed
+            time.sleep(0.3)
+        assert len(listed.people) == 4 and all(p.photos == 3 for p in listed.people), listed
+        ana = next(p.id for p in listed.people if labels[Path(p.sample or "").name] == "person-a")
+        c.name_person(ana, "Ana")
+        hers = {n for n, who in labels.items() if who == "person-a"}
+        hits = c.search_hits(people=["ana"], num=10)
+        assert {Path(h.path).name for h in hits} == hers and all(h.people == ["Ana"] for h in hits)
+    assert alpha.stop() == 0, alpha.output()
+    collections = {p.name for p in (tmp_path / "qdrant" / "collection").iterdir()}
+    assert {"isearch-.faces", "isearch-.people"} <= collections
+
+    beta = make_daemon(extra_args=("--store", store), people=True)
+    (beta.root / "config.toml").write_text('[store]\nhost = "beta"\n', encoding="utf-8")
+    beta.start()
+    with beta.client("fam") as c:
+        assert c.person(ana).name == "Ana" and len(c.person(ana).photos) == 3
+        found = isearch(beta, "--person", "Ana", "--json", "-d", "fam")
+        assert found.returncode == 0, found.stderr
+        results = json.loads(found.stdout)["results"]
+        assert {Path(h["path"]).name for h in results} == hers
+        assert all(h["host"] == "alpha" for h in results)  # alpha's photos, found from beta
+    assert beta.stop() == 0, beta.output()

@@ -1,43 +1,85 @@
-"""People in the embedded store (``isearchd.store.people*``) on a real ``Database``: the migration
-from schema 6, faces stored and grouped, the list, names, merges undone exactly, corrections that
-survive re-analysis and reopening, deletes, forgetting, and search by people."""
+"""People in both stores (``isearchd.store.people*`` on an embedded ``Database``, and the same
+rules on a Qdrant database in qdrant-client's local mode, ``isearchd.store.qdrant_people``): faces
+stored and grouped, the list, names, merges undone exactly, corrections that survive re-analysis
+and reopening (another daemon opening the same Qdrant), deletes, forgetting, and search by people.
+The migration from schema 6 is the embedded store's own."""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pytest
-from store_backends import DIM, records, unit
+from store_backends import BACKENDS, DIM, make_store, records, unit
 
 from isearchd.engine.grouping import plan_grouping
 from isearchd.errors import InvalidRequest, NotFound
-from isearchd.store import Database, ImageRecord, SavePolicy
+from isearchd.store import Database, Filters, ImageRecord, SavePolicy, Store
 from isearchd.store.people import FACES_ANALYSIS, Applied, Box, FaceRow
 from isearchd.store.people_db import PeopleStore
 from isearchd.store.people_reads import PeopleCounts
+from isearchd.store.qdrant import QdrantDatabase
+from isearchd.store.qdrant_people_sync import Scope
 from isearchd.store.schema import SCHEMA_VERSION
 from isearchd.store.synthetic import synthetic_faces
 
 QUIET = SavePolicy(background=False)
 VERSION = 1
+T = TypeVar("T")
+PeopleDb = Database | QdrantDatabase
+
+
+class Stores:
+    """The store under test; ``reopen`` closes it and opens the same data again (a restart, or
+    for Qdrant another daemon on the same store)."""
+
+    def __init__(self, kind: str, tmp_path: Path) -> None:
+        self.kind, self.tmp = kind, tmp_path
+        self.store: Store = make_store(kind, tmp_path)
+        self.labels: dict[int, str] = {}  # image id -> label
+
+    def open(self) -> PeopleDb:
+        db = self.store.open("t", model_key="m", dim=DIM, create=True)
+        assert isinstance(db, Database | QdrantDatabase) and isinstance(db, PeopleStore)
+        return db
+
+    def reopen(self, db: PeopleDb) -> PeopleDb:
+        db.close()
+        self.store.close()
+        self.store = make_store(self.kind, self.tmp, host="beta")
+        return self.open()
+
+
+@pytest.fixture(params=BACKENDS)
+def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
+    s = Stores(request.param, tmp_path)
+    yield s
+    s.store.close()
 
 
 def open_db(home: Path) -> Database:
     return Database.open(home, "t", model_key="m", dim=DIM, save_policy=QUIET)
 
 
-def with_images(home: Path, n: int) -> tuple[Database, list[int]]:
-    db = open_db(home)
-    batch = records(unit(np.random.default_rng(0), n))
+def with_images(stores: Stores, n: int, start: int = 0) -> tuple[PeopleDb, list[int]]:
+    db = stores.open()
+    batch = records(unit(np.random.default_rng(start), n), start=start)
     db.add(batch)
-    ids = []
-    for r in batch:
-        row = db.catalog.get(r.label, with_vector=False)
-        assert row is not None
-        ids.append(row.id)
+    by_label = {p.label: p.id for p in db.pending(FACES_ANALYSIS, VERSION, 100_000)}
+    ids = [by_label[r.label] for r in batch]
+    stores.labels.update({by_label[r.label]: r.label for r in batch})
     return db, ids
+
+
+def people_sql(db: PeopleDb, query: Callable[[sqlite3.Connection], T]) -> T:
+    """``query`` on the people tables as stored (Qdrant: the copy its operations run on)."""
+    if isinstance(db, Database):
+        with db.catalog.reader() as conn:
+            return query(conn)
+    return db._read(Scope(), query)
 
 
 def face(box: Box, descriptor: np.ndarray, score: float = 0.9) -> FaceRow:
@@ -48,20 +90,23 @@ def face(box: Box, descriptor: np.ndarray, score: float = 0.9) -> FaceRow:
     return FaceRow(box, marks, score, descriptor.astype(np.float32))
 
 
-def group(db: Database) -> None:
+def group(db: PeopleDb) -> None:
     got = db.grouping_input()
     plan = plan_grouping(got.unassigned, got.people, got.rejects)
     db.apply_grouping(plan.joins, plan.new_people, min_faces=3)
 
 
-def tables(db: Database) -> dict[str, list[tuple[object, ...]]]:
+def tables(db: PeopleDb) -> dict[str, list[tuple[object, ...]]]:
     """Everything people keep, for exact comparisons."""
-    with db.catalog.reader() as conn:
+
+    def read(conn: sqlite3.Connection) -> dict[str, list[tuple[object, ...]]]:
         return {
             "people": conn.execute("SELECT id, name, hidden, created FROM people ORDER BY id").fetchall(),
             "faces": conn.execute("SELECT id, image_id, person_id, pinned FROM faces ORDER BY id").fetchall(),
             "rejects": conn.execute("SELECT face_id, person_id FROM face_rejects ORDER BY 1, 2").fetchall(),
         }
+
+    return people_sql(db, read)
 
 
 def other_face(identity: int, k: int = 0) -> np.ndarray:
@@ -70,7 +115,7 @@ def other_face(identity: int, k: int = 0) -> np.ndarray:
     return vectors[truth == identity][-1 - k]
 
 
-def three_people(db: Database, ids: list[int]) -> dict[int, int]:
+def three_people(db: PeopleDb, ids: list[int]) -> dict[int, int]:
     """Image k shows identity k % 3 at (10, 10, 50, 50); images k % 6 == 1 and image 0 show
     identity 0 too, at (100, 10, 40, 40) (with 30 images: identity 0 is in 15 photos, 1 and 2 in
     10). Grouped; returns identity -> person id (persons made in identity order)."""
@@ -81,7 +126,8 @@ def three_people(db: Database, ids: list[int]) -> dict[int, int]:
         rows[image_id] = [face((10, 10, 50, 50), pools[k % 3].pop())]
         if k % 6 == 1 or k == 0:
             rows[image_id].append(face((100, 10, 40, 40), pools[0].pop()))
-    db.store_faces(VERSION, rows)
+    for image_id in ids:  # one by one: face ids follow k (a batch takes images in id order, and
+        db.store_faces(VERSION, {image_id: rows[image_id]})  # Qdrant's image ids are not in k's)
     group(db)
     found = {k: db.faces_in_image(ids[k])[0].person_id for k in range(3)}
     assert sorted(found.values()) == [found[0], found[1], found[2]]
@@ -92,9 +138,9 @@ def three_people(db: Database, ids: list[int]) -> dict[int, int]:
 
 
 def test_a_catalog_made_before_people_opens_and_gains_them(tmp_path: Path) -> None:
-    db, ids = with_images(tmp_path, 3)
+    db, ids = with_images(Stores("embedded", tmp_path), 3)
     db.close()
-    conn = sqlite3.connect(tmp_path / "t" / "catalog.sqlite")
+    conn = sqlite3.connect(tmp_path / "home" / "t" / "catalog.sqlite")
     with conn:  # back to what schema 6 wrote
         for table in ("faces", "people", "face_rejects", "merges"):
             conn.execute(f"DROP TABLE {table}")
@@ -102,7 +148,7 @@ def test_a_catalog_made_before_people_opens_and_gains_them(tmp_path: Path) -> No
         conn.execute("DROP TRIGGER faces_image_changed")
         conn.execute("UPDATE meta SET value = '6' WHERE key = 'schema_version'")
     conn.close()
-    with open_db(tmp_path) as db:
+    with open_db(tmp_path / "home") as db:
         assert db.catalog.get_meta("schema_version") == str(SCHEMA_VERSION) == "7"
         assert db.count() == 3 and db.people_list() == [] and db.people_enabled()
         db.store_faces(VERSION, {ids[0]: [face((0, 0, 10, 10), np.zeros(128))]})
@@ -111,16 +157,17 @@ def test_a_catalog_made_before_people_opens_and_gains_them(tmp_path: Path) -> No
         assert db.people_counts().faces == 0  # the trigger is there
 
 
-def test_the_embedded_database_is_a_people_store(tmp_path: Path) -> None:
-    with open_db(tmp_path) as db:
-        assert isinstance(db, PeopleStore)
+def test_both_stores_keep_people(stores: Stores) -> None:
+    db = stores.open()
+    assert isinstance(db, PeopleStore) and db.people_enabled()
+    assert db.people_list() == [] and db.people_counts() == PeopleCounts(0, 0, 0, 0)
 
 
 # -- faces and grouping ----------------------------------------------------------------------------
 
 
-def test_faces_are_stored_with_the_analysis_outcome(tmp_path: Path) -> None:
-    db, ids = with_images(tmp_path, 4)
+def test_faces_are_stored_with_the_analysis_outcome(stores: Stores) -> None:
+    db, ids = with_images(stores, 4)
     with db:
         assert db.count_pending(FACES_ANALYSIS, VERSION) == 4
         descriptor = np.arange(128, dtype=np.float32) / 128
@@ -146,8 +193,8 @@ def test_faces_are_stored_with_the_analysis_outcome(tmp_path: Path) -> None:
             face((0, 0, 1, 1), np.zeros(64))
 
 
-def test_grouping_makes_people_and_new_photos_join_them(tmp_path: Path) -> None:
-    db, ids = with_images(tmp_path, 36)
+def test_grouping_makes_people_and_new_photos_join_them(stores: Stores) -> None:
+    db, ids = with_images(stores, 36)
     with db:
         who = three_people(db, ids[:30])
         listed = db.people_list()
@@ -163,8 +210,8 @@ def test_grouping_makes_people_and_new_photos_join_them(tmp_path: Path) -> None:
         assert len(db.people_list()) == 3
 
 
-def test_a_stale_plan_never_undoes_a_correction(tmp_path: Path) -> None:
-    db, ids = with_images(tmp_path, 12)
+def test_a_stale_plan_never_undoes_a_correction(stores: Stores) -> None:
+    db, ids = with_images(stores, 12)
     with db:
         who = three_people(db, ids[:9])
         db.store_faces(VERSION, {ids[9]: [face((0, 0, 20, 20), other_face(0))]})
@@ -184,8 +231,8 @@ def test_a_stale_plan_never_undoes_a_correction(tmp_path: Path) -> None:
 # -- the list and names ----------------------------------------------------------------------------
 
 
-def test_the_list_shows_named_people_first_then_the_most_photographed(tmp_path: Path) -> None:
-    db, ids = with_images(tmp_path, 30)
+def test_the_list_shows_named_people_first_then_the_most_photographed(stores: Stores) -> None:
+    db, ids = with_images(stores, 30)
     with db:
         who = three_people(db, ids)  # photos: 0 -> 15, 1 -> 10, 2 -> 10
         assert [p.id for p in db.people_list()] == [who[0], who[1], who[2]]
@@ -212,10 +259,10 @@ def test_the_list_shows_named_people_first_then_the_most_photographed(tmp_path: 
             db.person_photos(999)
 
 
-def test_photos_are_listed_by_the_date_they_were_taken(tmp_path: Path) -> None:
+def test_photos_are_listed_by_the_date_they_were_taken(stores: Stores) -> None:
     from isearchd.store import PhotoInfo
 
-    db, ids = with_images(tmp_path, 9)
+    db, ids = with_images(stores, 9)
     with db:
         who = three_people(db, ids)
         mine = [i for k, i in enumerate(ids) if k % 3 == 1]  # identity 1's three photos
@@ -224,8 +271,8 @@ def test_photos_are_listed_by_the_date_they_were_taken(tmp_path: Path) -> None:
         assert [p.image_id for p in db.person_photos(who[1])] == [mine[0], mine[2], mine[1]]
 
 
-def test_names_are_unique_whatever_their_case(tmp_path: Path) -> None:
-    db, ids = with_images(tmp_path, 9)
+def test_names_are_unique_whatever_their_case(stores: Stores) -> None:
+    db, ids = with_images(stores, 9)
     with db:
         who = three_people(db, ids)
         db.name_person(who[0], "  Élodie ")
@@ -248,8 +295,8 @@ def test_names_are_unique_whatever_their_case(tmp_path: Path) -> None:
             db.name_person(999, "Bob")
 
 
-def test_search_by_people_needs_everyone_named(tmp_path: Path) -> None:
-    db, ids = with_images(tmp_path, 30)
+def test_search_by_people_needs_everyone_named(stores: Stores) -> None:
+    db, ids = with_images(stores, 30)
     with db:
         who = three_people(db, ids)
         db.name_person(who[0], "Ann")
@@ -258,6 +305,11 @@ def test_search_by_people_needs_everyone_named(tmp_path: Path) -> None:
         assert len(db.image_ids_with_people(["ann"])) == 15
         assert db.image_ids_with_people(["Ann", "bob", "ANN"]) == together
         assert db.image_ids_with_people(["Bob"]) == {i for k, i in enumerate(ids) if k % 3 == 1}
+        both = Filters(people=("ann", "BOB"))
+        assert db.matching(both) == sorted(together)
+        hits = db.search(unit(np.random.default_rng(0), 30)[7], k=30, filters=both)  # image 7's vector
+        assert hits[0].id == ids[7] and {h.id for h in hits} <= together
+        assert db.matching(Filters(people=("Nobody",))) == []
         assert db.people_in_images([ids[1], ids[2], ids[3], 999]) == {ids[1]: ["Ann", "Bob"], ids[3]: ["Ann"]}
         db.hide_person(who[1])
         assert db.people_in_images([ids[1]]) == {ids[1]: ["Ann"]}
@@ -271,8 +323,8 @@ def test_search_by_people_needs_everyone_named(tmp_path: Path) -> None:
 # -- merges ----------------------------------------------------------------------------------------
 
 
-def test_a_merge_is_undone_exactly(tmp_path: Path) -> None:
-    db, ids = with_images(tmp_path, 30)
+def test_a_merge_is_undone_exactly(stores: Stores) -> None:
+    db, ids = with_images(stores, 30)
     with db:
         who = three_people(db, ids)
         db.name_person(who[2], "Cleo")
@@ -291,8 +343,8 @@ def test_a_merge_is_undone_exactly(tmp_path: Path) -> None:
             db.split_person(into)
 
 
-def test_merges_undo_one_at_a_time_and_refuse_two_names(tmp_path: Path) -> None:
-    db, ids = with_images(tmp_path, 30)
+def test_merges_undo_one_at_a_time_and_refuse_two_names(stores: Stores) -> None:
+    db, ids = with_images(stores, 30)
     with db:
         who = three_people(db, ids)
         start = tables(db)
@@ -318,8 +370,8 @@ def test_merges_undo_one_at_a_time_and_refuse_two_names(tmp_path: Path) -> None:
 # -- corrections last ------------------------------------------------------------------------------
 
 
-def test_a_removed_face_stays_out_after_reanalysis_and_reopening(tmp_path: Path) -> None:
-    db, ids = with_images(tmp_path, 30)
+def test_a_removed_face_stays_out_after_reanalysis_and_reopening(stores: Stores) -> None:
+    db, ids = with_images(stores, 30)
     who = three_people(db, ids)
     db.name_person(who[0], "Ann")
     image = ids[0]  # Ann twice: a face at (10, 10) and one at (100, 10)
@@ -335,16 +387,16 @@ def test_a_removed_face_stays_out_after_reanalysis_and_reopening(tmp_path: Path)
     assert all(f.pinned and f.person_id is None for f in db.faces_in_image(image))
     group(db)
     assert tables(db) == removed
-    db.close()
-    with open_db(tmp_path) as db:
+    db = stores.reopen(db)
+    with db:
         assert tables(db) == removed
         group(db)
         assert tables(db) == removed
         assert image not in db.image_ids_with_people(["Ann"])
 
 
-def test_reanalysis_keeps_the_faces_it_finds_again(tmp_path: Path) -> None:
-    db, ids = with_images(tmp_path, 30)
+def test_reanalysis_keeps_the_faces_it_finds_again(stores: Stores) -> None:
+    db, ids = with_images(stores, 30)
     with db:
         who = three_people(db, ids)
         image = ids[1]  # Bob at (10, 10), Ann at (100, 10)
@@ -362,13 +414,13 @@ def test_reanalysis_keeps_the_faces_it_finds_again(tmp_path: Path) -> None:
 # -- deletes and forgetting ------------------------------------------------------------------------
 
 
-def test_deleting_photos_deletes_their_faces_and_keeps_the_named_person(tmp_path: Path) -> None:
-    db, ids = with_images(tmp_path, 30)
+def test_deleting_photos_deletes_their_faces_and_keeps_the_named_person(stores: Stores) -> None:
+    db, ids = with_images(stores, 30)
     with db:
         who = three_people(db, ids)
         db.name_person(who[1], "Bob")
         db.remove_face(who[0], ids[0])
-        labels = {i: label for i, (label, _) in db.catalog.labels_for_ids(ids).items()}
+        labels = stores.labels
         bobs = [i for k, i in enumerate(ids) if k % 3 == 1]
         db.delete_labels([labels[i] for i in bobs])
         assert all(db.faces_in_image(i) == [] for i in bobs)
@@ -391,8 +443,8 @@ def test_deleting_photos_deletes_their_faces_and_keeps_the_named_person(tmp_path
         assert db.count_pending(FACES_ANALYSIS, VERSION) == 1  # to be read again
 
 
-def test_forgetting_deletes_everything_people_keep(tmp_path: Path) -> None:
-    db, ids = with_images(tmp_path, 30)
+def test_forgetting_deletes_everything_people_keep(stores: Stores) -> None:
+    db, ids = with_images(stores, 30)
     who = three_people(db, ids)
     db.name_person(who[0], "Ann")
     db.remove_face(who[0], ids[0])
@@ -401,12 +453,11 @@ def test_forgetting_deletes_everything_people_keep(tmp_path: Path) -> None:
     db.set_people_enabled(False)
     db.forget_people()
     assert tables(db) == {"people": [], "faces": [], "rejects": []}
-    with db.catalog.reader() as conn:
-        assert conn.execute("SELECT count(*) FROM merges").fetchone()[0] == 0
+    assert people_sql(db, lambda conn: conn.execute("SELECT count(*) FROM merges").fetchone()[0]) == 0
     assert db.count_pending(FACES_ANALYSIS, VERSION) == 30
     assert db.people_counts() == PeopleCounts(0, 0, 0, 0)
-    db.close()
-    with open_db(tmp_path) as db:
+    db = stores.reopen(db)
+    with db:
         assert not db.people_enabled()
         db.set_people_enabled(True)
         assert db.people_enabled()
