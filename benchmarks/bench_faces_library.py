@@ -1,28 +1,29 @@
 """People for a whole library, through the real daemon: how long after its CLIP indexing a library
-has its people, what searches cost meanwhile, and the memory it takes.
+has its people, what searches cost while faces are read, and the memory it takes.
 
 Starts the real daemon (``python -m isearchd``, people on, ONNX Runtime fp32 and a ViT-45LY-shaped
-random checkpoint as bench_search_during_add does) in a fresh home and adds ``--photos`` photos in
-one ``add``: a typical mix where ``--face-share`` of the photos hold people (one to three of the
-four people of tests/fixtures/faces, pasted at 15-45 % of the width into a synthetic scene: faces
-of ~100-500 px) and the others are bench_e2e's synthetic photos; 70 % 1920x1080 and 30 % 4000x3000
-JPEGs. Then, while the daemon reads the faces (after the CLIP indexing, as it always does):
+random checkpoint as bench_search_during_add does) in a fresh home. The libraries are a typical
+mix: ``--face-share`` of the photos hold people (one to three of the four people of
+tests/fixtures/faces, pasted at 15-45 % of the width into a synthetic scene: faces of ~50-250 px),
+the others are synthetic scenes without faces (bench_e2e's, less scikit-image's astronaut, whose
+face would be a fifth person); 70 % 1920x1080 and 30 % 4000x3000 JPEGs.
 
-- the faces phase: seconds from the end of the add until every photo was read for faces (the
-  ``people`` op's ``analysed == total``), photos per second, minutes per 10,000 photos;
-- searches: ``--clients`` client threads search by text and by image (the load of
-  bench_search_during_add: each client's searches due ``--think-ms`` apart on average) during the
-  faces phase, then for ``--idle-s`` seconds once the daemon is idle; p50 / p95 / p99 of both;
-- memory: RSS of the daemon process and of its face workers (its child processes), before the
-  add, after the indexing (before the faces phase), the peak during it, and ``--release-wait``
-  seconds after it (the models are released after a minute without faces to read);
-- the people formed: each found person's photos against the people really pasted into them
-  (purity: the share of a person's photos holding its most common true person; completeness: the
-  share of a true person's photos in the found person that holds most of them).
+1. Faces alone: ``--photos`` photos added in one ``add``; then, with nothing else running, the
+   seconds from the end of the add until every photo was read for faces (the ``people`` op's
+   ``analysed == total``): photos per second, minutes per 10,000 photos; RSS of the daemon and of
+   its face workers (its child processes) after the indexing and at their peak; the people formed,
+   each found person's photos against the people really pasted into them (purity: the share of a
+   person's photos holding its most common true person; completeness: the share of a true
+   person's photos in the found person that holds most of them).
+2. Searches while faces are read: a second library of ``--load-photos`` photos is added, and
+   while its faces are read ``--clients`` client threads search by text and by image (the load of
+   bench_search_during_add: each client's searches due ``--think-ms`` apart on average); then the
+   same load for ``--idle-s`` seconds with the daemon idle. p50 / p95 / p99 of both.
+3. RSS ``--release-wait`` seconds later (the models are released after a minute without faces).
 
-Usage:  .venv/bin/python benchmarks/bench_faces_library.py [--photos 1000] [--face-share 0.35]
-        [--clients 32] [--think-ms 1000] [--idle-s 30] [--release-wait 70] [--workers 0]
-        [--work DIR] [--out benchmarks/results/faces_library.json]
+Usage:  .venv/bin/python benchmarks/bench_faces_library.py [--photos 1000] [--load-photos 200]
+        [--face-share 0.35] [--clients 32] [--think-ms 1000] [--idle-s 30] [--release-wait 70]
+        [--workers 0] [--work DIR] [--out benchmarks/results/faces_library.json]
 Not a test: it prints a table and writes JSON.
 """
 
@@ -61,12 +62,27 @@ FACES = REPO / "tests" / "fixtures" / "faces"
 SAMPLE_S = 0.25
 
 
+def faceless_bases() -> list[np.ndarray]:
+    """bench_e2e's scenes but scikit-image's astronaut (a real face): no face but the pasted ones."""
+    return sample_bases()[1:]
+
+
+def scenes(folder: Path, count: int, seed: int) -> None:
+    """``count`` synthetic photos without faces: 70 % 1920x1080, 30 % 4000x3000 JPEGs."""
+    rng = np.random.default_rng(seed)
+    bases, noise = faceless_bases(), sensor_noise(rng)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        size = (4000, 3000) if i % 10 < 3 else (1920, 1080)
+        synth_photo(bases, noise, rng, size).save(folder / f"scene_{i:05d}.jpg", "JPEG", quality=90)
+
+
 def face_photos(folder: Path, count: int, seed: int) -> dict[str, list[str]]:
     """``count`` JPEGs of 1-3 of the fixture people in a synthetic scene: path -> true people."""
     labels: dict[str, str] = json.loads((FACES / "people.json").read_text())
     sources = {name: Image.open(FACES / name).convert("RGB") for name in sorted(labels)}
     rng = np.random.default_rng(seed)
-    bases, noise = sample_bases(), sensor_noise(rng)
+    bases, noise = faceless_bases(), sensor_noise(rng)
     folder.mkdir(parents=True, exist_ok=True)
     truth: dict[str, list[str]] = {}
     for i in range(count):
@@ -175,9 +191,9 @@ class SearchLoad:
         return out
 
 
-def wait_for_faces(daemon: Daemon, timeout_s: float) -> tuple[int, int]:
+def wait_for_faces(daemon: Daemon, db: str, timeout_s: float) -> tuple[int, int]:
     deadline = time.monotonic() + timeout_s
-    with daemon.client("lib") as c:
+    with daemon.client(db) as c:
         while True:
             listed = c.people()
             if listed.total and listed.analysed >= listed.total:
@@ -217,22 +233,81 @@ def cpu_model() -> str:
     return platform.processor()
 
 
+def corpus(work: Path, name: str, photos: int, share: float, seed: int) -> tuple[list[Path], dict[str, Any]]:
+    """The photos of one library (made once, kept in ``work``) and who is in each."""
+    folder = work / f"corpus-v2-{name}-{photos}-{share}"
+    truth_file = folder / "truth.json"
+    if not truth_file.exists():
+        truth = face_photos(folder / "people", round(photos * share), seed=seed)
+        scenes(folder / "scenes", photos - round(photos * share), seed=seed + 1)
+        truth_file.write_text(json.dumps(truth))
+    paths = sorted((folder / "people").iterdir()) + sorted((folder / "scenes").iterdir())
+    return paths, json.loads(truth_file.read_text())
+
+
+def faces_alone(daemon: Daemon, memory: Memory, photos: list[Path], truth: dict[str, Any]) -> dict[str, Any]:
+    """Phase 1: add the library, then time its faces with nothing else running."""
+    with daemon.client("lib") as c:
+        t_add = time.monotonic()
+        report = c.add([str(p) for p in photos])
+        t_indexed = time.monotonic()
+        indexed = memory.now()
+    analysed, total = wait_for_faces(daemon, "lib", timeout_s=6 * 3600)
+    t_faces = time.monotonic()
+    peak = memory.peak(t_indexed, t_faces)
+    faces_s = t_faces - t_indexed
+    mib = 1 / 2**20
+    return {
+        "photos": len(photos),
+        "photos_with_people": len(truth),
+        "added": report.added,
+        "indexing_s": round(t_indexed - t_add, 1),
+        "faces_s": round(faces_s, 1),
+        "faces_photos_per_s": round(total / faces_s, 2),
+        "faces_minutes_per_10k": round(10_000 / (total / faces_s) / 60, 1),
+        "analysed": analysed,
+        "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
+        "rss_mib": {
+            "daemon_after_indexing": round(indexed[0] * mib, 1),
+            "daemon_peak_during_faces": round(peak[0] * mib, 1),
+            "workers_peak_during_faces": round(peak[1] * mib, 1),
+        },
+        "people": grouping_quality(daemon, truth),
+    }
+
+
+def searches_during_faces(
+    daemon: Daemon, photos: list[Path], queries: list[Path], args: argparse.Namespace
+) -> dict[str, Any]:
+    """Phase 2: a second library's faces read while clients search; then the same load idle."""
+    with daemon.client("more") as c:
+        c.add([str(p) for p in photos])
+    load = SearchLoad(daemon, queries, args.clients, args.think_ms, seed=5)
+    t0 = time.perf_counter()
+    wait_for_faces(daemon, "more", timeout_s=6 * 3600)
+    t1 = time.perf_counter()
+    time.sleep(args.idle_s)
+    t2 = time.perf_counter()
+    load.stop()
+    return {
+        "photos": len(photos),
+        "faces_s_under_load": round(t1 - t0, 1),
+        "during_faces": load.latencies(t0, t1),
+        "idle": load.latencies(t1, t2),
+    }
+
+
 def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     cache = work / "cache"
     checkpoint = cache / MODELS[MODEL].file_name
     if not checkpoint.exists():
         write_official_checkpoint(MODEL, checkpoint, seed=0)
-    corpus = work / f"corpus-{args.photos}-{args.face_share}"
-    with_faces = round(args.photos * args.face_share)
-    truth_file = corpus / "truth.json"
-    if not truth_file.exists():
-        truth = face_photos(corpus / "people", with_faces, seed=21)
-        make_corpus(corpus / "scenes", args.photos - with_faces, seed=22)
-        make_corpus(corpus / "queries", 16, seed=23)
-        truth_file.write_text(json.dumps(truth))
-    truth = json.loads(truth_file.read_text())
-    photos = sorted((corpus / "people").iterdir()) + sorted((corpus / "scenes").iterdir())
-    queries = [p for p in sorted((corpus / "queries").iterdir()) if p.suffix == ".jpg"]
+    photos, truth = corpus(work, "lib", args.photos, args.face_share, seed=21)
+    more, _ = corpus(work, "more", args.load_photos, args.face_share, seed=31)
+    queries_dir = work / "queries"
+    if not queries_dir.exists():
+        make_corpus(queries_dir, 16, seed=23)
+    queries = [p for p in sorted(queries_dir.iterdir()) if p.suffix == ".jpg"]
 
     root = Path(tempfile.mkdtemp(prefix="run-", dir=work))
     if args.workers:
@@ -242,74 +317,48 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     assert daemon.proc is not None
     memory = Memory(daemon.proc.pid)
     try:
-        with daemon.client("lib") as c:
-            before = memory.now()
-            t_add = time.monotonic()
-            report = c.add([str(p) for p in photos])
-            t_indexed = time.monotonic()
-            indexed = memory.now()
-            c.search("warm up", num=1)
-        load = SearchLoad(daemon, queries, args.clients, args.think_ms, seed=5)
-        analysed, total = wait_for_faces(daemon, timeout_s=6 * 3600)
-        t_faces = time.monotonic()
-        time.sleep(args.idle_s)
-        t_idle = time.monotonic()
-        load.stop()
-        quality = grouping_quality(daemon, truth)
+        alone = faces_alone(daemon, memory, photos, truth)
+        print(json.dumps(alone), flush=True)
+        loaded = searches_during_faces(daemon, more, queries, args)
         time.sleep(max(0.0, args.release_wait - args.idle_s))
         after = memory.now()
-        peak = memory.peak(t_indexed, t_faces)
     finally:
         memory.stop()
         daemon.stop()
-    faces_s = t_faces - t_indexed
-    mib = 1 / 2**20
-    return {
-        "photos": len(photos),
-        "photos_with_people": with_faces,
-        "added": report.added,
-        "indexing_s": round(t_indexed - t_add, 1),
-        "faces_s": round(faces_s, 1),
-        "faces_photos_per_s": round(total / faces_s, 2),
-        "faces_minutes_per_10k": round(10_000 / (total / faces_s) / 60, 1),
-        "analysed": analysed,
-        "searches_during_faces": load.latencies(t_indexed, t_faces),
-        "searches_idle": load.latencies(t_faces, t_idle),
-        "rss_mib": {
-            "daemon_before": round(before[0] * mib, 1),
-            "daemon_after_indexing": round(indexed[0] * mib, 1),
-            "daemon_peak_during_faces": round(peak[0] * mib, 1),
-            "workers_peak_during_faces": round(peak[1] * mib, 1),
-            "daemon_after_release": round(after[0] * mib, 1),
-            "workers_after_release": round(after[1] * mib, 1),
-        },
-        "people": quality,
-    }
+    alone["rss_mib"]["daemon_after_release"] = round(after[0] / 2**20, 1)
+    alone["rss_mib"]["workers_after_release"] = round(after[1] / 2**20, 1)
+    return {"alone": alone, "with_searches": loaded}
 
 
 def table(r: dict[str, Any]) -> str:
-    def trio(phase: str, kind: str) -> str:
-        p = r[phase][kind]
+    a, w = r["alone"], r["with_searches"]
+
+    def trio(p: dict[str, Any]) -> str:
         return " / ".join("-" if p[k] is None else f"{p[k]:g}" for k in ("p50_ms", "p95_ms", "p99_ms"))
 
-    m = r["rss_mib"]
-    rows = [
-        "| photos (with people) | indexing | faces phase | min per 10k | text p50/p95/p99 ms: faces / idle "
-        "| image p99 ms: faces / idle | RSS MiB daemon indexed / peak / after, workers peak |",
-        "|" + "---|" * 7,
-        f"| {r['photos']} ({r['photos_with_people']}) | {r['indexing_s']} s | {r['faces_s']} s "
-        f"| {r['faces_minutes_per_10k']} | {trio('searches_during_faces', 'text')} / "
-        f"{trio('searches_idle', 'text')} | {r['searches_during_faces']['image']['p99_ms']} / "
-        f"{r['searches_idle']['image']['p99_ms']} | {m['daemon_after_indexing']} / "
-        f"{m['daemon_peak_during_faces']} / {m['daemon_after_release']}, {m['workers_peak_during_faces']} |",
-    ]
-    return "\n".join(rows)
+    m, q, d = a["rss_mib"], a["people"], w["during_faces"]
+    return "\n".join([
+        "| photos (with people) | indexing | faces | min per 10k | RSS MiB daemon indexed / peak / after, "
+        "workers peak | people found (true) | purity | completeness |",
+        "|" + "---|" * 8,
+        f"| {a['photos']} ({a['photos_with_people']}) | {a['indexing_s']} s | {a['faces_s']} s | "
+        f"{a['faces_minutes_per_10k']} | {m['daemon_after_indexing']} / {m['daemon_peak_during_faces']} / "
+        f"{m['daemon_after_release']}, {m['workers_peak_during_faces']} | {q['people_found']} "
+        f"({q['true_people']}) | {q['purity_mean']} | {q['completeness_mean']} |",
+        "",
+        "| searches | text p50 / p95 / p99 ms | image p50 / p95 / p99 ms | errors |",
+        "|---|---|---|---|",
+        f"| while {w['photos']} photos' faces are read ({w['faces_s_under_load']} s) | "
+        f"{trio(d['text'])} | {trio(d['image'])} | {d['errors']} |",
+        f"| idle | {trio(w['idle']['text'])} | {trio(w['idle']['image'])} | {w['idle']['errors']} |",
+    ])  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--photos", type=int, default=1000)
     ap.add_argument("--face-share", type=float, default=0.35)
+    ap.add_argument("--load-photos", type=int, default=200, help="the library read while clients search")
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--think-ms", type=float, default=1000.0)
     ap.add_argument("--idle-s", type=float, default=30.0)
@@ -322,7 +371,6 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     result = run(args, work)
     print(table(result))
-    print(json.dumps(result["people"]))
     out = {
         "benchmark": "faces_library",
         "date": time.strftime("%Y-%m-%d"),
