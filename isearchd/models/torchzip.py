@@ -185,11 +185,13 @@ def _rebuild_tensor(
     available = storage.array.shape[0]
     numel = math.prod(shape)
     end = offset + sum((n - 1) * s for n, s in zip(shape, strides, strict=True)) + 1 if numel else offset
-    if end > available or numel > available:
+    if end > available:
         raise _Refused(
             f"a tensor of shape {list(shape)} at offset {offset} reaches past its storage "
             f"of {available} elements"
         )
+    if numel > available:  # a broadcast (stride 0) view: a state dict holds none, and copies would blow up
+        raise _Refused(f"a tensor of shape {list(shape)} has more elements than its storage of {available}")
     base = storage.array[offset:]
     if numel:
         item = base.itemsize
