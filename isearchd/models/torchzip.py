@@ -5,7 +5,7 @@ under one top folder (the saved file's stem, often ``archive/``)::
 
     <top>/data.pkl       the object tree, pickled; tensors are persistent ids naming a storage
     <top>/data/<key>     one storage each: raw little-endian elements, stored (not compressed)
-    <top>/byteorder      "little" or "big" (absent before torch 1.11: little)
+    <top>/byteorder      "little" or "big" (older torch wrote none: little)
     <top>/version        the archive format version (torch 2.x writes 3)
 
 ``read_checkpoint`` turns one into plain Python: dicts, lists, tuples, str, int, float, bool,
