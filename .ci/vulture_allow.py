@@ -16,6 +16,9 @@ _.inter_op_num_threads
 _.graph_optimization_level
 _.log_severity_level
 _.dynamo  # torch.onnx.export(dynamo=...) through a TypedDict of keyword arguments
+# pickle.Unpickler's hooks, which the unpickler calls (isearchd.models.torchzip's allow-list).
+_.find_class
+_.persistent_load
 
 # Module __getattr__ (PEP 562): lazy imports of the package's public names.
 __getattr__

@@ -9,26 +9,31 @@ TinyCLIP publishes three layouts (facts read off the reference loader):
 - plain open_clip state dicts (``visual.…``, ``transformer.…``, ``logit_scale``), optionally
   with a ``module.`` prefix left by DistributedDataParallel.
 
-``read_state_dict`` turns any of them into plain open_clip keys and float32 tensors and says
-which layout it found. It only unpickles tensors (``weights_only=True``).
+``read_state_dict`` turns any of them into plain open_clip keys and float32 numpy arrays and says
+which layout it found. Files are read by ``torchzip`` (no torch, no torch unpickler: an allow-list
+of what a state dict holds); the torch loader wraps the arrays with ``torch.from_numpy``.
 """
 
 from __future__ import annotations
 
 import logging
-import pickle
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
-import torch
+import numpy as np
+import numpy.typing as npt
 
 from isearchd.errors import ModelError
+from isearchd.models.torchzip import read_checkpoint
 
 __all__ = ["Layout", "load_error_message", "normalise_keys", "read_state_dict"]
 
 log = logging.getLogger(__name__)
 
 Layout = Literal["manual", "auto", "open_clip"]
+Array = npt.NDArray[Any]
+T = TypeVar("T")
 
 # TinyCLIP's wrapper modules; what follows them is the open_clip name ("visual.…" for images).
 _TOWER_PREFIXES = frozenset(
@@ -44,10 +49,10 @@ _TOWER_PREFIXES = frozenset(
 _IGNORED_PARTS = frozenset({"l0_module"})
 
 
-def normalise_keys(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], Layout]:
+def normalise_keys(state_dict: Mapping[str, T]) -> tuple[dict[str, T], Layout]:
     """Map a checkpoint's keys onto open_clip ``CLIP`` names; return them and the layout found."""
     layout: Layout = "open_clip"
-    out: dict[str, torch.Tensor] = {}
+    out: dict[str, T] = {}
     for key, value in state_dict.items():
         # No open_clip CLIP key has a "module" part: every one comes from a DDP wrapper.
         parts = [p for p in key.split(".") if p != "module"]
@@ -68,38 +73,21 @@ def normalise_keys(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, torch
     return out, layout
 
 
-def _load(path: Path) -> object:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ModelError(f"{path}: checkpoint file does not exist") from None
-    except IsADirectoryError:
-        raise ModelError(f"{path}: is a directory, not a checkpoint file") from None
-    except PermissionError as exc:
-        raise ModelError(f"{path}: cannot read checkpoint ({exc.strerror})") from None
-    except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(
-            f"{path}: not a plain tensor checkpoint (refusing to unpickle arbitrary objects: {first})"
-        ) from None
-    except Exception as exc:  # malformed input makes the unpickler raise anything
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{path}: truncated or not a PyTorch checkpoint ({reason})") from None
-
-
-def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], Layout]:
-    """Load a checkpoint file as open_clip-named float32 tensors; ModelError names file and reason."""
-    obj = _load(path)
+def read_state_dict(path: Path) -> tuple[dict[str, Array], Layout]:
+    """Read a checkpoint file as open_clip-named float32 arrays; ModelError names file and reason."""
+    obj = read_checkpoint(path)
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not obj:
         raise ModelError(f"{path}: not a model checkpoint (expected a dict of tensors)")
-    tensors: dict[str, torch.Tensor] = {}
+    tensors: dict[str, Array] = {}
     for key, value in obj.items():
         if not isinstance(key, str):
             raise ModelError(f"{path}: not a model checkpoint (non-string key {key!r})")
-        if isinstance(value, torch.Tensor):
-            tensors[key] = value.float() if value.is_floating_point() else value
+        if isinstance(value, np.ndarray):
+            # as torch's .float(): half and double become float32, float32 stays as it is
+            floating = value.dtype.kind == "f" and value.dtype != np.float32
+            tensors[key] = value.astype(np.float32) if floating else value
         else:
             log.debug("%s: ignoring non-tensor entry %r", path, key)
     if not tensors:

@@ -56,7 +56,8 @@ def load_resolved(resolved: ResolvedModel, device: str = "cpu") -> Model:
     started = time.perf_counter()
     torch_device = _device(device)
     path, config, what = resolved.weights, resolved.config, resolved.what
-    state_dict, layout = read_state_dict(path)
+    arrays, layout = read_state_dict(path)
+    state_dict = {name: torch.from_numpy(array) for name, array in arrays.items()}
     if layout == "auto" and resolved.registry and not resolved.auto:
         # A standard architecture has fixed shapes; a pruned file can only be another model.
         raise ModelError(f"{path}: not a checkpoint of {what}: it holds a pruned (auto) TinyCLIP model")
