@@ -45,7 +45,7 @@ from isearchd.errors import ISearchError
 # checks that every value option of `search` is here.
 SEARCH_VALUE_OPTIONS = frozenset(
     {"-n", "--num", "-m", "--min-similarity", "--after", "--before", "--in", "--place", "--type", "--sort",
-     "--plus", "--minus", "--like", "--person"}
+     "--plus", "--minus", "--like", "--person", "--words"}
 )  # fmt: skip
 VALUE_OPTIONS = SEARCH_VALUE_OPTIONS | {"-d", "--db", "-B", "--bind"}
 SEARCH_COMMAND = "search"

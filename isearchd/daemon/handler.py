@@ -23,6 +23,7 @@ from isearchd.engine.dups import DupRules
 from isearchd.engine.indexer import AddItem
 from isearchd.engine.photometa import normalise_type
 from isearchd.engine.query import SearchQuery, Term, date_bounds
+from isearchd.engine.words import HIT_WORDS
 from isearchd.errors import InvalidRequest, PermissionDenied
 from isearchd.messages import (
     AddReport,
@@ -247,13 +248,19 @@ class Handler:
             place=req.place or None,
             types=tuple(normalise_type(t) for t in req.types),
             people=tuple(req.people),
+            words=req.words,
         )
         query = SearchQuery(tuple(terms), req.num, req.similarity, filters, req.sort)
         hits = self.engine.search(req.db, query)
-        if not req.people:
-            return [_hit(h) for h in hits]
-        named = self.engine.people.named_in(req.db, [h.id for h in hits if h.id is not None])
-        return [msgspec.structs.replace(_hit(h), people=named.get(h.id or -1, [])) for h in hits]
+        found = [_hit(h) for h in hits]
+        ids = [h.id for h in hits if h.id is not None]
+        if req.people:
+            named = self.engine.people.named_in(req.db, ids)
+            found = [msgspec.structs.replace(h, people=named.get(h.id or -1, [])) for h in found]
+        if req.words is not None:
+            texts = self.engine.words_of(req.db, ids)
+            found = [msgspec.structs.replace(h, words=_first(texts.get(h.id or -1))) for h in found]
+        return found
 
     def _image_info(self, req: ImageInfoRequest) -> ImageInfo:
         info = self.engine.image(req.db, req.image_id)
@@ -265,6 +272,11 @@ class Handler:
         within = normpath(req.within) if req.within else None
         groups = self.engine.dups(req.db, rules, within)
         return DupsReply(min_similarity=rules.min_similarity, total=len(groups), groups=groups[: req.num])
+
+
+def _first(text: str | None) -> str | None:
+    """The start of a photo's text, as hits carry it (None: not read yet)."""
+    return None if text is None else text[:HIT_WORDS]
 
 
 def _local(peer: Peer, image: ImageRef) -> ImageRef:

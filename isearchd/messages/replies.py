@@ -60,6 +60,8 @@ class Hit(PhotoFacts, frozen=True, kw_only=True):
     id: int | None = None
     host: str | msgspec.UnsetType = msgspec.UNSET
     people: list[str] | msgspec.UnsetType = msgspec.UNSET  # the named people in it, when asked
+    # the first HIT_WORDS characters of its text when words were asked ("": none; null: not read yet)
+    words: str | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class ImageInfo(PhotoFacts, frozen=True, kw_only=True):

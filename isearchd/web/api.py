@@ -97,8 +97,12 @@ async def search(request: Request) -> Response:
         query, kind, asked = params["q"], "text", form.request(db, text=params["q"])
     elif form.people:
         query, kind, asked = ", ".join(form.people), "people", form.request(db)
+    elif form.words:
+        query, kind, asked = form.words, "words", form.request(db)
     else:
-        raise InvalidRequest("give a text (q), an image of the database (like), an image file or a person")
+        raise InvalidRequest(
+            "give a text (q), an image of the database (like), an image file, a person or words"
+        )
     hits = await ask(request, asked)
     return json_reply(
         {"query": query, "kind": kind, "db": db, "min_similarity": form.similarity,

@@ -1,0 +1,139 @@
+"""Reading the words in pictures (isearchd.models.ocr, rapidocr's packaged PP-OCRv4 models): speed and
+word recall, on pictures drawn here (tests/fixtures/textpics.py: DejaVu fonts, fixed seeds).
+
+- speed: core-ms (``time.process_time``: ONNX Runtime runs on one thread, as in the workers) per
+  picture, models loaded and warm: 1920x1080 synthetic photos without text (the detection pass on
+  the reduced copy is all they cost), and 1280x800 screenshots with 15 lines of 14 px text (both
+  detections and the recognition of every line);
+- recall by text height: six words in two lines drawn at several font sizes on 1920x1080 pictures
+  (plain white, a sign in a synthetic photo, plain turned by 4 degrees); recall = words read back /
+  words drawn, precision = words read that were drawn / words of 4+ letters read. The height is
+  the capital letters' height in px (~0.73 of the font size).
+
+Usage: .venv/bin/python benchmarks/bench_words.py [--repeat 5] [--out benchmarks/results/words.json]
+Not a test: it prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "fixtures"))
+
+from textpics import on_photo, pick_words, plain, scene, screenshot, text_height, words_found  # noqa: E402
+
+from isearchd.models.ocr import DETECT_LONG_SIDE, DETECT_LONG_SIDE_TEXT, RapidTextModels, joined  # noqa: E402
+
+SIZES = (12, 16, 20, 24, 28, 32, 40, 48)
+KINDS = ("plain", "photo", "turned")
+
+
+def cpu_model() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+    except OSError:
+        return platform.processor()
+    found = re.search(r"Model name:\s*(.+)", out)
+    return found.group(1).strip() if found else platform.processor()
+
+
+def core_ms(models: RapidTextModels, picture: Any, repeat: int) -> tuple[float, list[Any]]:
+    times, read = [], []
+    for _ in range(repeat):
+        start = time.process_time()
+        read = models.read(picture)
+        times.append((time.process_time() - start) * 1000)
+    return statistics.median(times), read
+
+
+def speed(models: RapidTextModels, repeat: int) -> dict[str, Any]:
+    photos = [core_ms(models, scene((1920, 1080), seed), repeat) for seed in range(5)]
+    shots = []
+    for seed in range(3):
+        rows = [" ".join(pick_words(seed * 100 + i, 4)) for i in range(15)]
+        ms, read = core_ms(models, screenshot(rows, seed=seed), repeat)
+        expected = [w for row in rows for w in row.split()]
+        shots.append((ms, len(words_found(expected, joined(read))) / len(expected)))
+    return {
+        "photo_1080p_no_text_core_ms": round(statistics.mean(ms for ms, _ in photos), 1),
+        "photo_1080p_no_text_lines_found": sum(len(read) for _, read in photos),
+        "screenshot_1280x800_15_lines_core_ms": round(statistics.mean(ms for ms, _ in shots), 1),
+        "screenshot_recall": round(statistics.mean(r for _, r in shots), 3),
+    }
+
+
+def picture(kind: str, lines: list[str], size: int, seed: int) -> Any:
+    if kind == "plain":
+        return plain(lines, size=size, canvas=(1920, 1080))
+    if kind == "photo":
+        return on_photo(lines, size=size, seed=seed)
+    return plain(lines, size=size, canvas=(1920, 1080), angle=4)
+
+
+def recall_by_height(models: RapidTextModels) -> list[dict[str, Any]]:
+    rows = []
+    for size in SIZES:
+        for kind in KINDS:
+            drawn = found = read_words = correct = 0
+            for seed in range(3):
+                words = pick_words(size * 10 + seed, 6)
+                lines = [" ".join(words[:3]), " ".join(words[3:])]
+                read = joined(models.read(picture(kind, lines, size, seed)))
+                tokens = [t.lower() for t in re.findall(r"[A-Za-z]{4,}", read)]
+                drawn += len(words)
+                found += len(words_found(words, read))
+                read_words += len(tokens)
+                correct += sum(1 for t in tokens if t in words)
+            rows.append(
+                {
+                    "font": size,
+                    "text_px": text_height(size),
+                    "kind": kind,
+                    "recall": round(found / drawn, 3),
+                    "precision": round(correct / read_words, 3) if read_words else None,
+                }
+            )
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "words.json")
+    args = ap.parse_args()
+    models = RapidTextModels()
+    models.read(scene((640, 480), 0))  # load and warm
+    report: dict[str, Any] = {
+        "machine": {"cpu": cpu_model(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "settings": {"detect_long_side": DETECT_LONG_SIDE, "detect_long_side_text": DETECT_LONG_SIDE_TEXT},
+        "speed": speed(models, args.repeat),
+        "recall": recall_by_height(models),
+    }
+    s = report["speed"]
+    print(f"CPU: {report['machine']['cpu']} ({report['machine']['cpus']} cores; one used)")
+    print(f"1920x1080 photo without text: {s['photo_1080p_no_text_core_ms']} core-ms")
+    print(
+        f"1280x800 screenshot, 15 lines: {s['screenshot_1280x800_15_lines_core_ms']} core-ms, "
+        f"recall {s['screenshot_recall']}"
+    )
+    print("\ntext px  font  " + "  ".join(f"{k:>7}" for k in KINDS))
+    for size in SIZES:
+        cells = {r["kind"]: r["recall"] for r in report["recall"] if r["font"] == size}
+        print(f"{text_height(size):7d}  {size:4d}  " + "  ".join(f"{cells[k]:7.2f}" for k in KINDS))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
