@@ -24,6 +24,7 @@ from isearchd.engine.indexer import AddItem
 from isearchd.engine.photometa import normalise_type
 from isearchd.engine.query import SearchQuery, Term, date_bounds
 from isearchd.engine.words import HIT_WORDS
+from isearchd.engine.words_ops import photo_info, words_settings
 from isearchd.errors import InvalidRequest, PermissionDenied
 from isearchd.messages import (
     AddReport,
@@ -49,6 +50,7 @@ from isearchd.messages import (
     PeopleRequest,
     PeopleSettingsRequest,
     PersonRequest,
+    PhotoInfoRequest,
     Progress,
     QueryPart,
     RemoveFaceRequest,
@@ -65,6 +67,7 @@ from isearchd.messages import (
     WatchErrorsRequest,
     WatchListRequest,
     WatchRequest,
+    WordsSettingsRequest,
 )
 from isearchd.protocol import PROTOCOL_VERSION, progress_event, to_wire
 from isearchd.store import Filters, SearchHit
@@ -171,6 +174,10 @@ class Handler:
                 return eng.db_info(req.db)
             case ImageInfoRequest():
                 return self._image_info(req)
+            case PhotoInfoRequest():
+                return photo_info(self.engine, req.db, req.label)
+            case WordsSettingsRequest():
+                return words_settings(self.engine, req.db, req.enabled)
             case UiRequest():
                 if self.web is None:
                     raise InvalidRequest("this daemon does not serve the web page")

@@ -94,7 +94,7 @@ class WordsAnalysis:
         return WordsFound(kept, read.size)
 
     def save(self, db: ImageDatabase, outcomes: Mapping[int, Outcome]) -> None:
-        if not isinstance(db, WordsStore):  # (``applies`` keeps other stores out)
+        if not isinstance(db, WordsStore) or not db.words_enabled():  # turned off meanwhile: keep nothing
             return
         rows: dict[int, Sequence[LineRow]] = {}
         failures: dict[int, str] = {}

@@ -181,6 +181,12 @@ def texts(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, str]:
     return out
 
 
+def lines_of(conn: sqlite3.Connection, image_id: int) -> list[LineRow]:
+    """The lines read in one image, in reading order."""
+    sql = "SELECT text, left, top, width, height, score FROM word_lines WHERE image_id = ? ORDER BY line"
+    return [LineRow(t, (lf, tp, w, h), s) for t, lf, tp, w, h, s in conn.execute(sql, [image_id])]
+
+
 def words_enabled(conn: sqlite3.Connection) -> bool:
     """Whether the words of this database's photos are read (on unless turned off)."""
     row = conn.execute("SELECT value FROM meta WHERE key = ?", [ENABLED_KEY]).fetchone()

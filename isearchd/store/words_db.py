@@ -28,6 +28,10 @@ class WordsStore(Protocol):
 
     def rank_by_words(self, words: str, image_ids: Sequence[int]) -> list[int]: ...
 
+    def word_lines(self, image_id: int) -> list[LineRow]: ...
+
+    def image_id_of(self, label: str) -> int | None: ...
+
     def set_words_enabled(self, enabled: bool) -> None: ...
 
     def store_words(
@@ -51,6 +55,15 @@ class WordsReads:
         """The text of these images ("" when read and none was found); unread images are left out."""
         with self.catalog.reader() as conn:
             return words.texts(conn, image_ids)
+
+    def word_lines(self, image_id: int) -> list[LineRow]:
+        """The lines read in one image, in reading order ([] when none, or not read yet)."""
+        with self.catalog.reader() as conn:
+            return words.lines_of(conn, image_id)
+
+    def image_id_of(self, label: str) -> int | None:
+        row = self.catalog.get(label, with_vector=False)
+        return None if row is None else int(row.id)
 
     def rank_by_words(self, words_: str, image_ids: Sequence[int]) -> list[int]:
         """``image_ids`` best match of ``words_`` first (bm25)."""
