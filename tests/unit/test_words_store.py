@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from store_backends import DIM, records, unit
 
+from isearchd.errors import InvalidRequest
 from isearchd.store import Database, ImageRecord, SavePolicy
 from isearchd.store.metadata import Filters
 from isearchd.store.schema import SCHEMA_VERSION
@@ -80,6 +82,10 @@ def test_a_piece_of_a_word_is_found_whatever_its_case_and_accents(tmp_path: Path
         texts = db.words_of(ids)
         assert texts[ids[0]] == "WiFi password: blue-otter-42\nGuest network"
         assert texts[ids[3]] == ""  # read, no text
+        assert [ln.text for ln in db.word_lines(ids[1])] == ["Crème brûlée", "Menu du jour"]
+        assert db.word_lines(ids[1])[1].box == (10, 40, 200, 24)
+        assert db.word_lines(ids[3]) == []
+        assert db.image_id_of("/photos/00002.jpg") == ids[2] and db.image_id_of("/nope.jpg") is None
 
 
 def test_the_best_text_match_ranks_first(tmp_path: Path) -> None:
@@ -110,6 +116,7 @@ def test_a_deleted_or_changed_photo_loses_its_text(tmp_path: Path) -> None:
         db.add([other])  # the same label, other content
         assert found(db, "lantern") == [ids[2]]
         assert set(db.words_of(ids)) == {ids[2]}
+        assert db.word_lines(ids[1]) == []
         assert db.count_pending(WORDS_ANALYSIS, VERSION) == 1  # the changed photo is read again
 
 
@@ -144,3 +151,11 @@ def test_a_catalog_of_schema_7_opens_and_gains_words(tmp_path: Path) -> None:
         assert db.count_pending(WORDS_ANALYSIS, VERSION) == 2
         db.store_words(VERSION, {ids[0]: lines("copper falcon")})
         assert found(db, "falcon") == [ids[0]]
+
+
+def test_a_database_in_qdrant_answers_words_with_a_clear_error() -> None:
+    pytest.importorskip("qdrant_client")
+    from isearchd.store.qdrant_payload import search_filter
+
+    with pytest.raises(InvalidRequest, match="embedded store only"):
+        search_filter(Filters(words="otter"))
