@@ -43,6 +43,7 @@ class SearchOptions(TypedDict, total=False):
     like: PathArg | None
     people: str | Iterable[str]
     words: str | None
+    with_words: bool
 
 
 def search_request(
@@ -96,6 +97,7 @@ def search_request(
         minus=parts["minus"],
         people=people,
         words=words,
+        with_words=options.get("with_words", False),
     )
 
 

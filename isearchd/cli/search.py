@@ -109,7 +109,9 @@ LikeOpt = Annotated[
         help="Search like an image already in the database (its stored embedding); instead of QUERY.",
     ),
 ]
-DetailsOpt = Annotated[bool, typer.Option("--details", help="Also show when and where each photo was taken.")]
+DetailsOpt = Annotated[
+    bool, typer.Option("--details", help="Also show when and where each photo was taken, and its words.")
+]
 OpenOpt = Annotated[bool, typer.Option("-o", "--open", help="Open the result images.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 PersonOpt = Annotated[
@@ -167,7 +169,7 @@ def search(
     text = like if like is not None else " ".join(query or [])
     options = SearchOptions(
         after=after, before=before, within=within, place=place, sort=sort, like=like, people=person or [],
-        words=words, types=_formats(types, ctx) if types is not None else None,
+        words=words, with_words=details, types=_formats(types, ctx) if types is not None else None,
         plus=[parse_part(p) for p in plus or ()], minus=[parse_part(p) for p in minus or ()],
     )  # fmt: skip
     db_name, _ = target(ctx, db, bind)

@@ -264,8 +264,8 @@ class Handler:
         if req.people:
             named = self.engine.people.named_in(req.db, ids)
             found = [msgspec.structs.replace(h, people=named.get(h.id or -1, [])) for h in found]
-        if req.words is not None:
-            texts = self.engine.words_of(req.db, ids)
+        texts = self.engine.words_of(req.db, ids) if req.words is not None or req.with_words else None
+        if texts is not None:
             found = [msgspec.structs.replace(h, words=_first(texts.get(h.id or -1))) for h in found]
         return found
 

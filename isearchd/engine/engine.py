@@ -46,6 +46,7 @@ from isearchd.files.scan import label_for, scan
 from isearchd.messages import DbInfo, DupGroup, EngineStatus, ImageInfo, Migrated
 from isearchd.reports import LABEL_TYPES, MAX_RESULTS
 from isearchd.store.metadata import PhotoInfo
+from isearchd.store.words_db import WordsStore
 
 if TYPE_CHECKING:
     from isearchd.store import ImageDatabase, SearchHit, Store, WatchedFolder
@@ -357,9 +358,11 @@ class Engine:
             hits = dated + [h for h in hits if not h.info.taken_local]
         return hits
 
-    def words_of(self, db_name: str, ids: Sequence[int]) -> dict[int, str]:
-        """The text read in these images ("" when none was found; unread ones are left out)."""
-        return words_store(self.database(db_name, create=False)).words_of(ids)
+    def words_of(self, db_name: str, ids: Sequence[int]) -> dict[int, str] | None:
+        """The text read in these images ("" when none was found; unread ones are left out); None
+        for a database that keeps no words (Qdrant)."""
+        db = self.database(db_name, create=False)
+        return db.words_of(ids) if isinstance(db, WordsStore) else None
 
     def compare(
         self, a: str | bytes, b: str | bytes, *, a_name: str | None = None, b_name: str | None = None

@@ -171,6 +171,7 @@ class SearchRequest(Request, frozen=True, kw_only=True):
     # every word of it must occur in the photo's text; with no query: the photos holding them, best
     # text match first; hits then carry their text ("words")
     words: NonEmpty | None = None
+    with_words: bool = False  # hits carry their text ("words") without filtering on it
 
     def __post_init__(self) -> None:
         queries = sum(v is not None for v in (self.text, self.image, self.like))

@@ -84,6 +84,9 @@ def test_pictures_are_found_by_their_words(daemon_with_words: InProcessDaemon, t
         assert set(names(ranked)) <= {"shot.png", "wifi.png"}  # only pictures holding the words
         assert all(isinstance(h.words, str) and h.words for h in ranked)
         assert c.search_hits(str(folder / "shot.png"))[0].words is msgspec.UNSET  # no words asked
+        every = c.search_hits(str(folder / "shot.png"), with_words=True, num=10)
+        assert every[0].words == c.search_hits(words="velvet")[0].words  # its text, unfiltered
+        assert all(isinstance(h.words, str) for h in every)
 
         with pytest.raises(InvalidRequest):
             c.search_hits(words="   ")

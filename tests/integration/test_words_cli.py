@@ -6,6 +6,7 @@ background, then found by `--words` alone and with a query, shown by `info`, and
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -69,6 +70,9 @@ def test_words_from_the_command_line(words_daemon: DaemonProcess, tmp_path: Path
     doc = json.loads(combined.stdout)
     assert doc["kind"] == "image" and Path(doc["results"][0]["path"]).name == "shot.png"
     assert doc["results"][0]["similarity"] == 100.0 and "velvet" in doc["results"][0]["words"]
+    detailed = json.loads(run(str(pics / "shot.png"), "--details", "--json", "-d", "w").stdout)["results"]
+    assert "velvet" in detailed[0]["words"] and all("words" in h for h in detailed)  # no filter
+    assert "words" not in json.loads(run(str(pics / "shot.png"), "--json", "-d", "w").stdout)["results"][0]
 
     shown = json.loads(run("info", str(pics / "wifi.png"), "--json", "-d", "w").stdout)
     assert shown["path"] == str(pics / "wifi.png") and shown["type"] == "png"
@@ -86,3 +90,27 @@ def test_words_from_the_command_line(words_daemon: DaemonProcess, tmp_path: Path
     assert off.returncode == 0 and "deleted" in off.stdout, off.stderr
     assert found(run, "--words", "otter") == []
     assert json.loads(run("info", str(pics / "wifi.png"), "--json", "-d", "w").stdout)["words"] is None
+
+
+def test_without_rapidocr_the_daemon_starts_with_words_off_and_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "rapidocr.py").write_text("raise ImportError('no rapidocr on this machine')\n")
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(p for p in (str(shim), os.environ.get("PYTHONPATH")) if p)
+    )
+    root = short_tmpdir()
+    d = DaemonProcess(root, words=True)
+    try:
+        d.start()
+        assert "words in pictures are off: reading words needs rapidocr" in d.output()
+        assert "pip install rapidocr" in d.output()
+        with d.client("noocr") as c:
+            c.add_images([str(FIXTURES / "faces" / "img1.jpg")])
+            assert "words" not in c.status().analyses
+        assert d.stop() == 0, d.output()
+    finally:
+        d.kill()
+        shutil.rmtree(root, ignore_errors=True)
