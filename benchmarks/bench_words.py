@@ -5,6 +5,8 @@ word recall, on pictures drawn here (tests/fixtures/textpics.py: DejaVu fonts, f
   picture, models loaded and warm: 1920x1080 synthetic photos without text (the detection pass on
   the reduced copy is all they cost), and 1280x800 screenshots with 15 lines of 14 px text (both
   detections and the recognition of every line);
+- memory: the RSS of a worker process reading (the daemon runs one or two), and of the
+  process that hands it pictures;
 - recall by text height: six words in two lines drawn at several font sizes on 1920x1080 pictures
   (plain white, a sign in a synthetic photo, plain turned by 4 degrees); recall = words read back /
   words drawn, precision = words read that were drawn / words of 4+ letters read. The height is
@@ -107,11 +109,42 @@ def recall_by_height(models: RapidTextModels) -> list[dict[str, Any]]:
     return rows
 
 
+def memory() -> dict[str, Any]:
+    """RSS of a worker process (TextWorkers, as the daemon runs them): started (models not loaded
+    yet), after reading 10 photos and 10 screenshots, and of this process (the daemon's side) before
+    and after; the worker's memory goes back to the system when the workers stop."""
+    import psutil
+
+    from isearchd.models.ocr import TextWorkers
+
+    me = psutil.Process()
+    before = me.memory_info().rss
+    workers = TextWorkers(RapidTextModels, 1, nice=0)
+    try:
+        workers.read([scene((64, 64), 0)])
+        # the pool's worker (the largest child: the other is multiprocessing's resource tracker)
+        worker = max(me.children(), key=lambda p: p.memory_info().rss)
+        started = worker.memory_info().rss
+        for seed in range(10):
+            rows = [" ".join(pick_words(seed * 100 + i, 4)) for i in range(15)]
+            workers.read([scene((1920, 1080), seed), screenshot(rows, seed=seed)])
+        used = worker.memory_info().rss
+    finally:
+        workers.close()
+    mib = 1 / (1 << 20)
+    return {
+        "worker_rss_mib_first_picture": round(started * mib, 1),
+        "worker_rss_mib_after_20_pictures": round(used * mib, 1),
+        "parent_rss_growth_mib": round((me.memory_info().rss - before) * mib, 1),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "words.json")
     args = ap.parse_args()
+    held = memory()  # first: this process has loaded no models yet
     models = RapidTextModels()
     models.read(scene((640, 480), 0))  # load and warm
     report: dict[str, Any] = {
@@ -119,6 +152,7 @@ def main() -> None:
         "settings": {"detect_long_side": DETECT_LONG_SIDE, "detect_long_side_text": DETECT_LONG_SIDE_TEXT},
         "speed": speed(models, args.repeat),
         "recall": recall_by_height(models),
+        "memory": held,
     }
     s = report["speed"]
     print(f"CPU: {report['machine']['cpu']} ({report['machine']['cpus']} cores; one used)")
@@ -126,6 +160,12 @@ def main() -> None:
     print(
         f"1280x800 screenshot, 15 lines: {s['screenshot_1280x800_15_lines_core_ms']} core-ms, "
         f"recall {s['screenshot_recall']}"
+    )
+    m = report["memory"]
+    print(
+        f"worker RSS: {m['worker_rss_mib_first_picture']} MiB after its first picture, "
+        f"{m['worker_rss_mib_after_20_pictures']} after 20; "
+        f"this process grew {m['parent_rss_growth_mib']} MiB"
     )
     print("\ntext px  font  " + "  ".join(f"{k:>7}" for k in KINDS))
     for size in SIZES:

@@ -20,7 +20,8 @@ or missed (docs/words.md).
 
 Threads: ONNX Runtime runs each model on ``THREADS`` thread(s): the reader runs in worker
 processes, one per core (``ocr_workers``), so more threads would fight the other workers.
-Memory: the models load on first use (~0.3 s, ~40 MB) and ``close()`` drops them.
+Memory: the models load on first use (~0.3 s) and ``close()`` drops them; a worker reading holds
+~175 MiB (Python, numpy, OpenCV, ONNX Runtime and the models; ``bench_words.py``).
 """
 
 from __future__ import annotations
@@ -82,6 +83,12 @@ SMALL_LINE = 16
 # one at a time, 998 in batches of 6 (rapidocr's default), 1,188 of 8, 1,537 of 16.
 REC_BATCH = 1
 THREADS = 1
+# Every line has its own shape: ONNX Runtime's buffers for them leave the C heap fragmented, and
+# a worker grew from 176 to 321 MiB over 20 pictures (10 of them screenshots). The heap is given
+# back to the system after every this many pictures with text: after each one, the worker stayed
+# at 179 MiB for ~80 core-ms more a screenshot (961 against 879); after every 8th it still reached
+# 285 MiB (a screenshot's recognition fragments ~15 MiB) (bench_words.py).
+TRIM_EVERY = 1
 VERSION = 1
 
 
@@ -179,6 +186,7 @@ class RapidTextModels:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._engine: Any = None
+        self._since_trim = 0
 
     def _loaded(self) -> Any:
         if self._engine is None:
@@ -214,6 +222,10 @@ class RapidTextModels:
             if not crops_kept:
                 return []
             read = engine.text_rec(TextRecInput(img=[c for _, c in crops_kept]))
+            self._since_trim += 1
+            if self._since_trim >= TRIM_EVERY:
+                self._since_trim = 0
+                trim_heap()
         lines = []
         for (box, _), text, score in zip(crops_kept, read.txts or (), read.scores, strict=False):
             if text.strip():
