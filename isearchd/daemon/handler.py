@@ -272,7 +272,9 @@ class Handler:
     def _image_info(self, req: ImageInfoRequest) -> ImageInfo:
         info = self.engine.image(req.db, req.image_id)
         names = self.engine.people.named_in_image(req.db, req.image_id) if req.people else None
-        return info if names is None else msgspec.structs.replace(info, people=names)
+        info = info if names is None else msgspec.structs.replace(info, people=names)
+        texts = self.engine.words_of(req.db, [req.image_id]) if req.words else None
+        return info if texts is None else msgspec.structs.replace(info, words=texts.get(req.image_id))
 
     def _dups(self, req: DupsRequest) -> DupsReply:
         rules = DupRules(min_similarity=float(req.similarity))

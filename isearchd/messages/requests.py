@@ -226,12 +226,13 @@ class ClearDbRequest(Request, frozen=True, kw_only=True):
 
 class ImageInfoRequest(Request, frozen=True, kw_only=True):
     """One image of a database by its id (as search hits and dups groups carry it); ``people``:
-    with the named people in it (a database that keeps people)."""
+    with the named people in it (a database that keeps people); ``words``: with its text."""
 
     op = "image_info"
     db: NonEmpty = DEFAULT_DB
     image_id: int
     people: bool = False
+    words: bool = False  # with the text read in it (a database that keeps words)
 
 
 class UiRequest(Request, frozen=True, kw_only=True):
