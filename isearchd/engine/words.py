@@ -42,6 +42,11 @@ log = logging.getLogger(__name__)
 __all__ = ["HIT_WORDS", "WORDS_NOT_IN_QDRANT", "WORDS_SIDE", "WordsAnalysis", "WordsFound", "words_store"]
 
 WORDS_SIDE = 800
+# A line of one character is kept only when the recogniser is at least this sure of it: in 20
+# JPEG photos without text (bench_words.py's scenes) the detector took 10 blobs and edges for
+# text, read as one character each ("8", "O", "三"); 8 scored under min_score (0.5), the other two
+# 0.61 and 0.86.
+MIN_SINGLE_SCORE = 0.9
 # Characters of a photo's text that a search hit carries.
 HIT_WORDS = 200
 # Seconds without text to read after which the text models are released (~40 MB a worker).
@@ -89,7 +94,9 @@ class WordsAnalysis:
 
     def _found(self, read: TextRead) -> WordsFound:
         kept = tuple(
-            LineRow(line.text, line.box, line.score) for line in read.lines if line.score >= self.min_score
+            LineRow(line.text, line.box, line.score)
+            for line in read.lines
+            if line.score >= (self.min_score if len(line.text) > 1 else max(self.min_score, MIN_SINGLE_SCORE))
         )
         return WordsFound(kept, read.size)
 

@@ -13,6 +13,7 @@ from PIL import Image
 from isearchd.models.ocr import (
     PACKAGED_MODELS,
     RapidTextModels,
+    TextLine,
     TextRead,
     TextWorkers,
     joined,
@@ -94,3 +95,38 @@ def test_workers_read_pictures_and_files_and_give_reasons(tmp_path: Path) -> Non
         assert len(words_found(words, joined(found.lines))) == 6
     assert isinstance(read[1], TextRead) and read[1].size == (1200, 800)  # a PNG: not reduced
     assert isinstance(read[2], str) and read[2] and "\n" not in read[2]
+
+
+class ScriptedReader:
+    """Stands in for the text workers: returns the lines it was given for every picture."""
+
+    version = 3
+
+    def __init__(self, lines: list[TextLine]) -> None:
+        self.lines = lines
+
+    def read(self, pictures: list[object]) -> list[TextRead | str]:
+        return [TextRead((100, 50), self.lines) for _ in pictures]
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_analysis_keeps_lines_by_score_and_single_characters_only_when_sure() -> None:
+    from isearchd.engine.analysis import Photo
+    from isearchd.engine.words import WordsAnalysis, WordsFound
+    from isearchd.store.records import PhotoFile
+
+    lines = [
+        TextLine("GATE B7", (1, 1, 40, 10), 0.95),
+        TextLine("smudge", (1, 20, 40, 10), 0.3),  # under min_score
+        TextLine("8", (50, 1, 30, 30), 0.86),  # one character, not sure enough: a blob
+        TextLine("A", (60, 1, 10, 10), 0.97),
+    ]
+    analysis = WordsAnalysis(ScriptedReader(lines), min_score=0.5)  # type: ignore[arg-type]
+    (found,) = analysis.read(
+        [Photo(PhotoFile(7, "a.jpg", "/p/a.jpg", 1), Image.new("RGB", (100, 50)))]
+    ).values()
+    analysis.close()
+    assert isinstance(found, WordsFound) and found.size == (100, 50)
+    assert [ln.text for ln in found.lines] == ["GATE B7", "A"]
