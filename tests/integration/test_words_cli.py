@@ -55,15 +55,21 @@ def test_words_from_the_command_line(words_daemon: DaemonProcess, tmp_path: Path
     on_photo(["BOARDING PASS", "GATE B7"], size=44, seed=3).save(pics / "boarding.jpg")
     screenshot(["Network name: harbour lantern", "Password: velvet meadow"]).save(pics / "shot.png")
     scene((1600, 900), 5).save(pics / "nothing.jpg")
+    for real in (FIXTURES / "words").glob("*.jpg"):  # real pictures: see their README
+        shutil.copy(real, pics / real.name)
     assert run("add", str(pics), "-d", "w").returncode == 0
     deadline = time.monotonic() + 120
-    while 'Words of "w": words read in 4 of 4 photos' not in (status := run("service", "status").stdout):
+    while 'Words of "w": words read in 8 of 8 photos' not in (status := run("service", "status").stdout):
         assert time.monotonic() < deadline, status
         time.sleep(0.3)
 
     assert found(run, "--words", "OTTER") == ["wifi.png"]
     assert set(found(run, "--words", "password")) == {"wifi.png", "shot.png"}
     assert found(run, "--words", "boarding b7") == ["boarding.jpg"]
+    assert found(run, "--words", "movieshots 7858") == ["en.jpg"]  # real pictures
+    assert found(run, "--words", "ALPHABETUM latinum") == ["latin.jpg"]
+    assert found(run, "--words", "我是中国人") == ["img_exif_orientation.jpg"]  # upright by its EXIF
+    assert found(run, "--words", "发货") == ["ch_en_num.jpg"]  # two characters: matched on the text
     listed = run("--words", "otter", "-d", "w")
     assert listed.returncode == 0 and "wifi.png" in listed.stdout and "blue-otter-42" in listed.stdout
     combined = run(str(pics / "shot.png"), "--words", "password", "--json", "-d", "w")
