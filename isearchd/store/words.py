@@ -32,6 +32,8 @@ from typing import Any
 
 import sqlite_utils
 
+from isearchd.errors import StoreError
+
 __all__ = [
     "WORDS_ANALYSIS",
     "WORDS_NOT_IN_QDRANT",
@@ -92,7 +94,15 @@ def m008_words(db: sqlite_utils.Database) -> None:
         ) WITHOUT ROWID"""
     )
     db.execute("CREATE TABLE words (image_id INTEGER PRIMARY KEY, text TEXT NOT NULL)")
-    db.execute("CREATE VIRTUAL TABLE words_index USING fts5(folded, tokenize = 'trigram case_sensitive 0')")
+    try:
+        db.execute(
+            "CREATE VIRTUAL TABLE words_index USING fts5(folded, tokenize = 'trigram case_sensitive 0')"
+        )
+    except sqlite3.OperationalError as e:  # no FTS5, or no trigram tokenizer (SQLite < 3.34)
+        raise StoreError(
+            f"this Python's SQLite {sqlite3.sqlite_version} cannot index words ({e}): words in pictures"
+            " need SQLite 3.34 or later with FTS5; use a Python built with a newer SQLite"
+        ) from e
     for event, when, image in (
         ("deleted", "AFTER DELETE ON images", "old.id"),
         (
