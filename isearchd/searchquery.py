@@ -42,6 +42,8 @@ class SearchOptions(TypedDict, total=False):
     minus: PartArg | Iterable[PartArg]
     like: PathArg | None
     people: str | Iterable[str]
+    words: str | None
+    with_words: bool
 
 
 def search_request(
@@ -58,8 +60,11 @@ def search_request(
     like = options.get("like")
     people = [str(p) for p in _names(options.get("people", ()))]
     main: QueryPart | None
-    if query is None and like is None and people:
-        main = None  # the photos of these people
+    words = options.get("words")
+    if words is not None and not words.strip():
+        raise InvalidRequest("the words to find are empty")
+    if query is None and like is None and (people or words):
+        main = None  # the photos of these people, or with these words
     elif like is not None:
         if query is not None:
             raise InvalidRequest(
@@ -91,6 +96,8 @@ def search_request(
         plus=parts["plus"],
         minus=parts["minus"],
         people=people,
+        words=words,
+        with_words=options.get("with_words", False),
     )
 
 

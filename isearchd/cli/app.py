@@ -36,6 +36,7 @@ from isearchd.cli.search import compare, search
 from isearchd.cli.service import service_app
 from isearchd.cli.ui import ui
 from isearchd.cli.watch import register as register_watch_commands
+from isearchd.cli.words import info, words
 from isearchd.config.home import data_home
 from isearchd.errors import ISearchError
 
@@ -45,7 +46,7 @@ from isearchd.errors import ISearchError
 # checks that every value option of `search` is here.
 SEARCH_VALUE_OPTIONS = frozenset(
     {"-n", "--num", "-m", "--min-similarity", "--after", "--before", "--in", "--place", "--type", "--sort",
-     "--plus", "--minus", "--like", "--person"}
+     "--plus", "--minus", "--like", "--person", "--words"}
 )  # fmt: skip
 VALUE_OPTIONS = SEARCH_VALUE_OPTIONS | {"-d", "--db", "-B", "--bind"}
 SEARCH_COMMAND = "search"
@@ -178,6 +179,8 @@ app.command("add")(add)
 app.command(SEARCH_COMMAND)(search)
 app.command("db")(db_command)
 app.command("cmp")(compare)
+app.command("info")(info)
+app.command("words")(words)
 app.command("dups")(dups)
 app.command("ui")(ui)
 app.command("migrate")(migrate)

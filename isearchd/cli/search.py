@@ -109,7 +109,9 @@ LikeOpt = Annotated[
         help="Search like an image already in the database (its stored embedding); instead of QUERY.",
     ),
 ]
-DetailsOpt = Annotated[bool, typer.Option("--details", help="Also show when and where each photo was taken.")]
+DetailsOpt = Annotated[
+    bool, typer.Option("--details", help="Also show when and where each photo was taken, and its words.")
+]
 OpenOpt = Annotated[bool, typer.Option("-o", "--open", help="Open the result images.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 PersonOpt = Annotated[
@@ -120,6 +122,18 @@ PersonOpt = Annotated[
         help="Only photos this named person is in (repeat: all of them); alone: their photos, newest first.",
     ),
 ]
+
+WordsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--words",
+        metavar="TEXT",
+        help="Only pictures whose text holds every word of TEXT (any case and accents; a word may be"
+        " part of a longer one); alone: those pictures, best text match first.",
+    ),
+]
+# Characters of a hit's text shown after its path (``--json`` has the first 200).
+SNIPPET_CHARS = 60
 
 
 def search(
@@ -137,6 +151,7 @@ def search(
     minus: MinusOpt = None,
     like: LikeOpt = None,
     person: PersonOpt = None,
+    words: WordsOpt = None,
     details: DetailsOpt = False,
     open_results: OpenOpt = False,
     as_json: JsonOpt = False,
@@ -147,14 +162,14 @@ def search(
     """Search by image (QUERY is an image file) or by text (default command)."""
     if like is not None and query:
         raise click.exceptions.UsageError("give QUERY or --like, not both (add a text with --plus)", ctx=ctx)
-    if like is None and not query and not person:
+    if like is None and not query and not person and words is None:
         raise click.exceptions.UsageError(
-            "Missing argument 'QUERY' (or --like PATH, or --person NAME).", ctx=ctx
+            "Missing argument 'QUERY' (or --like PATH, --person NAME or --words TEXT).", ctx=ctx
         )
     text = like if like is not None else " ".join(query or [])
     options = SearchOptions(
         after=after, before=before, within=within, place=place, sort=sort, like=like, people=person or [],
-        types=_formats(types, ctx) if types is not None else None,
+        words=words, with_words=details, types=_formats(types, ctx) if types is not None else None,
         plus=[parse_part(p) for p in plus or ()], minus=[parse_part(p) for p in minus or ()],
     )  # fmt: skip
     db_name, _ = target(ctx, db, bind)
@@ -165,12 +180,11 @@ def search(
             typer.echo(no_images_yet(db_name))
             return
         if not as_json:
-            brief = text if len(text) <= QUERY_DISPLAY_CHARS else text[: QUERY_DISPLAY_CHARS - 3] + "..."
-            typer.echo(f"Searching {shown(brief)}..." if text else f"Photos of {', '.join(person or [])}...")
+            typer.echo(_searching(text, person, words))
         query_text = None if like is not None or not text else text
         hits = [] if empty else client.search_hits(query_text, num=num, similarity=min_similarity, **options)
     if as_json:
-        kind = "people" if not text else "image" if like is not None or is_image_query(text) else "text"
+        kind = ("people" if person else "words") if not text else _kind(text, like)
         doc = {"query": text, "kind": kind, "db": db_name, "min_similarity": min_similarity, "sort": sort,
                "results": to_wire(hits)}  # fmt: skip
         typer.echo(json_safe(json.dumps(doc, ensure_ascii=False)))
@@ -182,20 +196,42 @@ def search(
         open_paths([hit.path for hit in hits])
 
 
+def _searching(text: str, person: list[str] | None, words: str | None) -> str:
+    """The line printed while the search runs."""
+    if text:
+        brief = text if len(text) <= QUERY_DISPLAY_CHARS else text[: QUERY_DISPLAY_CHARS - 3] + "..."
+        return f"Searching {shown(brief)}..."
+    return f"Photos of {', '.join(person)}..." if person else f"Pictures with {shown(words or '')}..."
+
+
+def _kind(text: str, like: str | None) -> str:
+    return "image" if like is not None or is_image_query(text) else "text"
+
+
 def _print_hits(hits: list[Hit], min_similarity: float, details: bool) -> None:
     typer.echo(f"Found {len(hits)} similar images (similarity ≥ {min_similarity:.1f}%):")
     for i, hit in enumerate(hits, 1):
         where = f"{hit.host}:" if hit.host else ""  # another machine's (shared store)
         line = f"{i:2d}. {where}{shown(hit.path)}\t{hit.similarity:.1f}%"
-        typer.echo(f"{line}\t{taken_column(hit)}\t{place_column(hit)}" if details else line)
+        line = f"{line}\t{taken_column(hit)}\t{place_column(hit)}" if details else line
+        typer.echo(line + _snippet(hit))
 
 
 def _print_photos(hits: list[Hit], details: bool) -> None:
-    """A search without a query (``--person`` alone): photos, newest first, no similarity."""
+    """A search without a query (``--person`` or ``--words`` alone): photos, no similarity."""
     typer.echo(f"Found {len(hits)} {'photo' if len(hits) == 1 else 'photos'}:")
     for i, hit in enumerate(hits, 1):
         line = f"{i:2d}. {shown(hit.path)}"
-        typer.echo(f"{line}\t{taken_column(hit)}\t{place_column(hit)}" if details else line)
+        line = f"{line}\t{taken_column(hit)}\t{place_column(hit)}" if details else line
+        typer.echo(line + _snippet(hit))
+
+
+def _snippet(hit: Hit) -> str:
+    """The start of a hit's text, on one line, when words were asked ("" otherwise)."""
+    if not isinstance(hit.words, str) or not hit.words:
+        return ""
+    text = " / ".join(hit.words.splitlines())
+    return "\t" + shown(text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 3] + "...")
 
 
 def parse_part(arg: str) -> PartArg:

@@ -249,6 +249,9 @@ def status_lines(s: Status, bind: str) -> list[str]:
     for name, m in sorted(s.analyses.get("faces", {}).items()):
         read = f"faces read in {m.done:,} of {m.total:,} photos"
         lines.append(f'* People of "{name}": {read} ({m.unreadable} unreadable)')
+    for name, m in sorted(s.analyses.get("words", {}).items()):
+        read = f"words read in {m.done:,} of {m.total:,} photos"
+        lines.append(f'* Words of "{name}": {read} ({m.unreadable} unreadable)')
     lines.append(f"* Bind: {bind}")
     lines.append(f"* Web page: {s.ui}" if s.ui else "* Web page: not served (start it with `isearch ui`)")
     return lines

@@ -136,7 +136,7 @@ def watch_command(
 
 
 def _list(client: Client, *, all_dbs: bool, as_json: bool) -> None:
-    """`watch --list`: the folders, then how far each database's faces are read."""
+    """`watch --list`: the folders, then how far each database's faces and words are read."""
     folders = client.watch_list(all_dbs=all_dbs)
     _print(folders, as_json)
     if not as_json:
@@ -145,13 +145,16 @@ def _list(client: Client, *, all_dbs: bool, as_json: bool) -> None:
 
 
 def people_lines(status: Status, dbs: list[str]) -> list[str]:
-    """How far the faces of each database's photos are read (people on for it only)."""
-    found = status.analyses.get("faces", {})
-    return [
-        f'people of "{db}": faces read in {found[db].done:,} of {found[db].total:,} photos'
-        for db in dbs
-        if db in found
-    ]
+    """How far the faces and the words of each database's photos are read (where on for it)."""
+    lines = []
+    for analysis, what, read in (("faces", "people", "faces"), ("words", "words", "words")):
+        found = status.analyses.get(analysis, {})
+        lines += [
+            f'{what} of "{db}": {read} read in {found[db].done:,} of {found[db].total:,} photos'
+            for db in dbs
+            if db in found
+        ]
+    return lines
 
 
 def _wait_for_scan(client: Client, roots: list[str], as_json: bool) -> None:

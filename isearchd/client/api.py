@@ -11,6 +11,7 @@ from typing import Any, Unpack
 from isearchd.client.connection import Channel, ProgressCallback
 from isearchd.client.people import PeopleMethods
 from isearchd.client.uploads import add_by_bytes, image_ref
+from isearchd.client.words import WordsMethods
 from isearchd.config import settings
 from isearchd.config.home import default_bind
 from isearchd.errors import InvalidRequest
@@ -55,7 +56,7 @@ from isearchd.transports import SocketTransport, Transport
 Paths = str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
 
 
-class Client(PeopleMethods):
+class Client(PeopleMethods, WordsMethods):
     """A connection to an ``isearchd`` daemon, bound to one database (``db_name``)."""
 
     def __init__(

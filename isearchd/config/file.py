@@ -11,6 +11,7 @@ commented template is ``config/isearch.toml`` (shipped in the package as
     [ui]        listen, cache_mb
     [store]     url, prefix, host     (Qdrant; the API key only from $ISEARCH_QDRANT_API_KEY)
     [people]    enabled, min_faces, max_distance, workers
+    [words]     enabled, min_score
     [[watch]]   path, db, exclude          (repeatable)
 
 Every resolved value remembers where it came from (a :class:`Source`), so ``isearch config
@@ -53,6 +54,7 @@ from isearchd.config.schema import (
     StoreSettings,
     UiSettings,
     WatchFolder,
+    WordsSettings,
 )
 from isearchd.errors import ConfigError
 from isearchd.messages import JsonObject
@@ -74,6 +76,7 @@ __all__ = [
     "StoreSettings",
     "UiSettings",
     "WatchFolder",
+    "WordsSettings",
     "default_config_text",
     "describe",
     "load_config",
@@ -125,6 +128,10 @@ def load_config(
     ui = _ui(values, sources)
     store = _store(values, sources)
     people = _people(values, sources)
+    words = WordsSettings(
+        enabled=bool(values["words.enabled"]),
+        min_score=checks.float_range(float(values["words.min_score"]), 0.0, 1.0, sources["words.min_score"]),
+    )
     return Config(
         home=home,
         service=service,
@@ -132,6 +139,7 @@ def load_config(
         ui=ui,
         store=store,
         people=people,
+        words=words,
         watch=watch,
         file=file,
         sources=MappingProxyType(sources),
@@ -260,6 +268,8 @@ def describe(config: Config) -> list[tuple[str, str, Source]]:
         ("people.min_faces", str(config.people.min_faces), config.source("people.min_faces")),
         ("people.max_distance", f"{config.people.max_distance:g}", config.source("people.max_distance")),
         ("people.workers", str(config.people.workers or "auto"), config.source("people.workers")),
+        ("words.enabled", "on" if config.words.enabled else "off", config.source("words.enabled")),
+        ("words.min_score", f"{config.words.min_score:g}", config.source("words.min_score")),
     ]
     if not config.watch:
         rows.append(("watch", "(none)", config.source("watch")))

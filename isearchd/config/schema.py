@@ -91,6 +91,12 @@ class PeopleSettings:
 
 
 @dataclass(frozen=True)
+class WordsSettings:
+    enabled: bool  # read the words in every photo (a database may turn it off for itself)
+    min_score: float  # lines the recogniser is less sure of than this are not kept
+
+
+@dataclass(frozen=True)
 class Config:
     home: Path
     service: ServiceSettings
@@ -100,6 +106,7 @@ class Config:
     ui: UiSettings = UiSettings(listen=None, cache_mb=512)
     store: StoreSettings = StoreSettings(url=None, prefix="isearch-", host=None)
     people: PeopleSettings = PeopleSettings(enabled=True, min_faces=3, max_distance=0.35)
+    words: WordsSettings = WordsSettings(enabled=True, min_score=0.5)
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False, hash=False)
 
     def source(self, key: str) -> Source:
@@ -129,6 +136,8 @@ SCALARS: dict[str, tuple[type, str, str | int | float | bool]] = {
     "people.min_faces": (int, "ISEARCH_PEOPLE_MIN_FACES", 3),
     "people.max_distance": (float, "ISEARCH_PEOPLE_MAX_DISTANCE", 0.35),
     "people.workers": (int, "ISEARCH_PEOPLE_WORKERS", 0),
+    "words.enabled": (bool, "ISEARCH_WORDS", True),
+    "words.min_score": (float, "ISEARCH_WORDS_MIN_SCORE", 0.5),
 }
 ENV_VARS: Mapping[str, str] = MappingProxyType({k: v[1] for k, v in SCALARS.items()})
 
@@ -152,6 +161,7 @@ TABLES = {
     "ui": ("listen", "cache_mb"),
     "store": ("url", "prefix", "host"),
     "people": ("enabled", "min_faces", "max_distance", "workers"),
+    "words": ("enabled", "min_score"),
 }
 WATCH_KEYS = ("path", "db", "exclude")
-TOP_KEYS = ("home", "service", "model", "ui", "store", "people", "watch")
+TOP_KEYS = ("home", "service", "model", "ui", "store", "people", "words", "watch")

@@ -23,6 +23,8 @@ from isearchd.engine.dups import DupRules
 from isearchd.engine.indexer import AddItem
 from isearchd.engine.photometa import normalise_type
 from isearchd.engine.query import SearchQuery, Term, date_bounds
+from isearchd.engine.words import HIT_WORDS
+from isearchd.engine.words_ops import photo_info, words_settings
 from isearchd.errors import InvalidRequest, PermissionDenied
 from isearchd.messages import (
     AddReport,
@@ -48,6 +50,7 @@ from isearchd.messages import (
     PeopleRequest,
     PeopleSettingsRequest,
     PersonRequest,
+    PhotoInfoRequest,
     Progress,
     QueryPart,
     RemoveFaceRequest,
@@ -64,6 +67,7 @@ from isearchd.messages import (
     WatchErrorsRequest,
     WatchListRequest,
     WatchRequest,
+    WordsSettingsRequest,
 )
 from isearchd.protocol import PROTOCOL_VERSION, progress_event, to_wire
 from isearchd.store import Filters, SearchHit
@@ -170,6 +174,10 @@ class Handler:
                 return eng.db_info(req.db)
             case ImageInfoRequest():
                 return self._image_info(req)
+            case PhotoInfoRequest():
+                return photo_info(self.engine, req.db, req.label)
+            case WordsSettingsRequest():
+                return words_settings(self.engine, req.db, req.enabled)
             case UiRequest():
                 if self.web is None:
                     raise InvalidRequest("this daemon does not serve the web page")
@@ -247,24 +255,37 @@ class Handler:
             place=req.place or None,
             types=tuple(normalise_type(t) for t in req.types),
             people=tuple(req.people),
+            words=req.words,
         )
         query = SearchQuery(tuple(terms), req.num, req.similarity, filters, req.sort)
         hits = self.engine.search(req.db, query)
-        if not req.people:
-            return [_hit(h) for h in hits]
-        named = self.engine.people.named_in(req.db, [h.id for h in hits if h.id is not None])
-        return [msgspec.structs.replace(_hit(h), people=named.get(h.id or -1, [])) for h in hits]
+        found = [_hit(h) for h in hits]
+        ids = [h.id for h in hits if h.id is not None]
+        if req.people:
+            named = self.engine.people.named_in(req.db, ids)
+            found = [msgspec.structs.replace(h, people=named.get(h.id or -1, [])) for h in found]
+        texts = self.engine.words_of(req.db, ids) if req.words is not None or req.with_words else None
+        if texts is not None:
+            found = [msgspec.structs.replace(h, words=_first(texts.get(h.id or -1))) for h in found]
+        return found
 
     def _image_info(self, req: ImageInfoRequest) -> ImageInfo:
         info = self.engine.image(req.db, req.image_id)
         names = self.engine.people.named_in_image(req.db, req.image_id) if req.people else None
-        return info if names is None else msgspec.structs.replace(info, people=names)
+        info = info if names is None else msgspec.structs.replace(info, people=names)
+        texts = self.engine.words_of(req.db, [req.image_id]) if req.words else None
+        return info if texts is None else msgspec.structs.replace(info, words=texts.get(req.image_id))
 
     def _dups(self, req: DupsRequest) -> DupsReply:
         rules = DupRules(min_similarity=float(req.similarity))
         within = normpath(req.within) if req.within else None
         groups = self.engine.dups(req.db, rules, within)
         return DupsReply(min_similarity=rules.min_similarity, total=len(groups), groups=groups[: req.num])
+
+
+def _first(text: str | None) -> str | None:
+    """The start of a photo's text, as hits carry it (None: not read yet)."""
+    return None if text is None else text[:HIT_WORDS]
 
 
 def _local(peer: Peer, image: ImageRef) -> ImageRef:

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from isearchd.daemon.server import Server
     from isearchd.engine.engine import EngineModel
     from isearchd.engine.faces import FacesAnalysis
+    from isearchd.engine.words import WordsAnalysis
     from isearchd.protocol import BindAddress
     from isearchd.store import Store
     from isearchd.transports import Transport
@@ -291,7 +292,13 @@ def _serve(
         log.error("%s", e.message)
         return 1
     engine = Engine(
-        model, home, batch_size=config.model.batch_size, store=store, open_url=open_url, faces=_faces(config)
+        model,
+        home,
+        batch_size=config.model.batch_size,
+        store=store,
+        open_url=open_url,
+        faces=_faces(config),
+        words=_words(config),
     )
     watcher = Watcher(engine, watch_options)
     server = Server(engine, watcher, bind, token=config.service.token, web=_web_page(config, home))
@@ -336,6 +343,23 @@ def _faces(config: Config) -> FacesAnalysis | None:
     rules = GroupingRules(max_distance=config.people.max_distance, min_faces=config.people.min_faces)
     workers = FaceWorkers(DlibFaceModels, config.people.workers or default_workers())
     return FacesAnalysis(workers, rules)
+
+
+def _words(config: Config) -> WordsAnalysis | None:
+    """The words analysis when words are on (``[words] enabled``) and rapidocr with its packaged
+    models is installed; without it, one log line says how to install it, and words stay off."""
+    if not config.words.enabled:
+        return None
+    from isearchd.engine.words import WordsAnalysis
+    from isearchd.models.ocr import RapidTextModels, TextWorkers, check_installed
+    from isearchd.models.workers import default_workers
+
+    try:
+        check_installed()
+    except ISearchError as e:
+        log.error("words in pictures are off: %s", e.message)
+        return None
+    return WordsAnalysis(TextWorkers(RapidTextModels, default_workers()), config.words.min_score)
 
 
 def _store_opener(config: Config, home: Path) -> Callable[[str | None], Store]:

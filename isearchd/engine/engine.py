@@ -40,11 +40,13 @@ from isearchd.engine.people import People
 from isearchd.engine.places import Gazetteer
 from isearchd.engine.query import SORTS, SearchQuery, combine, listing
 from isearchd.engine.queryvectors import TEXT_CACHE_SIZE, EngineModel, QueryVectors
+from isearchd.engine.words import WordsAnalysis, words_store
 from isearchd.errors import InvalidRequest, NotFound
 from isearchd.files.scan import label_for, scan
 from isearchd.messages import DbInfo, DupGroup, EngineStatus, ImageInfo, Migrated
 from isearchd.reports import LABEL_TYPES, MAX_RESULTS
 from isearchd.store.metadata import PhotoInfo
+from isearchd.store.words_db import WordsStore
 
 if TYPE_CHECKING:
     from isearchd.store import ImageDatabase, SearchHit, Store, WatchedFolder
@@ -71,10 +73,12 @@ class Engine:
         open_url: Callable[[str], Store] | None = None,
         analyses: Sequence[Analysis] = (),
         faces: FacesAnalysis | None = None,
+        words: WordsAnalysis | None = None,
     ) -> None:
         """``analyses``: what is read from every photo after indexing (``isearchd.engine.analysis``),
         besides the catch-up passes of photo metadata and looks, which always run. ``faces``: the
-        faces analysis, when people are on (``isearchd.engine.faces``)."""
+        faces analysis, when people are on (``isearchd.engine.faces``); ``words``: the words analysis,
+        when words are on and rapidocr is installed (``isearchd.engine.words``)."""
         from isearchd.store import EmbeddedStore, open_store
 
         self.model = model
@@ -93,7 +97,8 @@ class Engine:
         self.queries = QueryVectors(model, self.gate, text_cache_size)
         self._closed = False
         self.places = Gazetteer()
-        found = [faces] if faces is not None else []
+        self.words = words
+        found = [a for a in (faces, words) if a is not None]
         self.analyses = Analyses(
             [MetadataPass(self.places), LooksPass(), *found, *analyses], self.jobs, self.gate
         )
@@ -333,11 +338,13 @@ class Engine:
         check_query(query.num, query.similarity)
         if query.sort not in SORTS:
             raise InvalidRequest(f"sort must be one of {', '.join(SORTS)}, not {query.sort!r}")
-        if not query.terms and not query.filters.people:
+        if not query.terms and not query.filters.people and query.filters.words is None:
             raise InvalidRequest("a search needs a text, an image or an image of the database")
         db = self.database(db_name, create=False)
         if query.filters.people:
             self.people.check_names(db, query.filters.people)
+        if query.filters.words is not None:
+            words_store(db)  # a database in Qdrant: a clear error
         if not query.terms:
             return listing(db, query)
         vectors = [self.queries.term_vector(db, t) for t in query.terms]
@@ -350,6 +357,12 @@ class Engine:
             dated.sort(key=lambda h: h.info.taken_local or "", reverse=query.sort == "newest")
             hits = dated + [h for h in hits if not h.info.taken_local]
         return hits
+
+    def words_of(self, db_name: str, ids: Sequence[int]) -> dict[int, str] | None:
+        """The text read in these images ("" when none was found; unread ones are left out); None
+        for a database that keeps no words (Qdrant)."""
+        db = self.database(db_name, create=False)
+        return db.words_of(ids) if isinstance(db, WordsStore) else None
 
     def compare(
         self, a: str | bytes, b: str | bytes, *, a_name: str | None = None, b_name: str | None = None
@@ -400,6 +413,8 @@ class Engine:
         self.analyses.close()
         if self.people.faces is not None:
             self.people.faces.close()  # the face models' memory
+        if self.words is not None:
+            self.words.close()  # the text workers
         self.jobs.close(timeout=60)
         self.save()
         with self._db_lock:

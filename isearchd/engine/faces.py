@@ -21,13 +21,13 @@ on every core, below the daemon's priority); they are loaded on first use and re
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from isearchd.engine.analysis import Failed, Outcome, Photo
 from isearchd.engine.grouping import plan_grouping
+from isearchd.engine.idle import IdleRelease
 from isearchd.models.faces import FaceReader, FacesRead, PictureFile
 from isearchd.store import ImageDatabase
 from isearchd.store.people import FaceRow
@@ -72,10 +72,7 @@ class FacesAnalysis:
         self.reader = reader
         self.rules = rules
         self.version = reader.version
-        self._clock = clock
-        self._last_used = 0.0
-        self._timer: threading.Timer | None = None
-        self._lock = threading.Lock()
+        self._idle = IdleRelease(reader.close, MODELS_IDLE_S, clock=clock)
 
     def applies(self, db: ImageDatabase) -> bool:
         return isinstance(db, PeopleStore) and db.people_enabled()
@@ -84,7 +81,7 @@ class FacesAnalysis:
         # the indexer's picture when it left one, else the file, decoded by the reader's workers
         pictures = [p.picture or PictureFile(p.file.path, self.side) for p in photos]
         found = self.reader.read(pictures)
-        self._used()
+        self._idle.used()
         return {
             photo.file.id: Failed(read) if isinstance(read, str) else read
             for photo, read in zip(photos, found, strict=True)
@@ -120,30 +117,7 @@ class FacesAnalysis:
             log.info("people: %d faces joined people, %d new people", applied.joined, len(applied.new_people))
 
     def close(self) -> None:
-        with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-        self.reader.close()
-
-    def _used(self) -> None:
-        """Keep the models for ``MODELS_IDLE_S`` more; then release them."""
-        with self._lock:
-            self._last_used = self._clock()
-            if self._timer is None:
-                self._timer = threading.Timer(MODELS_IDLE_S, self._release_if_idle)
-                self._timer.daemon = True
-                self._timer.start()
-
-    def _release_if_idle(self) -> None:
-        with self._lock:
-            self._timer = None
-            idle = self._clock() - self._last_used
-            if idle < MODELS_IDLE_S:  # used meanwhile: look again later
-                self._timer = threading.Timer(MODELS_IDLE_S - idle, self._release_if_idle)
-                self._timer.daemon = True
-                self._timer.start()
-                return
+        self._idle.cancel()
         self.reader.close()
 
 

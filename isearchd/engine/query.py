@@ -18,6 +18,7 @@ import numpy as np
 from isearchd.errors import InvalidRequest
 from isearchd.store import ImageDatabase, SearchHit
 from isearchd.store.metadata import Filters
+from isearchd.store.words_db import WordsStore
 
 SORTS = ("similarity", "oldest", "newest")
 _DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
@@ -96,14 +97,19 @@ def _end(text: str, option: str) -> str:
 def listing(db: ImageDatabase, query: SearchQuery) -> list[SearchHit]:
     """A search without a query (``--person Ana`` alone): the images that pass the filters, newest
     first (``sort="oldest"``: oldest first), those without a date last, by id; the first ``num``.
-    There is nothing to be similar to: ``similarity`` is 0."""
+    With words (``--words TEXT``) and the default sort: best text match first (bm25). There is
+    nothing to be similar to: ``similarity`` is 0."""
     ids = db.matching(query.filters)
     found = db.details(ids)
-    dated = sorted((d.info.taken_local, i) for i, d in found.items() if d.info.taken_local)
-    if query.sort != "oldest":
-        dated.reverse()
-    undated = sorted((i for i, d in found.items() if not d.info.taken_local), reverse=True)
-    order = [i for _, i in dated] + undated
+    words = query.filters.words
+    if words is not None and query.sort == "similarity" and isinstance(db, WordsStore):
+        order = [i for i in db.rank_by_words(words, list(found)) if i in found]
+    else:
+        dated = sorted((d.info.taken_local, i) for i, d in found.items() if d.info.taken_local)
+        if query.sort != "oldest":
+            dated.reverse()
+        undated = sorted((i for i, d in found.items() if not d.info.taken_local), reverse=True)
+        order = [i for _, i in dated] + undated
     return [
         SearchHit(found[i].label, found[i].path, 0.0, found[i].info, found[i].size, i, found[i].host)
         for i in order[: query.num]

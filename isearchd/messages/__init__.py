@@ -47,6 +47,7 @@ from isearchd.messages.replies import (
     Unwatched,
     WatchFailure,
     WatchSummary,
+    WordLine,
 )
 from isearchd.messages.requests import (
     AddRequest,
@@ -73,6 +74,7 @@ from isearchd.messages.requests import (
     WatchListRequest,
     WatchRequest,
 )
+from isearchd.messages.words import PhotoInfoRequest, WordsSettingsRequest, WordsState
 from isearchd.reports import AddReport, Progress
 
 __all__ = [
@@ -119,6 +121,7 @@ __all__ = [
     "PersonPhotos",
     "PersonRequest",
     "PhotoFacts",
+    "PhotoInfoRequest",
     "Progress",
     "QueryPart",
     "RemoveFaceRequest",
@@ -138,4 +141,7 @@ __all__ = [
     "WatchListRequest",
     "WatchRequest",
     "WatchSummary",
+    "WordLine",
+    "WordsSettingsRequest",
+    "WordsState",
 ]

@@ -60,6 +60,7 @@ from isearchd.messages.requests import (
     WatchListRequest,
     WatchRequest,
 )
+from isearchd.messages.words import PhotoInfoRequest, WordsSettingsRequest, WordsState
 from isearchd.reports import AddReport
 
 __all__ = ["OPS", "Op"]
@@ -107,5 +108,7 @@ OPS: dict[str, Op] = {
         Op(HidePersonRequest, PeopleState),
         Op(PeopleSettingsRequest, PeopleState),
         Op(FaceRequest, FaceLocation, retry=True),
+        Op(PhotoInfoRequest, ImageInfo, retry=True),
+        Op(WordsSettingsRequest, WordsState),
     )
 }

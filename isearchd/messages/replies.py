@@ -30,6 +30,7 @@ __all__ = [
     "Unwatched",
     "WatchFailure",
     "WatchSummary",
+    "WordLine",
 ]
 
 
@@ -60,6 +61,8 @@ class Hit(PhotoFacts, frozen=True, kw_only=True):
     id: int | None = None
     host: str | msgspec.UnsetType = msgspec.UNSET
     people: list[str] | msgspec.UnsetType = msgspec.UNSET  # the named people in it, when asked
+    # the first HIT_WORDS characters of its text when words were asked ("": none; null: not read yet)
+    words: str | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class ImageInfo(PhotoFacts, frozen=True, kw_only=True):
@@ -74,6 +77,18 @@ class ImageInfo(PhotoFacts, frozen=True, kw_only=True):
     mtime_ns: int | None = None
     hash: str | None = None
     people: list[str] | msgspec.UnsetType = msgspec.UNSET
+    # ``photo_info``: the text read in it ("": none; null: not read yet) and its lines
+    words: str | msgspec.UnsetType | None = msgspec.UNSET
+    lines: list[WordLine] | msgspec.UnsetType = msgspec.UNSET
+
+
+class WordLine(Message, frozen=True, kw_only=True):
+    """A line of text read in a photo: its box (left, top, width, height in the photo's own
+    pixels) and the recogniser's confidence (0-1)."""
+
+    text: str
+    box: tuple[int, int, int, int]
+    score: float
 
 
 class DupImage(Message, frozen=True, kw_only=True):

@@ -168,11 +168,15 @@ class SearchRequest(Request, frozen=True, kw_only=True):
     minus: list[QueryPart] = msgspec.field(default_factory=list)
     # named people who must all be in the photo; with no query: their photos, newest first
     people: list[NonEmpty] = msgspec.field(default_factory=list)
+    # every word of it must occur in the photo's text; with no query: the photos holding them, best
+    # text match first; hits then carry their text ("words")
+    words: NonEmpty | None = None
+    with_words: bool = False  # hits carry their text ("words") without filtering on it
 
     def __post_init__(self) -> None:
         queries = sum(v is not None for v in (self.text, self.image, self.like))
-        if queries > 1 or (queries == 0 and not self.people):
-            raise BadField("needs exactly one of 'text', 'image' or 'like' (or 'people' alone)")
+        if queries > 1 or (queries == 0 and not self.people and self.words is None):
+            raise BadField("needs exactly one of 'text', 'image' or 'like' (or 'people' or 'words' alone)")
         if queries == 0 and (self.plus or self.minus):
             raise BadField("'plus' and 'minus' need a query ('text', 'image' or 'like')")
         if self.like is not None:
@@ -182,7 +186,7 @@ class SearchRequest(Request, frozen=True, kw_only=True):
 
     @property
     def main(self) -> QueryPart | None:
-        """The query as a part of weight 1 (None: the photos of ``people``, no query)."""
+        """The query as a part of weight 1 (None: the photos of ``people`` or ``words``, no query)."""
         if self.text is None and self.image is None and self.like is None:
             return None
         return QueryPart(text=self.text, image=self.image, like=self.like)
@@ -222,12 +226,13 @@ class ClearDbRequest(Request, frozen=True, kw_only=True):
 
 class ImageInfoRequest(Request, frozen=True, kw_only=True):
     """One image of a database by its id (as search hits and dups groups carry it); ``people``:
-    with the named people in it (a database that keeps people)."""
+    with the named people in it (a database that keeps people); ``words``: with its text."""
 
     op = "image_info"
     db: NonEmpty = DEFAULT_DB
     image_id: int
     people: bool = False
+    words: bool = False  # with the text read in it (a database that keeps words)
 
 
 class UiRequest(Request, frozen=True, kw_only=True):

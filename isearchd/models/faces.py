@@ -25,6 +25,7 @@ from PIL import Image
 
 from isearchd.errors import BadImage
 from isearchd.files.images import load_image
+from isearchd.models.workers import PictureFile
 
 Point = tuple[float, float]
 
@@ -90,14 +91,6 @@ def unit_rows(rows: np.ndarray) -> np.ndarray:
 
 FoundFace = tuple[DetectedFace, np.ndarray]
 """A face found in a picture and its descriptor (a float32 row of unit length)."""
-
-
-@dataclass(frozen=True)
-class PictureFile:
-    """A photo for the reader to decode itself, its shorter side reduced to about ``min_side``."""
-
-    path: str
-    min_side: int
 
 
 @dataclass(frozen=True)

@@ -32,15 +32,16 @@ from isearchd.store.records import ImageRecord, Move, latest_by_label
 from isearchd.store.rules import folder_move, moved_below, moved_label, settle_model
 from isearchd.store.saver import IndexSaver, SavePolicy
 from isearchd.store.vectors import VectorIndex, record_vectors
+from isearchd.store.words_db import WordsWrites
 
 __all__ = ["Database", "SavePolicy"]
 
 log = logging.getLogger(__name__)
 
 
-class Database(DatabaseReader, PeopleWrites):
+class Database(DatabaseReader, PeopleWrites, WordsWrites):
     """Catalog + vector index of one named database: the reads, and the writes (people's are
-    ``PeopleWrites``). Use ``Database.open``."""
+    ``PeopleWrites``, words' ``WordsWrites``). Use ``Database.open``."""
 
     def __init__(
         self, name: str, base: Path, catalog: Catalog, vectors: VectorIndex, policy: SavePolicy

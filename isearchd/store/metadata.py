@@ -24,6 +24,7 @@ import sqlite_utils
 
 from isearchd.files.names import from_db, to_db
 from isearchd.messages import PhotoFacts
+from isearchd.store.words import words_where
 
 META_UNREAD, META_READ, META_UNREADABLE = 0, 1, 2
 _CHUNK = 500
@@ -139,9 +140,12 @@ class Filters:
     place: str | None = None
     types: tuple[str, ...] = ()
     people: tuple[str, ...] = ()  # named people who must all be in the photo (any case)
+    words: str | None = None  # every word of it must occur in the photo's text (store.words)
 
     def __bool__(self) -> bool:
-        return bool(self.after or self.before or self.within or self.place or self.types or self.people)
+        return bool(
+            self.after or self.before or self.within or self.place or self.types or self.people or self.words
+        )
 
 
 def below_range(folder: str) -> tuple[bytes, bytes]:
@@ -198,4 +202,8 @@ def _where(f: Filters) -> tuple[list[str], list[Any]]:
             " WHERE p.name = ? COLLATE NOCASE)"
         )
         args.append(name)
+    if f.words is not None:  # (the words tables: isearchd.store.words)
+        condition, more = words_where(f.words)
+        where.append(condition)
+        args += more
     return where, args

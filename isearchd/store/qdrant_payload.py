@@ -40,6 +40,7 @@ from isearchd.store.catalog import now_iso
 from isearchd.store.looks import LOOK_KNOWN, LOOK_UNKNOWN, LOOK_UNREADABLE, Look, signed_phash
 from isearchd.store.metadata import INFO_COLUMNS, META_READ, META_UNREAD, META_UNREADABLE, Filters, PhotoInfo
 from isearchd.store.records import INT8_SUFFIX, ImageRecord
+from isearchd.store.words import WORDS_NOT_IN_QDRANT
 
 # uuid5 namespace of ImgSearch point ids (a fixed random uuid: changing it orphans every point)
 POINT_NAMESPACE = uuid.UUID("6f1c7a3e-2b4d-5e8f-9a0b-1c2d3e4f5a6b")
@@ -248,4 +249,6 @@ def search_filter(
                 raise ValueError("a search by people needs the images that show them")
             # (image ids are never 0: no image, when nobody is in them all)
             must.append(qm.FieldCondition(key="iid", match=qm.MatchAny(any=sorted(people) or [0])))
+        if f.words is not None:
+            raise InvalidRequest(WORDS_NOT_IN_QDRANT)
     return qm.Filter(must=must) if must else None

@@ -34,10 +34,12 @@ from isearchd.store.records import (
 )
 from isearchd.store.rules import finished_hits
 from isearchd.store.vectors import FILTER_EXACT_MAX, VectorIndex, normalise, rank
+from isearchd.store.words_db import WordsReads
 
 
-class DatabaseReader(PeopleReads):
-    """The queries of one database (its catalog and vector index); people's are ``PeopleReads``."""
+class DatabaseReader(PeopleReads, WordsReads):
+    """The queries of one database (its catalog and vector index); people's are ``PeopleReads``,
+    words' ``WordsReads``."""
 
     def __init__(self, name: str, base: Path, catalog: Catalog, vectors: VectorIndex) -> None:
         self.name = name

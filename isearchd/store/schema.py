@@ -2,7 +2,7 @@
 
 Each runs once, in its own transaction, and bumps ``meta.schema_version``; never edit a released
 migration: add a new one. The migrations of the photo metadata (m004), the looks (m005), the
-analyses (m006) and people (m007) live beside the code that reads those columns.
+analyses (m006), people (m007) and words in pictures (m008) live beside the code that reads those columns.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from isearchd.store.analyses import m006_analyses
 from isearchd.store.looks import m005_looks
 from isearchd.store.metadata import m004_photo_metadata
 from isearchd.store.people import m007_people
+from isearchd.store.words import m008_words
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
 
@@ -74,5 +75,6 @@ MIGRATIONS: tuple[tuple[str, Callable[[sqlite_utils.Database], None]], ...] = (
     ("m005_looks", m005_looks),
     ("m006_analyses", m006_analyses),
     ("m007_people", m007_people),
+    ("m008_words", m008_words),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -97,8 +97,12 @@ async def search(request: Request) -> Response:
         query, kind, asked = params["q"], "text", form.request(db, text=params["q"])
     elif form.people:
         query, kind, asked = ", ".join(form.people), "people", form.request(db)
+    elif form.words:
+        query, kind, asked = form.words, "words", form.request(db)
     else:
-        raise InvalidRequest("give a text (q), an image of the database (like), an image file or a person")
+        raise InvalidRequest(
+            "give a text (q), an image of the database (like), an image file, a person or words"
+        )
     hits = await ask(request, asked)
     return json_reply(
         {"query": query, "kind": kind, "db": db, "min_similarity": form.similarity,
@@ -122,14 +126,16 @@ async def status(request: Request) -> Response:
     return json_reply(
         {"version": info.version, "model": info.model, "queue": info.queue, "watch": to_wire(info.watch),
          "metadata": to_wire(info.metadata), "db": db, "images": size, "local": is_loopback_client(request),
-         "people": to_wire(info.analyses.get("faces", {}).get(db))}
+         "people": to_wire(info.analyses.get("faces", {}).get(db)),
+         "words": to_wire(info.analyses.get("words", {}).get(db))}
     )  # fmt: skip
 
 
 @answers_errors
 async def image_info(request: Request) -> Response:
     db, image_id = request.path_params["db"], request.path_params["id"]
-    info = with_urls(db, await ask(request, ImageInfoRequest(db=db, image_id=image_id, people=True)))
+    asked = ImageInfoRequest(db=db, image_id=image_id, people=True, words=True)
+    info = with_urls(db, await ask(request, asked))
     info.pop("mtime_ns", None)
     return json_reply(info)
 

@@ -42,15 +42,16 @@ class SearchForm:
     types: list[str] = field(default_factory=list)
     sort: str = "similarity"
     people: list[str] = field(default_factory=list)  # named people who must all be in the photo
+    words: str | None = None  # every word must occur in the picture's text
 
     def request(self, db: str, *, text: str | None = None, image: ImageRef | None = None,
                 like: str | None = None) -> SearchRequest:  # fmt: skip
         """The ``SearchRequest`` for this form and one query (at most one of the three: none
-        lists the photos of ``people``)."""
+        lists the photos of ``people`` or with ``words``)."""
         return SearchRequest(
             db=db, text=text, image=image, like=like, num=self.num, similarity=self.similarity,
             after=self.after, before=self.before, place=self.place, within=self.within,
-            types=self.types, sort=self.sort, people=self.people,
+            types=self.types, sort=self.sort, people=self.people, words=self.words,
         )  # fmt: skip
 
 
@@ -74,6 +75,7 @@ def search_fields(
         types=[t.strip() for t in params.get("type", "").split(",") if t.strip()],
         sort=sort or "similarity",
         people=[p.strip() for p in people or () if p.strip()],
+        words=given("words"),
     )
 
 

@@ -25,6 +25,7 @@ from isearchd.daemon.inprocess import InProcessTransport
 from isearchd.daemon.server import Server
 from isearchd.engine.engine import Engine, EngineModel
 from isearchd.engine.faces import FacesAnalysis
+from isearchd.engine.words import WordsAnalysis
 from isearchd.protocol import BindAddress
 from isearchd.watch.watcher import Watcher, WatchOptions
 
@@ -54,9 +55,11 @@ class InProcessDaemon:
         watch: WatchOptions | None = None,
         listen: bool = False,
         faces: Callable[[], FacesAnalysis] | None = None,
+        words: Callable[[], WordsAnalysis] | None = None,
     ) -> None:
         """``faces``: makes the faces analysis of each start (None: people off, as most tests
-        want: the coloured shapes of the tiny model have no faces to find)."""
+        want: the coloured shapes of the tiny model have no faces to find); ``words``: the same
+        for the words analysis (None: off)."""
         self.root = root
         self.home = root / "home"
         self.bind = str(root / "s.sock")
@@ -64,11 +67,18 @@ class InProcessDaemon:
         self.watch_options = watch or WatchOptions(settle_s=0.4)
         self.listen = listen
         self.faces = faces
+        self.words = words
         self.server: Server | None = None
         self._serving: threading.Thread | None = None
 
     def start(self) -> InProcessDaemon:
-        engine = Engine(self.model, self.home, batch_size=8, faces=self.faces() if self.faces else None)
+        engine = Engine(
+            self.model,
+            self.home,
+            batch_size=8,
+            faces=self.faces() if self.faces else None,
+            words=self.words() if self.words else None,
+        )
         watcher = Watcher(engine, self.watch_options)
         self.server = Server(engine, watcher, BindAddress(path=self.bind))
         if self.listen:

@@ -61,10 +61,12 @@ class DaemonProcess:
         extra_args: tuple[str, ...] = (),
         own_cache: bool = False,
         people: bool = False,
+        words: bool = False,
     ) -> None:
         """``own_cache``: a weights cache of its own (empty), instead of the session's, which holds
         the tiny model's export already (``tinycache``). ``people``: find faces (off by default
-        here: the tiny model's coloured shapes have none, and reading them costs time)."""
+        here: the tiny model's coloured shapes have none, and reading them costs time). ``words``: read the
+        words in the pictures (off by default here for the same reason)."""
         self.root = root
         self.home = root / "home"
         self.bind = bind or str(root / "s.sock")
@@ -73,6 +75,7 @@ class DaemonProcess:
         self.extra_args = extra_args
         self.own_cache = own_cache
         self.people = people
+        self.words = words
         self.log_file = root / "daemon.out"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -88,6 +91,7 @@ class DaemonProcess:
         env["ISEARCH_CONFIG"] = str(self.root / "config.toml")
         env.pop("ISEARCH_TOKEN", None)
         env["ISEARCH_PEOPLE"] = "1" if self.people else "0"
+        env["ISEARCH_WORDS"] = "1" if self.words else "0"
         if self.token is not None:
             env["ISEARCH_TOKEN"] = self.token
         return env

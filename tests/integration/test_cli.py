@@ -89,6 +89,7 @@ def make_env(root: Path, *, shared_cache: bool = False) -> dict[str, str]:
         ISEARCH_CONFIG=str(root / "config.toml"),
         ISEARCH_WEIGHTS_URL="http://127.0.0.1:9/none",  # never reach the network from a test
         ISEARCH_PEOPLE="0",  # the tiny model's shapes have no faces to find
+        ISEARCH_WORDS="0",  # nor words to read
     )
     env.pop("ISEARCH_OPENER", None)
     return env

@@ -128,6 +128,16 @@ def test_text_search_answers_the_json_schema_plus_id_and_thumbnail(
     assert len(doc["results"]) == 3
 
 
+
+def test_search_by_words_takes_the_words_parameter(site: tuple[DaemonProcess, str, Path]) -> None:
+    _, address, _ = site
+    alone = _search(address, "/api/search?words=otter&n=3")  # words are off here: nothing read
+    assert alone.status == 200, alone.body
+    assert alone.json()["kind"] == "words" and alone.json()["results"] == []
+    combined = _search(address, "/api/search?q=a+red+circle&words=otter").json()
+    assert combined["kind"] == "text" and combined["results"] == []  # only pictures with the words
+
+
 def test_thumbnail_is_a_small_webp_upright_and_cached_by_content(
     site: tuple[DaemonProcess, str, Path],
 ) -> None:

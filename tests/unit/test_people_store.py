@@ -7,6 +7,7 @@ The migration from schema 6 is the embedded store's own."""
 from __future__ import annotations
 
 import sqlite3
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -25,6 +26,9 @@ from isearchd.store.qdrant import QdrantDatabase
 from isearchd.store.qdrant_people_sync import Scope
 from isearchd.store.schema import SCHEMA_VERSION
 from isearchd.store.synthetic import synthetic_faces
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
+from schemas import undo
 
 QUIET = SavePolicy(background=False)
 VERSION = 1
@@ -141,15 +145,10 @@ def test_a_catalog_made_before_people_opens_and_gains_them(tmp_path: Path) -> No
     db, ids = with_images(Stores("embedded", tmp_path), 3)
     db.close()
     conn = sqlite3.connect(tmp_path / "home" / "t" / "catalog.sqlite")
-    with conn:  # back to what schema 6 wrote
-        for table in ("faces", "people", "face_rejects", "merges"):
-            conn.execute(f"DROP TABLE {table}")
-        conn.execute("DROP TRIGGER faces_image_deleted")
-        conn.execute("DROP TRIGGER faces_image_changed")
-        conn.execute("UPDATE meta SET value = '6' WHERE key = 'schema_version'")
+    undo(conn, 6)  # back to what schema 6 wrote
     conn.close()
     with open_db(tmp_path / "home") as db:
-        assert db.catalog.get_meta("schema_version") == str(SCHEMA_VERSION) == "7"
+        assert db.catalog.get_meta("schema_version") == str(SCHEMA_VERSION)
         assert db.count() == 3 and db.people_list() == [] and db.people_enabled()
         db.store_faces(VERSION, {ids[0]: [face((0, 0, 10, 10), np.zeros(128))]})
         assert len(db.faces_in_image(ids[0])) == 1

@@ -49,6 +49,8 @@ from isearchd.messages import (
     Unwatched,
     WatchFailure,
     WatchSummary,
+    WordLine,
+    WordsState,
 )
 from isearchd.protocol import (
     MAX_LINE_BYTES,
@@ -384,6 +386,21 @@ EXAMPLES: dict[str, tuple[dict[str, Any], Any]] = {
             image=ImageInfo(id=7, label="a.jpg", path="/p/a.jpg", bytes=3, mtime_ns=4, hash="ab", width=60),
         ),
     ),
+    "photo_info": (
+        {"db": "fam", "label": "/p/a.jpg"},
+        ImageInfo(
+            id=7,
+            label="/p/a.jpg",
+            path="/p/a.jpg",
+            people=["Ana"],
+            words="BOARDING PASS\nGATE B7",
+            lines=[
+                WordLine(text="BOARDING PASS", box=(10, 20, 300, 40), score=0.98),
+                WordLine(text="GATE B7", box=(10, 70, 150, 40), score=0.95),
+            ],
+        ),
+    ),
+    "words_settings": ({"db": "fam", "enabled": False}, WordsState(db="fam", enabled=False, read=0, total=4)),
 }
 
 

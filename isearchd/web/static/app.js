@@ -59,9 +59,9 @@ async function runSearch(query) {
   } else if (query.kind === "like") {
     params.set("like", String(query.id));
   } else if (query.kind === "people") {
-    if (!params.has("person")) {
+    if (!listable(params)) {
       renderResults([]);
-      message("Name someone in Filters › People, or type a description", true);
+      message("Name someone in Filters › People, give words in Filters › Words, or type a description", true);
       return;
     }
   } else {
@@ -77,16 +77,23 @@ async function runSearch(query) {
     renderResults(answer.results, query.kind !== "people");
     const secs = ((performance.now() - started) / 1000).toFixed(2);
     if (query.kind === "people") {
-      message(`${answer.results.length} photos of ${answer.query} (${secs} s)`);
+      const of = answer.kind === "words" ? `with \u201c${answer.query}\u201d` : `of ${answer.query}`;
+      message(`${answer.results.length} photos ${of} (${secs} s)`);
       return;
     }
     const what = query.kind === "text" ? `\u201c${query.text}\u201d` : query.kind === "like" ? "more like this" : "the image";
-    const who = params.has("person") ? ` with ${params.getAll("person").join(", ")}` : "";
+    let who = params.has("person") ? ` with ${params.getAll("person").join(", ")}` : "";
+    if (params.has("words")) who += ` holding \u201c${params.get("words")}\u201d`;
     message(`${answer.results.length} results for ${what}${who} (${secs} s)`);
   } catch (err) {
     renderResults([]);
     message(err.message, true);
   }
+}
+
+// A search without a description lists photos: of the named people, or with the given words.
+function listable(params) {
+  return params.has("person") || params.has("words");
 }
 
 function showQueryImage(query) {
@@ -192,10 +199,64 @@ function openViewer(items, index) {
     return [dt, dd];
   }));
   $("#v-open").hidden = !state.local;
-  showViewerPeople(item);
+  showViewerInfo(item);
   const dialog = $("#viewer");
   if (!dialog.open) dialog.showModal();
   $("#v-like").focus();
+}
+
+// What the database knows of the photo besides the hit: the people in it, its words.
+async function showViewerInfo(item) {
+  showViewerPeople(item, null);
+  showViewerWords(null);
+  if (item.id === null || item.id === undefined) return;
+  try {
+    const info = await api(`/api/image/${encodeURIComponent(state.db)}/${item.id}`);
+    if (viewerItems[state.viewing] !== item) return;
+    showViewerPeople(item, info);
+    showViewerWords(info);
+  } catch (err) {
+    message(err.message, true);
+  }
+}
+
+// Case and accents off, as the daemon matches words: each character of text with its folded form.
+function foldChars(text) {
+  return Array.from(text, (c) => c.normalize("NFKD").replace(/[\u0300-\u036f]/g, "").toLowerCase());
+}
+
+// The picture's text, the words of the Words filter marked where they occur.
+function showViewerWords(info) {
+  const box = $("#v-words");
+  box.hidden = !info || typeof info.words !== "string" || info.words === "";
+  if (box.hidden) return box.replaceChildren();
+  const text = info.words;
+  const chars = Array.from(text);
+  const folded = foldChars(text);
+  const flat = folded.join("");
+  const owner = folded.flatMap((f, i) => Array(f.length).fill(i));  // folded index -> character
+  const marked = new Array(chars.length).fill(false);
+  const wanted = (formParams("#filter-form").get("words") || "").split(/\s+/).map((w) => foldChars(w).join("")).filter(Boolean);
+  for (const word of wanted) {
+    for (let at = flat.indexOf(word); at >= 0; at = flat.indexOf(word, at + 1)) {
+      for (let k = at; k < at + word.length; k++) marked[owner[k]] = true;
+    }
+  }
+  const parts = [];
+  for (let i = 0; i < chars.length; ) {
+    let j = i;
+    while (j < chars.length && marked[j] === marked[i]) j++;
+    const piece = chars.slice(i, j).join("");
+    if (marked[i]) {
+      const mark = document.createElement("mark");
+      mark.textContent = piece;
+      parts.push(mark);
+    } else {
+      parts.push(piece);
+    }
+    i = j;
+  }
+  box.replaceChildren(...parts);
 }
 
 function closeViewer() {
@@ -291,6 +352,9 @@ async function loadStatus() {
     if (s.people && s.people.done < s.people.total) {
       parts.push(`people: ${s.people.done.toLocaleString()} of ${s.people.total.toLocaleString()} photos`);
     }
+    if (s.words && s.words.done < s.words.total) {
+      parts.push(`words: ${s.words.done.toLocaleString()} of ${s.words.total.toLocaleString()} photos`);
+    }
     $("#status").textContent = parts.join(" \u00b7 ");
   } catch (err) {
     $("#status").textContent = err.message;
@@ -312,7 +376,7 @@ function wire() {
     event.preventDefault();
     const text = $("#q").value.trim();
     if (text) runSearch({ kind: "text", text });
-    else if (formParams("#filter-form").has("person")) runSearch({ kind: "people" });
+    else if (listable(formParams("#filter-form"))) runSearch({ kind: "people" });
   });
   $("#pick").addEventListener("change", (event) => {
     const file = event.target.files[0];
@@ -328,7 +392,7 @@ function wire() {
   });
   const again = () => {
     if (state.last && state.last.kind !== "person") runSearch(state.last);
-    else if (formParams("#filter-form").has("person")) runSearch({ kind: "people" });
+    else if (listable(formParams("#filter-form"))) runSearch({ kind: "people" });
   };
   $("#filter-form").addEventListener("change", again);
   $("#filter-form").addEventListener("submit", (event) => { event.preventDefault(); again(); });

@@ -144,35 +144,30 @@ async function showPerson(person) {
 // -- the large view ------------------------------------------------------------------------------
 
 // The named people in the photo (each a link to their photos) and, for a photo of the person whose
-// photos the grid shows, the button that takes their face out of it.
-async function showViewerPeople(item) {
+// photos the grid shows, the button that takes their face out of it (``info``: what
+// /api/image answered of the photo; null while it is asked).
+function showViewerPeople(item, info) {
   const box = $("#v-people");
   box.replaceChildren();
   box.hidden = true;
   const shown = state.last && state.last.kind === "person" && viewerItems === state.items ? state.last : null;
   $("#v-not").hidden = !shown;
   if (shown) $("#v-not").textContent = `Not ${personLabel(shown)}`;
-  if (item.id === null || item.id === undefined) return;
-  try {
-    const info = await api(`/api/image/${encodeURIComponent(state.db)}/${item.id}`);
-    if (viewerItems[state.viewing] !== item || !info.people || !info.people.length) return;
-    const names = info.people.map((name) => {
-      const link = document.createElement("button");
-      link.type = "button";
-      link.textContent = name;
-      link.title = `Photos of ${name}`;
-      link.addEventListener("click", () => {
-        closeViewer();
-        $("#filter-form input[name=person]").value = name;
-        runSearch({ kind: "people" });
-      });
-      return link;
+  if (!info || !info.people || !info.people.length) return;
+  const names = info.people.map((name) => {
+    const link = document.createElement("button");
+    link.type = "button";
+    link.textContent = name;
+    link.title = `Photos of ${name}`;
+    link.addEventListener("click", () => {
+      closeViewer();
+      $("#filter-form input[name=person]").value = name;
+      runSearch({ kind: "people" });
     });
-    box.replaceChildren("In it:", ...names);
-    box.hidden = false;
-  } catch (err) {
-    message(err.message, true);
-  }
+    return link;
+  });
+  box.replaceChildren("In it:", ...names);
+  box.hidden = false;
 }
 
 async function notThisPerson() {

@@ -1,0 +1,52 @@
+"""Releasing models after a while without work: an analysis's models (~40-100 MB) are held only
+while it reads photos."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+__all__ = ["IdleRelease"]
+
+
+class IdleRelease:
+    """Calls ``release`` once ``idle_s`` seconds have passed since the last ``used()`` (a timer
+    thread that runs only while the models are held)."""
+
+    def __init__(
+        self, release: Callable[[], None], idle_s: float, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._release = release
+        self.idle_s = idle_s
+        self._clock = clock
+        self._last_used = 0.0
+        self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
+
+    def used(self) -> None:
+        """The models were used now: keep them ``idle_s`` more."""
+        with self._lock:
+            self._last_used = self._clock()
+            if self._timer is None:
+                self._start(self.idle_s)
+
+    def cancel(self) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+    def _start(self, after: float) -> None:
+        self._timer = threading.Timer(after, self._release_if_idle)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _release_if_idle(self) -> None:
+        with self._lock:
+            self._timer = None
+            idle = self._clock() - self._last_used
+            if idle < self.idle_s:  # used meanwhile: look again later
+                self._start(self.idle_s - idle)
+                return
+        self._release()

@@ -1,0 +1,187 @@
+"""Models in worker processes: reads pictures on every core, below the daemon's priority. The
+face models (``face_workers``) and the text models (``ocr``) run here.
+
+Why processes: the models' Python calls hold the GIL for their whole length (dlib: detect ~45 ms,
+describe ~75 ms per face) or keep a core busy (ONNX Runtime: text detection ~80 ms a photo). In
+the daemon's own process they would use one core of two and, for dlib, stop every other Python
+thread (a search's included) until the call returns. In worker processes they use every core and
+the daemon's threads run on; the workers lower their priority (``WORKER_NICE``), so when a search
+computes, the kernel gives its threads the CPU first.
+
+1. ``read(pictures)`` starts the workers on first use (each imports the models' library and
+   loads the models once: ~1 s) and hands each picture to a free worker: its pixels (over a pipe:
+   ~6 MB for a 1920x1080 picture, ~2 ms), or its file (``PictureFile``), which the worker decodes
+   (the photos the indexer left no picture of: decoding, ~20 ms a photo, then runs on every core
+   too, not in the daemon);
+2. a worker that dies (a crash in native code, killed by the OOM killer) breaks the pool: the
+   pictures of that call are read again one at a time in a fresh pool, and a picture that breaks
+   it again is given up with its reason (``crashed``); the other pictures are read;
+3. ``close()`` stops the workers (their memory goes back to the system); the next ``read`` starts
+   them again. A worker whose daemon is gone (``kill -9``) ends itself within ``PARENT_POLL_S``.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+from PIL import Image
+
+from isearchd.files.images import to_rgb
+
+log = logging.getLogger(__name__)
+
+__all__ = ["WORKER_NICE", "PictureFile", "Workers", "default_workers"]
+
+# Added to the workers' nice value: the kernel's fair scheduler then weighs a worker's thread at
+# 110/1024 of a normal one (nice 10), so a search computing on the same cores gets ~90 % of them.
+WORKER_NICE = 10
+# How often a worker looks whether the daemon is still there (a sleeping thread costs nothing).
+PARENT_POLL_S = 1.0
+
+M = TypeVar("M")
+R = TypeVar("R")
+
+# This worker process's models and the function that reads one picture with them: set by
+# ``_start_worker`` in each worker, never in the daemon.
+_worker: tuple[Any, Callable[[Any, Any], Any]] | None = None
+
+
+@dataclass(frozen=True)
+class PictureFile:
+    """A photo for the reader to decode itself, its shorter side reduced to about ``min_side``."""
+
+    path: str
+    min_side: int
+
+
+Sent = np.ndarray | PictureFile  # what travels to a worker: pixels (RGB rows), or a file
+
+
+def default_workers() -> int:
+    """One worker per core, at most two (each holds its models: ~100 MB for faces)."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def _start_worker(
+    make_models: Callable[[], Any], read_one: Callable[[Any, Any], Any], nice: int, daemon: int
+) -> None:
+    global _worker
+    watch = threading.Thread(target=_exit_with, args=(daemon,), name="daemon-watch", daemon=True)
+    watch.start()
+    if nice:
+        os.nice(nice)
+    _worker = (make_models(), read_one)
+
+
+def _exit_with(daemon: int) -> None:
+    """End this worker once the daemon (its parent, ``daemon``) is gone. A worker waits on a queue
+    whose other end it holds itself (so no end-of-file comes): after a ``kill -9`` of the daemon it
+    would wait forever, holding its memory. An orphan is adopted by another process, so its parent
+    id changes (the daemon's id, not this process's first parent id: the daemon may die before
+    this worker has started)."""
+    while os.getppid() == daemon:
+        time.sleep(PARENT_POLL_S)
+    os._exit(0)
+
+
+def _read_in_worker(picture: Sent) -> Any:
+    """One picture read by this worker's models: ``read_one(models, picture)``, which returns the
+    result or why not (an exception would have to survive pickling on its way)."""
+    if _worker is None:  # pragma: no cover - the initializer always ran
+        raise RuntimeError("the worker has no models")
+    models, read_one = _worker
+    return read_one(models, picture if isinstance(picture, PictureFile) else Image.fromarray(picture))
+
+
+class Workers(Generic[M, R]):
+    """``workers`` processes, each with the models ``make_models()`` returns, reading pictures with
+    ``read_one(models, picture)`` (``picture``: a Pillow image or a ``PictureFile``; it returns a
+    result ``R`` or a one-line reason, and catches what one picture may raise). Both must pickle:
+    a class or module-level functions. ``crashed``: the reason given for a picture whose worker
+    died reading it; ``what``: the models' name in the log."""
+
+    def __init__(
+        self,
+        make_models: Callable[[], M],
+        read_one: Callable[[M, Image.Image | PictureFile], R | str],
+        workers: int,
+        *,
+        nice: int = WORKER_NICE,
+        crashed: str,
+        what: str,
+    ) -> None:
+        if workers < 1:
+            raise ValueError(f"at least one {what} worker")
+        self._make_models = make_models
+        self._read_one = read_one
+        self.workers = workers
+        self._nice = nice
+        self._crashed = crashed
+        self._what = what
+        self._lock = threading.Lock()
+        self._pool: ProcessPoolExecutor | None = None
+
+    def read(self, pictures: Sequence[Image.Image | PictureFile]) -> list[R | str]:
+        """For each picture, in order: what the models read, or why it could not be read."""
+        sent: list[Sent] = [
+            p if isinstance(p, PictureFile) else np.ascontiguousarray(np.asarray(to_rgb(p))) for p in pictures
+        ]
+        with self._lock:
+            try:
+                return self._read_all(sent)
+            except BrokenProcessPool:
+                log.warning("a %s worker died: reading the %d pictures one at a time", self._what, len(sent))
+                return [self._read_alone(p) for p in sent]
+
+    def _read_all(self, sent: list[Sent]) -> list[R | str]:
+        pool = self._started()
+        futures = [pool.submit(_read_in_worker, p) for p in sent]
+        return [self._result(f) for f in futures]
+
+    def _read_alone(self, picture: Sent) -> R | str:
+        try:
+            return self._result(self._started().submit(_read_in_worker, picture))
+        except BrokenProcessPool:
+            self._stop()
+            return self._crashed
+
+    def _result(self, future: Future[R | str]) -> R | str:
+        """The result or the reason; a broken pool is stopped and raised."""
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            self._stop()
+            raise
+
+    def _started(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            # spawn: a fork of the daemon would copy its threads' locks in whatever state they hold
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_worker,
+                initargs=(self._make_models, self._read_one, self._nice, os.getpid()),
+            )
+            log.info("started %d %s worker(s)", self.workers, self._what)
+        return self._pool
+
+    def _stop(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._stop()
+                log.info("%s workers stopped", self._what)
