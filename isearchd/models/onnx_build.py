@@ -29,6 +29,7 @@ from onnx import TensorProto, helper
 
 from isearchd.errors import ModelError
 from isearchd.models.layers import text_plan
+from isearchd.models.onnx_build_resnet import resnet_image_tower
 from isearchd.models.onnx_build_vit import vit_image_tower
 from isearchd.models.onnx_graph import GraphBuilder
 from isearchd.models.registry import ModelConfig
@@ -67,6 +68,7 @@ _DEFAULTS: dict[str, Any] = {
 }
 # Tensors inference does not use.
 _UNUSED = ("logit_scale", "logit_bias", "attn_mask")
+_BATCH_COUNT = ".num_batches_tracked"  # batch norms' training counter
 
 
 @dataclass(frozen=True)
@@ -97,8 +99,8 @@ def unsupported(config: ModelConfig) -> str | None:
     if extra:
         return f"config keys {', '.join(sorted(extra))} are not built without torch"
     layers = config["vision_cfg"].get("layers")
-    if not isinstance(layers, int):
-        return "ResNet image towers are not built without torch yet"
+    if not isinstance(layers, int) and not (isinstance(layers, (list, tuple)) and len(layers) == 4):
+        return f"vision layers {layers!r} are neither a ViT's depth nor a ResNet's four stages"
     return None
 
 
@@ -135,12 +137,15 @@ def build_graphs(state_dict: dict[str, Array], config: ModelConfig, metadata: di
     reason = unsupported(config)
     if reason is not None:
         raise ModelError(reason)
-    tensors = {k: v for k, v in state_dict.items() if k not in _UNUSED}
+    tensors = {k: v for k, v in state_dict.items() if k not in _UNUSED and not k.endswith(_BATCH_COUNT)}
     g = GraphBuilder(tensors)
     quick = bool(config.get("quick_gelu", False))
     dim = int(config["embed_dim"])
     size = image_size(config)
-    image_inputs, image_out = vit_image_tower(g, config, size, quick_gelu=quick)
+    if isinstance(config["vision_cfg"]["layers"], int):
+        image_inputs, image_out = vit_image_tower(g, config, size, quick_gelu=quick)
+    else:
+        image_inputs, image_out = resnet_image_tower(g, config, size)
     image = g.model(image_inputs, image_out, dim, metadata)
     t = GraphBuilder(tensors)
     text_inputs, text_out = _text_tower(t, config, quick_gelu=quick)

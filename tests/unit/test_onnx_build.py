@@ -12,6 +12,7 @@ the reference implementation.)
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,14 +42,11 @@ TEXTS = [
     " ".join(["a very long caption about a small red circle on a blue background"] * 12),  # > 77 tokens
 ]
 METADATA = {"isearch.key": "test"}
-# The smallest manual and auto ViTs run always; the others (10-15 s each on 2 cores, mostly the torch
-# export) are marked slow.
+# The smallest manual and auto ViTs run always (and the tiny model, a ResNet, below); the others
+# (10-15 s each on 2 cores, mostly the torch export) are marked slow.
 FAST_KEYS = ("ViT-8Y", "ViT-22L")
-VIT_KEYS = [
-    pytest.param(key, marks=() if key in FAST_KEYS else pytest.mark.slow)
-    for key in MODELS
-    if key.startswith("ViT-")
-]
+KEYS = [pytest.param(key, marks=() if key in FAST_KEYS else pytest.mark.slow) for key in MODELS]
+TINY = Path(__file__).resolve().parents[1] / "fixtures" / "tiny-clip.pt"
 
 
 def _images() -> list[Image.Image]:
@@ -104,13 +102,19 @@ def _parity(key: str, checkpoint: Path, tmp_path: Path) -> tuple[float, float]:
     return image, text
 
 
-@pytest.mark.parametrize("key", VIT_KEYS)
-def test_vit_towers_match_the_torch_export(key: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("key", KEYS)
+def test_towers_match_the_torch_export(key: str, tmp_path: Path) -> None:
     checkpoint = write_official_checkpoint(
         key, tmp_path / MODELS[key].file_name, seed=list(MODELS).index(key)
     )
     image, text = _parity(key, checkpoint, tmp_path)
     print(f"{key}: min cos images {image:.7f} texts {text:.7f}")
+    assert image >= MIN_COSINE and text >= MIN_COSINE
+
+
+def test_tiny_resnet_model_matches_the_torch_export(tmp_path: Path) -> None:
+    """The test suite's tiny trained CLIP: a ModifiedResNet of width 16, text heads of width 16."""
+    image, text = _parity(str(TINY), TINY, tmp_path)
     assert image >= MIN_COSINE and text >= MIN_COSINE
 
 
@@ -166,6 +170,17 @@ def test_wrong_tensors_are_refused() -> None:
         build_graphs(bad, config, METADATA)
     with pytest.raises(ModelError, match=r"conv1\.weight has shape .* for patch size 32"):
         build_graphs(arrays, arch_config(MODELS["ViT-40L"].arch), METADATA)
+
+
+def test_wrong_resnet_tensors_are_refused() -> None:
+    config = arch_config(MODELS["RN-19L"].arch)
+    arrays = torch_free_arrays("RN-19L")
+    missing = "visual.layer4.0.downsample.1.running_var"
+    with pytest.raises(ModelError, match=re.escape(f"missing tensor {missing!r}")):
+        build_graphs({k: v for k, v in arrays.items() if k != missing}, config, METADATA)
+    deeper = {**config, "vision_cfg": {**config["vision_cfg"], "layers": [3, 4, 5, 3]}}  # a block too many
+    with pytest.raises(ModelError, match=r"unexpected visual\.layer3\.5\."):
+        build_graphs(arrays, deeper, METADATA)
 
 
 def test_configs_it_cannot_build_are_named() -> None:
