@@ -9,7 +9,7 @@ Conventions that keep the graphs interchangeable with the torch exporter's (``on
 
 - a Linear layer is ``MatMul(x, Wᵀ)`` with the transposed weight as an initializer, then
   ``Add(bias)``: ``quantize_dynamic`` finds the same weight matrices and quantises them per output
-  channel, so the int8 recipe (``onnx_export._QUANTIZATION``) stays what it is;
+  channel, so the int8 recipe (``export_steps.QUANTIZATION``) stays what it is;
 - layer norms are ``LayerNormalization`` (epsilon 1e-5, open_clip's), GELU is the exact
   ``0.5 x (1 + erf(x / √2))`` (or QuickGELU ``x σ(1.702 x)`` where a config asks for it): ONNX
   Runtime's optimiser fuses both into its own kernels when the session loads;
