@@ -20,6 +20,9 @@ _.dynamo  # torch.onnx.export(dynamo=...) through a TypedDict of keyword argumen
 _.find_class
 _.persistent_load
 
+# A choice of `isearch model pull|import --exporter` (typer reads the enum's members).
+_.builder
+
 # Module __getattr__ (PEP 562): lazy imports of the package's public names.
 __getattr__
 

@@ -8,6 +8,7 @@ than silently inside the daemon's start.
 from __future__ import annotations
 
 import time
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -21,6 +22,22 @@ from isearchd.errors import NotFound
 # `service start` downloads missing weights itself; when nothing at all arrives for this long (no
 # network) it gives up with the error that names `model pull` (which keeps trying for 25 s).
 START_DOWNLOAD_FIRST_BYTE_S = 5.0
+
+
+class Exporter(StrEnum):
+    builder = "builder"
+    torch = "torch"
+
+
+ExporterOpt = Annotated[
+    Exporter | None,
+    typer.Option(
+        "--exporter",
+        case_sensitive=False,
+        help="Make the ONNX Runtime export again with this exporter: builder (from the weights, no "
+        "torch) or torch (needs torch) [default: keep a cached export, else the config's, else builder].",
+    ),
+]
 
 model_app = typer.Typer(
     help="List, download and import TinyCLIP model weights.",
@@ -68,6 +85,7 @@ def _known_key(key: str) -> str:
 @model_app.command("pull")
 def model_pull(
     key: Annotated[str, typer.Argument(metavar="KEY", help="Model key (see `isearch model list`).")],
+    exporter: ExporterOpt = None,
     db: DbOpt = None,
     bind: BindOpt = None,
     version: VersionOpt = False,
@@ -77,13 +95,16 @@ def model_pull(
     config = effective_config()
     path = _download(key)
     typer.echo(f"Weights for {key} saved to {path} ({path.stat().st_size / 1024 / 1024:.1f} MB)")
-    prepare_model(key, config.model.precision, config.model.device)
+    prepare_model(
+        key, config.model.precision, config.model.device, *_exporter(config.model.exporter, exporter)
+    )
 
 
 @model_app.command("import")
 def model_import(
     key: Annotated[str, typer.Argument(metavar="KEY", help="Model key the file holds weights for.")],
     file: Annotated[Path, typer.Argument(metavar="FILE", help="A checkpoint file (.pt) of that model.")],
+    exporter: ExporterOpt = None,
     db: DbOpt = None,
     bind: BindOpt = None,
     version: VersionOpt = False,
@@ -97,7 +118,14 @@ def model_import(
         raise NotFound(f"{file}: no such file")
     path = importer.import_weights(key, file.expanduser())
     typer.echo(f"Imported {file} as the weights of {key}: {path}")
-    prepare_model(key, config.model.precision, config.model.device)
+    prepare_model(
+        key, config.model.precision, config.model.device, *_exporter(config.model.exporter, exporter)
+    )
+
+
+def _exporter(configured: str, given: Exporter | None) -> tuple[str, bool]:
+    """(exporter, replace): an exporter given on the command line makes the export again."""
+    return (given.value, True) if given is not None else (configured, False)
 
 
 def _download(key: str, first_byte_s: float | None = None) -> Path:
@@ -113,7 +141,9 @@ def _download(key: str, first_byte_s: float | None = None) -> Path:
         progress.close()
 
 
-def prepare_model(model: str, precision: str, device: str) -> None:
+def prepare_model(
+    model: str, precision: str, device: str, exporter: str = "builder", replace: bool = False
+) -> None:
     """Make ``model`` ready for the daemon's start: weights in the cache, ONNX Runtime export built.
 
     Weights missing for a registry key are downloaded as `model pull` does (giving up soon when
@@ -121,7 +151,8 @@ def prepare_model(model: str, precision: str, device: str) -> None:
     import`). The export is made for the precision the daemon will run (fp32 unless int8 is asked
     for; int8 is quantised from the fp32 export, so it makes both). It is only a head start: when
     it fails, the daemon tries again at its start and runs fp32 in torch if it must, so a failure
-    here is a warning. CUDA/MPS devices run in torch and need no export.
+    here is a warning. CUDA/MPS devices run in torch and need no export. ``exporter`` makes the
+    export on a cache miss; ``replace`` makes it again even if one is cached.
     """
     from isearchd.errors import ModelError, WeightsMissing
     from isearchd.models import backend, weights
@@ -137,13 +168,13 @@ def prepare_model(model: str, precision: str, device: str) -> None:
         path = _download(key, first_byte_s=START_DOWNLOAD_FIRST_BYTE_S)
         typer.echo(f"Weights for {key} saved to {path}", err=True)
         resolved = resolve(model)
-    if device != "cpu" or backend.export_cached(resolved, precision):
+    if device != "cpu" or (backend.export_cached(resolved, precision) and not replace):
         return
     what = f"Preparing {resolved.key} for ONNX Runtime ({precision}, once per weights file)..."
     typer.echo(what, err=True, nl=False)
     started = time.monotonic()
     try:
-        backend.ensure_export(resolved, precision)
+        backend.ensure_export(resolved, precision, exporter, replace=replace)
     except ModelError as exc:
         typer.echo(err=True)
         typer.secho(

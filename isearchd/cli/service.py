@@ -182,7 +182,10 @@ def service_start(
         # download and export here, with progress, rather than silently inside the daemon's start
         control.ensure_not_running(address)
         prepare_model(
-            model_name, precision.value if precision else config.model.precision, config.model.device
+            model_name,
+            precision.value if precision else config.model.precision,
+            config.model.device,
+            config.model.exporter,
         )
     info = control.start(
         model_name,

@@ -7,7 +7,7 @@ commented template is ``config/isearch.toml`` (shipped in the package as
 
     home = "~/.isearch"
     [service]   bind, token, log_level, log_file
-    [model]     name, device, threads, batch_size, precision
+    [model]     name, device, threads, batch_size, precision, exporter
     [ui]        listen, cache_mb
     [store]     url, prefix, host     (Qdrant; the API key only from $ISEARCH_QDRANT_API_KEY)
     [people]    enabled, min_faces, max_distance, workers
@@ -39,6 +39,7 @@ from isearchd.config.document import ConfigDocument
 from isearchd.config.schema import (
     ALIASES,
     ENV_VARS,
+    EXPORTERS,
     LOG_LEVELS,
     MAX_BATCH_SIZE,
     PRECISIONS,
@@ -199,6 +200,7 @@ def _model(values: Mapping[str, Any], sources: Mapping[str, Source]) -> ModelSet
             values["model.batch_size"], 1, MAX_BATCH_SIZE, sources["model.batch_size"]
         ),
         precision=checks.choice(values["model.precision"], PRECISIONS, sources["model.precision"]),
+        exporter=checks.choice(values["model.exporter"], EXPORTERS, sources["model.exporter"]),
     )
 
 
@@ -253,6 +255,7 @@ def describe(config: Config) -> list[tuple[str, str, Source]]:
         ),
         ("model.batch_size", str(config.model.batch_size), config.source("model.batch_size")),
         ("model.precision", config.model.precision, config.source("model.precision")),
+        ("model.exporter", config.model.exporter, config.source("model.exporter")),
         ("ui.listen", config.ui.listen or "(on request: isearch ui)", config.source("ui.listen")),
         ("ui.cache_mb", str(config.ui.cache_mb), config.source("ui.cache_mb")),
     ]

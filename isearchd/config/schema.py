@@ -19,6 +19,8 @@ SourceKind = Literal["default", "file", "env", "cli"]
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 PRECISIONS = ("fp32", "int8")
+# What makes a model's ONNX Runtime export: "builder" (from the weights, no torch) or "torch".
+EXPORTERS = ("builder", "torch")
 MAX_BATCH_SIZE = 1024
 
 # The Qdrant API key is read from the environment only (never the config file or command line).
@@ -67,6 +69,7 @@ class ModelSettings:
     threads: int  # 0: one per physical core
     batch_size: int
     precision: str  # one of PRECISIONS
+    exporter: str = "builder"  # what makes the ONNX export on a cache miss: one of EXPORTERS
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,7 @@ SCALARS: dict[str, tuple[type, str, str | int | float | bool]] = {
     "model.threads": (int, "ISEARCH_THREADS", 0),
     "model.batch_size": (int, "ISEARCH_BATCH_SIZE", 32),
     "model.precision": (str, "ISEARCH_PRECISION", "fp32"),
+    "model.exporter": (str, "ISEARCH_EXPORTER", "builder"),
     "ui.listen": (str, "ISEARCH_UI_LISTEN", ""),
     "ui.cache_mb": (int, "ISEARCH_UI_CACHE_MB", 512),
     "store.url": (str, "ISEARCH_STORE", ""),
@@ -157,7 +161,7 @@ ALIASES = {
 # The file's layout: the keys of each table, of a [[watch]] table, and at the top.
 TABLES = {
     "service": ("bind", "token", "log_level", "log_file"),
-    "model": ("name", "device", "threads", "batch_size", "precision"),
+    "model": ("name", "device", "threads", "batch_size", "precision", "exporter"),
     "ui": ("listen", "cache_mb"),
     "store": ("url", "prefix", "host"),
     "people": ("enabled", "min_faces", "max_distance", "workers"),

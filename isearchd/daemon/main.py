@@ -262,6 +262,7 @@ def _load_model(config: Config) -> EngineModel | None:
             backend="auto",
             precision=config.model.precision,
             threads=config.model.threads or None,
+            exporter=config.model.exporter,
         )
     except ISearchError as e:
         log.error("cannot load model %s: %s", config.model.name, e.message)

@@ -3,13 +3,17 @@
 - ``backend="torch"`` (the default, what ``load_model`` always did): an open_clip/compact torch
   ``Model`` on ``device``.
 - ``backend="onnx"``: an ``OnnxModel`` from the export cache (``exports.py``); on a miss the
-  towers are exported first, in a child process (``python -m isearchd.models.onnx_export``), so
-  this process never imports torch. CPU only.
+  towers are exported first, in a child process, so this process never holds the checkpoint's
+  tensors nor, with the torch exporter, torch. CPU only.
 - ``backend="auto"`` (what the daemon uses): ONNX Runtime on the CPU when the export is cached or
   can be made, torch for CUDA/MPS devices or when the export fails (the reason is logged).
 
 ``ensure_export`` makes the export ahead of time: ``isearch model pull|import`` and ``service
 start`` run it (with a progress line) so the daemon's first start only loads the cached graphs.
+Exporters (``export_steps.EXPORTERS``): ``"builder"`` (the default) builds the graphs from the
+checkpoint's arrays without torch (``python -m isearchd.models.onnx_build_export``); ``"torch"``
+traces the torch towers (``python -m isearchd.models.onnx_export``). A config the builder cannot
+build (a custom checkpoint's timm or Hugging Face tower, say) goes to torch, with the reason logged.
 
 ``precision="int8"`` (ONNX Runtime only) runs dynamically quantised towers: faster, slightly
 lossy; its model key ends in ``+int8`` so databases never mix the two.
@@ -26,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, overload
 
 from isearchd.errors import ModelError
+from isearchd.models.export_steps import EXIT_UNSUPPORTED, EXPORTERS
 from isearchd.models.exports import PRECISIONS, ExportPaths, export_paths, weights_id
 from isearchd.models.resolve import ResolvedModel, resolve
 
@@ -33,7 +38,7 @@ if TYPE_CHECKING:
     from isearchd.models.model import Model
     from isearchd.models.onnx_model import OnnxModel
 
-__all__ = ["BACKENDS", "PRECISIONS", "ensure_export", "export_cached", "load_model"]
+__all__ = ["BACKENDS", "EXPORTERS", "PRECISIONS", "ensure_export", "export_cached", "load_model"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +55,7 @@ def load_model(
     backend: Literal["torch"] = "torch",
     precision: Literal["fp32"] = "fp32",
     threads: int | None = None,
+    exporter: str = "builder",
 ) -> Model: ...
 
 
@@ -61,6 +67,7 @@ def load_model(
     backend: str = ...,
     precision: str = ...,
     threads: int | None = None,
+    exporter: str = "builder",
 ) -> Model | OnnxModel: ...
 
 
@@ -71,6 +78,7 @@ def load_model(
     backend: str = "torch",
     precision: str = "fp32",
     threads: int | None = None,
+    exporter: str = "builder",
 ) -> Model | OnnxModel:
     """Load a model by registry key or custom checkpoint path.
 
@@ -96,7 +104,7 @@ def load_model(
             log.info("using torch for %s: ONNX Runtime runs on the CPU only (%s)", resolved.key, device)
         return _torch_model(resolved, device)
     try:
-        return _onnx_model(resolved, precision, threads)
+        return _onnx_model(resolved, precision, threads, exporter)
     except ModelError as exc:
         if backend == "onnx" or precision != "fp32":
             raise
@@ -110,9 +118,9 @@ def _torch_model(resolved: ResolvedModel, device: str) -> Model:
     return load_resolved(resolved, device)
 
 
-def _onnx_model(resolved: ResolvedModel, precision: str, threads: int | None) -> OnnxModel:
+def _onnx_model(resolved: ResolvedModel, precision: str, threads: int | None, exporter: str) -> OnnxModel:
     started = time.perf_counter()
-    paths = ensure_export(resolved, precision)
+    paths = ensure_export(resolved, precision, exporter)
     from isearchd.models.onnx_model import OnnxModel
 
     wid = weights_id(resolved.weights)
@@ -135,35 +143,45 @@ def export_cached(resolved: ResolvedModel, precision: str) -> bool:
     return export_paths(resolved.key, weights_id(resolved.weights), precision).exist()
 
 
-def ensure_export(resolved: ResolvedModel, precision: str) -> ExportPaths:
+def ensure_export(
+    resolved: ResolvedModel, precision: str, exporter: str = "builder", *, replace: bool = False
+) -> ExportPaths:
     """The export of ``resolved``'s weights for ``precision``: from the cache, else made now.
 
-    The export runs in a child process (torch never enters this one). ``isearch model
-    pull|import`` and ``service start`` call this before the daemon starts, so the daemon finds
-    the export cached; the daemon calls it too (through ``load_model``) for whatever they missed.
+    The export runs in a child process (the checkpoint's tensors, and torch with the torch
+    exporter, never enter this one). ``isearch model pull|import`` and ``service start`` call this
+    before the daemon starts, so the daemon finds the export cached; the daemon calls it too
+    (through ``load_model``) for whatever they missed. ``replace``: export again with
+    ``exporter`` even if the cache has an export (``--exporter`` on ``model pull|import``).
     Raises ``ModelError`` with the exporter's reason.
     """
     if not resolved.weights.is_file():
         raise ModelError(f"{resolved.weights}: checkpoint file does not exist")
     paths = export_paths(resolved.key, weights_id(resolved.weights), precision)
-    if not paths.exist():
-        _export_in_child(resolved, precision)
+    if replace or not paths.exist():
+        if exporter == "builder" and not _export_in_child(resolved, precision, "builder", replace):
+            exporter = "torch"  # the builder said why (logged); torch can build any open_clip config
+        if exporter == "torch":
+            _export_in_child(resolved, precision, "torch", replace)
         if not paths.exist():
             raise ModelError(f"the export of {resolved.key} did not produce {paths.directory}")
     return paths
 
 
-def _export_in_child(resolved: ResolvedModel, precision: str) -> None:
-    """Run the exporter in a child process: torch's memory never enters this one."""
-    command = [
-        sys.executable,
-        "-m",
-        "isearchd.models.onnx_export",
-        resolved.source,
-        str(resolved.weights),
+# The module each exporter runs as in the child process.
+_EXPORTER_MODULES = {"builder": "isearchd.models.onnx_build_export", "torch": "isearchd.models.onnx_export"}
+
+
+def _export_in_child(resolved: ResolvedModel, precision: str, exporter: str, replace: bool) -> bool:
+    """Run ``exporter`` in a child process; False if the builder cannot build the config."""
+    command = [sys.executable, "-m", _EXPORTER_MODULES[exporter], resolved.source, str(resolved.weights)]
+    command += [precision, *(["--replace"] if replace else [])]
+    log.info(
+        "exporting %s to ONNX (%s, %s exporter), once per weights file; this takes a minute",
+        resolved.key,
         precision,
-    ]
-    log.info("exporting %s to ONNX (%s), once per weights file; this takes a minute", resolved.key, precision)
+        exporter,
+    )
     started = time.perf_counter()
     try:
         done = subprocess.run(
@@ -176,8 +194,12 @@ def _export_in_child(resolved: ResolvedModel, precision: str) -> None:
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ModelError(f"could not run the ONNX exporter: {exc}") from None
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    reason = lines[-1] if lines else f"exit status {done.returncode}"
+    if done.returncode == EXIT_UNSUPPORTED and exporter == "builder":
+        log.warning("%s; using the torch exporter", reason)
+        return False
     if done.returncode != 0:
-        lines = [line for line in done.stderr.splitlines() if line.strip()]
-        reason = lines[-1] if lines else f"exit status {done.returncode}"
         raise ModelError(f"ONNX export failed: {reason}")
     log.info("exported %s in %.1f s", resolved.key, time.perf_counter() - started)
+    return True

@@ -16,12 +16,11 @@ The reference builds the full ViT-B/32 with L0 masks, copies the compact tensors
 once and slices it back down; along the way it multiplies some kept weights by sigmoid(12)
 (= 0.9999939, the "on" value of its masks) and can keep one all-zero MLP neuron in a heavily
 pruned layer. Neither changes an embedding by more than about 1e-5, so this module builds the
-compact towers directly at their final size, from the tensors as stored.
+compact towers directly at their final size, from the tensors as stored (sizes: ``layers.py``).
 """
 
 from __future__ import annotations
 
-import re
 from collections import OrderedDict
 
 import torch
@@ -30,6 +29,7 @@ from torch import nn
 
 from isearchd.errors import ModelError
 from isearchd.models.checkpoint import load_error_message
+from isearchd.models.layers import text_plan, vision_plan
 from isearchd.models.registry import ModelConfig
 from isearchd.models.towers import trimmed_tokens
 
@@ -171,114 +171,17 @@ class CompactCLIP(nn.Module):
         return x @ self.text_projection
 
 
-def _shape(sd: dict[str, torch.Tensor], key: str) -> tuple[int, ...]:
-    try:
-        return tuple(sd[key].shape)
-    except KeyError:
-        raise ModelError(f"missing tensor {key!r}") from None
-
-
-def _layer_plan(
-    sd: dict[str, torch.Tensor], prefix: str, width: int, head_dim: int, max_layers: int, max_heads: int
-) -> list[tuple[int, int]]:
-    """(heads, mlp width) per layer, from the shapes of ``<prefix>transformer.resblocks.<i>.*``."""
-    tower = "vision" if prefix else "text"
-    pattern = re.compile(re.escape(prefix) + r"transformer\.resblocks\.(\d+)\.")
-    indices = {int(m.group(1)) for m in map(pattern.match, sd) if m is not None}
-    if not indices:
-        raise ModelError(f"no {tower} transformer layers")
-    depth = max(indices) + 1
-    if depth > max_layers:
-        raise ModelError(f"{depth} {tower} transformer layers, the architecture has {max_layers}")
-    plan: list[tuple[int, int]] = []
-    for i in range(depth):
-        block = f"{prefix}transformer.resblocks.{i}."
-        heads = 0
-        if block + "attn.in_proj_weight" in sd:
-            rows, cols = _shape(sd, block + "attn.in_proj_weight")
-            if cols != width or rows % (3 * head_dim):
-                raise ModelError(
-                    f"{block}attn.in_proj_weight has shape {(rows, cols)}, "
-                    f"expected (3 x heads x {head_dim}, {width})"
-                )
-            heads = rows // (3 * head_dim)
-            if heads > max_heads:
-                raise ModelError(f"{block}attn has {heads} heads, the architecture has at most {max_heads}")
-        else:
-            for name in ("ln_1.weight", "ln_1.bias"):
-                sd.pop(block + name, None)  # a pruned-away attention may leave its norm behind
-        mlp_width = 0
-        if block + "mlp.c_fc.weight" in sd:
-            rows, cols = _shape(sd, block + "mlp.c_fc.weight")
-            if cols != width or rows > 4 * max_heads * head_dim:
-                raise ModelError(
-                    f"{block}mlp.c_fc.weight has shape {(rows, cols)}, which does not fit width {width}"
-                )
-            mlp_width = rows
-        else:
-            for name in ("ln_2.weight", "ln_2.bias"):
-                sd.pop(block + name, None)
-        plan.append((heads, mlp_width))
-    return plan
-
-
 def _build(sd: dict[str, torch.Tensor], config: ModelConfig) -> CompactCLIP:
-    vision_cfg = config["vision_cfg"]
-    text_cfg = config["text_cfg"]
+    vision = vision_plan(sd, config)
+    text = text_plan(sd, config)
     dim = int(config["embed_dim"])
-    head_width = int(vision_cfg.get("head_width", 64))
-    max_vision_width = int(vision_cfg["width"])
-    patch = int(vision_cfg["patch_size"])
-    image_size = int(vision_cfg["image_size"])
-
-    (vision_width,) = _shape(sd, "visual.ln_pre.weight")
-    conv = _shape(sd, "visual.conv1.weight")
-    if conv != (vision_width, 3, patch, patch):
-        raise ModelError(
-            f"visual.conv1.weight has shape {conv}, expected ({vision_width}, 3, {patch}, {patch}) "
-            f"for patch size {patch}"
-        )
-    if vision_width > max_vision_width:
-        raise ModelError(f"vision width {vision_width} exceeds the architecture's {max_vision_width}")
-    grid = image_size // patch
-    positions = _shape(sd, "visual.positional_embedding")
-    if positions != (grid * grid + 1, vision_width):
-        raise ModelError(
-            f"visual.positional_embedding has shape {positions}, expected {(grid * grid + 1, vision_width)} "
-            f"for {image_size}px images"
-        )
-    if _shape(sd, "visual.proj") != (vision_width, dim):
-        raise ModelError(f"visual.proj has shape {_shape(sd, 'visual.proj')}, expected {(vision_width, dim)}")
-    vision_layers = _layer_plan(
-        sd, "visual.", vision_width, head_width, int(vision_cfg["layers"]), max_vision_width // head_width
-    )
-
-    context_length = int(text_cfg.get("context_length", 77))
-    vocab_size = int(text_cfg.get("vocab_size", 49408))
-    max_text_width = int(text_cfg["width"])
-    text_heads = int(text_cfg["heads"])
-    text_head_dim = max_text_width // text_heads
-    text_positions = _shape(sd, "positional_embedding")
-    text_width = text_positions[1]
-    if text_positions[0] != context_length or text_width > max_text_width:
-        raise ModelError(
-            f"positional_embedding has shape {text_positions}, "
-            f"expected ({context_length}, <= {max_text_width})"
-        )
-    if _shape(sd, "token_embedding.weight") != (vocab_size, text_width):
-        raise ModelError(
-            f"token_embedding.weight has shape {_shape(sd, 'token_embedding.weight')}, "
-            f"expected {(vocab_size, text_width)}"
-        )
-    if _shape(sd, "text_projection") != (text_width, dim):
-        raise ModelError(
-            f"text_projection has shape {_shape(sd, 'text_projection')}, expected {(text_width, dim)}"
-        )
-    text_layers = _layer_plan(sd, "", text_width, text_head_dim, int(text_cfg["layers"]), text_heads)
-
     with torch.device("meta"):
-        vision = CompactVisionTransformer(vision_width, patch, grid, head_width, vision_layers, dim)
-        return CompactCLIP(vision, text_width, text_head_dim, text_layers, vocab_size, context_length, dim)
+        visual = CompactVisionTransformer(
+            vision.width, vision.patch, vision.grid, vision.head_width, list(vision.layers), dim
+        )
+        return CompactCLIP(
+            visual, text.width, text.head_dim, list(text.layers), text.vocab_size, text.context_length, dim
+        )
 
 
 def build_compact(state_dict: dict[str, torch.Tensor], config: ModelConfig) -> CompactCLIP:

@@ -47,9 +47,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# Bump when the exported graphs change (inputs, outputs, metadata).
-EXPORT_VERSION = 1
-# Bump when the int8 quantisation recipe changes (``onnx_export._QUANTIZATION``). 1: per tensor,
+# Bump when the exported graphs change (inputs, outputs, metadata). 1: torch's exports; 2: the
+# graphs say which exporter made them (``isearch.exporter``: the torch-free builder by default, or
+# torch), so an export of version 1 is made again by the configured exporter, never reused.
+EXPORT_VERSION = 2
+# Bump when the int8 quantisation recipe changes (``export_steps.QUANTIZATION``). 1: per tensor,
 # full range (saturated on AVX2 CPUs); 2: per channel, reduced range (exact on every CPU).
 INT8_RECIPE = 2
 PRECISIONS = ("fp32", "int8")

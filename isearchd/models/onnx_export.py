@@ -20,16 +20,19 @@ reshapes. ``tests/unit/test_onnx.py`` checks every architecture against the torc
 int8: ``onnxruntime.quantization.quantize_dynamic`` on MatMul/Gemm nodes only (weights int8 per
 output channel, activations uint8 quantised per batch at run time). Convolutions stay fp32:
 ConvInteger is about 5x slower than fp32 Conv in ONNX Runtime on CPUs, which would make the
-ResNets slower, not faster. The recipe (``_QUANTIZATION``) is chosen so that every x86-64 CPU
-computes the same integer products: see there.
+ResNets slower, not faster. The recipe (``export_steps.QUANTIZATION``) is chosen so that every
+x86-64 CPU computes the same integer products: see there.
 
-Run as ``python -m isearchd.models.onnx_export KEY_OR_PATH WEIGHTS PRECISION`` (what
-``isearchd.models.load_model`` does on a cache miss, so the daemon itself never imports torch).
+This is the fallback exporter (``--exporter torch``); by default the graphs are built without
+torch by ``onnx_build`` (``onnx_build_export.py``), with the same interface, metadata and int8.
+
+Run as ``python -m isearchd.models.onnx_export KEY_OR_PATH WEIGHTS PRECISION [--replace]`` (what
+``isearchd.models.load_model`` does on a cache miss with this exporter, so the daemon itself never
+imports torch).
 """
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import logging
 import sys
@@ -39,13 +42,19 @@ import warnings
 from pathlib import Path
 from typing import Any, TypedDict
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from isearchd.errors import ISearchError, ModelError
-from isearchd.models.exports import EXPORT_VERSION, ExportPaths, atomic_write, export_paths, weights_id
+from isearchd.errors import ModelError
+from isearchd.models.export_steps import (
+    export_metadata,
+    make_int8,
+    remove_stale,
+    run_exporter,
+    save_token_table,
+)
+from isearchd.models.exports import ExportPaths, atomic_write, export_paths
 from isearchd.models.model import Model
 
 __all__ = ["OPSET", "export_model"]
@@ -134,8 +143,11 @@ class _TextGraph(nn.Module):
         return out
 
 
-def export_model(model: Model, precision: str = "fp32") -> ExportPaths:
-    """Export ``model``'s towers into the cache (fp32 always; int8 from it); return the paths."""
+def export_model(model: Model, precision: str = "fp32", *, replace: bool = False) -> ExportPaths:
+    """Export ``model``'s towers into the cache (fp32 always; int8 from it); return the paths.
+
+    ``replace``: export again even if the cache has the graphs (made by either exporter).
+    """
     towers = model.towers
     if not isinstance(towers, nn.Module) or not hasattr(towers, "encode_embedded_text"):
         raise ModelError(f"{model.key}: its towers cannot be exported to ONNX")
@@ -144,15 +156,15 @@ def export_model(model: Model, precision: str = "fp32") -> ExportPaths:
     base = model.key
     wid = model.weights_id
     fp32 = export_paths(base, wid, "fp32")
-    metadata = {
-        "isearch.key": base,
-        "isearch.weights_id": wid,
-        "isearch.export_version": str(EXPORT_VERSION),
-        "isearch.dim": str(model.dim),
-        "isearch.image_size": str(model.image_size),
-        "isearch.context_length": str(model.context_length),
-    }
-    if not fp32.exist():
+    metadata = export_metadata(
+        base,
+        wid,
+        dim=model.dim,
+        image_size=model.image_size,
+        context_length=model.context_length,
+        exporter="torch",
+    )
+    if replace or not fp32.exist():
         started = time.perf_counter()
         towers = towers.to("cpu").eval()
         _make_traceable(towers)
@@ -167,28 +179,12 @@ def export_model(model: Model, precision: str = "fp32") -> ExportPaths:
         _export(_ImageGraph(towers).eval(), (pixels,), {"pixels": {0: "batch"}}, fp32.image, metadata)
         text_axes = {"embedded": {0: "batch", 1: "length"}, "eot": {0: "batch"}}
         _export(_TextGraph(towers).eval(), (embedded, eot), text_axes, fp32.text, metadata)
-        array = np.ascontiguousarray(table.numpy(), dtype=np.float32)
-        atomic_write(fp32.token_table, lambda tmp: _save_npy(tmp, array))
+        save_token_table(table.numpy(), fp32.token_table)
+        remove_stale(base, wid)
         log.info("exported %s to %s in %.1f s", model.key, fp32.directory, time.perf_counter() - started)
     if precision == "fp32":
         return fp32
-    int8 = export_paths(base, wid, "int8")
-    if not (int8.image.is_file() and int8.text.is_file()):
-        started = time.perf_counter()
-        _quantize(fp32.image, int8.image)
-        _quantize(fp32.text, int8.text)
-        log.info("quantised %s to int8 in %.1f s", model.key, time.perf_counter() - started)
-        _remove_older_int8(int8)
-    return int8
-
-
-def _remove_older_int8(current: ExportPaths) -> None:
-    """Delete int8 graphs of earlier recipes or export versions beside ``current`` (tens of MB each)."""
-    keep = {current.image.name, current.text.name}
-    for old in current.directory.glob("*-int8-v*.onnx"):
-        if old.name not in keep:
-            old.unlink(missing_ok=True)
-            log.info("removed %s (an earlier int8 recipe)", old)
+    return make_int8(base, wid, replace=replace)
 
 
 class _ExporterChoice(TypedDict, total=False):
@@ -200,11 +196,6 @@ def _legacy_exporter() -> _ExporterChoice:
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:
         return {"dynamo": False}
     return {}
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    with path.open("wb") as fp:
-        np.save(fp, array)
 
 
 def _export(
@@ -238,64 +229,17 @@ def _export(
     atomic_write(target, write)
 
 
-# How the matrix products are quantised (``INT8_RECIPE`` in the file names: change both together).
-# ONNX Runtime multiplies uint8 activations by int8 weights with whatever its CPU offers: VNNI
-# (vpdpbusd) and SSE4.2 sum exactly in 32 bits, but AVX2 and AVX-512 without VNNI (AMD Zen 2/3,
-# Intel before Cascade Lake) use vpmaddubsw, which adds two products in a saturating int16: with
-# full-range weights 255 x 127 x 2 overflows, and the tiny model's text embeddings fell to cos 0.995
-# of fp32 there (0.988 per channel) while they reached 0.999 on VNNI. reduce_range keeps weights in
-# [-64, 64], so a pair stays within int16 (255 x 64 x 2 = 32640) and the integer result is exact on
-# every CPU; per-channel scales win back the bit it costs. Measured (cos to fp32, text / image; the
-# same to 5 digits on an AVX-512 VNNI host, an emulated AVX2-only Zen 3 and an emulated SSE4.2 CPU):
-# the tiny model 0.9994 / 0.9999, random ViT-8Y 0.9989 / 0.9989, ViT-45LY 0.9984 / 0.9987. uint8
-# weights (exact too, and 0.9995) ran ViT-45LY's image tower 1.8x slower on VNNI (17.6 against 9.8
-# ms an image); this recipe costs nothing there (9.8 ms).
-_QUANTIZATION: dict[str, bool] = {"per_channel": True, "reduce_range": True}
+def _export_file(model_name: str, weights: str, precision: str, replace: bool) -> tuple[ExportPaths, str]:
+    from isearchd.models.loader import load_model
 
-
-def _quantize(source: Path, target: Path) -> None:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    def write(tmp: Path) -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            quantize_dynamic(
-                source,
-                tmp,
-                op_types_to_quantize=["MatMul", "Gemm"],
-                weight_type=QuantType.QInt8,
-                **_QUANTIZATION,
-            )
-
-    atomic_write(target, write)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    model = load_model(model_name, weights=weights)
+    return export_model(model, precision, replace=replace), model.weights_id
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m isearchd.models.onnx_export KEY_OR_PATH WEIGHTS PRECISION``: export into the cache."""
-    parser = argparse.ArgumentParser(prog="python -m isearchd.models.onnx_export")
-    parser.add_argument("model", help="registry key or custom checkpoint path")
-    parser.add_argument("weights", help="the checkpoint file")
-    parser.add_argument("precision", choices=("fp32", "int8"))
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s [%(name)s] %(message)s")
-    from isearchd.models.loader import load_model
-
-    try:
-        torch.set_num_threads(max(1, torch.get_num_threads()))
-        model = load_model(args.model, weights=args.weights)
-        paths = export_model(model, args.precision)
-    except ISearchError as exc:
-        sys.stderr.write(f"{exc.message}\n")
-        return 1
-    except Exception as exc:  # the parent reports the last line of stderr as the reason
-        log.debug("export failed", exc_info=True)
-        sys.stderr.write(f"export failed: {type(exc).__name__}: {exc}\n")
-        return 1
-    if weights_id(Path(args.weights)) != model.weights_id:
-        sys.stderr.write("the weights file changed during the export\n")
-        return 1
-    sys.stdout.write(f"{paths.directory}\n")
-    return 0
+    return run_exporter(argv, "python -m isearchd.models.onnx_export", _export_file)
 
 
 if __name__ == "__main__":

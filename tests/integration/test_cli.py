@@ -338,7 +338,7 @@ def weights_server(vit8y_checkpoint: Path) -> Iterator[str]:
 
 
 def _export_files(cache: Path) -> dict[str, int]:
-    """The ONNX export cache's files (``image-fp32-v1.onnx``, ...) and their mtimes."""
+    """The ONNX export cache's files (``image-fp32-v2.onnx``, ...) and their mtimes."""
     return {p.name: p.stat().st_mtime_ns for p in (cache / "onnx").glob("ViT-8Y-*/*") if p.is_file()}
 
 
@@ -357,7 +357,7 @@ def test_first_start_downloads_the_model_and_the_quick_start_works(
         assert re.search(r"Downloading ViT-8Y: \d+\.\d/\d+\.\d MB", started.stderr), started.stderr
         assert "Preparing ViT-8Y for ONNX Runtime (fp32, once per weights file)... done" in started.stderr
         assert (cache / MODELS["ViT-8Y"].file_name).is_file()
-        assert {"image-fp32-v1.onnx", "text-fp32-v1.onnx"} <= set(_export_files(cache))
+        assert {"image-fp32-v2.onnx", "text-fp32-v2.onnx"} <= set(_export_files(cache))
         assert "exporting" not in (home / "isearchd.log").read_text()  # the daemon found the export
 
         for argv in (["red flower"], ["db", "--info"]):  # a fresh home: empty, and how to fill it
@@ -392,7 +392,7 @@ def test_model_import_prepares_onnx_so_the_first_start_does_not_export(
     assert imported.returncode == 0, imported.stderr
     assert "Preparing ViT-8Y for ONNX Runtime (fp32, once per weights file)... done" in imported.stderr
     exported = _export_files(cache)
-    assert set(exported) == {"image-fp32-v1.onnx", "text-fp32-v1.onnx", "token-embedding-v1.npy"}
+    assert set(exported) == {"image-fp32-v2.onnx", "text-fp32-v2.onnx", "token-embedding-v2.npy"}
     try:
         started = run_cli(env, "service", "start", "-m", "ViT-8Y")
         assert started.returncode == 0, started.stderr
@@ -407,8 +407,36 @@ def test_model_import_prepares_onnx_so_the_first_start_does_not_export(
     assert again.returncode == 0, again.stderr
     assert "Preparing ViT-8Y for ONNX Runtime (int8" in again.stderr
     now = _export_files(cache)
-    assert {"image-int8-v1-q2.onnx", "text-int8-v1-q2.onnx"} <= set(now)
+    assert {"image-int8-v2-q2.onnx", "text-int8-v2-q2.onnx"} <= set(now)
     assert {name: now[name] for name in exported} == exported
+    assert _exporter(cache) == "builder"  # the default: built from the weights, no torch
+    # --exporter makes the export again with the exporter named (int8 with it: never mixed)
+    torch_made = run_cli(
+        dict(env, ISEARCH_PRECISION="int8"),
+        "model",
+        "import",
+        "ViT-8Y",
+        str(vit8y_checkpoint),
+        "--exporter",
+        "torch",
+    )
+    assert torch_made.returncode == 0, torch_made.stderr
+    assert _exporter(cache) == "torch"
+    assert all(_export_files(cache)[name] > now[name] for name in now)
+
+
+def _exporter(cache: Path) -> str:
+    """Which exporter made ViT-8Y's cached graphs (fp32 and int8 alike)."""
+    import onnx
+
+    made = {
+        entry.value
+        for path in (cache / "onnx").glob("ViT-8Y-*/*.onnx")
+        for entry in onnx.load(str(path)).metadata_props
+        if entry.key == "isearch.exporter"
+    }
+    assert len(made) == 1, made
+    return made.pop()
 
 
 # ---------------------------------------------------------------------------------------------

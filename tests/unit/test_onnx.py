@@ -40,7 +40,7 @@ pytestmark = pytest.mark.kernels
 
 MIN_COSINE = 0.9999  # ONNX Runtime fp32 against torch fp32
 # dynamic int8 against fp32, on every CPU (measured 0.998-0.9995 on the tiny model and random
-# weights alike on AVX-512 VNNI, AVX2 and SSE4.2 kernels: onnx_export._QUANTIZATION)
+# weights alike on AVX-512 VNNI, AVX2 and SSE4.2 kernels: export_steps.QUANTIZATION)
 MIN_COSINE_INT8 = 0.995
 # int8 on another CPU's kernels against this one's: the integer products are exact everywhere, only
 # the float parts around them (dequantisation, softmax, layer norm) round differently
@@ -247,7 +247,7 @@ def test_auto_falls_back_to_torch_when_the_export_fails(
 ) -> None:
     checkpoint = _checkpoint("ViT-8Y", shared_cache)
 
-    def broken(resolved: object, precision: str) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
         raise ModelError("ONNX export failed: simulated")
 
     monkeypatch.setattr(backend_module, "export_paths", lambda *a: export_paths("nowhere", "0", "fp32"))

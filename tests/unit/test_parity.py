@@ -1,4 +1,5 @@
-"""Parity with the reference TinyCLIP implementation for every model key.
+"""Parity with the reference TinyCLIP implementation for every model key, for the torch towers and
+for the ONNX graphs the torch-free builder makes (what the daemon runs).
 
 For each of the 11 keys a random checkpoint in the official file layout is written (manual
 layout for the standard architectures; compact layout for the auto ones, with a pruned residual
@@ -76,6 +77,9 @@ def test_embeddings_match_the_reference(key: str, tinyclip: Any, tmp_path: Path)
     try:
         model = load_model(key, weights=checkpoint)
         ours_img, ours_txt = model.embed_images(_images()), model.embed_texts(TEXTS)
+        # the daemon's path: ONNX Runtime on the graphs the torch-free builder made (issue 26)
+        built = load_model(key, weights=checkpoint, backend="onnx", threads=2)
+        built_img, built_txt = built.embed_images(_images()), built.embed_texts(TEXTS)
         ref_img, ref_txt, ref_params = _reference_embeddings(tinyclip, spec.arch, checkpoint)
         stored = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
     finally:
@@ -87,6 +91,8 @@ def test_embeddings_match_the_reference(key: str, tinyclip: Any, tmp_path: Path)
     txt_cos = (ours_txt * ref_txt).sum(axis=1)
     assert img_cos.min() >= MIN_COSINE, img_cos
     assert txt_cos.min() >= MIN_COSINE, txt_cos
+    assert (built_img * ref_img).sum(axis=1).min() >= MIN_COSINE
+    assert (built_txt * ref_txt).sum(axis=1).min() >= MIN_COSINE
     # the two images and the three texts are told apart (the embeddings are not degenerate)
     assert (ours_img @ ours_img.T)[0, 1] < 0.999 and (ours_txt @ ours_txt.T)[0, 1] < 0.999
 
