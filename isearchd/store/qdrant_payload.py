@@ -34,6 +34,7 @@ from typing import Any
 
 from qdrant_client import models as qm
 
+from isearchd.errors import InvalidRequest
 from isearchd.files.names import from_db, to_db
 from isearchd.messages import JsonObject
 from isearchd.store.catalog import now_iso
