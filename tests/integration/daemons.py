@@ -18,7 +18,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -168,3 +170,28 @@ class DaemonProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+
+
+def module_daemon(**options: Any) -> Iterator[DaemonProcess]:
+    """A daemon (``DaemonProcess`` options) in a short temporary folder for a module's tests, as
+    a fixture's body (``yield from module_daemon(people=True)``); it must stop cleanly after."""
+    import shutil
+
+    root = short_tmpdir()
+    d = DaemonProcess(root, **options).start()
+    yield d
+    try:
+        assert d.stop() == 0, d.output()
+    finally:
+        d.kill()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def cli(d: DaemonProcess) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Runs the real ``isearch`` command line against ``d``: ``cli(d)("people", "--json")``."""
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "isearchd.cli", *args, "-B", d.bind]
+        return subprocess.run(argv, env=d.env(), capture_output=True, text=True, timeout=120)
+
+    return run

@@ -9,13 +9,13 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from daemons import FIXTURES, DaemonProcess, short_tmpdir
+from daemons import FIXTURES, DaemonProcess, cli, module_daemon, short_tmpdir
 from PIL import Image
 
 LABELS: dict[str, str] = json.loads((FIXTURES / "faces" / "people.json").read_text())
@@ -23,22 +23,7 @@ LABELS: dict[str, str] = json.loads((FIXTURES / "faces" / "people.json").read_te
 
 @pytest.fixture(scope="module")
 def people_daemon() -> Iterator[DaemonProcess]:
-    root = short_tmpdir()
-    d = DaemonProcess(root, people=True).start()
-    yield d
-    try:
-        assert d.stop() == 0, d.output()
-    finally:
-        d.kill()
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def cli(d: DaemonProcess) -> Callable[..., subprocess.CompletedProcess[str]]:
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        argv = [sys.executable, "-m", "isearchd.cli", *args, "-B", d.bind]
-        return subprocess.run(argv, env=d.env(), capture_output=True, text=True, timeout=120)
-
-    return run
+    yield from module_daemon(people=True)
 
 
 def test_people_from_the_command_line(people_daemon: DaemonProcess, tmp_path: Path) -> None:

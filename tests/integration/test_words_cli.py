@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from daemons import FIXTURES, DaemonProcess, short_tmpdir
+from daemons import FIXTURES, DaemonProcess, cli, module_daemon, short_tmpdir
 
 sys.path.insert(0, str(FIXTURES))
 from textpics import on_photo, plain, scene, screenshot
@@ -23,22 +23,7 @@ from textpics import on_photo, plain, scene, screenshot
 
 @pytest.fixture(scope="module")
 def words_daemon() -> Iterator[DaemonProcess]:
-    root = short_tmpdir()
-    d = DaemonProcess(root, words=True).start()
-    yield d
-    try:
-        assert d.stop() == 0, d.output()
-    finally:
-        d.kill()
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def cli(d: DaemonProcess) -> Callable[..., subprocess.CompletedProcess[str]]:
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        argv = [sys.executable, "-m", "isearchd.cli", *args, "-B", d.bind]
-        return subprocess.run(argv, env=d.env(), capture_output=True, text=True, timeout=120)
-
-    return run
+    yield from module_daemon(words=True)
 
 
 def found(run: Callable[..., subprocess.CompletedProcess[str]], *args: str) -> list[str]:
