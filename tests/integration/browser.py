@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
+from typing import Any
 
 import pytest
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 DRIVER_NAMES = ("chromedriver",)
+WAIT_S = 30  # seconds a page may take to show what a test waits for
 
 
 def _find(names: tuple[str, ...], extra: tuple[str, ...] = ()) -> str | None:
@@ -56,3 +58,11 @@ def chromium(width: int = 1280, height: int = 860):  # type: ignore[no-untyped-d
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(options=options, service=Service(driver_path))
+
+
+def wait_for(driver: Any, script: str, *args: Any, timeout: float = WAIT_S) -> Any:
+    """Run ``script`` (JavaScript, ``arguments[i]`` are ``args``) until it returns something true;
+    its value. Fails with Selenium's TimeoutException after ``timeout`` seconds."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout).until(lambda drv: drv.execute_script(script, *args))

@@ -12,11 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser import chromium
+from browser import chromium, wait_for
 from daemons import DaemonProcess, free_tcp_port, short_tmpdir
 from shapes import write_samples
-
-WAIT_S = 30
 
 
 @pytest.fixture(scope="module")
@@ -50,15 +48,9 @@ def page(photos: Path) -> Iterator[tuple[Any, str]]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _wait(driver: Any, script: str, *args: Any) -> Any:
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, WAIT_S).until(lambda drv: drv.execute_script(script, *args))
-
-
 def _results(driver: Any) -> list[dict[str, Any]]:
     """The grid's tiles once every thumbnail in view has loaded: title (path) and image sizes."""
-    _wait(
+    wait_for(
         driver,
         "const imgs = [...document.querySelectorAll('#results .tile img')];"
         "return imgs.length > 0 && imgs.filter(i => i.getBoundingClientRect().top < innerHeight)"
@@ -73,7 +65,7 @@ def _results(driver: Any) -> list[dict[str, Any]]:
 
 def _fresh(driver: Any, url: str) -> None:
     driver.get(url)
-    _wait(driver, "return document.querySelector('#db').options.length > 0")
+    wait_for(driver, "return document.querySelector('#db').options.length > 0")
     driver.execute_script("document.querySelector('#results').replaceChildren()")
 
 
@@ -84,7 +76,7 @@ def _search_text(driver: Any, text: str) -> list[dict[str, Any]]:
     box = driver.find_element(By.ID, "q")
     box.clear()
     box.send_keys(text, Keys.ENTER)
-    _wait(driver, "return document.querySelector('#message').textContent.includes(arguments[0])", text)
+    wait_for(driver, "return document.querySelector('#message').textContent.includes(arguments[0])", text)
     return _results(driver)
 
 
@@ -120,18 +112,20 @@ def test_keyboard_moves_through_the_grid_and_opens_the_large_view(
     keys.send_keys(Keys.ARROW_DOWN).perform()
     assert driver.execute_script("return document.activeElement.dataset.index") == str(1 + columns)
     keys.send_keys(Keys.ARROW_UP, Keys.ARROW_LEFT, Keys.ENTER).perform()
-    _wait(driver, "return document.querySelector('#viewer').open")
-    _wait(driver, "const b = document.querySelector('#big'); return b.complete && b.naturalWidth > 0")
+    wait_for(driver, "return document.querySelector('#viewer').open")
+    wait_for(driver, "const b = document.querySelector('#big'); return b.complete && b.naturalWidth > 0")
     assert driver.find_element("id", "v-path").text == tiles[0]["path"]
     facts = driver.find_element("id", "v-facts").text
     assert "Size" in facts and "256 × 256" in facts and "Taken" in facts and "jpeg" in facts
     assert driver.execute_script("return document.querySelector('#big').naturalWidth") == 256
     keys.send_keys(Keys.ARROW_RIGHT).perform()
-    _wait(driver, "return document.querySelector('#v-path').textContent === arguments[0]", tiles[1]["path"])
+    wait_for(
+        driver, "return document.querySelector('#v-path').textContent === arguments[0]", tiles[1]["path"]
+    )
     keys.send_keys(Keys.ESCAPE).perform()
-    _wait(driver, "return !document.querySelector('#viewer').open")
+    wait_for(driver, "return !document.querySelector('#viewer').open")
     # closing puts the focus back on the grid, on the picture last viewed
-    _wait(driver, "return document.activeElement.classList.contains('tile')")
+    wait_for(driver, "return document.activeElement.classList.contains('tile')")
     assert driver.execute_script("return document.activeElement.dataset.index") == "1"
     # "/" goes back to the search box
     keys.send_keys("/").perform()
@@ -143,9 +137,9 @@ def test_more_like_this_from_the_large_view(page: tuple[Any, str]) -> None:
     _fresh(driver, url)
     tiles = _search_text(driver, "a yellow star")
     driver.find_elements("css selector", "#results .tile")[2].click()
-    _wait(driver, "return document.querySelector('#viewer').open")
+    wait_for(driver, "return document.querySelector('#viewer').open")
     driver.find_element("id", "v-like").click()
-    _wait(driver, "return document.querySelector('#message').textContent.includes('more like this')")
+    wait_for(driver, "return document.querySelector('#message').textContent.includes('more like this')")
     like = _results(driver)
     assert like[0]["path"] == tiles[2]["path"] and like[0]["sim"] == "100.0%"
 
@@ -173,7 +167,7 @@ def test_dropping_or_pasting_an_image_searches_by_it(page: tuple[Any, str], phot
     _fresh(driver, url)
     query = photos / "purple_cross_0.jpg"
     driver.execute_script(_drop_script(kind), base64.b64encode(query.read_bytes()).decode(), "query.jpg")
-    _wait(driver, "return document.querySelector('#message').textContent.includes('for the image')")
+    wait_for(driver, "return document.querySelector('#message').textContent.includes('for the image')")
     tiles = _results(driver)
     assert tiles[0]["path"] == str(query) and tiles[0]["sim"] == "100.0%"
     assert driver.execute_script("return !document.querySelector('#query-image').hidden")
@@ -185,7 +179,7 @@ def test_picking_an_image_file_searches_by_it(page: tuple[Any, str], photos: Pat
     _fresh(driver, url)
     query = photos / "orange_triangle_0.jpg"
     driver.find_element("id", "pick").send_keys(str(query))
-    _wait(driver, "return document.querySelector('#message').textContent.includes('for the image')")
+    wait_for(driver, "return document.querySelector('#message').textContent.includes('for the image')")
     assert _results(driver)[0]["path"] == str(query)
 
 
@@ -198,7 +192,7 @@ def test_filters_narrow_the_results(page: tuple[Any, str], photos: Path) -> None
     assert any(t["path"].endswith(".jpg") for t in everything)
     driver.find_element("css selector", "#filters summary").click()
     Select(driver.find_element("css selector", "#filter-form select[name=type]")).select_by_value("png")
-    _wait(
+    wait_for(
         driver, "return [...document.querySelectorAll('#results .tile')].every(t => t.title.includes('.png'))"
     )
     pngs = _results(driver)
@@ -208,7 +202,7 @@ def test_filters_narrow_the_results(page: tuple[Any, str], photos: Path) -> None
     folder = driver.find_element("css selector", "#filter-form input[name=folder]")
     folder.send_keys(str(photos / "pngs"))
     driver.execute_script("document.querySelector('#filter-form').dispatchEvent(new Event('change'))")
-    _wait(
+    wait_for(
         driver,
         "return [...document.querySelectorAll('#results .tile')].every(t => t.title.includes('/pngs/'))",
     )
@@ -224,17 +218,17 @@ def test_database_chooser_switches_the_search(page: tuple[Any, str]) -> None:
     chooser = Select(driver.find_element("id", "db"))
     assert {o.text for o in chooser.options} >= {"default", "other"}
     chooser.select_by_value("other")
-    _wait(driver, "const t = [...document.querySelectorAll('#results .tile')];"
+    wait_for(driver, "const t = [...document.querySelectorAll('#results .tile')];"
                   "return t.length > 0 && t.every(x => x.title.includes('/pngs/'))")  # fmt: skip
     assert all("/pngs/" in t["path"] for t in _results(driver))
-    _wait(driver, "return document.querySelector('#status').textContent.includes('2 images in other')")
+    wait_for(driver, "return document.querySelector('#status').textContent.includes('2 images in other')")
 
 
 def test_duplicates_review_marks_the_keeper(page: tuple[Any, str]) -> None:
     driver, url = page
     _fresh(driver, url)
     driver.find_element("id", "tab-dups").click()
-    _wait(driver, "return document.querySelectorAll('#groups .group').length > 0")
+    wait_for(driver, "return document.querySelectorAll('#groups .group').length > 0")
     group = driver.execute_script(
         "const g = [...document.querySelectorAll('#groups .group')]"
         "  .find(x => x.textContent.includes('green_star'));"
@@ -244,7 +238,7 @@ def test_duplicates_review_marks_the_keeper(page: tuple[Any, str]) -> None:
     assert group is not None
     assert {Path(p).name for p in group["tiles"]} == {"green_star_0.jpg", "green_star_copy.jpg"}
     assert group["keep"] == [True, False]
-    _wait(
+    wait_for(
         driver,
         "return [...document.querySelectorAll('#groups img')].every(i => i.complete && i.naturalWidth > 0)",
     )

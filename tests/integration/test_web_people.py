@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser import chromium
+from browser import chromium, wait_for
 from daemons import FIXTURES, DaemonProcess, free_tcp_port, short_tmpdir
 from web import request
 
 LABELS: dict[str, str] = json.loads((FIXTURES / "faces" / "people.json").read_text())
-WAIT_S = 30
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +42,7 @@ def site() -> Iterator[tuple[Any, str, dict[str, int]]]:
         ids = {LABELS[Path(p["sample"]).name]: p["id"] for p in doc["people"]}
         driver = chromium()
         driver.get(f"http://{address}/")
-        _wait(driver, "return document.querySelector('#db').options.length > 0")
+        wait_for(driver, "return document.querySelector('#db').options.length > 0")
         yield driver, address, ids
         assert d.stop() == 0, d.output()
     finally:
@@ -59,12 +58,6 @@ def _api(address: str, path: str) -> Any:
     return got.json()
 
 
-def _wait(driver: Any, script: str, *args: Any) -> Any:
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, WAIT_S).until(lambda drv: drv.execute_script(script, *args))
-
-
 def _people_view(driver: Any, count: int) -> None:
     """Open the People view and wait for ``count`` people with their faces loaded: the cards of
     this opening (the view lists people again each time it opens; the old cards are marked)."""
@@ -72,7 +65,7 @@ def _people_view(driver: Any, count: int) -> None:
         "document.querySelectorAll('#people-grid .person').forEach(c => c.dataset.old = '1')"
     )
     driver.find_element("id", "tab-people").click()
-    _wait(
+    wait_for(
         driver,
         "const cards = [...document.querySelectorAll('#people-grid .person')];"
         "const imgs = cards.map(c => c.querySelector('img'));"
@@ -88,8 +81,8 @@ def _card(driver: Any, person: int) -> Any:
 
 def _shown_photos(driver: Any, text: str) -> set[str]:
     """The file names in the results grid once the message says ``text`` and thumbnails loaded."""
-    _wait(driver, "return document.querySelector('#message').textContent.includes(arguments[0])", text)
-    _wait(
+    wait_for(driver, "return document.querySelector('#message').textContent.includes(arguments[0])", text)
+    wait_for(
         driver,
         "const imgs = [...document.querySelectorAll('#results .tile img')];"
         "return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0);",
@@ -125,7 +118,7 @@ def test_a_name_is_edited_in_place(site: tuple[Any, str, dict[str, int]]) -> Non
     name = _card(driver, ids["person-a"]).find_element("css selector", ".name")
     name.click()
     name.send_keys("Ana", Keys.ENTER)
-    _wait(driver, "return document.querySelector('#message').textContent.includes('is Ana')")
+    wait_for(driver, "return document.querySelector('#message').textContent.includes('is Ana')")
     assert _api(address, f"/api/people/{ids['person-a']}")["name"] == "Ana"
     name.click()
     name.send_keys(Keys.BACKSPACE * 3, "Zed", Keys.ESCAPE)  # Escape: nothing is saved
@@ -133,10 +126,10 @@ def test_a_name_is_edited_in_place(site: tuple[Any, str, dict[str, int]]) -> Non
     assert _api(address, f"/api/people/{ids['person-a']}")["name"] == "Ana"
     other = _card(driver, ids["person-b"]).find_element("css selector", ".name")
     other.send_keys("Bo", Keys.ENTER)
-    _wait(driver, "return document.querySelector('#message').textContent.includes('is Bo')")
+    wait_for(driver, "return document.querySelector('#message').textContent.includes('is Bo')")
     assert _api(address, f"/api/people/{ids['person-b']}")["name"] == "Bo"
     other.send_keys(Keys.BACKSPACE * 2, Keys.ENTER)  # an empty name takes the name away
-    _wait(driver, "return document.querySelector('#message').textContent.includes('has no name now')")
+    wait_for(driver, "return document.querySelector('#message').textContent.includes('has no name now')")
     assert _api(address, f"/api/people/{ids['person-b']}")["name"] is None
 
 
@@ -157,8 +150,8 @@ def test_people_are_merged_by_selecting_them(site: tuple[Any, str, dict[str, int
         _card(driver, ids[label]).find_element("css selector", ".pick").click()
     assert merge.is_enabled() and merge.text == "Merge 2 people"
     merge.click()
-    _wait(driver, "return document.querySelector('#message').textContent.includes('Merged 2 people')")
-    _wait(driver, "return document.querySelectorAll('#people-grid .person').length === 3")
+    wait_for(driver, "return document.querySelector('#message').textContent.includes('Merged 2 people')")
+    wait_for(driver, "return document.querySelectorAll('#people-grid .person').length === 3")
     kept = min(ids["person-c"], ids["person-d"])  # neither has a name: into the lowest id
     merged = _api(address, f"/api/people/{kept}")
     assert {Path(p["path"]).name for p in merged["photos"]} == _photos_of("person-c") | _photos_of("person-d")
@@ -173,12 +166,12 @@ def test_a_face_is_taken_out_of_a_person_in_the_large_view(site: tuple[Any, str,
     first = driver.find_elements("css selector", "#results .tile")[0]
     path = first.get_attribute("title")
     first.click()
-    _wait(driver, "return document.querySelector('#viewer').open")
-    _wait(driver, "return document.querySelector('#v-people').textContent.includes('Ana')")
+    wait_for(driver, "return document.querySelector('#viewer').open")
+    wait_for(driver, "return document.querySelector('#v-people').textContent.includes('Ana')")
     button = driver.find_element("id", "v-not")
     assert button.is_displayed() and button.text == "Not Ana"
     button.click()
-    _wait(driver, "return document.querySelector('#message').textContent.includes('is not in')")
+    wait_for(driver, "return document.querySelector('#message').textContent.includes('is not in')")
     assert not driver.execute_script("return document.querySelector('#viewer').open")
     assert len(driver.find_elements("css selector", "#results .tile")) == 2
     left = {p["path"] for p in _api(address, f"/api/people/{ids['person-a']}")["photos"]}
@@ -197,7 +190,7 @@ def test_the_person_filter_of_the_search_form(site: tuple[Any, str, dict[str, in
     assert _shown_photos(driver, "2 photos of Ana") == hers
     field.clear()
     field.send_keys("Anna", Keys.ENTER)  # nobody's name: the page shows the daemon's error
-    _wait(
+    wait_for(
         driver,
         "const m = document.querySelector('#message');"
         "return m.classList.contains('error') && m.textContent.includes('Ana');",

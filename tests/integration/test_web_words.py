@@ -13,14 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser import chromium
+from browser import chromium, wait_for
 from daemons import FIXTURES, DaemonProcess, free_tcp_port, short_tmpdir
 from web import request
 
 sys.path.insert(0, str(FIXTURES))
 from textpics import plain, scene
-
-WAIT_S = 30
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +41,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str]]:
             time.sleep(0.3)
         driver = chromium()
         driver.get(f"http://{address}/")
-        _wait(driver, "return document.querySelector('#db').options.length > 0")
+        wait_for(driver, "return document.querySelector('#db').options.length > 0")
         yield driver, address
         assert d.stop() == 0, d.output()
     finally:
@@ -59,12 +57,6 @@ def _status(address: str) -> Any:
     return got.json()
 
 
-def _wait(driver: Any, script: str, *args: Any) -> Any:
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, WAIT_S).until(lambda drv: drv.execute_script(script, *args))
-
-
 def test_the_words_field_lists_pictures_and_the_large_view_marks_the_words(site: tuple[Any, str]) -> None:
     from selenium.webdriver.common.keys import Keys
 
@@ -72,12 +64,12 @@ def test_the_words_field_lists_pictures_and_the_large_view_marks_the_words(site:
     driver.find_element("css selector", "#filters summary").click()
     field = driver.find_element("css selector", "#filter-form input[name=words]")
     field.send_keys("OTTER guest", Keys.ENTER)
-    _wait(driver, "return document.querySelector('#message').textContent.includes('1 photos with')")
+    wait_for(driver, "return document.querySelector('#message').textContent.includes('1 photos with')")
     tiles = driver.find_elements("css selector", "#results .tile")
     assert [Path(t.get_attribute("title")).name for t in tiles] == ["wifi.png"]
     tiles[0].click()
-    _wait(driver, "return document.querySelector('#viewer').open")
-    _wait(driver, "return document.querySelectorAll('#v-words mark').length > 0")
+    wait_for(driver, "return document.querySelector('#viewer').open")
+    wait_for(driver, "return document.querySelectorAll('#v-words mark').length > 0")
     text = driver.find_element("id", "v-words").text
     marked = [m.text for m in driver.find_elements("css selector", "#v-words mark")]
     assert "blue-otter-42" in text and "Guest network" in text
@@ -86,11 +78,13 @@ def test_the_words_field_lists_pictures_and_the_large_view_marks_the_words(site:
 
     field.clear()
     field.send_keys("creme", Keys.ENTER)  # accents ignored both ways
-    _wait(driver, "return document.querySelector('#message').textContent.includes('with \u201ccreme\u201d')")
+    wait_for(
+        driver, "return document.querySelector('#message').textContent.includes('with \u201ccreme\u201d')"
+    )
     tiles = driver.find_elements("css selector", "#results .tile")
     assert [Path(t.get_attribute("title")).name for t in tiles] == ["menu.png"]
     tiles[0].click()
-    _wait(driver, "return document.querySelectorAll('#v-words mark').length > 0")
+    wait_for(driver, "return document.querySelectorAll('#v-words mark').length > 0")
     first = driver.find_elements("css selector", "#v-words mark")[0].text.casefold()
     assert first in {"creme", "crème"}  # as the recogniser read it
     driver.find_element("id", "v-close").click()
