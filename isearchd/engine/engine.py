@@ -344,7 +344,7 @@ class Engine:
         if query.filters.people:
             self.people.check_names(db, query.filters.people)
         if query.filters.words is not None:
-            words_store(db)  # a database in Qdrant: a clear error
+            words_store(db)  # a database that keeps no words: a clear error
         if not query.terms:
             return listing(db, query)
         vectors = [self.queries.term_vector(db, t) for t in query.terms]
@@ -360,7 +360,7 @@ class Engine:
 
     def words_of(self, db_name: str, ids: Sequence[int]) -> dict[int, str] | None:
         """The text read in these images ("" when none was found; unread ones are left out); None
-        for a database that keeps no words (Qdrant)."""
+        for a database that keeps no words."""
         db = self.database(db_name, create=False)
         return db.words_of(ids) if isinstance(db, WordsStore) else None
 

@@ -16,9 +16,10 @@ Side: ``WORDS_SIDE`` is the shorter side of the picture read, 800: a 1080p photo
 each new photo at the largest side an analysis asks for (faces: 720), so this side costs the
 indexer's hand-off ~0.6 MB more per 1080p photo.
 
-Only databases of the embedded store keep words, and only while words are on for them
-(``[words] enabled``, ``isearch words --disable``): ``applies`` says so. The text models are
-loaded on first use and released after ``MODELS_IDLE_S`` without work.
+Databases of both stores keep words (the embedded store in its tables, Qdrant in the images'
+points), only while words are on for them (``[words] enabled``, ``isearch words --disable``):
+``applies`` says so. The text models are loaded on first use and released after
+``MODELS_IDLE_S`` without work.
 """
 
 from __future__ import annotations
@@ -34,12 +35,12 @@ from isearchd.errors import InvalidRequest
 from isearchd.models.ocr import TextRead, TextWorkers
 from isearchd.models.workers import PictureFile
 from isearchd.store import ImageDatabase
-from isearchd.store.words import WORDS_NOT_IN_QDRANT, LineRow
+from isearchd.store.words import LineRow
 from isearchd.store.words_db import WordsStore
 
 log = logging.getLogger(__name__)
 
-__all__ = ["HIT_WORDS", "WORDS_NOT_IN_QDRANT", "WORDS_SIDE", "WordsAnalysis", "WordsFound", "words_store"]
+__all__ = ["HIT_WORDS", "WORDS_SIDE", "WordsAnalysis", "WordsFound", "words_store"]
 
 WORDS_SIDE = 800
 # A line of one character is kept only when the recogniser is at least this sure of it: in 20
@@ -118,9 +119,9 @@ class WordsAnalysis:
 
 
 def words_store(db: ImageDatabase) -> WordsStore:
-    """``db`` as a store of words (``InvalidRequest`` for a database in Qdrant)."""
+    """``db`` as a store of words (``InvalidRequest`` for a database that keeps none)."""
     if not isinstance(db, WordsStore):
-        raise InvalidRequest(WORDS_NOT_IN_QDRANT)
+        raise InvalidRequest(f"database '{db.name}' keeps no words in pictures")
     return db
 
 

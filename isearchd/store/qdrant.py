@@ -44,6 +44,7 @@ from isearchd.store.qdrant_payload import (
 )
 from isearchd.store.qdrant_people import QdrantPeople
 from isearchd.store.qdrant_points import PAGE, floats, payload_of
+from isearchd.store.qdrant_words import QdrantWords
 from isearchd.store.records import (
     Detail,
     ImageRecord,
@@ -67,9 +68,10 @@ HNSW_EF_MIN = 128  # search breadth on a server (Qdrant's default ef is 100)
 SALTS = 16  # image-id candidates tried before giving up (a second one is needed ~once in 1e8)
 
 
-class QdrantDatabase(QdrantPeople):
+class QdrantDatabase(QdrantPeople, QdrantWords):
     """A database in Qdrant: its reads and writes, over the points of its collection
-    (``qdrant_points.Points``), and its people (``qdrant_people``). Use ``QdrantStore.open``."""
+    (``qdrant_points.Points``), its people (``qdrant_people``) and the words in its pictures
+    (``qdrant_words``). Use ``QdrantStore.open``."""
 
     def __init__(
         self,

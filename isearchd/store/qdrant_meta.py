@@ -70,6 +70,23 @@ class QdrantMeta:
                 self.collection, [qm.PointStruct(id=_db_point(name), vector={}, payload=payload)], wait=True
             )
 
+    def setting(self, db: str, key: str) -> object:
+        """Database ``db``'s setting ``key`` (None when never set)."""
+        self._ensure()
+        with self.link.guard() as client:
+            found = client.retrieve(self.collection, [_setting_point(db, key)], with_payload=True)
+        return (found[0].payload or {}).get("value") if found else None
+
+    def put_setting(self, db: str, key: str, value: object) -> None:
+        self._ensure()
+        payload = {"kind": "setting", "db": db, "key": key, "value": value}
+        with self.link.guard() as client:
+            client.upsert(
+                self.collection,
+                [qm.PointStruct(id=_setting_point(db, key), vector={}, payload=payload)],
+                wait=True,
+            )
+
     def names(self) -> list[str]:
         self._ensure()
         return sorted(str(p["name"]) for p in self._scroll([match("kind", "db")]))
@@ -125,3 +142,7 @@ def _db_point(name: str) -> str:
 
 def _folder_point(db: str, host: str, path: str) -> str:
     return str(uuid.uuid5(POINT_NAMESPACE, f"folder\0{db}\0{name_key(host)}\0{name_key(path)}"))
+
+
+def _setting_point(db: str, key: str) -> str:
+    return str(uuid.uuid5(POINT_NAMESPACE, f"setting\0{db}\0{key}"))

@@ -21,6 +21,8 @@ taken ... type PhotoInfo's fields; ``taken_ts``: taken_local as seconds (a numbe
 meta_state     0 unread, 1 read, 2 unreadable (as the catalog's column)
 phash, colours, look_state   the look: signed 64-bit hash, base64 colours, 0/1/2
 updated        when this point was written (ISO 8601, UTC)
+analysis_*     each analysis's state (``analysis_key``)
+words_*        the words read in the picture (``qdrant_words``)
 =============  ===========================================================================
 """
 
@@ -34,14 +36,13 @@ from typing import Any
 
 from qdrant_client import models as qm
 
-from isearchd.errors import InvalidRequest
 from isearchd.files.names import from_db, to_db
 from isearchd.messages import JsonObject
 from isearchd.store.catalog import now_iso
 from isearchd.store.looks import LOOK_KNOWN, LOOK_UNKNOWN, LOOK_UNREADABLE, Look, signed_phash
 from isearchd.store.metadata import INFO_COLUMNS, META_READ, META_UNREAD, META_UNREADABLE, Filters, PhotoInfo
 from isearchd.store.records import INT8_SUFFIX, ImageRecord
-from isearchd.store.words import WORDS_NOT_IN_QDRANT
+from isearchd.store.words import pieces
 
 # uuid5 namespace of ImgSearch point ids (a fixed random uuid: changing it orphans every point)
 POINT_NAMESPACE = uuid.UUID("6f1c7a3e-2b4d-5e8f-9a0b-1c2d3e4f5a6b")
@@ -51,6 +52,8 @@ IID_BITS = 53  # ids stay exact in JavaScript numbers (the web page)
 _B64 = "b64:"  # a name that is not UTF-8; real paths start with "/" and labels never hold a NUL
 # payload keyword fields with an index on a server (local mode has no payload indexes)
 KEYWORD_INDEXES = ("host", "path", "dirs", "hash", "places", "type")  # never a filter on label: ids
+# keyword fields matched by substring (``MatchSubstring``): a keyword index with ``prefix`` serves it
+SUBSTRING_INDEXES = ("words_folded",)
 INTEGER_INDEXES = ("iid", "meta_state", "look_state")
 FLOAT_INDEXES = ("taken_ts",)
 
@@ -159,7 +162,7 @@ def image_payload(
         payload.update(info_payload(None, META_UNREAD))
     payload.update(look_payload(record.look, LOOK_UNKNOWN))
     if kept is not None and kept.get("hash") == record.content_hash:  # the same picture: what the
-        payload.update({k: v for k, v in kept.items() if k.startswith(ANALYSIS_PREFIX)})  # passes read stays
+        payload.update({k: v for k, v in kept.items() if k.startswith(KEPT_PREFIXES)})  # passes read stays
     return payload
 
 
@@ -167,6 +170,8 @@ def image_payload(
 # ``analysis_<name>_failure`` why it failed (flat keys, no dots, which Qdrant's filters read as
 # nesting: setting one never touches another).
 ANALYSIS_PREFIX = "analysis_"
+# what the analyses stored on the point (``words_*``: ``qdrant_words``), kept for the same picture
+KEPT_PREFIXES = (ANALYSIS_PREFIX, "words_")
 
 
 def analysis_key(analysis: str) -> str:
@@ -251,5 +256,14 @@ def search_filter(
             # (image ids are never 0: no image, when nobody is in them all)
             must.append(qm.FieldCondition(key="iid", match=qm.MatchAny(any=sorted(people) or [0])))
         if f.words is not None:
-            raise InvalidRequest(WORDS_NOT_IN_QDRANT)
+            must.extend(_words_conditions(f.words))
     return qm.Filter(must=must) if must else None
+
+
+def _words_conditions(words: str) -> list[qm.Condition]:
+    """Every piece of ``words`` (folded, split at spaces) occurs in the folded text; nothing to
+    look for matches no image (image ids are never 0), as the catalog's ``words_where``."""
+    wanted = pieces(words)
+    if not wanted:
+        return [match("iid", 0)]
+    return [qm.FieldCondition(key="words_folded", match=qm.MatchSubstring(substring=p)) for p in wanted]

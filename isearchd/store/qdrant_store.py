@@ -19,7 +19,7 @@ from isearchd.store.names import DEFAULT_PREFIX, missing_among, validate_db_name
 from isearchd.store.qdrant import QdrantDatabase
 from isearchd.store.qdrant_link import QdrantLink
 from isearchd.store.qdrant_meta import DbEntry, QdrantMeta
-from isearchd.store.qdrant_payload import FLOAT_INDEXES, INTEGER_INDEXES, KEYWORD_INDEXES
+from isearchd.store.qdrant_payload import FLOAT_INDEXES, INTEGER_INDEXES, KEYWORD_INDEXES, SUBSTRING_INDEXES
 from isearchd.store.records import WatchedFolder, model_mismatch
 
 log = logging.getLogger(__name__)
@@ -88,8 +88,10 @@ class QdrantStore:
                 on_disk_payload=True,
             )
         if made and not self.link.local:  # local mode has no payload indexes (and warns)
-            schemas = [
+            substring = qm.KeywordIndexParams(type=qm.KeywordIndexType.KEYWORD, prefix=True)
+            schemas: list[tuple[str, qm.PayloadSchemaType | qm.KeywordIndexParams]] = [
                 *((f, qm.PayloadSchemaType.KEYWORD) for f in KEYWORD_INDEXES),
+                *((f, substring) for f in SUBSTRING_INDEXES),
                 *((f, qm.PayloadSchemaType.INTEGER) for f in INTEGER_INDEXES),
                 *((f, qm.PayloadSchemaType.FLOAT) for f in FLOAT_INDEXES),
             ]

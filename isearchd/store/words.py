@@ -35,12 +35,13 @@ import sqlite_utils
 from isearchd.errors import StoreError
 
 __all__ = [
+    "ENABLED_KEY",
     "WORDS_ANALYSIS",
-    "WORDS_NOT_IN_QDRANT",
     "LineRow",
     "fold",
     "forget_words",
     "m008_words",
+    "pieces",
     "set_words_enabled",
     "store_words",
     "words_enabled",
@@ -50,10 +51,6 @@ __all__ = [
 # The analysis that writes these tables (its rows in ``analyses``; ``forget_words`` clears them).
 WORDS_ANALYSIS = "words"
 ENABLED_KEY = "words_enabled"
-WORDS_NOT_IN_QDRANT = (
-    "words in pictures are kept by the embedded store only, for now: a database in Qdrant has no"
-    " text to search"
-)
 # A piece of a search shorter than this has no trigram to look up.
 TRIGRAM = 3
 _CHUNK = 500

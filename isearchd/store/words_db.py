@@ -1,7 +1,7 @@
 """Words in pictures on an embedded ``Database``: the reads on ``DatabaseReader`` (``WordsReads``),
 the writes on ``Database`` (``WordsWrites``: each one transaction under the writer lock), and
-``WordsStore``, the protocol the engine checks a database against (the Qdrant store keeps no words
-yet). The tables and rules are ``words.py``'s.
+``WordsStore``, the protocol the engine checks a database against (the Qdrant store's is
+``qdrant_words.QdrantWords``). The tables and rules are ``words.py``'s.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ __all__ = ["WordsReads", "WordsStore", "WordsWrites"]
 
 @runtime_checkable
 class WordsStore(Protocol):
-    """A database that keeps the words read in its photos (the embedded one)."""
+    """A database that keeps the words read in its photos (both stores' do)."""
 
     def words_enabled(self) -> bool: ...
 

@@ -1,19 +1,22 @@
-"""Words in pictures in the embedded store (``isearchd.store.words``): text stored per photo, found
-by a piece of a word regardless of case and accents, pieces of one or two characters, a photo
-deleted or changed loses its text, the switch and forgetting, and the migration from schema 7."""
+"""Words in pictures in both stores (``isearchd.store.words``, ``isearchd.store.qdrant_words``): text
+stored per photo, found by a piece of a word regardless of case and accents, pieces of one or two
+characters, a photo deleted or changed loses its text, the switch and forgetting; the ranking's
+documented difference; and the embedded catalog's migration from schema 7."""
 
 from __future__ import annotations
 
 import sqlite3
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol, cast
 
 import numpy as np
 import pytest
-from store_backends import DIM, records, unit
+from store_backends import BACKENDS, DIM, make_store, records, unit
 
-from isearchd.errors import InvalidRequest
-from isearchd.store import Database, ImageRecord, SavePolicy
+from isearchd.store import Database, ImageDatabase, ImageRecord, SavePolicy
 from isearchd.store.metadata import Filters
 from isearchd.store.schema import SCHEMA_VERSION
 from isearchd.store.words import WORDS_ANALYSIS, LineRow, fold
@@ -42,11 +45,30 @@ def with_images(home: Path, n: int) -> tuple[Database, list[int]]:
     return db, ids
 
 
+class WordsDb(ImageDatabase, WordsStore, Protocol):
+    """A database of either store with its words."""
+
+
+@contextmanager
+def both(kind: str, home: Path, n: int) -> Iterator[tuple[WordsDb, list[int]]]:
+    """A database of ``n`` images in store ``kind``, as a ``WordsStore``, and their ids by label."""
+    store = make_store(kind, home)
+    try:
+        db = store.open("t", model_key="m", dim=DIM, create=True)
+        db.add(records(unit(np.random.default_rng(0), n)))
+        ids = [p.id for p in sorted(db.pending(WORDS_ANALYSIS, VERSION, 1000), key=lambda p: p.label)]
+        assert isinstance(db, WordsStore)
+        yield cast(WordsDb, db), ids
+        db.close()
+    finally:
+        store.close()
+
+
 def lines(*texts: str) -> list[LineRow]:
     return [LineRow(t, (10, 10 + 30 * i, 200, 24), 0.9) for i, t in enumerate(texts)]
 
 
-def found(db: Database, words: str) -> list[int]:
+def found(db: ImageDatabase, words: str) -> list[int]:
     return db.matching(Filters(words=words))
 
 
@@ -55,10 +77,9 @@ def test_fold_drops_case_and_accents() -> None:
     assert fold("STRASSE") == fold("strasse")
 
 
-def test_a_piece_of_a_word_is_found_whatever_its_case_and_accents(tmp_path: Path) -> None:
-    db, ids = with_images(tmp_path, 4)
-    with db:
-        assert isinstance(db, WordsStore)
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_a_piece_of_a_word_is_found_whatever_its_case_and_accents(kind: str, tmp_path: Path) -> None:
+    with both(kind, tmp_path, 4) as (db, ids):
         db.store_words(
             VERSION,
             {
@@ -88,9 +109,9 @@ def test_a_piece_of_a_word_is_found_whatever_its_case_and_accents(tmp_path: Path
         assert db.image_id_of("/photos/00002.jpg") == ids[2] and db.image_id_of("/nope.jpg") is None
 
 
-def test_the_best_text_match_ranks_first(tmp_path: Path) -> None:
-    db, ids = with_images(tmp_path, 3)
-    with db:
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_the_best_text_match_ranks_first(kind: str, tmp_path: Path) -> None:
+    with both(kind, tmp_path, 3) as (db, ids):
         db.store_words(
             VERSION,
             {
@@ -104,9 +125,9 @@ def test_the_best_text_match_ranks_first(tmp_path: Path) -> None:
         assert db.rank_by_words("ticket", matched) == [ids[1], ids[0]]
 
 
-def test_a_deleted_or_changed_photo_loses_its_text(tmp_path: Path) -> None:
-    db, ids = with_images(tmp_path, 3)
-    with db:
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_a_deleted_or_changed_photo_loses_its_text(kind: str, tmp_path: Path) -> None:
+    with both(kind, tmp_path, 3) as (db, ids):
         db.store_words(VERSION, {i: lines(f"harbour lantern {n}") for n, i in enumerate(ids)})
         assert len(found(db, "lantern")) == 3
         db.delete_labels(["/photos/00000.jpg"])
@@ -120,9 +141,9 @@ def test_a_deleted_or_changed_photo_loses_its_text(tmp_path: Path) -> None:
         assert db.count_pending(WORDS_ANALYSIS, VERSION) == 1  # the changed photo is read again
 
 
-def test_off_and_forget(tmp_path: Path) -> None:
-    db, ids = with_images(tmp_path, 2)
-    with db:
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_off_and_forget(kind: str, tmp_path: Path) -> None:
+    with both(kind, tmp_path, 2) as (db, ids):
         assert db.words_enabled()
         db.store_words(VERSION, {ids[0]: lines("velvet meadow")}, {ids[1]: "cannot decode"})
         assert db.count_failed(WORDS_ANALYSIS, VERSION) == 1
@@ -131,12 +152,28 @@ def test_off_and_forget(tmp_path: Path) -> None:
         assert found(db, "velvet") == [ids[0]]  # off keeps what was read
         db.forget_words()
         assert found(db, "velvet") == [] and db.words_of(ids) == {}
-        assert db.count_pending(WORDS_ANALYSIS, VERSION) == 2
+        assert (
+            db.count_pending(WORDS_ANALYSIS, VERSION) == 2 and db.count_failed(WORDS_ANALYSIS, VERSION) == 0
+        )
+        assert db.word_lines(ids[0]) == []
+    store = make_store(kind, tmp_path)
+    try:
+        again = store.open("t", model_key="m", dim=DIM, create=False)
+        assert isinstance(again, WordsStore)
+        assert not again.words_enabled()  # the switch is the database's
+        again.close()
+    finally:
+        store.close()
+
+
+def test_forgetting_empties_the_embedded_tables(tmp_path: Path) -> None:
+    db, ids = with_images(tmp_path, 2)
+    with db:
+        db.store_words(VERSION, {ids[0]: lines("velvet meadow")})
+        db.forget_words()
         with db.catalog.reader() as conn:
             assert conn.execute("SELECT count(*) FROM words_index").fetchone()[0] == 0
             assert conn.execute("SELECT count(*) FROM word_lines").fetchone()[0] == 0
-    with open_db(tmp_path) as db:
-        assert not db.words_enabled()  # the switch is the database's
 
 
 def test_a_catalog_of_schema_7_opens_and_gains_words(tmp_path: Path) -> None:
@@ -153,9 +190,13 @@ def test_a_catalog_of_schema_7_opens_and_gains_words(tmp_path: Path) -> None:
         assert found(db, "falcon") == [ids[0]]
 
 
-def test_a_database_in_qdrant_answers_words_with_a_clear_error() -> None:
-    pytest.importorskip("qdrant_client")
-    from isearchd.store.qdrant_payload import search_filter
-
-    with pytest.raises(InvalidRequest, match="embedded store only"):
-        search_filter(Filters(words="otter"))
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_without_a_piece_of_three_characters_the_order_differs(kind: str, tmp_path: Path) -> None:
+    """docs/words.md: the embedded store ranks by bm25 over trigrams and, with no piece of three
+    characters or more, newest first; Qdrant (no bm25) always by how often the pieces occur."""
+    with both(kind, tmp_path, 2) as (db, ids):
+        db.store_words(VERSION, {ids[0]: lines("B7 B7 B7"), ids[1]: lines("gate B7")})
+        matched = found(db, "b7")
+        assert sorted(matched) == sorted(ids)
+        ranked = db.rank_by_words("b7", matched)
+        assert ranked == (sorted(ids, reverse=True) if kind == "embedded" else [ids[0], ids[1]])
