@@ -61,7 +61,8 @@ class FacesAnalysis:
     # photos per step: ~1.3 s on two workers. The workers run in their own processes below the
     # daemon's priority, so a search does not wait for a step. Each step ends with a save and the
     # grouping, while the workers wait: 1,000 photos took 95.8 s in steps of 8 (16 min per 10,000;
-    # bench_faces_library.py, AMD EPYC, 2 cores) and 91.8 s in steps of 16 (15.3 min).
+    # bench_faces_library.py, AMD EPYC, 2 cores) and 91.8 s in steps of 16 (15.3 min); 32 gave
+    # 91.3 s: the rest is the models' own CPU time (~180 core-ms a photo, decoding included).
     chunk: int = 16
     tables: tuple[str, ...] = ("faces", "people", "face_rejects", "merges")
     reads_new: bool = True
