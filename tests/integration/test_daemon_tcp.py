@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from daemons import DaemonProcess, free_tcp_port, short_tmpdir
+from daemons import DaemonProcess, free_tcp_port, module_daemon
 from shapes import render, write_samples
 
 from isearchd.errors import PermissionDenied
@@ -24,14 +23,7 @@ TOKEN = "s3cret-t0ken"
 @pytest.fixture(scope="module")
 def tcp_daemon() -> Iterator[DaemonProcess]:
     """A daemon on 127.0.0.1 with a token configured: loopback, yet the token is still checked."""
-    root = short_tmpdir()
-    d = DaemonProcess(root, bind=f"127.0.0.1:{free_tcp_port()}", token=TOKEN).start()
-    yield d
-    try:
-        assert d.stop() == 0, d.output()
-    finally:
-        d.kill()
-        shutil.rmtree(root, ignore_errors=True)
+    yield from module_daemon(bind=f"127.0.0.1:{free_tcp_port()}", token=TOKEN)
 
 
 @pytest.fixture(scope="module")
