@@ -1,7 +1,7 @@
 """People for a whole library, through the real daemon: how long after its CLIP indexing a library
 has its people, what searches cost while faces are read, and the memory it takes.
 
-Starts the real daemon (``python -m isearchd``, people on, ONNX Runtime fp32 and a ViT-45LY-shaped
+Starts the real daemon (``python -m isearchd``, people on, words off, ONNX Runtime fp32 and a ViT-45LY-shaped
 random checkpoint as bench_search_during_add does) in a fresh home. The libraries are a typical
 mix: ``--face-share`` of the photos hold people (one to three of the four people of
 tests/fixtures/faces, pasted at 15-45 % of the width into a synthetic scene: faces of ~50-250 px),
@@ -310,9 +310,9 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     queries = [p for p in sorted(queries_dir.iterdir()) if p.suffix == ".jpg"]
 
     root = Path(tempfile.mkdtemp(prefix="run-", dir=work))
-    if args.workers:
-        os.environ["ISEARCH_PEOPLE_WORKERS"] = str(args.workers)
-    daemon = Daemon(root, cache, REPO)
+    # words off: their reading would follow the faces' and run under the idle searches
+    env = {"ISEARCH_WORDS": "0"} | ({"ISEARCH_PEOPLE_WORKERS": str(args.workers)} if args.workers else {})
+    daemon = Daemon(root, cache, REPO, env)
     daemon.start()
     assert daemon.proc is not None
     memory = Memory(daemon.proc.pid)

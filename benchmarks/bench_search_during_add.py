@@ -59,10 +59,11 @@ MODEL = "ViT-45LY"
 class Daemon:
     """One daemon in ``root`` running the code in ``code``, sharing the weights/export ``cache``."""
 
-    def __init__(self, root: Path, cache: Path, code: Path) -> None:
+    def __init__(self, root: Path, cache: Path, code: Path, env: dict[str, str] | None = None) -> None:
         self.root = root
         self.cache = cache
         self.code = code
+        self.extra_env = env or {}  # ISEARCH_* settings for this daemon (the caller's are not passed)
         self.bind = str(root / "s.sock")
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -74,6 +75,7 @@ class Daemon:
             ISEARCH_CONFIG=str(self.root / "none.toml"),
             PYTHONPATH=str(self.code),
         )
+        env.update(self.extra_env)
         cmd = [sys.executable, "-m", "isearchd", "--bind", self.bind, "--model", MODEL, "-L", "warning"]
         with (self.root / "daemon.out").open("ab") as out:
             self.proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=self.root)
