@@ -7,15 +7,16 @@ piece's UTF-8 bytes to printable characters, merge by BPE rank, then frame the i
 start/end-of-text tokens and truncate to the context (the last kept id becomes end-of-text).
 ``tests/unit/test_onnx.py`` checks the ids against open_clip's tokenizer.
 
-The merge table is open_clip's ``bpe_simple_vocab_16e6.txt.gz``, found through the installed
-package's location (``importlib.util.find_spec``, which does not import it).
+The merge table is CLIP's ``bpe_simple_vocab_16e6.txt.gz`` (OpenAI, MIT licence; the file
+open_clip ships), kept in this package (``isearchd/models/vocab/``, with its notice) so that an
+install without torch and open_clip tokenizes too. ``tests/unit/test_onnx.py`` checks it is the
+same file as open_clip's, byte for byte.
 """
 
 from __future__ import annotations
 
 import gzip
 import html
-import importlib.util
 import threading
 from collections.abc import Sequence
 from functools import lru_cache
@@ -40,17 +41,14 @@ _BPE_CACHE_SIZE = 10_000
 
 
 def bpe_vocab_path() -> Path:
-    """open_clip's BPE merge file, located without importing open_clip."""
-    spec = importlib.util.find_spec("open_clip")
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    for location in locations:
-        candidate = Path(location) / BPE_FILE_NAME
-        if candidate.is_file():
-            return candidate
-    raise ModelError(
-        f"CLIP's tokenizer vocabulary {BPE_FILE_NAME} was not found: it ships with the "
-        "open_clip_torch package; reinstall ImgSearch's dependencies (`pip install open_clip_torch`)"
-    )
+    """CLIP's BPE merge file, as this package ships it."""
+    path = Path(__file__).with_name("vocab") / BPE_FILE_NAME
+    if not path.is_file():
+        raise ModelError(
+            f"CLIP's tokenizer vocabulary {path} is missing: the installation is incomplete; "
+            "reinstall ImgSearch (`pip install --force-reinstall isearchd`)"
+        )
+    return path
 
 
 def _byte_symbols() -> dict[int, str]:

@@ -311,6 +311,13 @@ def test_tokenizer_matches_open_clip() -> None:
     np.testing.assert_array_equal(ours(TEXTS, context_length=16), open_clip.tokenize(TEXTS, 16).numpy())
 
 
+def test_packaged_vocabulary_is_open_clips() -> None:
+    from isearchd.models.tokenizer import BPE_FILE_NAME, bpe_vocab_path
+
+    theirs = Path(open_clip.__file__).with_name(BPE_FILE_NAME)
+    assert bpe_vocab_path().read_bytes() == theirs.read_bytes()
+
+
 def test_weights_id_is_remembered_and_follows_changes(tmp_path: Path) -> None:
     from isearchd.models.exports import file_sha256, weights_id
 
