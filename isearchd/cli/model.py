@@ -116,7 +116,22 @@ def model_import(
     config = effective_config()
     if not file.expanduser().is_file():
         raise NotFound(f"{file}: no such file")
-    path = importer.import_weights(key, file.expanduser())
+    started: list[float] = []
+
+    def exporting() -> None:  # the check is the export, which takes seconds: say so
+        typer.echo(f"Preparing {key} for ONNX Runtime (fp32, once per weights file)...", err=True, nl=False)
+        started.append(time.monotonic())
+
+    try:
+        path = importer.import_weights(
+            key, file.expanduser(), _exporter(config.model.exporter, exporter)[0], exporting=exporting
+        )
+    except BaseException:
+        if started:
+            typer.echo(err=True)  # the error goes on a line of its own
+        raise
+    if started:
+        typer.echo(f" done ({time.monotonic() - started[0]:.1f} s)", err=True)
     typer.echo(f"Imported {file} as the weights of {key}: {path}")
     prepare_model(
         key, config.model.precision, config.model.device, *_exporter(config.model.exporter, exporter)

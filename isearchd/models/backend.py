@@ -21,6 +21,7 @@ lossy; its model key ends in ``+int8`` so databases never mix the two.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import subprocess
@@ -108,11 +109,28 @@ def load_model(
     except ModelError as exc:
         if backend == "onnx" or precision != "fp32":
             raise
+        if not torch_installed():
+            raise
         log.warning("ONNX Runtime backend unavailable for %s (%s); using torch", resolved.key, exc.message)
         return _torch_model(resolved, device)
 
 
+def torch_installed() -> bool:
+    """Whether torch is importable (the ``torch`` extra), found without importing it."""
+    return importlib.util.find_spec("torch") is not None
+
+
+def needs_torch(what: str) -> ModelError:
+    """The error for ``what`` (a torch-only path) in an installation without the torch extra."""
+    return ModelError(
+        f"{what} needs torch, which this installation leaves out; "
+        "install it with `pip install 'isearchd[torch]'`"
+    )
+
+
 def _torch_model(resolved: ResolvedModel, device: str) -> Model:
+    if not torch_installed():
+        raise needs_torch(f"the torch backend (model {resolved.key} on {device})")
     from isearchd.models.loader import load_resolved
 
     return load_resolved(resolved, device)
@@ -162,6 +180,8 @@ def ensure_export(
         if exporter == "builder" and not _export_in_child(resolved, precision, "builder", replace):
             exporter = "torch"  # the builder said why (logged); torch can build any open_clip config
         if exporter == "torch":
+            if not torch_installed():
+                raise needs_torch(f"the torch exporter (for {resolved.key})")
             _export_in_child(resolved, precision, "torch", replace)
         if not paths.exist():
             raise ModelError(f"the export of {resolved.key} did not produce {paths.directory}")

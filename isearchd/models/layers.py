@@ -16,7 +16,7 @@ from typing import Any
 from isearchd.errors import ModelError
 from isearchd.models.registry import ModelConfig
 
-__all__ = ["TextPlan", "VisionPlan", "layer_plan", "tensor_shape", "text_plan", "vision_plan"]
+__all__ = ["Layers", "TextPlan", "VisionPlan", "layer_plan", "tensor_shape", "text_plan", "vision_plan"]
 
 
 # (attention heads, MLP width) per layer; 0 where the checkpoint has no such sublayer.

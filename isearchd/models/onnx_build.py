@@ -28,7 +28,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from isearchd.errors import ModelError
-from isearchd.models.layers import text_plan
+from isearchd.models.layers import Layers, text_plan, vision_plan
 from isearchd.models.onnx_build_resnet import resnet_image_tower
 from isearchd.models.onnx_build_vit import vit_image_tower
 from isearchd.models.onnx_graph import GraphBuilder
@@ -128,16 +128,45 @@ def _text_tower(
     return inputs, out
 
 
-def build_graphs(state_dict: dict[str, Array], config: ModelConfig, metadata: dict[str, str]) -> BuiltGraphs:
+def _require_full(tower: str, width: int, layers: Layers, cfg: dict[str, Any], heads: int) -> None:
+    """ModelError unless a tower has every layer at the config's full width (no pruning)."""
+    mlp = int(int(cfg["width"]) * float(cfg.get("mlp_ratio", 4.0)))
+    full = ((heads, mlp),) * int(cfg["layers"])
+    if width != int(cfg["width"]) or layers != full:
+        found = f"width {width}, {len(layers)} layers"
+        raise ModelError(
+            f"the {tower} tower has {found}; the architecture has width {cfg['width']}, {cfg['layers']} "
+            "layers, none pruned"
+        )
+
+
+def _check_unpruned(tensors: dict[str, Array], config: ModelConfig) -> None:
+    """A model that is not pruned (a manual TinyCLIP key, a custom open_clip model) has its
+    config's exact sizes: the planners alone accept any pruning within the config's bounds."""
+    vision_cfg, text_cfg = config["vision_cfg"], config["text_cfg"]
+    if isinstance(vision_cfg["layers"], int):
+        plan = vision_plan(dict(tensors), config)
+        heads = int(vision_cfg["width"]) // plan.head_width
+        _require_full("image", plan.width, plan.layers, vision_cfg, heads)
+    text = text_plan(dict(tensors), config)
+    _require_full("text", text.width, text.layers, text_cfg, int(text_cfg["heads"]))
+
+
+def build_graphs(
+    state_dict: dict[str, Array], config: ModelConfig, metadata: dict[str, str], *, pruned: bool = True
+) -> BuiltGraphs:
     """The image and text graphs of open_clip-named ``state_dict`` (``checkpoint.read_state_dict``).
 
     ``config`` is the architecture (for auto models the unpruned base: the tensors give the pruned
-    sizes). ModelError if the config is ``unsupported`` or the tensors do not fit it.
+    sizes). ``pruned=False``: the tensors must have the config's exact sizes. ModelError if the
+    config is ``unsupported`` or the tensors do not fit it.
     """
     reason = unsupported(config)
     if reason is not None:
         raise ModelError(reason)
     tensors = {k: v for k, v in state_dict.items() if k not in _UNUSED and not k.endswith(_BATCH_COUNT)}
+    if not pruned:
+        _check_unpruned(tensors, config)
     g = GraphBuilder(tensors)
     quick = bool(config.get("quick_gelu", False))
     dim = int(config["embed_dim"])

@@ -401,9 +401,10 @@ _MALFORMED = (
 )
 
 
-def read_checkpoint(path: Path) -> object:
-    """A ``torch.save`` file as plain Python with ndarrays; ``ModelError`` (naming the file and the
-    reason, on one line) for anything else. Never imports torch, never runs code from the file."""
+def check_header(path: Path) -> int:
+    """The file's size if it starts as a torch zip checkpoint; ``ModelError`` naming the file else.
+
+    Reads a few bytes: a quick first check before work that takes seconds."""
     head, size = _header(path)
     if head.startswith(_LEGACY_MAGIC):
         raise ModelError(
@@ -412,6 +413,13 @@ def read_checkpoint(path: Path) -> object:
         )
     if not head.startswith(b"PK\x03\x04"):
         raise ModelError(f"{path}: not a PyTorch checkpoint (not a zip archive)")
+    return size
+
+
+def read_checkpoint(path: Path) -> object:
+    """A ``torch.save`` file as plain Python with ndarrays; ``ModelError`` (naming the file and the
+    reason, on one line) for anything else. Never imports torch, never runs code from the file."""
+    size = check_header(path)
     try:
         with path.open("rb") as fp:
             return _read(fp, size)
