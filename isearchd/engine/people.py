@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from isearchd.engine.analysis import read_progress
 from isearchd.engine.faces import FacesAnalysis
 from isearchd.engine.jobqueue import JobQueue
 from isearchd.errors import InvalidRequest, NotFound
@@ -126,8 +127,11 @@ class People:
     # -- the ops ---------------------------------------------------------------------------------
 
     def _list(self, db: ImageDatabase, people: PeopleStore, hidden: bool) -> PeopleList:
-        total = db.count()
-        pending = db.count_pending("faces", self.faces.version) if self.faces is not None else total
+        if self.faces is not None:
+            progress = read_progress(self.faces, db)
+            total, analysed = progress.total, progress.done
+        else:  # no face models: nothing is read
+            total, analysed = db.count(), 0
         entries = [
             PersonEntry(
                 id=p.id,
@@ -140,7 +144,7 @@ class People:
             for p in people.people_list(hidden)
         ]
         enabled = people.people_enabled()
-        return PeopleList(db=db.name, enabled=enabled, analysed=total - pending, total=total, people=entries)
+        return PeopleList(db=db.name, enabled=enabled, analysed=analysed, total=total, people=entries)
 
     def _person(self, people: PeopleStore, person_id: int) -> PersonPhotos:
         photos = people.person_photos(person_id)  # NotFound for an unknown id
