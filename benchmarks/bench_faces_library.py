@@ -17,8 +17,9 @@ face would be a fifth person); 70 % 1920x1080 and 30 % 4000x3000 JPEGs.
    person's photos in the found person that holds most of them).
 2. Searches while faces are read: a second library of ``--load-photos`` photos is added, and
    while its faces are read ``--clients`` client threads search by text and by image (the load of
-   bench_search_during_add: each client's searches due ``--think-ms`` apart on average); then the
-   same load for ``--idle-s`` seconds with the daemon idle. p50 / p95 / p99 of both.
+   bench_search_during_add, benchmarks/searchload.py: each client's searches due ``--think-ms``
+   apart on average, a quarter of them by image); then the same load for ``--idle-s`` seconds
+   with the daemon idle. p50 / p95 / p99 of both.
 3. RSS ``--release-wait`` seconds later (the models are released after a minute without faces).
 
 Usage:  .venv/bin/python benchmarks/bench_faces_library.py [--photos 1000] [--load-photos 200]
@@ -34,7 +35,6 @@ import contextlib
 import json
 import os
 import platform
-import random
 import statistics
 import sys
 import tempfile
@@ -52,8 +52,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_e2e import TEXT_QUERIES, make_corpus, sample_bases, sensor_noise, synth_photo  # noqa: E402
-from bench_search_during_add import MODEL, Daemon, percentile  # noqa: E402
+from bench_e2e import make_corpus, sample_bases, sensor_noise, synth_photo  # noqa: E402
+from bench_search_during_add import MODEL, Daemon  # noqa: E402
+from searchload import SearchLoad, endless, latencies  # noqa: E402
 
 from isearchd.models import MODELS  # noqa: E402
 from isearchd.models.synthetic import write_official_checkpoint  # noqa: E402
@@ -137,58 +138,6 @@ class Memory:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
-
-
-class SearchLoad:
-    """``clients`` threads searching by text and image until ``stop()``; each search's start time,
-    kind and latency (errors counted, never hidden)."""
-
-    def __init__(self, daemon: Daemon, queries: list[Path], clients: int, think_ms: float, seed: int) -> None:
-        self.records: list[tuple[float, str, float, str | None]] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._loop, args=(daemon, queries, think_ms, seed + i))
-            for i in range(clients)
-        ]
-        for t in self._threads:
-            t.start()
-
-    def _loop(self, daemon: Daemon, queries: list[Path], think_ms: float, seed: int) -> None:
-        rng = random.Random(seed)
-        with daemon.client("lib") as c:
-            due = time.perf_counter()
-            while not self._stop.is_set():
-                due += rng.expovariate(1000 / think_ms)
-                time.sleep(max(0.0, due - time.perf_counter()))
-                kind, query = (
-                    ("image", str(rng.choice(queries)))
-                    if rng.random() < 0.25
-                    else ("text", rng.choice(TEXT_QUERIES))
-                )
-                t = time.perf_counter()
-                error = None
-                try:
-                    c.search(query, num=10)
-                except Exception as e:  # counted, never hidden
-                    error = f"{type(e).__name__}: {e}"
-                with self._lock:
-                    self.records.append((t, kind, (time.perf_counter() - t) * 1000, error))
-
-    def stop(self) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join()
-
-    def latencies(self, start: float, end: float) -> dict[str, Any]:
-        window = [r for r in self.records if start <= r[0] < end]
-        out: dict[str, Any] = {"searches": len(window), "errors": sum(r[3] is not None for r in window)}
-        for kind in ("text", "image"):
-            ms = [r[2] for r in window if r[1] == kind and r[3] is None]
-            out[kind] = {
-                f"p{q}_ms": (None if not ms else round(percentile(ms, q) or 0, 1)) for q in (50, 95, 99)
-            }
-        return out
 
 
 def wait_for_faces(daemon: Daemon, db: str, timeout_s: float) -> tuple[int, int]:
@@ -282,8 +231,9 @@ def searches_during_faces(
     """Phase 2: a second library's faces read while clients search; then the same load idle."""
     with daemon.client("more") as c:
         c.add([str(p) for p in photos])
-    load = SearchLoad(daemon, queries, args.clients, args.think_ms, seed=5)
-    t0 = time.perf_counter()
+    work = endless(args.clients, queries, 0.25, seed=5)
+    load = SearchLoad(lambda: daemon.client("lib"), work, think_ms=args.think_ms, seed=5)
+    t0 = load.start()
     wait_for_faces(daemon, "more", timeout_s=6 * 3600)
     t1 = time.perf_counter()
     time.sleep(args.idle_s)
@@ -292,8 +242,8 @@ def searches_during_faces(
     return {
         "photos": len(photos),
         "faces_s_under_load": round(t1 - t0, 1),
-        "during_faces": load.latencies(t0, t1),
-        "idle": load.latencies(t1, t2),
+        "during_faces": latencies(load.records, t0, t1),
+        "idle": latencies(load.records, t1, t2),
     }
 
 

@@ -4,11 +4,11 @@ Starts the real daemon (``python -m isearchd``, ONNX Runtime fp32, a ViT-45LY-sh
 checkpoint from ``isearchd.models.synthetic`` in its weights cache: the same compute as the real
 weights) in a fresh temporary home, adds ``--seed-photos`` photos so searches have something to
 find, then starts an add of ``--photos`` new photos and, at the same moment, ``--clients`` client
-threads that make ``--searches`` searches in all (each its own connection, one search after the
-other; each client's searches are due ``--think-ms`` apart on average, on a schedule fixed in
-advance, so that slow answers do not lighten the load), ``--image-share`` of them by image (1920x1080 JPEGs
-that are not in the database), the others by text (drawn from 64 texts, so the daemon's text
-cache answers most of them, as it would for people retyping a query).
+threads that make ``--searches`` searches in all (benchmarks/searchload.py: each client on its own
+connection, one search after the other, due ``--think-ms`` apart on average on a schedule fixed in
+advance, so that slow answers do not lighten the load), ``--image-share`` of them by image
+(1920x1080 JPEGs that are not in the database), the others by text (drawn from 64 texts, so the
+daemon's text cache answers most of them, as it would for people retyping a query).
 
 Reports, for the searches that started while the add was running and for all of them: errors,
 text and image p50 / p95 / p99; and the add's throughput in images/s, beside the same add with
@@ -32,12 +32,10 @@ import argparse
 import json
 import os
 import platform
-import random
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -46,7 +44,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_e2e import TEXT_QUERIES, make_corpus  # noqa: E402
+from bench_e2e import make_corpus  # noqa: E402
+from searchload import SearchLoad, latencies, planned  # noqa: E402
 
 from isearchd.client import Client  # noqa: E402
 from isearchd.errors import ServiceNotRunning  # noqa: E402
@@ -101,22 +100,6 @@ class Daemon:
         self.proc.wait(120)
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-
-
-def latencies(searches: list[dict[str, Any]], kind: str) -> dict[str, Any]:
-    ms = [s["ms"] for s in searches if s["kind"] == kind and s["error"] is None]
-    out: dict[str, Any] = {"count": len(ms)}
-    for q in (50, 95, 99):
-        p = percentile(ms, q)
-        out[f"p{q}_ms"] = None if p is None else round(p, 1)
-    return out
-
-
 def one_round(
     daemon: Daemon, seed: list[Path], photos: list[Path], queries: list[Path], args: argparse.Namespace
 ) -> dict[str, Any]:
@@ -131,65 +114,29 @@ def one_round(
             c.search("warm up", num=10)
             c.search(str(queries[0]), num=10)
 
-        rng = random.Random(args.seed)
-        plan = [
-            ("image", str(rng.choice(queries)))
-            if rng.random() < args.image_share
-            else ("text", rng.choice(TEXT_QUERIES))
-            for _ in range(args.searches)
-        ]
-        per_client = [plan[i :: args.clients] for i in range(args.clients)]
-        searches: list[dict[str, Any]] = []
-        lock = threading.Lock()
-        start = threading.Barrier(args.clients + 1)
-
-        def client_loop(work: list[tuple[str, str]], seed_: int) -> None:
-            pause = random.Random(seed_)
-            mine = []
-            with daemon.client("bench") as c:
-                start.wait()
-                due = time.perf_counter()
-                for kind, query in work:
-                    if args.think_ms > 0:  # arrivals on a schedule: a slow answer does not thin the load
-                        due += pause.expovariate(1000 / args.think_ms)
-                        time.sleep(max(0.0, due - time.perf_counter()))
-                    t = time.perf_counter()
-                    error = None
-                    try:
-                        c.search(query, num=10)
-                    except Exception as e:  # counted, never hidden
-                        error = f"{type(e).__name__}: {e}"
-                    mine.append(
-                        {"kind": kind, "t": t, "ms": (time.perf_counter() - t) * 1000, "error": error}
-                    )
-            with lock:
-                searches.extend(mine)
-
-        threads = [threading.Thread(target=client_loop, args=(w, i)) for i, w in enumerate(per_client)]
-        for t in threads:
-            t.start()
+        work = planned(args.searches, args.clients, queries, args.image_share, seed=args.seed)
+        load = SearchLoad(lambda: daemon.client("bench"), work, think_ms=args.think_ms)
         with daemon.client("bench") as c:
-            start.wait()
-            t_add = time.perf_counter()
+            t_add = load.start()
             report = c.add([str(p) for p in photos])
             t_done = time.perf_counter()
-        for t in threads:
-            t.join()
+        load.join()
     finally:
         daemon.stop()
-    during = [s for s in searches if t_add <= s["t"] < t_done]
-    errors = [s["error"] for s in searches if s["error"] is not None]
+    during = latencies(load.records, t_add, t_done)
+    overall = latencies(load.records)
+    errors = [s.error for s in load.records if s.error is not None]
     return {
         "add_images": report.added,
         "add_s": round(t_done - t_add, 2),
         "add_images_per_s": round(len(photos) / (t_done - t_add), 1),
         "add_alone_images_per_s": round(len(photos) / alone_s, 1),
-        "searches": len(searches),
-        "searches_during_add": len(during),
+        "searches": overall["searches"],
+        "searches_during_add": during["searches"],
         "errors": len(errors),
         "first_errors": errors[:5],
-        "during_add": {"text": latencies(during, "text"), "image": latencies(during, "image")},
-        "all": {"text": latencies(searches, "text"), "image": latencies(searches, "image")},
+        "during_add": {"text": during["text"], "image": during["image"]},
+        "all": {"text": overall["text"], "image": overall["image"]},
         "load_avg_1m": round(os.getloadavg()[0], 2),
     }
 

@@ -37,7 +37,7 @@ def info(
 
 
 def info_document(found: ImageInfo) -> dict[str, object]:
-    """``info --json``: the photo's facts; ``people`` null when the database keeps none; ``words``
+    """``info --json``: the photo's facts; the named ``people`` in it; ``words``
     null until the photo has been read, "" when it holds no text."""
     wire = to_wire(found)
     doc: dict[str, object] = {

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Analyses", "Analysis", "Failed", "Inbox", "Photo"]
+__all__ = ["Analyses", "Analysis", "Failed", "Inbox", "Photo", "read_progress"]
 
 # Decoded pictures the indexer may leave for the analyses: each is a copy reduced to the largest
 # ``side`` an analysis asks for (a 1080p photo at a shorter side of 960: ~2.8 MB of RGB), so this
@@ -103,6 +103,16 @@ class Analysis(Protocol):
     def save(self, db: ImageDatabase, outcomes: Mapping[int, Outcome]) -> None:
         """Store the outcomes and the photos' state (runs as a job of the write queue)."""
         ...
+
+
+def read_progress(analysis: Analysis, db: ImageDatabase) -> BackfillProgress:
+    """``db``'s images ``done`` by ``analysis`` (read, or failed) of ``total``, and ``unreadable``
+    (failed): what ``status`` shows per analysis, and the people list."""
+    total = db.count()
+    pending = db.count_pending(analysis.name, analysis.version)
+    return BackfillProgress(
+        total=total, done=total - pending, unreadable=db.count_failed(analysis.name, analysis.version)
+    )
 
 
 class Inbox:
@@ -192,13 +202,9 @@ class Analyses:
                 if not a.applies(db):
                     continue
                 try:
-                    total, pending, failed = db.count(), db.count_pending(a.name, a.version), 0
-                    failed = db.count_failed(a.name, a.version)
+                    out.setdefault(a.name, {})[name] = read_progress(a, db)
                 except ISearchError:
                     continue  # closed meanwhile
-                out.setdefault(a.name, {})[name] = BackfillProgress(
-                    total=total, done=total - pending, unreadable=failed
-                )
         return out
 
     def close(self) -> None:

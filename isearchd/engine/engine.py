@@ -40,13 +40,13 @@ from isearchd.engine.people import People
 from isearchd.engine.places import Gazetteer
 from isearchd.engine.query import SORTS, SearchQuery, combine, listing
 from isearchd.engine.queryvectors import TEXT_CACHE_SIZE, EngineModel, QueryVectors
-from isearchd.engine.words import WordsAnalysis, words_store
+from isearchd.engine.words import WordsAnalysis
 from isearchd.errors import InvalidRequest, NotFound
 from isearchd.files.scan import label_for, scan
 from isearchd.messages import DbInfo, DupGroup, EngineStatus, ImageInfo, Migrated
 from isearchd.reports import LABEL_TYPES, MAX_RESULTS
 from isearchd.store.metadata import PhotoInfo
-from isearchd.store.words_db import WordsStore
+from isearchd.store.words_db import words_store
 
 if TYPE_CHECKING:
     from isearchd.store import ImageDatabase, SearchHit, Store, WatchedFolder
@@ -343,8 +343,6 @@ class Engine:
         db = self.database(db_name, create=False)
         if query.filters.people:
             self.people.check_names(db, query.filters.people)
-        if query.filters.words is not None:
-            words_store(db)  # a database that keeps no words: a clear error
         if not query.terms:
             return listing(db, query)
         vectors = [self.queries.term_vector(db, t) for t in query.terms]
@@ -358,11 +356,9 @@ class Engine:
             hits = dated + [h for h in hits if not h.info.taken_local]
         return hits
 
-    def words_of(self, db_name: str, ids: Sequence[int]) -> dict[int, str] | None:
-        """The text read in these images ("" when none was found; unread ones are left out); None
-        for a database that keeps no words."""
-        db = self.database(db_name, create=False)
-        return db.words_of(ids) if isinstance(db, WordsStore) else None
+    def words_of(self, db_name: str, ids: Sequence[int]) -> dict[int, str]:
+        """The text read in these images ("" when none was found; unread ones are left out)."""
+        return words_store(self.database(db_name, create=False)).words_of(ids)
 
     def compare(
         self, a: str | bytes, b: str | bytes, *, a_name: str | None = None, b_name: str | None = None

@@ -12,9 +12,10 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from isearchd.engine.analysis import read_progress
 from isearchd.engine.faces import FacesAnalysis
 from isearchd.engine.jobqueue import JobQueue
-from isearchd.errors import InvalidRequest, NotFound
+from isearchd.errors import NotFound
 from isearchd.messages import (
     FaceLocation,
     FaceRequest,
@@ -34,7 +35,7 @@ from isearchd.messages import (
     SplitPersonRequest,
 )
 from isearchd.store import ImageDatabase
-from isearchd.store.people_db import PeopleStore
+from isearchd.store.people_db import PeopleStore, people_store
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,6 @@ PeopleOp = (
     | PeopleSettingsRequest
     | FaceRequest
 )
-# (both stores keep people; a store that did not would say so this way)
-NOT_KEPT = "database {name!r} keeps no people: its store has no faces"
 
 
 class People:
@@ -110,24 +109,23 @@ class People:
         _, people = self._open(db_name)
         return people.people_in_images(image_ids)
 
-    def named_in_image(self, db_name: str, image_id: int) -> list[str] | None:
-        """The named people in one image; None when ``db_name`` keeps no people (Qdrant)."""
-        db = self._database(db_name)
-        if not isinstance(db, PeopleStore):
-            return None
-        return db.people_in_images([image_id]).get(image_id, [])
+    def named_in_image(self, db_name: str, image_id: int) -> list[str]:
+        """The named people in one image."""
+        _, people = self._open(db_name)
+        return people.people_in_images([image_id]).get(image_id, [])
 
     def check_names(self, db: ImageDatabase, names: Sequence[str]) -> None:
         """``NotFound`` (naming the closest names) unless each name is a person of ``db``."""
-        if not isinstance(db, PeopleStore):
-            raise InvalidRequest(NOT_KEPT.format(name=db.name))
-        db.image_ids_with_people(names)  # raises for a name no person has
+        people_store(db).image_ids_with_people(names)  # raises for a name no person has
 
     # -- the ops ---------------------------------------------------------------------------------
 
     def _list(self, db: ImageDatabase, people: PeopleStore, hidden: bool) -> PeopleList:
-        total = db.count()
-        pending = db.count_pending("faces", self.faces.version) if self.faces is not None else total
+        if self.faces is not None:
+            progress = read_progress(self.faces, db)
+            total, analysed = progress.total, progress.done
+        else:  # no face models: nothing is read
+            total, analysed = db.count(), 0
         entries = [
             PersonEntry(
                 id=p.id,
@@ -140,7 +138,7 @@ class People:
             for p in people.people_list(hidden)
         ]
         enabled = people.people_enabled()
-        return PeopleList(db=db.name, enabled=enabled, analysed=total - pending, total=total, people=entries)
+        return PeopleList(db=db.name, enabled=enabled, analysed=analysed, total=total, people=entries)
 
     def _person(self, people: PeopleStore, person_id: int) -> PersonPhotos:
         photos = people.person_photos(person_id)  # NotFound for an unknown id
@@ -169,9 +167,7 @@ class People:
 
     def _open(self, name: str) -> tuple[ImageDatabase, PeopleStore]:
         db = self._database(name)
-        if not isinstance(db, PeopleStore):
-            raise InvalidRequest(NOT_KEPT.format(name=name))
-        return db, db
+        return db, people_store(db)
 
     @staticmethod
     def _photo_of(people: PeopleStore, person_id: int, path: str) -> int:

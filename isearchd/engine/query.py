@@ -18,7 +18,7 @@ import numpy as np
 from isearchd.errors import InvalidRequest
 from isearchd.store import ImageDatabase, SearchHit
 from isearchd.store.metadata import Filters
-from isearchd.store.words_db import WordsStore
+from isearchd.store.words_db import words_store
 
 SORTS = ("similarity", "oldest", "newest")
 _DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
@@ -102,8 +102,8 @@ def listing(db: ImageDatabase, query: SearchQuery) -> list[SearchHit]:
     ids = db.matching(query.filters)
     found = db.details(ids)
     words = query.filters.words
-    if words is not None and query.sort == "similarity" and isinstance(db, WordsStore):
-        order = [i for i in db.rank_by_words(words, list(found)) if i in found]
+    if words is not None and query.sort == "similarity":
+        order = [i for i in words_store(db).rank_by_words(words, list(found)) if i in found]
     else:
         dated = sorted((d.info.taken_local, i) for i, d in found.items() if d.info.taken_local)
         if query.sort != "oldest":

@@ -31,7 +31,6 @@ from dataclasses import dataclass
 
 from isearchd.engine.analysis import Failed, Outcome, Photo
 from isearchd.engine.idle import IdleRelease
-from isearchd.errors import InvalidRequest
 from isearchd.models.ocr import TextRead, TextWorkers
 from isearchd.models.workers import PictureFile
 from isearchd.store import ImageDatabase
@@ -40,7 +39,7 @@ from isearchd.store.words_db import WordsStore
 
 log = logging.getLogger(__name__)
 
-__all__ = ["HIT_WORDS", "WORDS_SIDE", "WordsAnalysis", "WordsFound", "words_store"]
+__all__ = ["HIT_WORDS", "WORDS_SIDE", "WordsAnalysis", "WordsFound"]
 
 WORDS_SIDE = 800
 # A line of one character is kept only when the recogniser is at least this sure of it: in 20
@@ -116,13 +115,6 @@ class WordsAnalysis:
     def close(self) -> None:
         self._idle.cancel()
         self.reader.close()
-
-
-def words_store(db: ImageDatabase) -> WordsStore:
-    """``db`` as a store of words (``InvalidRequest`` for a database that keeps none)."""
-    if not isinstance(db, WordsStore):
-        raise InvalidRequest(f"database '{db.name}' keeps no words in pictures")
-    return db
 
 
 def _in_photo_pixels(db: ImageDatabase, image_id: int, found: WordsFound) -> tuple[LineRow, ...]:

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from isearchd.engine.words import words_store
 from isearchd.errors import NotFound
 from isearchd.messages import ImageInfo, WordLine, WordsState
 from isearchd.store.words import WORDS_ANALYSIS
+from isearchd.store.words_db import words_store
 
 if TYPE_CHECKING:
     from isearchd.engine.engine import Engine
@@ -39,7 +39,7 @@ def photo_info(engine: Engine, db_name: str, label: str) -> ImageInfo:
     ]
     return msgspec.structs.replace(
         info,
-        people=names if names is not None else msgspec.UNSET,
+        people=names,
         words=words.words_of([image_id]).get(image_id),
         lines=lines,
     )

@@ -67,7 +67,7 @@ class Hit(PhotoFacts, frozen=True, kw_only=True):
 
 class ImageInfo(PhotoFacts, frozen=True, kw_only=True):
     """One image of a database by id: where it is, its file's size, time and content hash (and
-    the named people in it, when asked and the database keeps people)."""
+    the named people in it, when asked)."""
 
     id: int
     label: str

@@ -36,7 +36,10 @@ from isearchd.store.people_reads import (
     PersonSummary,
 )
 
-__all__ = ["PeopleReads", "PeopleStore", "PeopleWrites"]
+if TYPE_CHECKING:
+    from isearchd.store.interface import ImageDatabase
+
+__all__ = ["PeopleReads", "PeopleStore", "PeopleWrites", "people_store"]
 
 
 @runtime_checkable
@@ -92,6 +95,14 @@ class PeopleStore(Protocol):
     def unhide_person(self, person_id: int) -> None: ...
 
     def forget_people(self) -> None: ...
+
+
+def people_store(db: ImageDatabase) -> PeopleStore:
+    """``db`` as the ``PeopleStore`` it is: every database of both stores keeps people
+    (``database.Database``, ``qdrant.QdrantDatabase``); anything else is a bug, not a user's error."""
+    if not isinstance(db, PeopleStore):
+        raise TypeError(f"{type(db).__name__} is not a PeopleStore")
+    return db
 
 
 class PeopleReads:

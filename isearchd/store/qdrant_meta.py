@@ -1,11 +1,18 @@
 """What a Qdrant store knows besides the images: its databases (name, model, dimension, when
 created) and the folders each machine watches for each, as points without vectors in one
 collection ``<prefix>.databases`` (a database name cannot start with '.', so no database's
-collection ``<prefix><name>`` can have that name)."""
+collection ``<prefix><name>`` can have that name).
+
+A database's settings (the words switch) are read through a cache: this daemon's own changes are
+seen at once, another daemon's within ``SETTING_TTL_S``.
+"""
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from qdrant_client import models as qm
@@ -19,6 +26,13 @@ from isearchd.store.records import WatchedFolder
 
 META_SUFFIX = ".databases"
 _SCROLL = 1000
+# How long a setting read from the meta collection is trusted (seconds). The analyses loop asks
+# for the words switch before each chunk of photos and ``status`` for each open database: without
+# the cache each ask is a round trip to Qdrant. This daemon's own ``put_setting`` is seen at once;
+# another daemon's switch is seen here at most this long after (a chunk of photos may still be read
+# meanwhile; ``setting(..., fresh=True)`` is for the checks that must not be late). Chosen, not
+# measured: well under the web page's 10 s status refresh, and a meta read at most every 5 s.
+SETTING_TTL_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -32,11 +46,14 @@ class DbEntry:
 
 
 class QdrantMeta:
-    def __init__(self, link: QdrantLink, prefix: str) -> None:
+    def __init__(self, link: QdrantLink, prefix: str, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.link = link
         self.prefix = prefix
         self.collection = prefix + META_SUFFIX
         self._ready = False
+        self._clock = clock
+        self._settings: dict[tuple[str, str], tuple[object, float]] = {}  # -> (value, when read)
+        self._settings_lock = threading.Lock()
 
     def _ensure(self) -> None:
         if self._ready:
@@ -70,12 +87,23 @@ class QdrantMeta:
                 self.collection, [qm.PointStruct(id=_db_point(name), vector={}, payload=payload)], wait=True
             )
 
-    def setting(self, db: str, key: str) -> object:
-        """Database ``db``'s setting ``key`` (None when never set)."""
+    def setting(self, db: str, key: str, *, fresh: bool = False) -> object:
+        """Database ``db``'s setting ``key`` (None when never set): as read at most
+        ``SETTING_TTL_S`` ago, or from the store now when ``fresh``."""
+        now = self._clock()
+        with self._settings_lock:
+            cached = self._settings.get((db, key))
+        if cached is not None and not fresh and now - cached[1] < SETTING_TTL_S:
+            return cached[0]
         self._ensure()
         with self.link.guard() as client:
             found = client.retrieve(self.collection, [_setting_point(db, key)], with_payload=True)
-        return (found[0].payload or {}).get("value") if found else None
+        value = (found[0].payload or {}).get("value") if found else None
+        with self._settings_lock:
+            newer = self._settings.get((db, key))
+            if newer is None or newer[1] <= now:  # (a put_setting meanwhile stays)
+                self._settings[(db, key)] = (value, now)
+        return value
 
     def put_setting(self, db: str, key: str, value: object) -> None:
         self._ensure()
@@ -86,6 +114,8 @@ class QdrantMeta:
                 [qm.PointStruct(id=_setting_point(db, key), vector={}, payload=payload)],
                 wait=True,
             )
+        with self._settings_lock:
+            self._settings[(db, key)] = (value, self._clock())
 
     def names(self) -> list[str]:
         self._ensure()

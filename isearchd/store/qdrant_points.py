@@ -85,14 +85,20 @@ class Points:
             out.update({str(p.id): p for p in found})
         return out
 
-    def _by_iid(self, iids: Sequence[int], *, mine: bool, vectors: bool = False) -> dict[int, qm.Record]:
+    def _by_iid(
+        self, iids: Sequence[int], *, mine: bool, vectors: bool = False, fields: Sequence[str] | None = None
+    ) -> dict[int, qm.Record]:
+        """The points of these image ids, by id (``mine``: this machine's only); with the whole
+        payload, or only ``fields`` (and ``iid``)."""
+        payload: bool | list[str] = True if fields is None else ["iid", *fields]
         out: dict[int, qm.Record] = {}
         for start in range(0, len(iids), PAGE):
             cond = qm.FieldCondition(
                 key="iid", match=qm.MatchAny(any=[int(i) for i in iids[start : start + PAGE]])
             )
             flt = self._mine(cond) if mine else qm.Filter(must=[cond])
-            out.update({int(p.payload["iid"]): p for p in self._scroll(flt, vectors=vectors) if p.payload})
+            points = self._scroll(flt, vectors=vectors, payload=payload)
+            out.update({int(p.payload["iid"]): p for p in points if p.payload})
         return out
 
     def _upsert(self, points: list[qm.PointStruct]) -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
+from collections.abc import Callable
 
 from qdrant_client import models as qm
 
@@ -39,12 +41,20 @@ def this_host() -> str:
 
 
 class QdrantStore:
-    def __init__(self, link: QdrantLink, *, prefix: str = DEFAULT_PREFIX, host: str | None = None) -> None:
+    def __init__(
+        self,
+        link: QdrantLink,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        host: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``clock``: what the meta collection's cache of settings ages by (tests pass their own)."""
         self.link = link
         self.url: str | None = link.target.url
         self.prefix = prefix
         self.host = host or this_host()
-        self.meta = QdrantMeta(link, prefix)
+        self.meta = QdrantMeta(link, prefix, clock=clock)
 
     def collection(self, name: str) -> str:
         return self.prefix + name

@@ -15,7 +15,10 @@ A point without ``words_text`` has not been read. The words analysis's outcome i
 ``analysis_words`` / ``analysis_words_failure``, as every analysis's (``qdrant_passes``); a point
 written again with another picture loses both (``image_payload`` keeps them only for the same
 content hash). The switch (``words_enabled``) is the database's, in the store's meta collection,
-shared by every machine; ``forget_words`` clears the words of every machine's photos.
+shared by every machine, and read through its cache (``qdrant_meta.SETTING_TTL_S``): this daemon's
+switch is seen at once, another daemon's within seconds; ``store_words`` reads it fresh, so what
+was read before another daemon turned words off is not written after its forget.
+``forget_words`` clears the words of every machine's photos.
 
 Ranking (no bm25 in Qdrant): the photo whose text holds the pieces most often first, then the
 shorter text, then the higher image id.
@@ -75,7 +78,7 @@ class QdrantWords(Passes):
 
     def words_of(self, image_ids: Sequence[int]) -> dict[int, str]:
         """The text of these images ("" when read and none was found); unread images are left out."""
-        points = self._by_iid(list(image_ids), mine=False)
+        points = self._by_iid(list(image_ids), mine=False, fields=[TEXT])
         return {i: str(pl[TEXT]) for i, p in points.items() if TEXT in (pl := payload_of(p))}
 
     def word_lines(self, image_id: int) -> list[LineRow]:
@@ -91,7 +94,7 @@ class QdrantWords(Passes):
         """``image_ids``, the text holding the pieces of ``words_`` most often first (then the shorter
         text, then the higher id)."""
         wanted = pieces(words_)
-        points = self._by_iid(list(image_ids), mine=False)
+        points = self._by_iid(list(image_ids), mine=False, fields=[FOLDED])  # (not the lines)
 
         def key(image_id: int) -> tuple[int, int, int]:
             folded = str(payload_of(points.get(image_id)).get(FOLDED) or "")
@@ -103,7 +106,10 @@ class QdrantWords(Passes):
         self, version: int, rows: Mapping[int, Sequence[LineRow]], failures: Mapping[int, str] | None = None
     ) -> None:
         """The text version ``version`` of the words analysis read in these images of this machine,
-        and the images it could not read (the reasons), each point written at once."""
+        and the images it could not read (the reasons), each point written at once; nothing
+        while words are off."""
+        if self._meta.setting(self.name, ENABLED_KEY, fresh=True) is False:
+            return  # another daemon turned words off (and forgot them) since the cached switch
         failed = dict(failures or {})
         points = self._by_iid([*rows, *failed], mine=True)
         updates: list[tuple[str, NewPayload]] = []

@@ -15,7 +15,10 @@ from isearchd.store import analyses, words
 from isearchd.store.catalog import Catalog
 from isearchd.store.words import WORDS_ANALYSIS, LineRow
 
-__all__ = ["WordsReads", "WordsStore", "WordsWrites"]
+if TYPE_CHECKING:
+    from isearchd.store.interface import ImageDatabase
+
+__all__ = ["WordsReads", "WordsStore", "WordsWrites", "words_store"]
 
 
 @runtime_checkable
@@ -39,6 +42,14 @@ class WordsStore(Protocol):
     ) -> None: ...
 
     def forget_words(self) -> None: ...
+
+
+def words_store(db: ImageDatabase) -> WordsStore:
+    """``db`` as the ``WordsStore`` it is: every database of both stores keeps words
+    (``database.Database``, ``qdrant.QdrantDatabase``); anything else is a bug, not a user's error."""
+    if not isinstance(db, WordsStore):
+        raise TypeError(f"{type(db).__name__} is not a WordsStore")
+    return db
 
 
 class WordsReads:

@@ -1,5 +1,6 @@
 """A real browser for the web page's tests: the system Chromium, headless, driven by Selenium
-through the system chromedriver (nothing is downloaded).
+through the system chromedriver (nothing is downloaded), and ``served_page``: a daemon serving
+the page with one such browser open on it, the body of each browser module's fixture.
 
 Missing Chromium or chromedriver skips the browser tests with a message, unless
 ``ISEARCH_REQUIRE_BROWSER=1`` (set by ``.ci/run``, which installs both) makes that a failure.
@@ -9,13 +10,18 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import pytest
+from daemons import DaemonProcess, free_tcp_port, short_tmpdir
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 DRIVER_NAMES = ("chromedriver",)
 WAIT_S = 30  # seconds a page may take to show what a test waits for
+
+T = TypeVar("T")
 
 
 def _find(names: tuple[str, ...], extra: tuple[str, ...] = ()) -> str | None:
@@ -66,3 +72,29 @@ def wait_for(driver: Any, script: str, *args: Any, timeout: float = WAIT_S) -> A
     from selenium.webdriver.support.ui import WebDriverWait
 
     return WebDriverWait(driver, timeout).until(lambda drv: drv.execute_script(script, *args))
+
+
+@contextmanager
+def served_page(fill: Callable[[DaemonProcess, str], T], **options: Any) -> Iterator[tuple[Any, str, T]]:
+    """(driver, address, what ``fill`` returned): a daemon (``DaemonProcess`` options, e.g.
+    ``people=True``) in a short temporary folder serving the page on a free local port
+    (``address``, host:port), filled by ``fill(daemon, address)`` before the browser starts, then
+    one Chromium opened on the page. A module fixture's body, so a module has one browser session:
+    ``with served_page(fill, words=True) as (driver, address, _): yield driver, address``. The
+    daemon must stop cleanly after; the browser quits and the daemon is killed whatever happens."""
+    root = short_tmpdir()
+    address = f"127.0.0.1:{free_tcp_port()}"
+    d = DaemonProcess(root, **options, extra_args=("--ui", address)).start()
+    driver = None
+    try:
+        filled = fill(d, address)
+        driver = chromium()
+        driver.get(f"http://{address}/")
+        wait_for(driver, "return document.querySelector('#db').options.length > 0")
+        yield driver, address, filled
+        assert d.stop() == 0, d.output()
+    finally:
+        if driver is not None:
+            driver.quit()
+        d.kill()
+        shutil.rmtree(root, ignore_errors=True)

@@ -1,4 +1,5 @@
-"""Daemon lifecycle: clean stop, one daemon per home and per socket, stale files, crashes mid-add."""
+"""Daemon lifecycle: clean stop, one daemon per home and per socket, stale files, a model or an
+optional package that cannot load, crashes mid-add."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemons import DaemonProcess, short_tmpdir
+from daemons import FIXTURES, DaemonProcess, short_tmpdir
 from shapes import CLASSES, render
 
 from isearchd.errors import ISearchError, ServiceError, ServiceNotRunning
@@ -101,6 +102,42 @@ def test_a_model_that_cannot_load_exits_1_with_the_reason(make_daemon: Any, tmp_
     assert "cannot load model" in out and "nothing-here.pt" in out
     assert "Traceback" not in out
     assert not Path(d.bind).exists() and not d.pid_file.exists()
+
+
+@pytest.mark.parametrize(
+    ("package", "flag", "says", "analysis"),
+    [
+        ("dlib", "people", ["people are off: the face models need dlib",
+                            "pip install dlib-bin face-recognition-models"], "faces"),
+        ("rapidocr", "words", ["words in pictures are off: reading words needs rapidocr",
+                               "pip install rapidocr"], "words"),
+    ],
+)  # fmt: skip
+def test_without_the_package_the_daemon_starts_with_the_analysis_off_and_says_why(
+    make_daemon: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    package: str,
+    flag: str,
+    says: list[str],
+    analysis: str,
+) -> None:
+    """A shim on the daemon's PYTHONPATH (in front of what is there) makes the optional package
+    fail to import: the daemon still starts, says why the analysis is off and how to get it, and
+    reads nothing."""
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / f"{package}.py").write_text(f"raise ImportError('no {package} on this machine')\n")
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(p for p in (str(shim), os.environ.get("PYTHONPATH")) if p)
+    )
+    d: DaemonProcess = make_daemon(**{flag: True}).start()
+    for line in says:
+        assert line in d.output()
+    with d.client("off") as c:
+        c.add_images([str(FIXTURES / "faces" / "img1.jpg")])
+        assert analysis not in c.status().analyses
+    assert d.stop() == 0, d.output()
 
 
 def _add_and_kill(d: DaemonProcess, folder: Path, sig: int) -> tuple[list[Progress], BaseException | None]:

@@ -210,28 +210,6 @@ def test_face_crops_are_cut_upright_cached_and_checked(
     assert refused.status == 403
 
 
-def test_without_dlib_the_daemon_starts_with_people_off_and_says_why(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    shim = tmp_path / "shim"
-    shim.mkdir()
-    (shim / "dlib.py").write_text("raise ImportError('no dlib on this machine')\n")
-    monkeypatch.setenv("PYTHONPATH", str(shim))
-    root = short_tmpdir()
-    d = DaemonProcess(root, people=True)
-    try:
-        d.start()
-        assert "people are off: the face models need dlib" in d.output()
-        assert "pip install dlib-bin face-recognition-models" in d.output()
-        with d.client("nodlib") as c:
-            c.add_images([str(FIXTURES / "faces" / "img1.jpg")])
-            assert c.people().analysed == 0 and "faces" not in c.status().analyses
-        assert d.stop() == 0, d.output()
-    finally:
-        d.kill()
-        shutil.rmtree(root, ignore_errors=True)
-
-
 def test_killed_while_reading_faces_no_worker_is_left_and_the_next_start_reads_on(tmp_path: Path) -> None:
     """The face workers are the daemon's child processes: a ``kill -9`` of the daemon in the
     middle of reading faces leaves none of them running, and the next start reads the rest."""

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser import chromium, wait_for
-from daemons import DaemonProcess, free_tcp_port, short_tmpdir
+from browser import served_page, wait_for
+from daemons import DaemonProcess
 from shapes import write_samples
 
 
@@ -29,23 +29,15 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def page(photos: Path) -> Iterator[tuple[Any, str]]:
     """(driver, page URL): the daemon serves the page; "default" holds ``photos``, "other" two."""
-    root = short_tmpdir()
-    address = f"127.0.0.1:{free_tcp_port()}"
-    d = DaemonProcess(root, extra_args=("--ui", address)).start()
-    driver = None
-    try:
+
+    def fill(d: DaemonProcess, _: str) -> None:
         with d.client() as c:
             assert not c.add([str(photos)]).failed
         with d.client("other") as c:
             assert c.add([str(photos / "pngs")]).added == 2
-        driver = chromium()
+
+    with served_page(fill) as (driver, address, _):
         yield driver, f"http://{address}/"
-        assert d.stop() == 0, d.output()
-    finally:
-        if driver is not None:
-            driver.quit()
-        d.kill()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def _results(driver: Any) -> list[dict[str, Any]]:

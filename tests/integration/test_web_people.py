@@ -10,15 +10,14 @@ then loses a photo; Cy and Dee are merged.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from browser import chromium, wait_for
-from daemons import FIXTURES, DaemonProcess, free_tcp_port, short_tmpdir
+from browser import served_page, wait_for
+from daemons import FIXTURES, DaemonProcess
 from web import request
 
 LABELS: dict[str, str] = json.loads((FIXTURES / "faces" / "people.json").read_text())
@@ -27,11 +26,8 @@ LABELS: dict[str, str] = json.loads((FIXTURES / "faces" / "people.json").read_te
 @pytest.fixture(scope="module")
 def site() -> Iterator[tuple[Any, str, dict[str, int]]]:
     """(driver, page address, person id by label) once the faces of every photo are read."""
-    root = short_tmpdir()
-    address = f"127.0.0.1:{free_tcp_port()}"
-    d = DaemonProcess(root, people=True, extra_args=("--ui", address)).start()
-    driver = None
-    try:
+
+    def fill(d: DaemonProcess, address: str) -> dict[str, int]:
         with d.client() as c:
             c.add_images([str(FIXTURES / "faces")])
         deadline = time.monotonic() + 120
@@ -39,17 +35,10 @@ def site() -> Iterator[tuple[Any, str, dict[str, int]]]:
             assert time.monotonic() < deadline, doc
             time.sleep(0.3)
         assert len(doc["people"]) == 4, doc
-        ids = {LABELS[Path(p["sample"]).name]: p["id"] for p in doc["people"]}
-        driver = chromium()
-        driver.get(f"http://{address}/")
-        wait_for(driver, "return document.querySelector('#db').options.length > 0")
-        yield driver, address, ids
-        assert d.stop() == 0, d.output()
-    finally:
-        if driver is not None:
-            driver.quit()
-        d.kill()
-        shutil.rmtree(root, ignore_errors=True)
+        return {LABELS[Path(p["sample"]).name]: p["id"] for p in doc["people"]}
+
+    with served_page(fill, people=True) as served:
+        yield served
 
 
 def _api(address: str, path: str) -> Any:

@@ -5,7 +5,6 @@ text with those words marked."""
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -13,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser import chromium, wait_for
-from daemons import FIXTURES, DaemonProcess, free_tcp_port, short_tmpdir
+from browser import served_page, wait_for
+from daemons import FIXTURES, DaemonProcess
 from web import request
 
 sys.path.insert(0, str(FIXTURES))
@@ -28,27 +27,17 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str]]:
     plain(["WiFi password: blue-otter-42", "Guest network"], size=40).save(pics / "wifi.png")
     plain(["Crème brûlée", "Menu du jour"], size=44).save(pics / "menu.png")
     scene((1200, 800), 5).save(pics / "nothing.jpg")
-    root = short_tmpdir()
-    address = f"127.0.0.1:{free_tcp_port()}"
-    d = DaemonProcess(root, words=True, extra_args=("--ui", address)).start()
-    driver = None
-    try:
+
+    def fill(d: DaemonProcess, address: str) -> None:
         with d.client() as c:
             c.add_images([str(pics)])
         deadline = time.monotonic() + 120
         while (words := _status(address).get("words")) is None or words["done"] < 3:
             assert time.monotonic() < deadline, words
             time.sleep(0.3)
-        driver = chromium()
-        driver.get(f"http://{address}/")
-        wait_for(driver, "return document.querySelector('#db').options.length > 0")
+
+    with served_page(fill, words=True) as (driver, address, _):
         yield driver, address
-        assert d.stop() == 0, d.output()
-    finally:
-        if driver is not None:
-            driver.quit()
-        d.kill()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def _status(address: str) -> Any:

@@ -6,7 +6,6 @@ background, then found by `--words` alone and with a query, shown by `info`, and
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from daemons import FIXTURES, DaemonProcess, cli, module_daemon, short_tmpdir
+from daemons import FIXTURES, DaemonProcess, cli, module_daemon
 
 sys.path.insert(0, str(FIXTURES))
 from textpics import on_photo, plain, scene, screenshot
@@ -81,27 +80,3 @@ def test_words_from_the_command_line(words_daemon: DaemonProcess, tmp_path: Path
     assert off.returncode == 0 and "deleted" in off.stdout, off.stderr
     assert found(run, "--words", "otter") == []
     assert json.loads(run("info", str(pics / "wifi.png"), "--json", "-d", "w").stdout)["words"] is None
-
-
-def test_without_rapidocr_the_daemon_starts_with_words_off_and_says_why(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    shim = tmp_path / "shim"
-    shim.mkdir()
-    (shim / "rapidocr.py").write_text("raise ImportError('no rapidocr on this machine')\n")
-    monkeypatch.setenv(
-        "PYTHONPATH", os.pathsep.join(p for p in (str(shim), os.environ.get("PYTHONPATH")) if p)
-    )
-    root = short_tmpdir()
-    d = DaemonProcess(root, words=True)
-    try:
-        d.start()
-        assert "words in pictures are off: reading words needs rapidocr" in d.output()
-        assert "pip install rapidocr" in d.output()
-        with d.client("noocr") as c:
-            c.add_images([str(FIXTURES / "faces" / "img1.jpg")])
-            assert "words" not in c.status().analyses
-        assert d.stop() == 0, d.output()
-    finally:
-        d.kill()
-        shutil.rmtree(root, ignore_errors=True)

@@ -1,12 +1,17 @@
 """Words in pictures on a Qdrant database through the engine (qdrant-client's local mode): the
 words analysis applies to it and saves what it read into the images' points, a query-less
 ``--words`` search lists the pictures holding them (most occurrences first), ``info`` shows the
-text and lines, and ``words --disable`` deletes every text read."""
+text and lines, and ``words --disable`` deletes every text read; the switch is cached, another
+daemon's seen after ``SETTING_TTL_S``; a search ranks by the folded text alone."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import pytest
+from store_backends import DIM, records, unit
 from test_store_qdrant import FakeModel, write_images
 
 from isearchd.engine.analysis import Failed
@@ -16,6 +21,7 @@ from isearchd.engine.words import WordsAnalysis, WordsFound
 from isearchd.engine.words_ops import photo_info, words_settings
 from isearchd.store.metadata import Filters
 from isearchd.store.qdrant_link import QdrantLink
+from isearchd.store.qdrant_meta import SETTING_TTL_S
 from isearchd.store.qdrant_store import QdrantStore
 from isearchd.store.words import WORDS_ANALYSIS, LineRow
 from isearchd.store.words_db import WordsStore
@@ -77,3 +83,70 @@ def test_a_qdrant_database_keeps_and_finds_words_through_the_engine(tmp_path: Pa
         assert engine.search("lib", SearchQuery(terms=(), filters=Filters(words="ticket"))) == []
     finally:
         engine.close()
+
+
+def test_the_switch_is_cached_and_another_daemons_is_seen_after_a_while(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two daemons ("alpha", "beta") on one store: each asks Qdrant for the switch once per
+    ``SETTING_TTL_S``; its own switch it sees at once, the other's after that long. What alpha read
+    before beta turned words off and forgot them is not written after (its check is fresh)."""
+    link = QdrantLink.connect(f"qdrant://{tmp_path}/q")
+    now = [0.0]
+    alpha_store, beta_store = (QdrantStore(link, host=h, clock=lambda: now[0]) for h in ("alpha", "beta"))
+    alpha = alpha_store.open("lib", model_key="m", dim=DIM, create=True)
+    beta = beta_store.open("lib", model_key="m", dim=DIM, create=False)
+    alpha.add(records(unit(np.random.default_rng(0), 2)))
+    ids = [p.id for p in alpha.pending(WORDS_ANALYSIS, VERSION, 10)]
+    reads: list[Any] = []
+    with link.guard() as client:
+        retrieve = client.retrieve
+        meta = alpha_store.meta.collection
+
+        def counted(collection: str, *args: Any, **kwargs: Any) -> Any:
+            if collection == meta:
+                reads.append(args)
+            return retrieve(collection, *args, **kwargs)
+
+        monkeypatch.setattr(client, "retrieve", counted)
+
+    assert alpha.words_enabled() and beta.words_enabled()
+    assert all(alpha.words_enabled() for _ in range(20)) and len(reads) == 2  # one read per daemon
+    beta.set_words_enabled(False)
+    beta.forget_words()
+    assert not beta.words_enabled()  # its own switch at once
+    assert alpha.words_enabled()  # beta's not yet
+    alpha.store_words(VERSION, {ids[0]: [LineRow("read before the switch", (0, 0, 4, 2), 0.9)]})
+    assert alpha.words_of(ids) == {}  # not written after beta's forget
+    now[0] += SETTING_TTL_S
+    assert not alpha.words_enabled() and not beta.words_enabled()
+    alpha.set_words_enabled(True)
+    assert alpha.words_enabled() and not beta.words_enabled()
+    now[0] += SETTING_TTL_S
+    assert beta.words_enabled()
+    alpha_store.close()
+
+
+def test_ranking_reads_only_the_folded_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``rank_by_words`` asks Qdrant for ``words_folded`` alone (not the lines nor the rest of the
+    payload), and ranks by it."""
+    store = QdrantStore(QdrantLink.connect(f"qdrant://{tmp_path}/q"), host="alpha")
+    db = store.open("lib", model_key="m", dim=DIM, create=True)
+    db.add(records(unit(np.random.default_rng(0), 2)))
+    a, b = sorted(p.id for p in db.pending(WORDS_ANALYSIS, VERSION, 10))
+    db.store_words(
+        VERSION,
+        {a: [LineRow("one ticket", (0, 0, 4, 2), 0.9)], b: [LineRow("Ticket TICKET", (0, 0, 4, 2), 0.9)]},
+    )
+    asked: list[Any] = []
+    with store.link.guard() as client:
+        scroll = client.scroll
+
+        def recorded(*args: Any, **kwargs: Any) -> Any:
+            asked.append(kwargs.get("with_payload"))
+            return scroll(*args, **kwargs)
+
+        monkeypatch.setattr(client, "scroll", recorded)
+    assert db.rank_by_words("ticket", [a, b]) == [b, a]
+    assert asked == [["iid", "words_folded"]]
+    store.close()
