@@ -11,7 +11,7 @@ commented template is ``config/isearch.toml`` (shipped in the package as
     [ui]        listen, cache_mb
     [store]     url, prefix, host     (Qdrant; the API key only from $ISEARCH_QDRANT_API_KEY)
     [people]    enabled, min_faces, max_distance, workers
-    [words]     enabled, min_score
+    [words]     enabled, min_score, language
     [[watch]]   path, db, exclude          (repeatable)
 
 Every resolved value remembers where it came from (a :class:`Source`), so ``isearch config
@@ -132,6 +132,7 @@ def load_config(
     words = WordsSettings(
         enabled=bool(values["words.enabled"]),
         min_score=checks.float_range(float(values["words.min_score"]), 0.0, 1.0, sources["words.min_score"]),
+        language=checks.non_empty(values["words.language"], sources["words.language"]).strip().lower(),
     )
     return Config(
         home=home,
@@ -273,6 +274,7 @@ def describe(config: Config) -> list[tuple[str, str, Source]]:
         ("people.workers", str(config.people.workers or "auto"), config.source("people.workers")),
         ("words.enabled", "on" if config.words.enabled else "off", config.source("words.enabled")),
         ("words.min_score", f"{config.words.min_score:g}", config.source("words.min_score")),
+        ("words.language", config.words.language, config.source("words.language")),
     ]
     if not config.watch:
         rows.append(("watch", "(none)", config.source("watch")))
