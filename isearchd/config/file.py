@@ -129,10 +129,11 @@ def load_config(
     ui = _ui(values, sources)
     store = _store(values, sources)
     people = _people(values, sources)
+    language = checks.non_empty(values["words.language"], sources["words.language"], "the words language")
     words = WordsSettings(
         enabled=bool(values["words.enabled"]),
         min_score=checks.float_range(float(values["words.min_score"]), 0.0, 1.0, sources["words.min_score"]),
-        language=checks.non_empty(values["words.language"], sources["words.language"]).strip().lower(),
+        language=language.lower(),
     )
     return Config(
         home=home,
@@ -194,7 +195,7 @@ def _service(values: Mapping[str, Any], home: Path, sources: dict[str, Source]) 
 
 def _model(values: Mapping[str, Any], sources: Mapping[str, Source]) -> ModelSettings:
     return ModelSettings(
-        name=checks.non_empty(values["model.name"], sources["model.name"]),
+        name=checks.non_empty(values["model.name"], sources["model.name"], "the model name"),
         device=checks.device(values["model.device"], sources["model.device"]),
         threads=checks.int_range(values["model.threads"], 0, 1024, sources["model.threads"]),
         batch_size=checks.int_range(
@@ -215,7 +216,7 @@ def _ui(values: Mapping[str, Any], sources: Mapping[str, Source]) -> UiSettings:
 def _store(values: Mapping[str, Any], sources: Mapping[str, Source]) -> StoreSettings:
     return StoreSettings(
         url=checks.store_url(values["store.url"], sources["store.url"]),
-        prefix=checks.non_empty(values["store.prefix"], sources["store.prefix"]),
+        prefix=checks.non_empty(values["store.prefix"], sources["store.prefix"], "the store prefix"),
         host=values["store.host"] or None,
     )
 

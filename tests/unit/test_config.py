@@ -329,5 +329,5 @@ def test_words_language_from_file_and_environment(tmp_path: Path) -> None:
     assert config.words.language == "korean" and config.source("words.language").kind == "file"
     assert ("words.language", "korean", config.source("words.language")) in describe(config)
     assert load_config(path, environ={"ISEARCH_WORDS_LANGUAGE": "latin"}).words.language == "latin"
-    with pytest.raises(ConfigError, match=r"words\.language"):
+    with pytest.raises(ConfigError, match=r"bad\.toml:2: the words language is empty"):
         load_config(write(tmp_path, '[words]\nlanguage = ""\n', "bad.toml"), environ={})
