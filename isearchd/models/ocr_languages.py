@@ -198,11 +198,11 @@ def recognizer_file(key: str) -> Path | None:
     path = cache_file(lang.key)
     if path.is_file() and path.stat().st_size > 0:
         return path
+    # short enough for `service start`, which shows the daemon's last error line (400 characters)
     raise WeightsMissing(
-        f"the text recognition model for {lang.key} ([words] language) is not in the cache ({path}); "
-        f"run `isearch model pull {lang.pull_name}` (on a machine without network: fetch "
-        f"{lang.url} elsewhere and run `isearch model import {lang.pull_name} FILE`), "
-        f'or set [words] language = "{settings.DEFAULT_WORDS_LANGUAGE}"'
+        f'the text recognition model of [words] language = "{lang.key}" is not in the cache ({path}): '
+        f"run `isearch model pull {lang.pull_name}` (offline: `isearch model import {lang.pull_name} FILE`)"
+        f', or set language = "{settings.DEFAULT_WORDS_LANGUAGE}"'
     )
 
 

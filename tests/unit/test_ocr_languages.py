@@ -83,7 +83,7 @@ def test_unknown_and_missing_languages_say_what_to_do() -> None:
         recognizer_file("korean")
     message = missing.value.message
     assert "\n" not in message and "`isearch model pull ocr-korean`" in message
-    assert "isearch model import ocr-korean FILE" in message and KOREAN.url in message
+    assert "isearch model import ocr-korean FILE" in message and '[words] language = "korean"' in message
     assert str(settings.weights_cache_dir() / "ocr" / KOREAN.file_name) in message
 
 
