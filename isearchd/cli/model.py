@@ -1,5 +1,8 @@
 """``isearch model list|pull|import``, and making a model ready before the daemon starts.
 
+The same commands fetch the text recognition models of words in pictures: a key ``ocr-LANG``
+(``ocr-korean``) names a language of ``isearchd.models.ocr_languages`` instead of a TinyCLIP key.
+
 ``prepare_model`` is shared with ``service start``: missing weights of a registry key are
 downloaded (with progress) and the ONNX Runtime export is built here, in the foreground, rather
 than silently inside the daemon's start.
@@ -40,7 +43,7 @@ ExporterOpt = Annotated[
 ]
 
 model_app = typer.Typer(
-    help="List, download and import TinyCLIP model weights.",
+    help="List, download and import TinyCLIP model weights and the languages of words in pictures.",
     no_args_is_help=True,
     rich_markup_mode=None,
     context_settings=CONTEXT,
@@ -70,6 +73,28 @@ def model_list(db: DbOpt = None, bind: BindOpt = None, version: VersionOpt = Fal
         )
     typer.echo(f"* default model. Weights cache: {settings.weights_cache_dir()}")
     typer.echo("Get weights with `isearch model pull KEY`, or offline with `isearch model import KEY FILE`.")
+    typer.echo()
+    _list_languages()
+
+
+def _list_languages() -> None:
+    """The languages of words in pictures, and which recognition models are here."""
+    from isearchd.models import ocr_languages
+
+    typer.echo("Languages of words in pictures ([words] language):")
+    typer.echo(f"  {'LANGUAGE':<20} {'READS':<58} MODEL")
+    for key, lang in ocr_languages.LANGUAGES.items():
+        if lang.packaged:
+            state = "packaged with rapidocr"
+        elif ocr_languages.is_cached(key):
+            state = f"cached ({ocr_languages.cache_file(key).stat().st_size / 1024 / 1024:.1f} MB)"
+        else:
+            state = "not cached"
+        typer.echo(f"{'*' if lang.packaged else ' '} {key:<20} {lang.reads:<58} {state}")
+    typer.echo(
+        "* default. Get another with `isearch model pull ocr-LANG`, or offline with "
+        "`isearch model import ocr-LANG FILE`."
+    )
 
 
 def _known_key(key: str) -> str:
@@ -84,13 +109,19 @@ def _known_key(key: str) -> str:
 
 @model_app.command("pull")
 def model_pull(
-    key: Annotated[str, typer.Argument(metavar="KEY", help="Model key (see `isearch model list`).")],
+    key: Annotated[
+        str, typer.Argument(metavar="KEY", help="Model key or ocr-LANGUAGE (see `isearch model list`).")
+    ],
     exporter: ExporterOpt = None,
     db: DbOpt = None,
     bind: BindOpt = None,
     version: VersionOpt = False,
 ) -> None:
-    """Download a model's weights into the cache and prepare them for ONNX Runtime."""
+    """Download a model's weights into the cache and prepare them for ONNX Runtime (ocr-LANGUAGE:
+    the text recognition model of that language of words in pictures)."""
+    if _is_language(key):
+        _pull_language(key)
+        return
     _known_key(key)
     config = effective_config()
     path = _download(key)
@@ -102,8 +133,13 @@ def model_pull(
 
 @model_app.command("import")
 def model_import(
-    key: Annotated[str, typer.Argument(metavar="KEY", help="Model key the file holds weights for.")],
-    file: Annotated[Path, typer.Argument(metavar="FILE", help="A checkpoint file (.pt) of that model.")],
+    key: Annotated[
+        str, typer.Argument(metavar="KEY", help="Model key (or ocr-LANGUAGE) the file holds weights for.")
+    ],
+    file: Annotated[
+        Path,
+        typer.Argument(metavar="FILE", help="A checkpoint (.pt) of that model; for ocr-: an .onnx file."),
+    ],
     exporter: ExporterOpt = None,
     db: DbOpt = None,
     bind: BindOpt = None,
@@ -112,6 +148,9 @@ def model_import(
     """Import weights for a model from a file (for machines without network access)."""
     from isearchd.models import importer
 
+    if _is_language(key):
+        _import_language(key, file)
+        return
     _known_key(key)
     config = effective_config()
     if not file.expanduser().is_file():
@@ -136,6 +175,46 @@ def model_import(
     prepare_model(
         key, config.model.precision, config.model.device, *_exporter(config.model.exporter, exporter)
     )
+
+
+def _is_language(key: str) -> bool:
+    from isearchd.models.ocr_languages import OCR_PREFIX
+
+    return key.lower().startswith(OCR_PREFIX)
+
+
+def _pull_language(key: str) -> None:
+    """`model pull ocr-LANG`: the language's recognition model into the cache, with progress."""
+    from isearchd.models import ocr_languages
+
+    lang = ocr_languages.get_language(key)
+    progress = ProgressBar(f"Downloading {lang.pull_name}", "MB", scale=1024 * 1024, fmt="{:.1f}")
+    try:
+        path = ocr_languages.pull(lang.key, progress=lambda done, total: progress.update(done, total))
+    finally:
+        progress.close()
+    size = path.stat().st_size / 1024 / 1024
+    typer.echo(f"Text recognition model for {lang.key} saved to {path} ({size:.1f} MB)")
+    _language_hint(lang.key)
+
+
+def _import_language(key: str, file: Path) -> None:
+    """`model import ocr-LANG FILE`: a recognition model fetched elsewhere, checked, into the cache."""
+    from isearchd.models import ocr_languages
+
+    lang = ocr_languages.get_language(key)
+    path = ocr_languages.import_model(lang.key, file)
+    typer.echo(f"Imported {file} as the text recognition model for {lang.key}: {path}")
+    _language_hint(lang.key)
+
+
+def _language_hint(language: str) -> None:
+    config = effective_config()
+    if config.words.language != language:
+        typer.echo(
+            f'To read words in {language}, set [words] language = "{language}" in the config file '
+            "and restart the service: pictures already read are read again in the background."
+        )
 
 
 def _exporter(configured: str, given: Exporter | None) -> tuple[str, bool]:

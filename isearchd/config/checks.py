@@ -94,9 +94,10 @@ def store_url(value: Any, source: Source) -> str | None:
     return text or None
 
 
-def non_empty(value: Any, source: Source) -> str:
+def non_empty(value: Any, source: Source, what: str) -> str:
+    """``value`` without surrounding blanks; ``ConfigError`` saying ``what`` is empty if nothing is left."""
     if not str(value).strip():
-        raise ConfigError(f"{source}: the model name is empty")
+        raise ConfigError(f"{source}: {what} is empty")
     return str(value).strip()
 
 

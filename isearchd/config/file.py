@@ -11,7 +11,7 @@ commented template is ``config/isearch.toml`` (shipped in the package as
     [ui]        listen, cache_mb
     [store]     url, prefix, host     (Qdrant; the API key only from $ISEARCH_QDRANT_API_KEY)
     [people]    enabled, min_faces, max_distance, workers
-    [words]     enabled, min_score
+    [words]     enabled, min_score, language
     [[watch]]   path, db, exclude          (repeatable)
 
 Every resolved value remembers where it came from (a :class:`Source`), so ``isearch config
@@ -129,9 +129,11 @@ def load_config(
     ui = _ui(values, sources)
     store = _store(values, sources)
     people = _people(values, sources)
+    language = checks.non_empty(values["words.language"], sources["words.language"], "the words language")
     words = WordsSettings(
         enabled=bool(values["words.enabled"]),
         min_score=checks.float_range(float(values["words.min_score"]), 0.0, 1.0, sources["words.min_score"]),
+        language=language.lower(),
     )
     return Config(
         home=home,
@@ -193,7 +195,7 @@ def _service(values: Mapping[str, Any], home: Path, sources: dict[str, Source]) 
 
 def _model(values: Mapping[str, Any], sources: Mapping[str, Source]) -> ModelSettings:
     return ModelSettings(
-        name=checks.non_empty(values["model.name"], sources["model.name"]),
+        name=checks.non_empty(values["model.name"], sources["model.name"], "the model name"),
         device=checks.device(values["model.device"], sources["model.device"]),
         threads=checks.int_range(values["model.threads"], 0, 1024, sources["model.threads"]),
         batch_size=checks.int_range(
@@ -214,7 +216,7 @@ def _ui(values: Mapping[str, Any], sources: Mapping[str, Source]) -> UiSettings:
 def _store(values: Mapping[str, Any], sources: Mapping[str, Source]) -> StoreSettings:
     return StoreSettings(
         url=checks.store_url(values["store.url"], sources["store.url"]),
-        prefix=checks.non_empty(values["store.prefix"], sources["store.prefix"]),
+        prefix=checks.non_empty(values["store.prefix"], sources["store.prefix"], "the store prefix"),
         host=values["store.host"] or None,
     )
 
@@ -273,6 +275,7 @@ def describe(config: Config) -> list[tuple[str, str, Source]]:
         ("people.workers", str(config.people.workers or "auto"), config.source("people.workers")),
         ("words.enabled", "on" if config.words.enabled else "off", config.source("words.enabled")),
         ("words.min_score", f"{config.words.min_score:g}", config.source("words.min_score")),
+        ("words.language", config.words.language, config.source("words.language")),
     ]
     if not config.watch:
         rows.append(("watch", "(none)", config.source("watch")))

@@ -97,6 +97,8 @@ class PeopleSettings:
 class WordsSettings:
     enabled: bool  # read the words in every photo (a database may turn it off for itself)
     min_score: float  # lines the recogniser is less sure of than this are not kept
+    # the recognition model's language (isearchd.models.ocr_languages); the packaged one by default
+    language: str = settings.DEFAULT_WORDS_LANGUAGE
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,7 @@ SCALARS: dict[str, tuple[type, str, str | int | float | bool]] = {
     "people.workers": (int, "ISEARCH_PEOPLE_WORKERS", 0),
     "words.enabled": (bool, "ISEARCH_WORDS", True),
     "words.min_score": (float, "ISEARCH_WORDS_MIN_SCORE", 0.5),
+    "words.language": (str, "ISEARCH_WORDS_LANGUAGE", settings.DEFAULT_WORDS_LANGUAGE),
 }
 ENV_VARS: Mapping[str, str] = MappingProxyType({k: v[1] for k, v in SCALARS.items()})
 
@@ -165,7 +168,7 @@ TABLES = {
     "ui": ("listen", "cache_mb"),
     "store": ("url", "prefix", "host"),
     "people": ("enabled", "min_faces", "max_distance", "workers"),
-    "words": ("enabled", "min_score"),
+    "words": ("enabled", "min_score", "language"),
 }
 WATCH_KEYS = ("path", "db", "exclude")
 TOP_KEYS = ("home", "service", "model", "ui", "store", "people", "words", "watch")

@@ -19,6 +19,8 @@ import platformdirs
 APP_NAME = "isearch"
 DEFAULT_DB = "default"
 DEFAULT_MODEL = "ViT-45LY"
+# The language words in pictures are read in by default: the recognition model rapidocr packages.
+DEFAULT_WORDS_LANGUAGE = "chinese"
 SOCKET_NAME = "isearch.sock"
 PID_NAME = "isearchd.pid"
 LOG_NAME = "isearchd.log"

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import errno
 import fcntl
+import functools
 import logging
 import logging.handlers
 import os
@@ -236,6 +237,7 @@ def _run(config: Config, home: Path) -> int:
         bind = parse_bind(config.service.bind)
         check_bind_policy(bind, config.service.token)
         check_bind_free(bind)
+        _check_words_language(config)
     except ISearchError as e:
         log.error("%s", e.message)
         return 1
@@ -346,21 +348,37 @@ def _faces(config: Config) -> FacesAnalysis | None:
     return FacesAnalysis(workers, rules)
 
 
+def _check_words_language(config: Config) -> None:
+    """When words are on, ``[words] language`` must be known and its recognition model cached (or
+    packaged): otherwise the start fails with the error that names `isearch model pull ocr-LANG`
+    (the user asked for that language; reading in another would fill the library with the wrong
+    words). Checked before the model loads, so the answer comes at once."""
+    if config.words.enabled:
+        from isearchd.models.ocr_languages import recognizer_file
+
+        recognizer_file(config.words.language)
+
+
 def _words(config: Config) -> WordsAnalysis | None:
     """The words analysis when words are on (``[words] enabled``) and rapidocr with its packaged
-    models is installed; without it, one log line says how to install it, and words stay off."""
+    models is installed; without it, one log line says how to install it, and words stay off.
+    It reads in ``[words] language`` (``_check_words_language`` made sure its model is here)."""
     if not config.words.enabled:
         return None
     from isearchd.engine.words import WordsAnalysis
     from isearchd.models.ocr import RapidTextModels, TextWorkers, check_installed
+    from isearchd.models.ocr_languages import recognizer_file
     from isearchd.models.workers import default_workers
 
     try:
         check_installed()
+        rec_model = recognizer_file(config.words.language)
     except ISearchError as e:
         log.error("words in pictures are off: %s", e.message)
         return None
-    return WordsAnalysis(TextWorkers(RapidTextModels, default_workers()), config.words.min_score)
+    make_models = functools.partial(RapidTextModels, config.words.language, rec_model)
+    log.info("words in pictures are read in %s (%s)", config.words.language, rec_model or "packaged model")
+    return WordsAnalysis(TextWorkers(make_models, default_workers()), config.words.min_score)
 
 
 def _store_opener(config: Config, home: Path) -> Callable[[str | None], Store]:

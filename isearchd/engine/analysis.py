@@ -4,7 +4,7 @@ The seam that photo metadata, looks, faces, words in pictures and video frames p
 ``Analysis`` declares
 
 - ``name`` and ``version``: the store keeps, per image, the version that read it (or why it
-  failed); a photo is *pending* while it has none or an older one (``ImageDatabase.pending``), so
+  failed); a photo is *pending* while it has none or another one (``ImageDatabase.pending``), so
   photos added before an analysis existed, and every photo after its version changes, are read
   again in the background; a photo deleted or changed loses what was read of it;
 - ``priority``: the order among analyses (the image tower, 1, is the indexer's own, inline);

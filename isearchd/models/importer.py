@@ -10,18 +10,15 @@ downloads and therefore must not import the exporters.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 from isearchd.errors import ISearchError, ModelError, NotFound
-from isearchd.files.durable import fsync_dir
 from isearchd.models.backend import ensure_export, export_cached, needs_torch, torch_installed
 from isearchd.models.registry import get_spec
 from isearchd.models.resolve import resolve
 from isearchd.models.torchzip import check_header
-from isearchd.models.weights import CHUNK_BYTES, cache_file
+from isearchd.models.weights import cache_file, place_in_cache
 
 log = logging.getLogger(__name__)
 
@@ -52,19 +49,6 @@ def import_weights(
     except ISearchError as e:
         reason = e.message.removeprefix("ONNX export failed: ").removeprefix(f"{source}: ")
         raise ModelError(f"cannot import {source} as {key}: {reason}") from None
-    if target.exists() and source.resolve() == target.resolve():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f"{target.name}.import-{os.getpid()}.tmp")
-    try:
-        with source.open("rb") as src, tmp.open("wb") as dst:
-            shutil.copyfileobj(src, dst, CHUNK_BYTES)
-            dst.flush()
-            os.fsync(dst.fileno())
-        tmp.replace(target)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise ModelError(f"cannot copy {source} into the weights cache {target.parent}: {e}") from None
-    fsync_dir(target.parent)
+    place_in_cache(source, target)
     log.info("imported %s as %s into %s", source, key, target)
     return target

@@ -14,9 +14,11 @@ ships (ONNX, run by ONNX Runtime; nothing is downloaded, ever):
    not from a detection copy: the recogniser sees the most pixels it can. The direction
    classifier is off: text upside down is not read (a photo's EXIF orientation is applied first).
 
-Scripts: the recogniser's dictionary (``ppocr_keys_v1.txt``, 6,623 characters) holds Chinese,
-ASCII Latin letters, digits and punctuation; accented Latin letters are read as their base letter
-or missed (docs/words.md).
+Scripts: the packaged recogniser's dictionary (``ppocr_keys_v1.txt``, 6,623 characters) holds
+Chinese, ASCII Latin letters, digits and punctuation; accented Latin letters are read as their
+base letter or missed. ``RapidTextModels(language, rec_model)`` reads with another language's
+recognition model instead (``isearchd.models.ocr_languages``: pulled or imported into the cache,
+its dictionary embedded in the file), still with the packaged detector (docs/words.md).
 
 Threads: ONNX Runtime runs each model on ``THREADS`` thread(s): the reader runs in worker
 processes, one per core (``ocr_workers``), so more threads would fight the other workers.
@@ -38,9 +40,11 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image
 
+from isearchd.config.settings import DEFAULT_WORDS_LANGUAGE
 from isearchd.errors import BadImage, ModelError
 from isearchd.files.images import load_image, to_rgb
 from isearchd.memory import trim_heap
+from isearchd.models.ocr_languages import get_language, words_version
 from isearchd.models.workers import WORKER_NICE, PictureFile, Workers
 
 log = logging.getLogger(__name__)
@@ -89,6 +93,7 @@ THREADS = 1
 # at 179 MiB for ~80 core-ms more a screenshot (961 against 879); after every 8th it still reached
 # 285 MiB (a screenshot's recognition fragments ~15 MiB) (bench_words.py).
 TRIM_EVERY = 1
+# The reader's own version; the words analyser's adds the language (ocr_languages.words_version).
 VERSION = 1
 
 
@@ -178,12 +183,21 @@ def _scaled(rgb: np.ndarray, long_side: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 class RapidTextModels:
-    """``TextModels`` on rapidocr's packaged PP-OCRv4 models (see the module docstring)."""
+    """``TextModels`` on rapidocr's packaged PP-OCRv4 models (see the module docstring), reading
+    with the recognition model ``rec_model`` of ``language`` when that is not the packaged one
+    (``ocr_languages.recognizer_file(language)``: the daemon resolves it, so a worker process
+    never looks in the cache). The version includes the language (``words_version``)."""
 
-    name = "rapidocr-ppocrv4-mobile"
-    version = VERSION
-
-    def __init__(self) -> None:
+    def __init__(self, language: str = DEFAULT_WORDS_LANGUAGE, rec_model: Path | None = None) -> None:
+        lang = get_language(language)
+        if (rec_model is None) != lang.packaged:
+            raise ValueError(
+                f"language {lang.key}: a model file is needed unless it is the packaged language"
+            )
+        self.language = lang.key
+        self.name = "rapidocr-ppocrv4-mobile" + ("" if lang.packaged else f"-{lang.key}")
+        self.version = words_version(VERSION, lang.key)
+        self._rec_model = rec_model
         self._lock = threading.Lock()
         self._engine: Any = None
         self._since_trim = 0
@@ -192,7 +206,10 @@ class RapidTextModels:
         if self._engine is None:
             from rapidocr import RapidOCR
 
-            self._engine = RapidOCR(params=_params(packaged_models()))
+            models = packaged_models()
+            if self._rec_model is not None:
+                models["Rec"] = self._rec_model
+            self._engine = RapidOCR(params=_params(models))
             logging.getLogger("RapidOCR").setLevel(logging.ERROR)
         return self._engine
 

@@ -17,7 +17,12 @@ renamed into place, so a crash or a full disk never leaves a half file under the
   clock restarts whenever data arrives, so a slow but steady download of a large file goes on);
   an unreachable server is reported within that budget;
 - size check: the body must have exactly the size the server announced (``Content-Length``,
-  ``Content-Range``); otherwise nothing is put in the cache.
+  ``Content-Range``); otherwise nothing is put in the cache;
+- checksum: where the file's SHA-256 is known (the text recognition models of
+  ``isearchd.models.ocr_languages``: rapidocr's model list carries one), a download with another
+  is deleted and reported, never put in the cache.
+
+``fetch_file`` is that downloader for any file; ``pull`` fetches a model key's weights with it.
 
 Environment: ``ISEARCH_WEIGHTS_URL`` replaces the official download location with a base URL
 (a mirror, or a local server in tests); the weights file name is appended to it, so
@@ -31,6 +36,7 @@ the reason) and only then copies it into the cache.
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import logging
 import os
@@ -44,8 +50,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from isearchd.config import settings
-from isearchd.errors import WeightsMissing
-from isearchd.files.durable import fsync_dir, fsync_file
+from isearchd.errors import ModelError, WeightsMissing
+from isearchd.files.durable import copy_whole, fsync_dir, fsync_file
 from isearchd.models.registry import get_spec
 
 log = logging.getLogger(__name__)
@@ -103,11 +109,23 @@ def cached_path(key: str) -> Path:
     )
 
 
-def _missing_message(key: str, url: str, reason: str) -> str:
+def place_in_cache(source: Path, target: Path) -> None:
+    """Copy a file given to `isearch model import` (checked by the caller) to its place in the
+    cache, whole or not at all (``ModelError`` saying why it could not be copied)."""
+    if target.exists() and source.resolve() == target.resolve():
+        return
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        copy_whole(source, target)
+    except OSError as e:
+        raise ModelError(f"cannot copy {source} into the weights cache {target.parent}: {e}") from None
+
+
+def _missing_message(name: str, url: str, reason: str, target: Path) -> str:
     return (
-        f"cannot download weights for {key} from {url}: {reason}. Try again later with "
-        f"`isearch model pull {key}`, or download that file on another machine and run "
-        f"`isearch model import {key} FILE`; the weights belong at {cache_file(key)}."
+        f"cannot download weights for {name} from {url}: {reason}. Try again later with "
+        f"`isearch model pull {name}`, or download that file on another machine and run "
+        f"`isearch model import {name} FILE`; the weights belong at {target}."
     )
 
 
@@ -152,29 +170,67 @@ def pull(
     ``.part`` file is kept so the next pull resumes it.
     """
     key = get_spec(key).key
-    target = cache_file(key)
-    source = url or download_url(key)
+    return fetch_file(
+        key,
+        url or download_url(key),
+        cache_file(key),
+        progress=progress,
+        timeout_s=timeout_s,
+        max_total_s=max_total_s,
+        first_byte_s=first_byte_s,
+    )
+
+
+def fetch_file(
+    name: str,
+    source: str,
+    target: Path,
+    *,
+    sha256: str | None = None,
+    progress: ProgressCallback | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    max_total_s: float = DEFAULT_MAX_TOTAL_S,
+    first_byte_s: float | None = None,
+) -> Path:
+    """Download ``source`` to ``target`` as ``pull`` does (resume, retry, size check, ``.part``
+    then rename), checking its SHA-256 when ``sha256`` is given. ``name`` is what `isearch model
+    pull|import` call the file (``ViT-8Y``, ``ocr-korean``): the errors name those commands."""
     if urllib.parse.urlsplit(source).scheme not in ("http", "https"):
         reason = "only http:// and https:// URLs can be downloaded"
-        raise WeightsMissing(_missing_message(key, source, reason))
+        raise WeightsMissing(_missing_message(name, source, reason, target))
     target.parent.mkdir(parents=True, exist_ok=True)
     state = _Download(
         url=source, part=target.with_name(target.name + ".part"), timeout_s=timeout_s, progress=progress
     )
-    _fetch(state, key, max_total_s, max_total_s if first_byte_s is None else first_byte_s)
+    _fetch(state, name, target, max_total_s, max_total_s if first_byte_s is None else first_byte_s)
     size = _part_size(state.part)
     if state.total is not None and size != state.total:
         state.part.unlink(missing_ok=True)
         reason = f"the download has {size} bytes, the server announced {state.total}"
-        raise WeightsMissing(_missing_message(key, state.url, reason))
+        raise WeightsMissing(_missing_message(name, state.url, reason, target))
+    if sha256 is not None:
+        got = file_sha256(state.part)
+        if got != sha256.lower():
+            state.part.unlink(missing_ok=True)
+            reason = f"its SHA-256 is {got}, not the published {sha256} (a wrong file or a broken mirror)"
+            raise WeightsMissing(_missing_message(name, state.url, reason, target))
     fsync_file(state.part)
     state.part.replace(target)
     fsync_dir(target.parent)
-    log.info("weights for %s saved to %s (%d bytes)", key, target, size)
+    log.info("%s saved to %s (%d bytes)", name, target, size)
     return target
 
 
-def _fetch(state: _Download, key: str, max_total_s: float, first_s: float) -> None:
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, in hex."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fetch(state: _Download, name: str, target: Path, max_total_s: float, first_s: float) -> None:
     """Attempts with exponential backoff until one gets the whole body; raises ``WeightsMissing``
     on a final failure, or when ``first_s`` (then, once bytes arrive, ``max_total_s``) passes
     without progress."""
@@ -189,7 +245,7 @@ def _fetch(state: _Download, key: str, max_total_s: float, first_s: float) -> No
             _attempt(state, deadline)
             return
         except _Final as e:
-            raise WeightsMissing(_missing_message(key, state.url, str(e))) from None
+            raise WeightsMissing(_missing_message(name, state.url, str(e), target)) from None
         except _Retry as e:
             now = time.monotonic()
             if _part_size(state.part) > received_before:
@@ -198,7 +254,7 @@ def _fetch(state: _Download, key: str, max_total_s: float, first_s: float) -> No
             if now + wait >= deadline:
                 tries = f"{attempts} attempt" + ("s" if attempts > 1 else "")
                 reason = f"{e} (gave up after {tries} in {now - started:.0f} s)"
-                raise WeightsMissing(_missing_message(key, state.url, reason)) from None
+                raise WeightsMissing(_missing_message(name, state.url, reason, target)) from None
             log.warning("download of %s failed (%s); retrying in %.1f s", state.url, e, wait)
             time.sleep(wait)
             delay *= 2
@@ -310,6 +366,9 @@ __all__ = [
     "cache_file",
     "cached_path",
     "download_url",
+    "fetch_file",
+    "file_sha256",
     "is_cached",
+    "place_in_cache",
     "pull",
 ]

@@ -6,10 +6,12 @@ it and, when it failed, the one-line reason (migration ``m006_analyses``):
 
     analyses(image_id, analysis, version, failure)
 
-A photo is *pending* for version V of an analysis when it has no row for it or an older version:
-added before the analysis existed, or read by an earlier version. Triggers drop an image's rows
-when it is deleted or its content changes (a new picture under the same name must be read again),
-so every write path follows the rule without knowing it.
+A photo is *pending* for version V of an analysis when it has no row for it or a row of another
+version: added before the analysis existed, read by an earlier version, or read with other models
+(the words analysis's version includes the language it reads, ``isearchd.models.ocr_languages``,
+so switching languages back and forth reads the library again each time, as it must). Triggers
+drop an image's rows when it is deleted or its content changes (a new picture under the same name
+must be read again), so every write path follows the rule without knowing it.
 
 Two passes older than this table keep their own state columns: photo metadata (``meta_state``,
 ``isearchd.store.metadata``) and looks (``look_state``, ``isearchd.store.looks``); ``pending`` and
@@ -64,7 +66,7 @@ def _pending_where(analysis: str, version: int) -> tuple[str, list[object]]:
         return f"{column} = 0", []
     return (
         "NOT EXISTS (SELECT 1 FROM analyses a WHERE a.image_id = images.id"
-        " AND a.analysis = ? AND a.version >= ?)",
+        " AND a.analysis = ? AND a.version = ?)",
         [analysis, version],
     )
 
@@ -83,11 +85,11 @@ def count_pending(conn: sqlite3.Connection, analysis: str, version: int) -> int:
 
 
 def count_failed(conn: sqlite3.Connection, analysis: str, version: int) -> int:
-    """Images that version ``version`` of ``analysis`` (or an older one) could not read."""
+    """Images that version ``version`` of ``analysis`` could not read."""
     column = LEGACY_PASSES.get(analysis)
     if column is not None:
         return int(conn.execute(f"SELECT count(*) FROM images WHERE {column} = 2").fetchone()[0])  # noqa: S608
-    sql = "SELECT count(*) FROM analyses WHERE analysis = ? AND version >= ? AND failure IS NOT NULL"
+    sql = "SELECT count(*) FROM analyses WHERE analysis = ? AND version = ? AND failure IS NOT NULL"
     return int(conn.execute(sql, [analysis, version]).fetchone()[0])
 
 

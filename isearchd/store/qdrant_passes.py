@@ -1,7 +1,8 @@
 """A Qdrant database's background passes: which of this machine's photos each has read.
 
 A point carries, per analysis, the version that read it (``analysis_<name>``) and why it failed
-(``analysis_<name>_failure``); the two passes older than that (photo metadata, looks) keep theirs
+(``analysis_<name>_failure``); a point read by another version is pending (as in
+``isearchd.store.analyses``); the two passes older than that (photo metadata, looks) keep theirs
 in their own state fields. ``QdrantDatabase`` inherits these from ``Passes``.
 """
 
@@ -39,7 +40,7 @@ class Passes(Points):
         if analysis in _LEGACY_STATE:
             field, unread, _ = _LEGACY_STATE[analysis]
             return self._mine(match(field, unread))
-        done = qm.FieldCondition(key=analysis_key(analysis), range=qm.Range(gte=version))
+        done = qm.FieldCondition(key=analysis_key(analysis), match=qm.MatchValue(value=version))
         return qm.Filter(must=[host_is(self.host)], must_not=[done])
 
     def pending(self, analysis: str, version: int, limit: int) -> list[PhotoFile]:
@@ -59,7 +60,7 @@ class Passes(Points):
         if analysis in _LEGACY_STATE:
             field, _, unreadable = _LEGACY_STATE[analysis]
             return self._count(self._mine(match(field, unreadable)))
-        read = qm.FieldCondition(key=analysis_key(analysis), range=qm.Range(gte=version))
+        read = qm.FieldCondition(key=analysis_key(analysis), match=qm.MatchValue(value=version))
         failed = qm.IsEmptyCondition(is_empty=qm.PayloadField(key=analysis_key(analysis) + "_failure"))
         return self._count(qm.Filter(must=[host_is(self.host), read], must_not=[failed]))
 

@@ -261,7 +261,9 @@ def test_model_list() -> None:
 
     code, out, _ = _invoke("model", "list")
     assert code == 0
-    rows = [line for line in out.splitlines() if re.match(r"^[* ] \S+-\S+ ", line)]
+    models, languages = out.split("\n\n")  # the models, then the languages of words in pictures
+    assert languages.startswith("Languages of words in pictures")
+    rows = [line for line in models.splitlines() if re.match(r"^[* ] \S+-\S+ ", line)]
     assert [row[2:].split()[0] for row in rows] == list(MODELS)
     default = [row for row in rows if row.startswith("*")]
     assert len(default) == 1 and default[0][2:].split()[0] == "ViT-45LY"

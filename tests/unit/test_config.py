@@ -317,3 +317,17 @@ def test_people_settings_from_file_environment_and_their_checks(tmp_path: Path) 
             load_config(write(tmp_path, text, "bad.toml"), environ={})
     with pytest.raises(ConfigError, match=r"ISEARCH_PEOPLE.*true or false"):
         load_config(environ={"ISEARCH_PEOPLE": "maybe"})
+
+
+def test_words_language_from_file_and_environment(tmp_path: Path) -> None:
+    from isearchd.models.ocr_languages import LANGUAGES
+
+    default = load_config(environ={}).words
+    assert default.language == settings.DEFAULT_WORDS_LANGUAGE and LANGUAGES[default.language].packaged
+    path = write(tmp_path, '[words]\nlanguage = "Korean"\n')
+    config = load_config(path, environ={})
+    assert config.words.language == "korean" and config.source("words.language").kind == "file"
+    assert ("words.language", "korean", config.source("words.language")) in describe(config)
+    assert load_config(path, environ={"ISEARCH_WORDS_LANGUAGE": "latin"}).words.language == "latin"
+    with pytest.raises(ConfigError, match=r"bad\.toml:2: the words language is empty"):
+        load_config(write(tmp_path, '[words]\nlanguage = ""\n', "bad.toml"), environ={})

@@ -12,6 +12,7 @@ from PIL import Image
 
 from isearchd.models.ocr import (
     PACKAGED_MODELS,
+    VERSION,
     RapidTextModels,
     TextLine,
     TextRead,
@@ -89,7 +90,7 @@ def test_workers_read_pictures_and_files_and_give_reasons(tmp_path: Path) -> Non
         )
     finally:
         workers.close()
-    assert workers.version == RapidTextModels.version
+    assert workers.version == VERSION  # the packaged language: the reader's own version
     for found in read[:2]:
         assert isinstance(found, TextRead)
         assert len(words_found(words, joined(found.lines))) == 6

@@ -237,7 +237,8 @@ def test_metadata_and_looks_backfill(store: Store) -> None:
 
 def test_analysis_state_follows_the_images(store: Store) -> None:
     """What a background analysis has read: pending until recorded (a failure too), again when
-    its version grows, and forgotten when an image is deleted or its content changes."""
+    its version changes (either way: the words analysis's version includes its language), and
+    forgotten when an image is deleted or its content changes."""
     v = unit(np.random.default_rng(11), 4)
     db = open_db(store)
     db.add(records(v, "/an"))
@@ -250,6 +251,11 @@ def test_analysis_state_follows_the_images(store: Store) -> None:
     assert {f.id for f in db.pending("faces", 1, 10)} == {third.id, fourth.id}
     assert db.count_pending("words", 1) == 4  # each analysis its own
     assert db.count_pending("faces", 2) == 4  # a new version reads them all again
+    db.record_analysis("words", 4001, {first.id: None, second.id: "truncated JPEG"})
+    assert db.count_pending("words", 4001) == 2 and db.count_failed("words", 4001) == 1
+    assert db.count_pending("words", 1) == 4 and db.count_failed("words", 1) == 0  # another language
+    db.record_analysis("words", 1, {first.id: None})  # read in that one...
+    assert db.count_pending("words", 4001) == 3  # ...is read again when the language changes back
     # a changed picture is read again; a renamed one keeps its state; a deleted one leaves
     db.add([ImageRecord(first.label, first.path, 9, 99, "changed", v[0])])
     db.rename([Move(second.path, "/an/renamed.jpg")])
