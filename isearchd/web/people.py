@@ -5,6 +5,8 @@
                                             each photo with its picture URLs)
     POST /api/people/ID/name    {"db", "name"}       name a person (null or "": no name)
     POST /api/people/merge      {"db", "people": [ID, ...]}
+    POST /api/people/ID/split   {"db"}               undo the last merge into that person
+    POST /api/people/ID/hide    {"db", "hidden"}     hide a person from the list (false: show again)
     POST /api/people/ID/remove  {"db", "path"}       that person is not in that photo
     GET  /face/DB/FACE                      a face's crop (WebP; placeholder SVG when the photo
                                             changed or is gone; 404 for a face that is not there)
@@ -23,12 +25,14 @@ from isearchd.errors import InvalidRequest
 from isearchd.messages import (
     FaceLocation,
     FaceRequest,
+    HidePersonRequest,
     MergePeopleRequest,
     NamePersonRequest,
     PeopleRequest,
     PersonPhotos,
     PersonRequest,
     RemoveFaceRequest,
+    SplitPersonRequest,
 )
 from isearchd.protocol import to_wire
 from isearchd.web.faces import face_crop, face_key
@@ -76,6 +80,24 @@ async def merge_people(request: Request) -> Response:
 
 
 @answers_errors
+async def split_person(request: Request) -> Response:
+    body = await json_body(request, '{"db": ...}')
+    asked = SplitPersonRequest(db=str(body.get("db") or "default"), person=request.path_params["id"])
+    return json_reply(to_wire(await ask(request, asked)))
+
+
+@answers_errors
+async def hide_person(request: Request) -> Response:
+    body = await json_body(request, '{"db": ..., "hidden": true or false}')
+    hidden = body.get("hidden", True)
+    if not isinstance(hidden, bool):
+        raise InvalidRequest('"hidden" must be true or false')
+    db = str(body.get("db") or "default")
+    asked = HidePersonRequest(db=db, person=request.path_params["id"], hidden=hidden)
+    return json_reply(to_wire(await ask(request, asked)))
+
+
+@answers_errors
 async def remove_face(request: Request) -> Response:
     body = await json_body(request, '{"db": ..., "path": ...}')
     db = str(body.get("db") or "default")
@@ -106,5 +128,7 @@ PEOPLE_ROUTES = [
     Route("/api/people/{id:int}", person),
     Route("/api/people/{id:int}/name", name_person, methods=["POST"]),
     Route("/api/people/{id:int}/remove", remove_face, methods=["POST"]),
+    Route("/api/people/{id:int}/split", split_person, methods=["POST"]),
+    Route("/api/people/{id:int}/hide", hide_person, methods=["POST"]),
     Route("/face/{db}/{id:int}", face),
 ]

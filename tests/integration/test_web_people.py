@@ -1,7 +1,8 @@
 """The web page's People view in a real browser (headless system Chromium, one session for the
 module), served by a real daemon with people on over the face photos (tests/fixtures/faces: four
 labelled people, three photos each): the faces, naming in place, a person's photos, merging,
-taking a face out of a person in the large view, and the person filter of the search form.
+taking a face out of a person in the large view, the person filter of the search form, undoing a
+merge and hiding a person (and showing them again).
 
 The tests run in file order and build on each other (one database): Ana is named, then shown,
 then loses a photo; Cy and Dee are merged.
@@ -184,3 +185,38 @@ def test_the_person_filter_of_the_search_form(site: tuple[Any, str, dict[str, in
         "const m = document.querySelector('#message');"
         "return m.classList.contains('error') && m.textContent.includes('Ana');",
     )
+
+
+def test_a_merge_is_undone_and_a_person_hidden_and_shown_again(site: tuple[Any, str, dict[str, int]]) -> None:
+    driver, address, ids = site
+    driver.find_element("id", "tab-search").click()
+    _people_view(driver, 3)  # Cy and Dee merged (above); the page still offers to undo it
+    undo = driver.find_element("id", "undo-merge")
+    assert undo.is_displayed()
+    undo.click()
+    wait_for(driver, "return document.querySelector('#message').textContent.includes('is undone')")
+    wait_for(driver, "return document.querySelectorAll('#people-grid .person').length === 4")
+    assert not undo.is_displayed()
+    for label in ("person-c", "person-d"):  # each back with exactly their own photos
+        photos = _api(address, f"/api/people/{ids[label]}")["photos"]
+        assert {Path(p["path"]).name for p in photos} == _photos_of(label)
+
+    hide = _card(driver, ids["person-b"]).find_element("css selector", ".hide")
+    assert hide.text == "Hide"
+    hide.click()
+    wait_for(driver, "return document.querySelector('#message').textContent.includes('is hidden')")
+    wait_for(driver, "return document.querySelectorAll('#people-grid .person').length === 3")
+    assert ids["person-b"] not in {p["id"] for p in _api(address, "/api/people")["people"]}
+    everyone = _api(address, "/api/people?all=1")["people"]
+    assert [p["hidden"] for p in everyone if p["id"] == ids["person-b"]] == [True]
+
+    driver.find_element("id", "show-hidden").click()  # the hidden too, marked, with "Unhide"
+    _people_view(driver, 4)
+    card = _card(driver, ids["person-b"])
+    assert "hidden-person" in card.get_attribute("class")
+    card.find_element("css selector", ".hide").click()
+    wait_for(driver, "return document.querySelector('#message').textContent.includes('is shown again')")
+    assert ids["person-b"] in {p["id"] for p in _api(address, "/api/people")["people"]}
+    driver.find_element("id", "show-hidden").click()
+    _people_view(driver, 4)
+    assert "hidden-person" not in _card(driver, ids["person-b"]).get_attribute("class")

@@ -1,6 +1,7 @@
-// The People view: a face per person, the name edited in place, merging by selection, a person's
-// photos in the results grid; and in the large view, the named people in the photo and, for a
-// person's photo, "Not <name>". Loaded after app.js, whose helpers ($, api, state...) it uses.
+// The People view: a face per person, the name edited in place, merging by selection (and undoing
+// it), hiding a person (and showing the hidden again), a person's photos in the results grid; and in
+// the large view, the named people in the photo and, for a person's photo, "Not <name>". Loaded
+// after app.js, whose helpers ($, api, state...) it uses.
 "use strict";
 
 const people = { selected: new Set() };
@@ -27,7 +28,8 @@ async function showPeople() {
   showTab("people");
   message("Loading people\u2026");
   try {
-    const answer = await api(`/api/people?db=${encodeURIComponent(state.db)}`);
+    const all = $("#show-hidden").checked ? "&all=1" : "";
+    const answer = await api(`/api/people?db=${encodeURIComponent(state.db)}${all}`);
     people.selected.clear();
     $("#people-grid").replaceChildren(...answer.people.map(personCard));
     updateMerge();
@@ -86,8 +88,25 @@ function personCard(person) {
   const count = document.createElement("span");
   count.className = "count";
   count.textContent = `${person.photos} ${person.photos === 1 ? "photo" : "photos"}`;
-  card.append(open, pick, name, count);
+  const hide = document.createElement("button");
+  hide.type = "button";
+  hide.className = "hide";
+  hide.textContent = person.hidden ? "Unhide" : "Hide";
+  hide.title = person.hidden ? "Show this person in the list again" : "Leave this person out of the list";
+  hide.addEventListener("click", () => setHidden(person, !person.hidden));
+  card.classList.toggle("hidden-person", Boolean(person.hidden));
+  card.append(open, pick, name, count, hide);
   return card;
+}
+
+async function setHidden(person, hidden) {
+  try {
+    await post(`/api/people/${person.id}/hide`, { hidden });
+    await showPeople();
+    message(hidden ? `${personLabel(person)} is hidden ("Hidden people too" shows them)` : `${personLabel(person)} is shown again`);
+  } catch (err) {
+    message(err.message, true);
+  }
 }
 
 // Enter in a name field: the typed name, or none when it is empty.
@@ -115,7 +134,24 @@ async function mergeSelected() {
   try {
     const answer = await post("/api/people/merge", { people: ids });
     await showPeople();
-    message(`Merged ${ids.length} people into person ${answer.person} (undo: isearch people split ${answer.person})`);
+    people.merged = answer.person;
+    $("#undo-merge").hidden = false;
+    message(`Merged ${ids.length} people into person ${answer.person}`);
+  } catch (err) {
+    message(err.message, true);
+  }
+}
+
+// Undo the merge just made: the people merged come back as they were (names, faces, corrections).
+async function undoMerge() {
+  const person = people.merged;
+  if (person === undefined) return;
+  try {
+    await post(`/api/people/${person}/split`, {});
+    people.merged = undefined;
+    $("#undo-merge").hidden = true;
+    await showPeople();
+    message(`The merge into person ${person} is undone`);
   } catch (err) {
     message(err.message, true);
   }
@@ -186,4 +222,6 @@ async function notThisPerson() {
 
 $("#tab-people").addEventListener("click", showPeople);
 $("#merge").addEventListener("click", mergeSelected);
+$("#undo-merge").addEventListener("click", undoMerge);
+$("#show-hidden").addEventListener("change", showPeople);
 $("#v-not").addEventListener("click", notThisPerson);
