@@ -22,9 +22,16 @@ face would be a fifth person); 70 % 1920x1080 and 30 % 4000x3000 JPEGs.
    with the daemon idle. p50 / p95 / p99 of both.
 3. RSS ``--release-wait`` seconds later (the models are released after a minute without faces).
 
-Usage:  .venv/bin/python benchmarks/bench_faces_library.py [--photos 1000] [--load-photos 200]
-        [--face-share 0.35] [--clients 32] [--think-ms 1000] [--idle-s 30] [--release-wait 70]
-        [--workers 0] [--work DIR] [--out benchmarks/results/faces_library.json]
+``--analysis words`` measures words in pictures the same way (people off, words on): a
+``--text-share`` of the photos hold text (half of them 1280x800 screenshots of six lines of 14 px
+UI text, half 1920x1080 photos with a sign of two 40 px lines; words of tests/fixtures/textpics),
+the others the same scenes; "quality" is then the share of text pictures that ``--words`` finds by
+each of their words.
+
+Usage:  .venv/bin/python benchmarks/bench_faces_library.py [--analysis faces|words] [--photos 1000]
+        [--load-photos 200] [--face-share 0.35] [--text-share 0.2] [--clients 32] [--think-ms 1000]
+        [--idle-s 30] [--release-wait 70] [--workers 0] [--work DIR]
+        [--out benchmarks/results/faces_library.json (words: words_library.json)]
 Not a test: it prints a table and writes JSON.
 """
 
@@ -60,6 +67,9 @@ from isearchd.models import MODELS  # noqa: E402
 from isearchd.models.synthetic import write_official_checkpoint  # noqa: E402
 
 FACES = REPO / "tests" / "fixtures" / "faces"
+sys.path.insert(0, str(REPO / "tests" / "fixtures"))
+from textpics import WORDS, on_photo, screenshot  # noqa: E402
+
 SAMPLE_S = 0.25
 
 
@@ -107,6 +117,24 @@ def face_photos(folder: Path, count: int, seed: int) -> dict[str, list[str]]:
     return truth
 
 
+def text_photos(folder: Path, count: int, seed: int) -> dict[str, list[str]]:
+    """``count`` pictures with words: screenshots and photos of signs; path -> its words."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    truth: dict[str, list[str]] = {}
+    for i in range(count):
+        words = [str(w) for w in rng.choice(WORDS, 6 if i % 2 == 0 else 4, replace=False)]
+        if i % 2 == 0:
+            lines = [f"{a} {b}" for a, b in zip(words[::2], words[1::2], strict=True)]
+            picture = screenshot([*lines, "Connected", "Signal strong"], seed=i)
+        else:
+            picture = on_photo([f"{words[0]} {words[1]}", f"{words[2]} {words[3]}"], seed=seed + i)
+        path = folder / f"text_{i:05d}.jpg"
+        picture.save(path, "JPEG", quality=90)
+        truth[str(path)] = words
+    return truth
+
+
 class Memory:
     """Samples the daemon's RSS and its child processes' (the face workers') in a thread."""
 
@@ -140,16 +168,34 @@ class Memory:
         self._thread.join()
 
 
-def wait_for_faces(daemon: Daemon, db: str, timeout_s: float) -> tuple[int, int]:
+def wait_for_reading(daemon: Daemon, db: str, analysis: str, timeout_s: float) -> tuple[int, int]:
+    """Until every photo of ``db`` was read by ``analysis``: (read, total)."""
     deadline = time.monotonic() + timeout_s
     with daemon.client(db) as c:
         while True:
-            listed = c.people()
-            if listed.total and listed.analysed >= listed.total:
-                return listed.analysed, listed.total
+            if analysis == "faces":
+                listed = c.people()
+                done, total = listed.analysed, listed.total
+            else:
+                progress = c.status().analyses.get(analysis, {}).get(db)
+                done, total = (progress.done, progress.total) if progress else (0, 0)
+            if total and done >= total:
+                return done, total
             if time.monotonic() > deadline:
-                raise SystemExit(f"faces not read after {timeout_s} s: {listed.analysed} of {listed.total}")
+                raise SystemExit(f"{analysis} not read after {timeout_s} s: {done} of {total}")
             time.sleep(0.5)
+
+
+def words_quality(daemon: Daemon, truth: dict[str, list[str]]) -> dict[str, Any]:
+    """The share of (picture, word) pairs where ``--words WORD`` finds the picture."""
+    found = pairs = 0
+    with daemon.client("lib") as c:
+        for word in sorted({w for words in truth.values() for w in words}):
+            hits = {path for path, _ in c.search(None, num=1000, words=word)}
+            theirs = [path for path, words in truth.items() if word in words]
+            pairs += len(theirs)
+            found += sum(path in hits for path in theirs)
+    return {"text_pictures": len(truth), "word_recall": round(found / pairs, 4) if pairs else None}
 
 
 def grouping_quality(daemon: Daemon, truth: dict[str, list[str]]) -> dict[str, Any]:
@@ -182,26 +228,32 @@ def cpu_model() -> str:
     return platform.processor()
 
 
-def corpus(work: Path, name: str, photos: int, share: float, seed: int) -> tuple[list[Path], dict[str, Any]]:
-    """The photos of one library (made once, kept in ``work``) and who is in each."""
-    folder = work / f"corpus-v2-{name}-{photos}-{share}"
+def corpus(
+    work: Path, name: str, photos: int, share: float, seed: int, analysis: str = "faces"
+) -> tuple[list[Path], dict[str, Any]]:
+    """The photos of one library (made once, kept in ``work``) and who (or which words) is in each."""
+    kind = "people" if analysis == "faces" else "text"
+    folder = work / (f"corpus-v2-{name}-{photos}-{share}" + ("" if analysis == "faces" else "-words"))
     truth_file = folder / "truth.json"
     if not truth_file.exists():
-        truth = face_photos(folder / "people", round(photos * share), seed=seed)
+        make = face_photos if analysis == "faces" else text_photos
+        truth = make(folder / kind, round(photos * share), seed=seed)
         scenes(folder / "scenes", photos - round(photos * share), seed=seed + 1)
         truth_file.write_text(json.dumps(truth))
-    paths = sorted((folder / "people").iterdir()) + sorted((folder / "scenes").iterdir())
+    paths = sorted((folder / kind).iterdir()) + sorted((folder / "scenes").iterdir())
     return paths, json.loads(truth_file.read_text())
 
 
-def faces_alone(daemon: Daemon, memory: Memory, photos: list[Path], truth: dict[str, Any]) -> dict[str, Any]:
-    """Phase 1: add the library, then time its faces with nothing else running."""
+def faces_alone(
+    daemon: Daemon, memory: Memory, photos: list[Path], truth: dict[str, Any], analysis: str = "faces"
+) -> dict[str, Any]:
+    """Phase 1: add the library, then time its reading with nothing else running."""
     with daemon.client("lib") as c:
         t_add = time.monotonic()
         report = c.add([str(p) for p in photos])
         t_indexed = time.monotonic()
         indexed = memory.now()
-    analysed, total = wait_for_faces(daemon, "lib", timeout_s=6 * 3600)
+    analysed, total = wait_for_reading(daemon, "lib", analysis, timeout_s=6 * 3600)
     t_faces = time.monotonic()
     peak = memory.peak(t_indexed, t_faces)
     faces_s = t_faces - t_indexed
@@ -221,7 +273,7 @@ def faces_alone(daemon: Daemon, memory: Memory, photos: list[Path], truth: dict[
             "daemon_peak_during_faces": round(peak[0] * mib, 1),
             "workers_peak_during_faces": round(peak[1] * mib, 1),
         },
-        "people": grouping_quality(daemon, truth),
+        "people": grouping_quality(daemon, truth) if analysis == "faces" else words_quality(daemon, truth),
     }
 
 
@@ -234,7 +286,7 @@ def searches_during_faces(
     work = endless(args.clients, queries, 0.25, seed=5)
     load = SearchLoad(lambda: daemon.client("lib"), work, think_ms=args.think_ms, seed=5)
     t0 = load.start()
-    wait_for_faces(daemon, "more", timeout_s=6 * 3600)
+    wait_for_reading(daemon, "more", args.analysis, timeout_s=6 * 3600)
     t1 = time.perf_counter()
     time.sleep(args.idle_s)
     t2 = time.perf_counter()
@@ -252,22 +304,26 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     checkpoint = cache / MODELS[MODEL].file_name
     if not checkpoint.exists():
         write_official_checkpoint(MODEL, checkpoint, seed=0)
-    photos, truth = corpus(work, "lib", args.photos, args.face_share, seed=21)
-    more, _ = corpus(work, "more", args.load_photos, args.face_share, seed=31)
+    share = args.face_share if args.analysis == "faces" else args.text_share
+    photos, truth = corpus(work, "lib", args.photos, share, seed=21, analysis=args.analysis)
+    more, _ = corpus(work, "more", args.load_photos, share, seed=31, analysis=args.analysis)
     queries_dir = work / "queries"
     if not queries_dir.exists():
         make_corpus(queries_dir, 16, seed=23)
     queries = [p for p in sorted(queries_dir.iterdir()) if p.suffix == ".jpg"]
 
     root = Path(tempfile.mkdtemp(prefix="run-", dir=work))
-    # words off: their reading would follow the faces' and run under the idle searches
-    env = {"ISEARCH_WORDS": "0"} | ({"ISEARCH_PEOPLE_WORKERS": str(args.workers)} if args.workers else {})
+    # one analysis on: the other's reading would follow it and run under the idle searches
+    if args.analysis == "faces":
+        env = {"ISEARCH_WORDS": "0"} | ({"ISEARCH_PEOPLE_WORKERS": str(args.workers)} if args.workers else {})
+    else:
+        env = {"ISEARCH_PEOPLE": "0"}
     daemon = Daemon(root, cache, REPO, env)
     daemon.start()
     assert daemon.proc is not None
     memory = Memory(daemon.proc.pid)
     try:
-        alone = faces_alone(daemon, memory, photos, truth)
+        alone = faces_alone(daemon, memory, photos, truth, args.analysis)
         print(json.dumps(alone), flush=True)
         loaded = searches_during_faces(daemon, more, queries, args)
         time.sleep(max(0.0, args.release_wait - args.idle_s))
@@ -287,18 +343,24 @@ def table(r: dict[str, Any]) -> str:
         return " / ".join("-" if p[k] is None else f"{p[k]:g}" for k in ("p50_ms", "p95_ms", "p99_ms"))
 
     m, q, d = a["rss_mib"], a["people"], w["during_faces"]
+    if "word_recall" in q:
+        quality_head, quality = "word recall |", f"{q['word_recall']} |"
+    else:
+        quality_head = "people found (true) | purity | completeness |"
+        quality = (
+            f"{q['people_found']} ({q['true_people']}) | {q['purity_mean']} | {q['completeness_mean']} |"
+        )
     return "\n".join([
-        "| photos (with people) | indexing | faces | min per 10k | RSS MiB daemon indexed / peak / after, "
-        "workers peak | people found (true) | purity | completeness |",
-        "|" + "---|" * 8,
+        "| photos (with people or text) | indexing | reading | min per 10k | RSS MiB daemon indexed / peak "
+        "/ after, workers peak | " + quality_head,
+        "|" + "---|" * (5 + quality_head.count("|")),
         f"| {a['photos']} ({a['photos_with_people']}) | {a['indexing_s']} s | {a['faces_s']} s | "
         f"{a['faces_minutes_per_10k']} | {m['daemon_after_indexing']} / {m['daemon_peak_during_faces']} / "
-        f"{m['daemon_after_release']}, {m['workers_peak_during_faces']} | {q['people_found']} "
-        f"({q['true_people']}) | {q['purity_mean']} | {q['completeness_mean']} |",
+        f"{m['daemon_after_release']}, {m['workers_peak_during_faces']} | " + quality,
         "",
         "| searches | text p50 / p95 / p99 ms | image p50 / p95 / p99 ms | errors |",
         "|---|---|---|---|",
-        f"| while {w['photos']} photos' faces are read ({w['faces_s_under_load']} s) | "
+        f"| while {w['photos']} photos are read ({w['faces_s_under_load']} s) | "
         f"{trio(d['text'])} | {trio(d['image'])} | {d['errors']} |",
         f"| idle | {trio(w['idle']['text'])} | {trio(w['idle']['image'])} | {w['idle']['errors']} |",
     ])  # fmt: skip
@@ -306,8 +368,10 @@ def table(r: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--analysis", choices=("faces", "words"), default="faces")
     ap.add_argument("--photos", type=int, default=1000)
     ap.add_argument("--face-share", type=float, default=0.35)
+    ap.add_argument("--text-share", type=float, default=0.2, help="with --analysis words")
     ap.add_argument("--load-photos", type=int, default=200, help="the library read while clients search")
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--think-ms", type=float, default=1000.0)
@@ -315,14 +379,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--release-wait", type=float, default=70.0)
     ap.add_argument("--workers", type=int, default=0, help="[people] workers (0: the default)")
     ap.add_argument("--work", type=Path, default=None, help="keep corpus and model cache here")
-    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "faces_library.json")
+    ap.add_argument(
+        "--out", type=Path, default=None, help="default: results/faces_library.json, words_library.json"
+    )
     args = ap.parse_args(argv)
+    args.out = args.out or REPO / "benchmarks" / "results" / f"{args.analysis}_library.json"
     work = args.work or Path(tempfile.mkdtemp(prefix="bfl-", dir="/tmp"))
     work.mkdir(parents=True, exist_ok=True)
     result = run(args, work)
     print(table(result))
     out = {
-        "benchmark": "faces_library",
+        "benchmark": f"{args.analysis}_library",
         "date": time.strftime("%Y-%m-%d"),
         "machine": {"cpu": cpu_model(), "cpus": os.cpu_count(), "python": platform.python_version()},
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
