@@ -136,7 +136,7 @@ def memory() -> dict[str, Any]:
 
     me = psutil.Process()
     before = me.memory_info().rss
-    workers = TextWorkers(RapidTextModels, 1, nice=0)
+    workers = TextWorkers(RapidTextModels, 1, background=False)
     try:
         workers.read([scene((64, 64), 0)])
         # the pool's worker (the largest child: the other is multiprocessing's resource tracker)
@@ -181,7 +181,7 @@ def library(n: int, folder: Path) -> dict[str, Any]:
             path, picture = folder / f"{i:05d}.jpg", scene((1920, 1080), i)
         picture.save(path, quality=90)
         files.append(PictureFile(str(path), WORDS_SIDE))
-    workers = TextWorkers(RapidTextModels, default_workers(), nice=0)
+    workers = TextWorkers(RapidTextModels, default_workers(), background=False)
     try:
         workers.read(files[:2])  # start and load
         pool = [p for p in psutil.Process().children() if "resource_tracker" not in " ".join(p.cmdline())]

@@ -275,7 +275,9 @@ class Analyses:
                         outcomes[file.id] = Failed(e.reason)
                         continue
             photos.append(Photo(file, picture))
-        if photos and self._wait_turn():
+        if photos and not self._wait_turn():
+            return  # closing: the photos stay pending (not recorded as failed), read at the next start
+        if photos:
             try:
                 outcomes.update(analysis.read(photos))
             except Exception as e:

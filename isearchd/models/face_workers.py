@@ -17,9 +17,9 @@ from collections.abc import Callable, Sequence
 from PIL import Image
 
 from isearchd.models.faces import PICTURE_ERRORS, FaceModels, FacesRead, PictureFile, failure, read_faces
-from isearchd.models.workers import WORKER_NICE, Workers, default_workers
+from isearchd.models.workers import Workers, default_workers
 
-__all__ = ["CRASHED", "WORKER_NICE", "FaceWorkers", "default_workers"]
+__all__ = ["CRASHED", "FaceWorkers", "default_workers"]
 
 CRASHED = "the face models crashed on this picture (the worker process died)"
 
@@ -38,10 +38,10 @@ class FaceWorkers:
     here, once, for the models' version (it must not load them)."""
 
     def __init__(
-        self, make_models: Callable[[], FaceModels], workers: int, *, nice: int = WORKER_NICE
+        self, make_models: Callable[[], FaceModels], workers: int, *, background: bool = True
     ) -> None:
         self._pool: Workers[FaceModels, FacesRead] = Workers(
-            make_models, _read_one, workers, nice=nice, crashed=CRASHED, what="face"
+            make_models, _read_one, workers, background=background, crashed=CRASHED, what="face"
         )
         self.workers = workers
         self.version = make_models().version

@@ -45,7 +45,7 @@ from isearchd.errors import BadImage, ModelError
 from isearchd.files.images import load_image, to_rgb
 from isearchd.memory import trim_heap
 from isearchd.models.ocr_languages import get_language, words_version
-from isearchd.models.workers import WORKER_NICE, PictureFile, Workers
+from isearchd.models.workers import PictureFile, Workers
 
 log = logging.getLogger(__name__)
 
@@ -312,10 +312,10 @@ class TextWorkers:
     only its picture). ``make_models()`` is also called here, once, for the version (no loading)."""
 
     def __init__(
-        self, make_models: Callable[[], TextModels], workers: int, *, nice: int = WORKER_NICE
+        self, make_models: Callable[[], TextModels], workers: int, *, background: bool = True
     ) -> None:
         self._pool: Workers[TextModels, TextRead] = Workers(
-            make_models, read_text, workers, nice=nice, crashed=CRASHED, what="text"
+            make_models, read_text, workers, background=background, crashed=CRASHED, what="text"
         )
         self.workers = workers
         self.version = make_models().version

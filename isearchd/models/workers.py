@@ -5,8 +5,16 @@ Why processes: the models' Python calls hold the GIL for their whole length (dli
 describe ~75 ms per face) or keep a core busy (ONNX Runtime: text detection ~80 ms a photo). In
 the daemon's own process they would use one core of two and, for dlib, stop every other Python
 thread (a search's included) until the call returns. In worker processes they use every core and
-the daemon's threads run on; the workers lower their priority (``WORKER_NICE``), so when a search
-computes, the kernel gives its threads the CPU first.
+the daemon's threads run on; the workers run at the lowest priority there is (``SCHED_IDLE``: the
+kernel gives them a core only while no other thread wants it, so a search takes the CPU from a
+worker at once; where the system lacks it, nice ``FALLBACK_NICE``).
+
+Costs of ``SCHED_IDLE``: a search-like load (ONNX-sized matrix products on both cores, every
+0.1 s, while two workers read photos; AMD EPYC, 2 cores, a shared machine, 160 searches each)
+took 75.8 ms at the median beside ``SCHED_IDLE`` workers, as with no workers (75.8), against
+79.9 beside workers at nice 10, the priority before. The other side: on a machine whose cores
+other programs keep busy, faces wait for them (the kernel lends an idle-policy thread a core for
+a few ms now and then only), which is what a background job should do.
 
 1. ``read(pictures)`` starts the workers on first use (each imports the models' library and
    loads the models once: ~1 s) and hands each picture to a free worker: its pixels (over a pipe:
@@ -16,8 +24,10 @@ computes, the kernel gives its threads the CPU first.
 2. a worker that dies (a crash in native code, killed by the OOM killer) breaks the pool: the
    pictures of that call are read again one at a time in a fresh pool, and a picture that breaks
    it again is given up with its reason (``crashed``); the other pictures are read;
-3. ``close()`` stops the workers (their memory goes back to the system); the next ``read`` starts
-   them again. A worker whose daemon is gone (``kill -9``) ends itself within ``PARENT_POLL_S``.
+3. ``close()`` stops the workers (their memory goes back to the system) once the pictures they
+   hold are read (with other programs keeping every core busy, an idle-policy worker may take
+   long: stopping the daemon then waits); the next ``read`` starts them again. A worker whose
+   daemon is gone (``kill -9``) ends itself within ``PARENT_POLL_S``.
 """
 
 from __future__ import annotations
@@ -40,11 +50,11 @@ from isearchd.files.images import to_rgb
 
 log = logging.getLogger(__name__)
 
-__all__ = ["WORKER_NICE", "PictureFile", "Workers", "default_workers"]
+__all__ = ["FALLBACK_NICE", "PictureFile", "Workers", "default_workers", "lower_priority"]
 
-# Added to the workers' nice value: the kernel's fair scheduler then weighs a worker's thread at
-# 110/1024 of a normal one (nice 10), so a search computing on the same cores gets ~90 % of them.
-WORKER_NICE = 10
+# The workers' nice value where ``SCHED_IDLE`` is missing (not Linux, or refused): the fair
+# scheduler weighs such a thread at 15/1024 of a normal one, so a search gets ~98 % of its core.
+FALLBACK_NICE = 19
 # How often a worker looks whether the daemon is still there (a sleeping thread costs nothing).
 PARENT_POLL_S = 1.0
 
@@ -72,14 +82,28 @@ def default_workers() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
+def lower_priority() -> str:
+    """Put this process at the lowest priority: ``SCHED_IDLE`` where the system has it, else nice
+    ``FALLBACK_NICE``. Returns which, for the log."""
+    idle = getattr(os, "SCHED_IDLE", None)
+    if idle is not None:
+        try:
+            os.sched_setscheduler(0, idle, os.sched_param(0))
+            return "SCHED_IDLE"
+        except OSError:
+            pass
+    os.nice(FALLBACK_NICE - os.nice(0))
+    return f"nice {FALLBACK_NICE}"
+
+
 def _start_worker(
-    make_models: Callable[[], Any], read_one: Callable[[Any, Any], Any], nice: int, daemon: int
+    make_models: Callable[[], Any], read_one: Callable[[Any, Any], Any], background: bool, daemon: int
 ) -> None:
     global _worker
     watch = threading.Thread(target=_exit_with, args=(daemon,), name="daemon-watch", daemon=True)
     watch.start()
-    if nice:
-        os.nice(nice)
+    if background:
+        lower_priority()
     _worker = (make_models(), read_one)
 
 
@@ -107,8 +131,9 @@ class Workers(Generic[M, R]):
     """``workers`` processes, each with the models ``make_models()`` returns, reading pictures with
     ``read_one(models, picture)`` (``picture``: a Pillow image or a ``PictureFile``; it returns a
     result ``R`` or a one-line reason, and catches what one picture may raise). Both must pickle:
-    a class or module-level functions. ``crashed``: the reason given for a picture whose worker
-    died reading it; ``what``: the models' name in the log."""
+    a class or module-level functions. ``background``: at the lowest priority (``lower_priority``;
+    off in tests and benchmarks that time the models). ``crashed``: the reason given for a
+    picture whose worker died reading it; ``what``: the models' name in the log."""
 
     def __init__(
         self,
@@ -116,7 +141,7 @@ class Workers(Generic[M, R]):
         read_one: Callable[[M, Image.Image | PictureFile], R | str],
         workers: int,
         *,
-        nice: int = WORKER_NICE,
+        background: bool = True,
         crashed: str,
         what: str,
     ) -> None:
@@ -125,7 +150,7 @@ class Workers(Generic[M, R]):
         self._make_models = make_models
         self._read_one = read_one
         self.workers = workers
-        self._nice = nice
+        self._background = background
         self._crashed = crashed
         self._what = what
         self._lock = threading.Lock()
@@ -170,7 +195,7 @@ class Workers(Generic[M, R]):
                 max_workers=self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start_worker,
-                initargs=(self._make_models, self._read_one, self._nice, os.getpid()),
+                initargs=(self._make_models, self._read_one, self._background, os.getpid()),
             )
             log.info("started %d %s worker(s)", self.workers, self._what)
         return self._pool

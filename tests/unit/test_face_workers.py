@@ -50,7 +50,7 @@ def _blank(width: int) -> Image.Image:
 
 @pytest.fixture
 def trouble() -> Iterator[FaceWorkers]:
-    workers = FaceWorkers(TroubleModels, 2, nice=0)
+    workers = FaceWorkers(TroubleModels, 2, background=False)
     yield workers
     workers.close()
 

@@ -187,6 +187,28 @@ def test_faces_near_the_limit_are_all_found(models: DlibFaceModels) -> None:
     assert len(models.detect(photo)) == len(names)
 
 
+def test_the_second_pass_finds_what_dlibs_upsampled_pass_finds(models: DlibFaceModels) -> None:
+    # faces of 70-260 px in a 1920 px photo: the plain pass finds the large ones, the second pass
+    # (the upsampled copy's finer scales only) the small ones, each face once, as dlib's whole
+    # upsampled pyramid does
+    import dlib
+
+    detector = dlib.get_frontal_face_detector()
+    assert dlib_faces._top_levels(dlib, detector, 4) is not detector  # dlib's format is the known one
+    photo = Image.new("RGB", (1920, 1440), (128, 128, 128))
+    names = ["img1.jpg", "img4.jpg", "img14.jpg", "img16.jpg", "img53.jpg", "img62.jpg"]
+    for i, (name, width) in enumerate(zip(names, (70, 100, 130, 160, 200, 260), strict=True)):
+        portrait = _photo(name)
+        scale = width / models.detect(portrait)[0].box[2]
+        small = portrait.resize((round(portrait.width * scale), round(portrait.height * scale)))
+        photo.paste(small, ((i % 3) * 640 + 60, (i // 3) * 720 + 60))
+    everywhere, _, _ = detector.run(dlib_faces._detection_copy(photo), 1, 0.0)
+    found = models.detect(photo)
+    assert len(found) == len(everywhere) == len(names)
+    cells = sorted((f.box[0] // 640, f.box[1] // 720) for f in found)
+    assert cells == sorted((i % 3, i // 3) for i in range(6))  # one face in each
+
+
 def test_describe_refuses_a_face_it_cannot_align(models: DlibFaceModels) -> None:
     face = DetectedFace(box=(0, 0, 50, 50), landmarks=((10.0, 10.0), (20.0, 10.0)), score=1.0)
     with pytest.raises(InvalidRequest, match="5 landmarks"):

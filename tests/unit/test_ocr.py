@@ -83,7 +83,7 @@ def test_workers_read_pictures_and_files_and_give_reasons(tmp_path: Path) -> Non
     plain(lines, size=32).save(saved)
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
-    workers = TextWorkers(RapidTextModels, 1, nice=0)
+    workers = TextWorkers(RapidTextModels, 1, background=False)
     try:
         read = workers.read(
             [plain(lines, size=32), PictureFile(str(saved), 400), PictureFile(str(broken), 400)]
