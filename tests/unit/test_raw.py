@@ -182,3 +182,26 @@ def test_a_raw_file_that_takes_too_long_fails_at_the_time_limit(monkeypatch) -> 
     with pytest.raises(raw.RawError, match=r"NEF decoding took longer than 0\.2 s \(time limit\)"):
         raw.read_raw(b"x", "slow.NEF", preview_side=224, time_limit=0.2)
     assert time.monotonic() - t0 < 1.5
+
+
+def test_thumbnail_and_large_view_of_a_raw_file_come_from_its_preview(tmp_path: Path) -> None:
+    from isearchd.files.images import content_hash
+    from isearchd.messages import ImageInfo
+    from isearchd.web.thumbs import Thumbnails
+
+    path = tmp_path / "IMG_0001.CR2"
+    data = dng_bytes(picture(RED, (1280, 1000)), preview=picture(GREEN, (1600, 1200)), orientation=6)
+    path.write_bytes(data)
+    st = path.stat()
+    info = ImageInfo(id=1, label=str(path), path=str(path), bytes=st.st_size, mtime_ns=st.st_mtime_ns,
+                     hash=content_hash(data), type="raw")  # fmt: skip
+    thumbs = Thumbnails(tmp_path / "cache", 1 << 20)
+    try:
+        thumb = Image.open(io.BytesIO(thumbs._make(info) or b""))
+        assert dominant(thumb) == "green" and thumb.height > thumb.width  # the RAW's orientation
+        full = thumbs._full(info)
+        assert full is not None and full[1] == "image/jpeg"
+        big = Image.open(io.BytesIO(full[0]))
+        assert dominant(big) == "green" and big.size == (1200, 1600)
+    finally:
+        thumbs.close()
