@@ -310,7 +310,8 @@ def _term(peer: Peer, part: QueryPart, weight: float) -> Term:
 
 
 def _hit(h: SearchHit) -> Hit:
-    """A store's search hit as the reply carries it (``host`` only on another machine's images)."""
+    """A store's search hit as the reply carries it (``host`` only on another machine's images,
+    ``raw`` only on a RAW+JPEG pair's JPEG)."""
     return Hit(
         label=h.label,
         path=h.path,
@@ -318,6 +319,7 @@ def _hit(h: SearchHit) -> Hit:
         bytes=h.bytes,
         id=h.id,
         host=h.host if h.host is not None else msgspec.UNSET,
+        raw=h.raw if h.raw is not None else msgspec.UNSET,
         **msgspec.structs.asdict(h.info.facts()),
     )
 

@@ -23,6 +23,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,6 +41,7 @@ from isearchd.engine.people import People
 from isearchd.engine.places import Gazetteer
 from isearchd.engine.query import SORTS, SearchQuery, combine, listing
 from isearchd.engine.queryvectors import TEXT_CACHE_SIZE, EngineModel, QueryVectors
+from isearchd.engine.rawpairs import raw_beside_in, top_folded
 from isearchd.engine.words import WordsAnalysis
 from isearchd.errors import InvalidRequest, NotFound
 from isearchd.files.scan import label_for, scan
@@ -343,13 +345,17 @@ class Engine:
         db = self.database(db_name, create=False)
         if query.filters.people:
             self.people.check_names(db, query.filters.people)
+        raw_beside = raw_beside_in(db)
         if not query.terms:
-            return listing(db, query)
+            return top_folded(lambda k: listing(db, replace(query, num=k)), query.num, raw_beside)
         vectors = [self.queries.term_vector(db, t) for t in query.terms]
         vector = combine(vectors, [t.weight for t in query.terms])
-        hits = db.search(
-            vector, k=query.num, min_similarity=query.similarity, filters=query.filters, details=True
-        )
+
+        def fetch(k: int) -> list[SearchHit]:
+            f = query.filters
+            return db.search(vector, k=k, min_similarity=query.similarity, filters=f, details=True)
+
+        hits = top_folded(fetch, query.num, raw_beside)  # a RAW+JPEG pair is one result
         if query.sort != "similarity":
             dated = [h for h in hits if h.info.taken_local]
             dated.sort(key=lambda h: h.info.taken_local or "", reverse=query.sort == "newest")

@@ -307,12 +307,13 @@ class Indexer:
             digest = content_hash(data)
             unchanged = existing is not None and existing.content_hash == digest
             vector = self.db.vector_for_hash(digest)
-            meta = read_metadata(data, mtime_ns)
+            meta = read_metadata(data, mtime_ns, item.path)
             if vector is not None:
                 look = look_of_file(data, name=item.path)
                 return _Ready(item, size, mtime_ns, digest, vector, unchanged=unchanged, meta=meta, look=look)
             side = self.analyses.want() if self.analyses is not None else 0
-            image = load_image(data, min_side=max(self.model.image_size, side), name=item.path)
+            size = self.model.image_size  # a RAW's preview need only be big enough for the model
+            image = load_image(data, min_side=max(size, side), name=item.path, preview_side=size)
             look = look_of(image)
             kept = reduced(image, side) if side else None
             # resized and cropped here, in parallel, rather than in the model's one thread; a

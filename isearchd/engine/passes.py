@@ -98,10 +98,10 @@ def _read_head(path: str, mtime_ns: int) -> PhotoMeta | None:
         fh, _ = open_regular(path)  # a FIFO never blocks (NotRegularFile is an OSError)
         with fh:
             data = fh.read(HEAD_BYTES)
-            meta = read_metadata(data, mtime_ns)
+            meta = read_metadata(data, mtime_ns, path)
             if meta.width is None and len(data) == HEAD_BYTES:  # a header longer than the head
                 fh.seek(0)
-                meta = read_metadata(fh.read(), mtime_ns)
+                meta = read_metadata(fh.read(), mtime_ns, path)
     except OSError:
         return None
     return meta

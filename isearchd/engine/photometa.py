@@ -12,7 +12,9 @@ the EXIF block without decoding pixels), so it costs well under a millisecond be
 - GPS position (decimal degrees) when present and plausible; the place it falls in is looked up
   offline (``isearchd.places``).
 - File type: the format Pillow recognises (``jpeg``, ``png``, ``webp``, ``heif``...), not the
-  name's extension.
+  name's extension; ``raw`` for camera RAW files, which are told by their name (``name=``): many
+  are TIFF files that Pillow would read as a small TIFF. Their EXIF comes from the RAW's header or
+  its embedded JPEG (``isearchd.files.raw.raw_exif``), their size from LibRaw.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from PIL import Image, UnidentifiedImageError
 
 from isearchd.engine.places import Gazetteer
 from isearchd.errors import InvalidRequest
+from isearchd.files.formats import is_raw_name
 from isearchd.files.images import register_heif_opener
+from isearchd.files.raw import RawError, raw_exif, raw_size
 from isearchd.store.metadata import PhotoInfo
 
 log = logging.getLogger(__name__)
@@ -52,6 +56,8 @@ _MIN_EXIF_YEAR = 1900
 # Pillow's format names mapped to the short type names users filter by (`--type jpg,heic`).
 TYPE_NAMES = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp",
               "TIFF": "tiff", "HEIF": "heic", "AVIF": "avif"}  # fmt: skip
+# The type of every camera RAW file (CR2, NEF, DNG...): `--type raw`.
+RAW_TYPE = "raw"
 # What users type for a type and what it means.
 TYPE_ALIASES = {"jpg": "jpeg", "jpe": "jpeg", "tif": "tiff", "heif": "heic", "hif": "heic"}
 
@@ -75,10 +81,13 @@ def from_mtime(mtime_ns: int) -> tuple[str, str]:
     return local.isoformat(), local.replace(tzinfo=None).isoformat()
 
 
-def read_metadata(data: bytes, mtime_ns: int) -> PhotoMeta:
-    """Metadata of the image in ``data``; never raises for a bad or foreign header (it falls back
-    to the modification time and leaves what it cannot read as None)."""
+def read_metadata(data: bytes, mtime_ns: int, name: str | None = None) -> PhotoMeta:
+    """Metadata of the image in ``data`` (``name``: its file name, which tells a camera RAW file);
+    never raises for a bad or foreign header (it falls back to the modification time and leaves
+    what it cannot read as None)."""
     mtime_taken, mtime_local = from_mtime(mtime_ns)
+    if name is not None and is_raw_name(name):
+        return _raw_metadata(data, mtime_taken, mtime_local)
     register_heif_opener()  # metadata may be read before anything was decoded in this process
     try:
         with Image.open(io.BytesIO(data)) as img:
@@ -98,6 +107,25 @@ def read_metadata(data: bytes, mtime_ns: int) -> PhotoMeta:
     if taken is None:
         return PhotoMeta(mtime_taken, mtime_local, "mtime", width, height, lat, lon, fmt)
     return PhotoMeta(taken[0], taken[1], "exif", width, height, lat, lon, fmt)
+
+
+def _raw_metadata(data: bytes, mtime_taken: str, mtime_local: str) -> PhotoMeta:
+    """A camera RAW file's date and position from its EXIF, its size (upright) from LibRaw."""
+    try:
+        exif = raw_exif(data)
+        taken = _exif_taken(exif)
+        lat, lon = _exif_gps(exif)
+    except (ValueError, TypeError, KeyError, ZeroDivisionError, AttributeError, IndexError, OSError):
+        log.debug("no metadata readable in RAW file", exc_info=True)
+        taken, (lat, lon) = None, (None, None)
+    try:
+        size = raw_size(data)
+    except RawError:
+        size = None  # a header cut short (the metadata pass reads the whole file then)
+    width, height = size if size is not None else (None, None)
+    if taken is None:
+        return PhotoMeta(mtime_taken, mtime_local, "mtime", width, height, lat, lon, RAW_TYPE)
+    return PhotoMeta(taken[0], taken[1], "exif", width, height, lat, lon, RAW_TYPE)
 
 
 def _png_without_exif(fmt: str | None, data: bytes) -> bool:
@@ -186,7 +214,7 @@ def normalise_type(name: str) -> str:
     """A user's type name (``jpg``, ``.HEIC``) as the catalog stores it (``jpeg``, ``heic``);
     ``InvalidRequest`` for a type no image of ours can have."""
     key = name.strip().lower().lstrip(".")
-    known = sorted(set(TYPE_NAMES.values()))
+    known = sorted({*TYPE_NAMES.values(), RAW_TYPE})
     kind = TYPE_ALIASES.get(key, key)
     if kind not in known:
         raise InvalidRequest(

@@ -9,8 +9,20 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".heic", ".heif", ".hif", ".avif"}
+# Camera RAW formats, read through LibRaw (``isearchd.files.raw``): Canon CR2/CR3, Nikon NEF/NRW,
+# Sony ARW/SRF/SR2, Fujifilm RAF, Olympus ORF, Panasonic RW2, Pentax PEF, Adobe DNG.
+RAW_EXTENSIONS: frozenset[str] = frozenset(
+    {".cr2", ".cr3", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".raf", ".orf", ".rw2", ".pef", ".dng"}
+)
+# What a camera writes beside a RAW file in RAW+JPEG mode (or a phone beside its DNG): the
+# picture a RAW file is paired with and shown as (``isearchd.engine.rawpairs``).
+DEVELOPED_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".heic", ".heif", ".hif"})
+
+IMAGE_EXTENSIONS: frozenset[str] = (
+    frozenset(
+        {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".heic", ".heif", ".hif", ".avif"}
+    )
+    | RAW_EXTENSIONS
 )
 
 
@@ -20,3 +32,8 @@ def is_image_name(name: str | os.PathLike[str]) -> bool:
     if not base or base.startswith("."):
         return False
     return Path(base).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def is_raw_name(name: str | os.PathLike[str]) -> bool:
+    """Whether a file name is a camera RAW file's (a RAW extension, any case)."""
+    return Path(name).suffix.lower() in RAW_EXTENSIONS

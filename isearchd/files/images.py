@@ -16,9 +16,11 @@ Transparent pixels are composited over a fixed white background (``BACKGROUND``)
 viewer shows a transparent PNG on a page: the embedding then does not depend on whatever colour
 happens to be stored under fully transparent pixels.
 
-Formats: Pillow's own (JPEG, PNG, BMP, WebP, GIF, TIFF; AVIF in Pillow's wheels from 11.3 on) and
+Formats: Pillow's own (JPEG, PNG, BMP, WebP, GIF, TIFF; AVIF in Pillow's wheels from 11.3 on),
 HEIF/HEIC through pillow-heif's Pillow plugin, which ``load_image`` registers on its first call
-(``register_heif_opener``), never at import.
+(``register_heif_opener``), never at import, and camera RAW files (told by their name's
+extension) through LibRaw: their embedded JPEG preview decoded as a JPEG, or a half-size
+demosaic (``isearchd.files.raw``).
 
 That registration is the one change made to global Pillow state. Nothing here touches its limits
 (``Image.MAX_IMAGE_PIXELS``, ``ImageFile.LOAD_TRUNCATED_IMAGES``): truncated files stay errors and
@@ -41,7 +43,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from isearchd.errors import BadImage
-from isearchd.files.formats import IMAGE_EXTENSIONS, is_image_name
+from isearchd.files.formats import IMAGE_EXTENSIONS, is_image_name, is_raw_name
+from isearchd.files.raw import RawError, read_raw, transpose
 
 log = logging.getLogger(__name__)
 
@@ -116,12 +119,20 @@ def register_heif_opener() -> None:
         _heif_registered = True
 
 
-def load_image(source: str | Path | bytes, *, min_side: int = 224, name: str | None = None) -> Image.Image:
+def load_image(
+    source: str | Path | bytes,
+    *,
+    min_side: int = 224,
+    name: str | None = None,
+    preview_side: int | None = None,
+) -> Image.Image:
     """Decode ``source`` (a file path or the file's bytes) into an 8-bit RGB image.
 
     ``min_side`` is the smallest shorter side the caller needs (the model's input size): large
     JPEGs are decoded at reduced scale down to, but never below, it. ``name`` labels the source in
-    errors (default: the path, or ``"image data"`` for bytes).
+    errors (default: the path, or ``"image data"`` for bytes); a name (or path) with a camera RAW
+    extension is decoded as RAW, from its embedded preview when the preview's shorter side is at
+    least ``preview_side`` (default ``min_side``), else by a half-size demosaic.
 
     Raises ``BadImage(name, reason)`` for anything that is not a decodable picture: missing or
     empty file, unknown format, truncated or corrupt data, more than ``MAX_PIXELS`` pixels.
@@ -131,11 +142,32 @@ def load_image(source: str | Path | bytes, *, min_side: int = 224, name: str | N
         data = bytes(source)
         if not data:
             raise BadImage(label, "empty file")
+        if is_raw_name(label):
+            return _decode_raw(data, label, min_side, preview_side or min_side)
         return _decode(io.BytesIO(data), label, min_side)
 
     label = name or str(source)
     with _open_image_file(source, label) as fp:
+        if is_raw_name(label):
+            return _decode_raw(fp.read(), label, min_side, preview_side or min_side)
         return _decode(fp, label, min_side)
+
+
+def _decode_raw(data: bytes, label: str, min_side: int, preview_side: int) -> Image.Image:
+    """A camera RAW file: its preview decoded as a JPEG and turned upright, or its demosaic. A
+    preview whose header reads but whose pixels do not is passed over for the demosaic."""
+    try:
+        got = read_raw(data, label, preview_side=preview_side)
+        if got.preview is not None:
+            try:
+                return transpose(_decode(io.BytesIO(got.preview), label, min_side), got.orientation)
+            except BadImage as e:
+                log.info("%s: embedded preview unusable (%s); demosaicing", label, e.reason)
+                got = read_raw(data, label, preview_side=1 << 30)
+    except RawError as e:
+        raise BadImage(label, e.reason) from None
+    assert got.pixels is not None  # read_raw gives a preview or pixels
+    return Image.fromarray(got.pixels)  # H x W x 3 uint8: mode RGB
 
 
 def read_image_file(path: str | Path, *, name: str | None = None) -> bytes:

@@ -52,7 +52,8 @@ class PhotoFacts(Message, frozen=True, kw_only=True):
 class Hit(PhotoFacts, frozen=True, kw_only=True):
     """One search result: ``label`` as added (a path or a file name), ``path`` where the file was
     when added, ``similarity`` in percent (one decimal), ``bytes`` (file size), ``id`` (the image's
-    id in its database); ``host`` only on images another machine indexed into a shared store."""
+    id in its database); ``host`` only on images another machine indexed into a shared store;
+    ``raw`` only on a JPEG/HEIC that has a camera RAW file of the same name beside it."""
 
     label: str
     path: str
@@ -60,6 +61,8 @@ class Hit(PhotoFacts, frozen=True, kw_only=True):
     bytes: int | None = None
     id: int | None = None
     host: str | msgspec.UnsetType = msgspec.UNSET
+    # the camera RAW file of a RAW+JPEG pair shown as this JPEG/HEIC (isearchd.engine.rawpairs)
+    raw: str | msgspec.UnsetType = msgspec.UNSET
     people: list[str] | msgspec.UnsetType = msgspec.UNSET  # the named people in it, when asked
     # the first HIT_WORDS characters of its text when words were asked ("": none; null: not read yet)
     words: str | msgspec.UnsetType | None = msgspec.UNSET

@@ -39,6 +39,7 @@ class SearchHit:
     bytes: int | None = None
     id: int | None = None  # the image's id in its database (stable while the image stays)
     host: str | None = None  # the machine whose path ``path`` is; None: this one
+    raw: str | None = None  # the camera RAW file paired with this JPEG/HEIC (engine.rawpairs)
 
 
 @dataclass(frozen=True)

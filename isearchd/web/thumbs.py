@@ -5,7 +5,8 @@ when the file still holds the indexed image: same size and modification time, an
 is read) the same content hash. Anything else (a file gone, changed, unreadable, or an image
 that was sent as bytes over TCP and has no file here) is ``None``: the page shows a placeholder.
 
-Thumbnails are WebP, ``THUMB_SIDE`` px on the long side, EXIF orientation applied, made on first
+Thumbnails are WebP, ``THUMB_SIDE`` px on the long side, EXIF orientation applied (a camera RAW
+file's: from its embedded preview, ``isearchd.files.raw``), made on first
 request in a small worker pool (never in the threads that answer searches) and kept on disk
 below the data home, keyed by content hash (copies of a photo share one), at most ``max_bytes``
 in all: beyond it the oldest are removed. A deleted cache is simply made again. Face crops
@@ -36,7 +37,11 @@ THUMB_SIDE = 256
 THUMB_QUALITY = 80
 # The largest file served whole (bigger ones show a placeholder in the large view).
 MAX_SERVED_BYTES = 256 * 1024 * 1024
-# Formats browsers show as they are; the others (HEIC, TIFF) are served converted to JPEG.
+# A camera RAW file's large view is its embedded preview when the preview's shorter side is at
+# least this (most cameras embed 1,080 px or more), else its half-size demosaic. Its thumbnail
+# is made from the preview whenever that is THUMB_SIDE or more.
+RAW_VIEW_SIDE = 1000
+# Formats browsers show as they are; the others (HEIC, TIFF, RAW) are served converted to JPEG.
 WEB_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "gif": "image/gif", "webp": "image/webp",
              "avif": "image/avif", "bmp": "image/bmp"}  # fmt: skip
 # A thumbnail read again after this long is marked as used (its mtime), for the eviction order.
@@ -164,8 +169,8 @@ class Thumbnails:
         kind = WEB_TYPES.get(image.type or "")
         if kind is not None:
             return data, kind
-        try:  # HEIC, TIFF: what browsers cannot show, converted once per view
-            picture = load_image(data, min_side=1 << 16, name=image.path)
+        try:  # HEIC, TIFF, RAW: what browsers cannot show, converted once per view
+            picture = load_image(data, min_side=1 << 16, name=image.path, preview_side=RAW_VIEW_SIDE)
         except BadImage:
             return None
         out = io.BytesIO()

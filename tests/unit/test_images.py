@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from isearchd.errors import BadImage
+from isearchd.files.formats import RAW_EXTENSIONS
 from isearchd.files.images import BACKGROUND, IMAGE_EXTENSIONS, MAX_PIXELS, is_image_name, load_image, to_rgb
 
 WHITE = (255, 255, 255)
@@ -378,7 +379,7 @@ def test_one_pixel_and_panorama(tmp_path: Path) -> None:
 
 def test_image_extensions_and_names() -> None:
     classic = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
-    assert classic | {".heic", ".heif", ".hif", ".avif"} == IMAGE_EXTENSIONS
+    assert classic | {".heic", ".heif", ".hif", ".avif"} | RAW_EXTENSIONS == IMAGE_EXTENSIONS
     good = ("a.jpg", "A.JPG", "dir/b.Jpeg", "c.png", "d.webp", "e.TIFF", "f.gif", "g.bmp", Path("x/y.tif"))
     for name in good:
         assert is_image_name(name), name

@@ -79,6 +79,8 @@ def check_search_json(data: Any) -> None:
             value = result.get(key)
             assert value is None or (isinstance(value, kind) and not isinstance(value, bool)), (key, result)
         assert result.get("taken_source") in (None, "exif", "mtime"), result
+        if "raw" in result:  # only on a camera's RAW+JPEG pair (the JPEG): the RAW file's path
+            assert isinstance(result["raw"], str) and result["raw"].startswith("/"), result
         if sort == "similarity":
             assert sim <= previous, "results must be sorted best first"
             previous = sim
@@ -93,6 +95,7 @@ def test_schema_check_accepts_sample_and_rejects_broken_output() -> None:
     check_search_json(SAMPLE)
     check_search_json({**SAMPLE, "results": []})
     check_search_json(DATED)
+    check_search_json({**SAMPLE, "results": [{**SAMPLE["results"][0], "raw": "/card/IMG_0001.CR2"}]})
     check_search_json({**DATED, "sort": "newest"})
     check_search_json({**DATED, "sort": "oldest", "results": [DATED["results"][i] for i in (1, 0, 2)]})
     broken = [
@@ -104,6 +107,7 @@ def test_schema_check_accepts_sample_and_rejects_broken_output() -> None:
         {**SAMPLE, "results": [{**SAMPLE["results"][0], "taken": 2019}]},
         {**SAMPLE, "results": [{**SAMPLE["results"][0], "width": "64"}]},
         {**SAMPLE, "results": [{**SAMPLE["results"][0], "taken_source": "guess"}]},
+        {**SAMPLE, "results": [{**SAMPLE["results"][0], "raw": None}]},
         {**SAMPLE, "sort": "random"},
         {**DATED, "sort": "oldest"},  # newest first
         {**DATED, "sort": "oldest", "results": [DATED["results"][2], *DATED["results"][:2]]},  # undated first
@@ -118,7 +122,7 @@ def test_schema_document_matches_the_check() -> None:
     assert set(schema["required"]) == {"query", "kind", "db", "results"}
     items = schema["properties"]["results"]["items"]
     assert set(items["required"]) == {"path", "label", "similarity"}
-    assert set(items["properties"]) == {"path", "label", "similarity", "id", *DETAILS}
+    assert set(items["properties"]) == {"path", "label", "similarity", "id", "raw", *DETAILS}
     assert schema["properties"]["sort"]["enum"] == ["similarity", "oldest", "newest"]
     assert schema["properties"]["kind"]["enum"] == ["text", "image"]
 

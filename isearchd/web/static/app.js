@@ -192,6 +192,8 @@ function openViewer(items, index) {
   if (item.place) facts.push(["Place", item.place]);
   if (item.width && item.height) facts.push(["Size", `${item.width} \u00d7 ${item.height}`]);
   if (item.type) facts.push(["Type", item.type]);
+  // a camera's RAW+JPEG pair is one result, the JPEG: the RAW file beside it is named here
+  if (item.raw) facts.push(["RAW", baseName(item.raw)]);
   if (item.bytes) facts.push(["File", `${(item.bytes / 1048576).toFixed(item.bytes > 1048576 ? 1 : 2)} MB`]);
   $("#v-facts").replaceChildren(...facts.flatMap(([k, v]) => {
     const dt = document.createElement("dt"); dt.textContent = k;
