@@ -40,9 +40,12 @@ from isearchd.engine.people import People
 from isearchd.engine.places import Gazetteer
 from isearchd.engine.query import SORTS, SearchQuery, combine, listing
 from isearchd.engine.queryvectors import TEXT_CACHE_SIZE, EngineModel, QueryVectors
+from isearchd.engine.videohits import search_videos_once
 from isearchd.engine.words import WordsAnalysis
 from isearchd.errors import InvalidRequest, NotFound
+from isearchd.files.formats import is_video_name
 from isearchd.files.scan import label_for, scan
+from isearchd.files.video import VideoLimits
 from isearchd.messages import DbInfo, DupGroup, EngineStatus, ImageInfo, Migrated
 from isearchd.reports import LABEL_TYPES, MAX_RESULTS
 from isearchd.store.metadata import PhotoInfo
@@ -74,6 +77,7 @@ class Engine:
         analyses: Sequence[Analysis] = (),
         faces: FacesAnalysis | None = None,
         words: WordsAnalysis | None = None,
+        video: VideoLimits | None = None,
     ) -> None:
         """``analyses``: what is read from every photo after indexing (``isearchd.engine.analysis``),
         besides the catch-up passes of photo metadata and looks, which always run. ``faces``: the
@@ -83,6 +87,7 @@ class Engine:
 
         self.model = model
         self.batch_size = batch_size
+        self.video = video or VideoLimits()  # how videos are read ([video] settings)
         self.home = Path(home)
         # where the databases live: the embedded store under ``home`` unless another is given
         self.store: Store = store if store is not None else EmbeddedStore(self.home)
@@ -284,6 +289,7 @@ class Engine:
             places=self.places,
             gate=self.gate,
             analyses=self.analyses,
+            video=self.video,
         )
 
     def index_paths(
@@ -347,9 +353,7 @@ class Engine:
             return listing(db, query)
         vectors = [self.queries.term_vector(db, t) for t in query.terms]
         vector = combine(vectors, [t.weight for t in query.terms])
-        hits = db.search(
-            vector, k=query.num, min_similarity=query.similarity, filters=query.filters, details=True
-        )
+        hits = search_videos_once(db, vector, query.num, query.similarity, query.filters)
         if query.sort != "similarity":
             dated = [h for h in hits if h.info.taken_local]
             dated.sort(key=lambda h: h.info.taken_local or "", reverse=query.sort == "newest")
@@ -364,6 +368,13 @@ class Engine:
         self, a: str | bytes, b: str | bytes, *, a_name: str | None = None, b_name: str | None = None
     ) -> float:
         """Similarity of two images in percent, 0-100, one decimal (an image with itself: 100.0)."""
+        for image, name in ((a, a_name), (b, b_name)):
+            shown = name or (image if isinstance(image, str) else None)
+            if shown is not None and is_video_name(shown):
+                raise InvalidRequest(
+                    f"{shown} is a video: cmp compares two photos (search for a video's moments with "
+                    "`isearch search`)"
+                )
         return self.queries.compare(a, b, a_name=a_name, b_name=b_name)
 
     def dups(self, db_name: str, rules: DupRules, within: str | None = None) -> list[DupGroup]:
