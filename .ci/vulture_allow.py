@@ -60,3 +60,10 @@ _.sample_face_id
 # The face models run in the calling thread: the in-process daemon of tests/inprocess and the
 # benchmarks use it; the daemon runs them in worker processes (FaceWorkers).
 ModelsReader
+
+# isearchd/files/video.py: PyAV reads these attributes (decoder threads; keyframes only after a
+# seek); the decode counts are read by benchmarks/bench_video.py and the unit tests
+_.thread_type
+_.skip_frame
+_.keyframes_decoded
+_.frames_decoded

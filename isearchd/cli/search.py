@@ -193,7 +193,7 @@ def search(
     else:
         _print_hits(hits, min_similarity, details)
     if open_results and hits:
-        open_paths([hit.path for hit in hits])
+        open_paths([hit.path for hit in hits], [moment_of(hit) for hit in hits])
 
 
 def _searching(text: str, person: list[str] | None, words: str | None) -> str:
@@ -212,7 +212,7 @@ def _print_hits(hits: list[Hit], min_similarity: float, details: bool) -> None:
     typer.echo(f"Found {len(hits)} similar images (similarity ≥ {min_similarity:.1f}%):")
     for i, hit in enumerate(hits, 1):
         where = f"{hit.host}:" if hit.host else ""  # another machine's (shared store)
-        line = f"{i:2d}. {where}{shown(hit.path)}\t{hit.similarity:.1f}%"
+        line = f"{i:2d}. {where}{shown(hit.path)}{at_column(hit)}\t{hit.similarity:.1f}%"
         line = f"{line}\t{taken_column(hit)}\t{place_column(hit)}" if details else line
         typer.echo(line + _snippet(hit))
 
@@ -221,7 +221,7 @@ def _print_photos(hits: list[Hit], details: bool) -> None:
     """A search without a query (``--person`` or ``--words`` alone): photos, no similarity."""
     typer.echo(f"Found {len(hits)} {'photo' if len(hits) == 1 else 'photos'}:")
     for i, hit in enumerate(hits, 1):
-        line = f"{i:2d}. {shown(hit.path)}"
+        line = f"{i:2d}. {shown(hit.path)}{at_column(hit)}"
         line = f"{line}\t{taken_column(hit)}\t{place_column(hit)}" if details else line
         typer.echo(line + _snippet(hit))
 
@@ -256,6 +256,22 @@ def _formats(types: str, ctx: typer.Context) -> list[str]:
     if not names:
         raise click.exceptions.UsageError("--type needs at least one format, e.g. --type jpg,png", ctx=ctx)
     return names
+
+
+def moment_of(hit: Hit) -> float | None:
+    """A video hit's moment in seconds (None: a photo)."""
+    return hit.at if isinstance(hit.at, float | int) else None
+
+
+def at_column(hit: Hit) -> str:
+    """`` @ 1:23`` after a video's path (its best moment; ``@ 1:02:03`` past an hour); ""
+    for a photo."""
+    at = moment_of(hit)
+    if at is None:
+        return ""
+    minutes, seconds = divmod(int(at), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f" @ {hours}:{minutes:02d}:{seconds:02d}" if hours else f" @ {minutes}:{seconds:02d}"
 
 
 def taken_column(hit: Hit) -> str:

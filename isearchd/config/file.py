@@ -12,6 +12,7 @@ commented template is ``config/isearch.toml`` (shipped in the package as
     [store]     url, prefix, host     (Qdrant; the API key only from $ISEARCH_QDRANT_API_KEY)
     [people]    enabled, min_faces, max_distance, workers
     [words]     enabled, min_score, language
+    [video]     interval, max_frames, time_limit
     [[watch]]   path, db, exclude          (repeatable)
 
 Every resolved value remembers where it came from (a :class:`Source`), so ``isearch config
@@ -54,6 +55,7 @@ from isearchd.config.schema import (
     SourceKind,
     StoreSettings,
     UiSettings,
+    VideoSettings,
     WatchFolder,
     WordsSettings,
 )
@@ -76,6 +78,7 @@ __all__ = [
     "SourceKind",
     "StoreSettings",
     "UiSettings",
+    "VideoSettings",
     "WatchFolder",
     "WordsSettings",
     "default_config_text",
@@ -143,9 +146,21 @@ def load_config(
         store=store,
         people=people,
         words=words,
+        video=_video(values, sources),
         watch=watch,
         file=file,
         sources=MappingProxyType(sources),
+    )
+
+
+def _video(values: Mapping[str, Any], sources: dict[str, Source]) -> VideoSettings:
+    def number(key: str, low: float, high: float) -> float:
+        return checks.float_range(float(values[key]), low, high, sources[key])
+
+    return VideoSettings(
+        interval=number("video.interval", 0.5, 3600.0),
+        max_frames=checks.int_range(values["video.max_frames"], 1, 10_000, sources["video.max_frames"]),
+        time_limit=number("video.time_limit", 1.0, 86_400.0),
     )
 
 
@@ -276,6 +291,9 @@ def describe(config: Config) -> list[tuple[str, str, Source]]:
         ("words.enabled", "on" if config.words.enabled else "off", config.source("words.enabled")),
         ("words.min_score", f"{config.words.min_score:g}", config.source("words.min_score")),
         ("words.language", config.words.language, config.source("words.language")),
+        ("video.interval", f"{config.video.interval:g} s", config.source("video.interval")),
+        ("video.max_frames", str(config.video.max_frames), config.source("video.max_frames")),
+        ("video.time_limit", f"{config.video.time_limit:g} s", config.source("video.time_limit")),
     ]
     if not config.watch:
         rows.append(("watch", "(none)", config.source("watch")))

@@ -102,6 +102,13 @@ class WordsSettings:
 
 
 @dataclass(frozen=True)
+class VideoSettings:
+    interval: float  # at least one frame of a video indexed every this many seconds
+    max_frames: int  # at most this many frames per video (a long video is sampled evenly)
+    time_limit: float  # seconds reading one video may take before it fails
+
+
+@dataclass(frozen=True)
 class Config:
     home: Path
     service: ServiceSettings
@@ -112,6 +119,7 @@ class Config:
     store: StoreSettings = StoreSettings(url=None, prefix="isearch-", host=None)
     people: PeopleSettings = PeopleSettings(enabled=True, min_faces=3, max_distance=0.35)
     words: WordsSettings = WordsSettings(enabled=True, min_score=0.5)
+    video: VideoSettings = VideoSettings(interval=10.0, max_frames=200, time_limit=300.0)
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False, hash=False)
 
     def source(self, key: str) -> Source:
@@ -145,6 +153,9 @@ SCALARS: dict[str, tuple[type, str, str | int | float | bool]] = {
     "words.enabled": (bool, "ISEARCH_WORDS", True),
     "words.min_score": (float, "ISEARCH_WORDS_MIN_SCORE", 0.5),
     "words.language": (str, "ISEARCH_WORDS_LANGUAGE", settings.DEFAULT_WORDS_LANGUAGE),
+    "video.interval": (float, "ISEARCH_VIDEO_INTERVAL", 10.0),
+    "video.max_frames": (int, "ISEARCH_VIDEO_MAX_FRAMES", 200),
+    "video.time_limit": (float, "ISEARCH_VIDEO_TIME_LIMIT", 300.0),
 }
 ENV_VARS: Mapping[str, str] = MappingProxyType({k: v[1] for k, v in SCALARS.items()})
 
@@ -169,6 +180,7 @@ TABLES = {
     "store": ("url", "prefix", "host"),
     "people": ("enabled", "min_faces", "max_distance", "workers"),
     "words": ("enabled", "min_score", "language"),
+    "video": ("interval", "max_frames", "time_limit"),
 }
 WATCH_KEYS = ("path", "db", "exclude")
-TOP_KEYS = ("home", "service", "model", "ui", "store", "people", "words", "watch")
+TOP_KEYS = ("home", "service", "model", "ui", "store", "people", "words", "video", "watch")

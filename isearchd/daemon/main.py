@@ -286,6 +286,7 @@ def _serve(
     web page; until a signal or a ``shutdown`` request stops it."""
     from isearchd.daemon.server import Server
     from isearchd.engine.engine import Engine
+    from isearchd.files.video import VideoLimits
     from isearchd.watch.watcher import Watcher
 
     open_url = _store_opener(config, home)
@@ -302,6 +303,7 @@ def _serve(
         open_url=open_url,
         faces=_faces(config),
         words=_words(config),
+        video=VideoLimits(config.video.interval, config.video.max_frames, config.video.time_limit),
     )
     watcher = Watcher(engine, watch_options)
     server = Server(engine, watcher, bind, token=config.service.token, web=_web_page(config, home))

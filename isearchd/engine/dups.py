@@ -27,6 +27,7 @@ import numpy as np
 from isearchd.errors import InvalidRequest
 from isearchd.messages import DupGroup, DupImage
 from isearchd.store.looks import COLOUR_GRID
+from isearchd.store.videos import VIDEO_TYPE
 
 if TYPE_CHECKING:
     from isearchd.store import Detail, ImageDatabase
@@ -62,6 +63,12 @@ def check_rules(rules: DupRules) -> None:
         )
 
 
+def _photo(detail: Detail | None) -> Detail | None:
+    """A photo's details; None for a video's frame: videos are never duplicates (their frames
+    would pair with their own neighbouring moments, and a video is not a copy of a photo)."""
+    return None if detail is None or detail.info.type == VIDEO_TYPE else detail
+
+
 def find_groups(db: ImageDatabase, rules: DupRules, path_prefix: str | None = None) -> list[DupGroup]:
     """The duplicate groups of ``db`` (or of its images below ``path_prefix``), largest first."""
     check_rules(rules)
@@ -76,7 +83,8 @@ def find_groups(db: ImageDatabase, rules: DupRules, path_prefix: str | None = No
         return []
     rows = np.unique(pairs)
     details = db.details([int(ids[r]) for r in rows])
-    ok = confirmed_pairs([details.get(int(ids[r])) for r in rows], np.searchsorted(rows, pairs), rules)
+    photos = [_photo(details.get(int(ids[r]))) for r in rows]
+    ok = confirmed_pairs(photos, np.searchsorted(rows, pairs), rules)
     parent = list(range(len(ids)))
 
     def root(i: int) -> int:

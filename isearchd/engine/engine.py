@@ -42,9 +42,12 @@ from isearchd.engine.places import Gazetteer
 from isearchd.engine.query import SORTS, SearchQuery, combine, listing
 from isearchd.engine.queryvectors import TEXT_CACHE_SIZE, EngineModel, QueryVectors
 from isearchd.engine.rawpairs import raw_beside_in, top_folded
+from isearchd.engine.videohits import once_per_video
 from isearchd.engine.words import WordsAnalysis
 from isearchd.errors import InvalidRequest, NotFound
+from isearchd.files.formats import is_video_name
 from isearchd.files.scan import label_for, scan
+from isearchd.files.video import VideoLimits
 from isearchd.messages import DbInfo, DupGroup, EngineStatus, ImageInfo, Migrated
 from isearchd.reports import LABEL_TYPES, MAX_RESULTS
 from isearchd.store.metadata import PhotoInfo
@@ -76,6 +79,7 @@ class Engine:
         analyses: Sequence[Analysis] = (),
         faces: FacesAnalysis | None = None,
         words: WordsAnalysis | None = None,
+        video: VideoLimits | None = None,
     ) -> None:
         """``analyses``: what is read from every photo after indexing (``isearchd.engine.analysis``),
         besides the catch-up passes of photo metadata and looks, which always run. ``faces``: the
@@ -85,6 +89,7 @@ class Engine:
 
         self.model = model
         self.batch_size = batch_size
+        self.video = video or VideoLimits()  # how videos are read ([video] settings)
         self.home = Path(home)
         # where the databases live: the embedded store under ``home`` unless another is given
         self.store: Store = store if store is not None else EmbeddedStore(self.home)
@@ -286,6 +291,7 @@ class Engine:
             places=self.places,
             gate=self.gate,
             analyses=self.analyses,
+            video=self.video,
         )
 
     def index_paths(
@@ -347,7 +353,9 @@ class Engine:
             self.people.check_names(db, query.filters.people)
         raw_beside = raw_beside_in(db)
         if not query.terms:
-            return top_folded(lambda k: listing(db, replace(query, num=k)), query.num, raw_beside)
+            return top_folded(
+                lambda k: listing(db, replace(query, num=k)), query.num, raw_beside, once=once_per_video
+            )
         vectors = [self.queries.term_vector(db, t) for t in query.terms]
         vector = combine(vectors, [t.weight for t in query.terms])
 
@@ -355,7 +363,8 @@ class Engine:
             f = query.filters
             return db.search(vector, k=k, min_similarity=query.similarity, filters=f, details=True)
 
-        hits = top_folded(fetch, query.num, raw_beside)  # a RAW+JPEG pair is one result
+        # each video once, at its best moment; a RAW+JPEG pair as one result
+        hits = top_folded(fetch, query.num, raw_beside, once=once_per_video)
         if query.sort != "similarity":
             dated = [h for h in hits if h.info.taken_local]
             dated.sort(key=lambda h: h.info.taken_local or "", reverse=query.sort == "newest")
@@ -370,6 +379,13 @@ class Engine:
         self, a: str | bytes, b: str | bytes, *, a_name: str | None = None, b_name: str | None = None
     ) -> float:
         """Similarity of two images in percent, 0-100, one decimal (an image with itself: 100.0)."""
+        for image, name in ((a, a_name), (b, b_name)):
+            shown = name or (image if isinstance(image, str) else None)
+            if shown is not None and is_video_name(shown):
+                raise InvalidRequest(
+                    f"{shown} is a video: cmp compares two photos (search for a video's moments with "
+                    "`isearch search`)"
+                )
         return self.queries.compare(a, b, a_name=a_name, b_name=b_name)
 
     def dups(self, db_name: str, rules: DupRules, within: str | None = None) -> list[DupGroup]:

@@ -19,6 +19,10 @@ For each file, in order:
    model go first, between small slices of a batch) and commit each batch to the database in one
    transaction; only then does a progress event count those files as done.
 
+A video goes the same way as several frames (``isearchd.engine.videoframes``): hashed in chunks,
+frames chosen, decoded and fitted in the pool, embedded with the batch, committed as its rows in
+one transaction; a touched but unchanged video only has its row refreshed. It counts as one file.
+
 A file that cannot be read or decoded, or that fails in any other way while it is prepared, is
 reported with a one-line reason (``AddReport.failed``; an unexpected error's traceback goes to the
 log once) and the rest of its batch is still embedded. Only a failure of the model or the store
@@ -44,13 +48,17 @@ from isearchd.engine.gate import QueryGate
 from isearchd.engine.looks import look_of, look_of_file
 from isearchd.engine.photometa import PhotoMeta, photo_infos, read_metadata
 from isearchd.engine.places import Gazetteer
+from isearchd.engine.videoframes import VideoFrames, hash_file, video_frames, video_records
 from isearchd.errors import BadImage, Busy, ISearchError, StoreError
+from isearchd.files.formats import is_video_name
 from isearchd.files.images import NotRegularFile, content_hash, load_image, open_regular
+from isearchd.files.video import VideoLimits
 from isearchd.reports import AddReport, Progress
 
 if TYPE_CHECKING:
     from isearchd.store import ImageRecord
     from isearchd.store.looks import Look
+    from isearchd.store.metadata import PhotoInfo
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +151,11 @@ class _Ready:
     meta: PhotoMeta | None = None  # read from the bytes already in memory
     look: Look | None = None
     kept: Any = None  # a copy for the analyses that read pixels (``Pictures.want``'s side)
+    video: VideoFrames | None = None  # a video's frames (``image`` None), to embed with the batch
+
+    def pictures(self) -> list[Any]:  # what the model embeds for this file (a reused vector: none)
+        frames = [f[1] for f in self.video.frames] if self.video is not None else [self.image]
+        return [] if self.vector is not None else frames
 
 
 @dataclass
@@ -205,7 +218,7 @@ class _Run:
             self.batch.append(outcome)
 
     def commit_if_due(self) -> None:
-        to_embed = sum(1 for r in self.batch if r.vector is None)
+        to_embed = sum(len(r.pictures()) for r in self.batch)
         last = self.batch and not self.pending and self.exhausted
         if to_embed >= self.indexer.batch_size or len(self.batch) >= self.indexer.lookahead or last:
             self.commit()
@@ -232,11 +245,13 @@ class Indexer:
         places: Gazetteer | None = None,
         gate: QueryGate | None = None,
         analyses: Pictures | None = None,
+        video: VideoLimits | None = None,
     ) -> None:
         self.model = model
         self.analyses = analyses  # the photos' pictures go to them too: each file is decoded once
         self.gate = gate  # searches in progress: each file waits for them before it starts
         self.db = db
+        self.video = video or VideoLimits()  # how many frames of a video, and how long reading it may take
         self.places = places  # None: positions are stored without a place name
         self.batch_size = max(1, batch_size)
         self.workers = max(1, workers)
@@ -284,6 +299,8 @@ class Indexer:
         if self.gate is not None:
             self.gate.wait_clear()
         try:
+            if is_video_name(item.path):
+                return self._prepare_video(item)
             if item.data is not None:
                 data = item.data
                 size = len(data)
@@ -338,62 +355,97 @@ class Indexer:
             log.exception("unexpected error while preparing %r", item.path)
             return _Fail(item, f"unexpected error ({type(e).__name__}: {e})")
 
-    def commit(self, batch: list[_Ready], counts: _Counts) -> None:
-        from isearchd.store import ImageRecord
+    def _prepare_video(self, item: AddItem) -> _Skip | _Fail | _Ready:
+        """``prepare`` for a video (same errors): hashed in chunks, frames decoded and fitted."""
+        existing = self.db.get(item.label)
+        if item.data is not None:
+            size, mtime_ns = len(item.data), item.mtime_ns or 0
+        else:
+            st = Path(item.path).stat()
+            size, mtime_ns = st.st_size, st.st_mtime_ns
+        if existing is not None and (existing.size, existing.mtime_ns) == (size, mtime_ns):
+            return _Skip(item)
+        if item.data is not None:
+            digest = content_hash(item.data)
+        else:
+            fh, st = open_regular(item.path)
+            with fh:
+                size, mtime_ns = st.st_size, st.st_mtime_ns
+                digest = hash_file(fh)
+        if not size:
+            return _Fail(item, "empty file")
+        if existing is not None and existing.content_hash == digest and existing.vector is not None:
+            return _Ready(item, size, mtime_ns, digest, existing.vector, unchanged=True)  # touched only
+        source = item.data if item.data is not None else item.path
+        frames = video_frames(source, mtime_ns, self.video, self.model, item.path)
+        return _Ready(item, size, mtime_ns, digest, meta=frames.meta, video=frames)
 
+    def commit(self, batch: list[_Ready], counts: _Counts) -> None:
         vectors = self._embed([r for r in batch if r.vector is None], counts)
         infos = photo_infos([r.meta for r in batch], self.places)
-        records = []
-        unchanged = 0
+        records: list[ImageRecord] = []
+        written = unchanged = 0
         for r, info in zip(batch, infos, strict=True):
-            vec = r.vector if r.vector is not None else vectors.get(id(r))
-            if vec is None:
-                continue  # embedding failed for this file; already reported
-            records.append(
-                ImageRecord(
-                    label=r.item.label,
-                    path=r.item.path,
-                    size=r.size,
-                    mtime_ns=r.mtime_ns,
-                    content_hash=r.content_hash,
-                    vector=np.asarray(vec, dtype=np.float32),
-                    info=info,
-                    look=r.look,
-                )
-            )
-            unchanged += r.unchanged
+            rows = _rows(r, info, vectors)
+            if r.video is not None and not rows:
+                counts.failed.append((r.item.path, "cannot embed any of its frames"))
+            records += rows
+            written += bool(rows)
+            unchanged += bool(rows) and r.unchanged
         if records:
             self.db.add(records)
             if self.analyses is not None:
                 for r in batch:
                     if r.kept is not None:
                         self.analyses.keep(self.db.name, r.item.label, r.mtime_ns, r.kept)
-        counts.added += len(records) - unchanged
+        counts.added += written - unchanged
         counts.skipped += unchanged
         counts.done += len(batch)
 
-    def _embed(self, ready: list[_Ready], counts: _Counts) -> dict[int, np.ndarray]:
-        """Embed the decoded images of a batch; a file the model rejects fails alone."""
-        if not ready:
+    def _embed(self, ready: list[_Ready], counts: _Counts) -> dict[tuple[int, int], np.ndarray]:
+        """Embed the decoded images of a batch (a video's frames with them), keyed by (file, frame);
+        a file the model rejects fails alone."""
+        keyed = [((id(r), i), picture, r) for r in ready for i, picture in enumerate(r.pictures())]
+        if not keyed:
             return {}
         try:
-            vecs = self.model.embed_images([r.image for r in ready], background=True)
-            return {id(r): vecs[i] for i, r in enumerate(ready)}
+            vecs = self.model.embed_images([k[1] for k in keyed], background=True)
+            return {k[0]: vecs[i] for i, k in enumerate(keyed)}
         except ISearchError:
-            if len(ready) == 1:
+            if len(keyed) == 1:
                 raise
         except (ValueError, RuntimeError):
-            if len(ready) == 1:
+            if len(keyed) == 1:
                 raise
-            log.warning("batch of %d images failed to embed; retrying one by one", len(ready))
-        out: dict[int, np.ndarray] = {}
+            log.warning("batch of %d images failed to embed; retrying one by one", len(keyed))
+        out: dict[tuple[int, int], np.ndarray] = {}
         first_error: BaseException | None = None
-        for r in ready:
+        for key, picture, r in keyed:
             try:
-                out[id(r)] = self.model.embed_images([r.image], background=True)[0]
+                out[key] = self.model.embed_images([picture], background=True)[0]
             except (ISearchError, ValueError, RuntimeError) as e:
                 first_error = first_error or e
-                counts.failed.append((r.item.path, f"cannot embed image ({e})"))
+                if r.video is None:
+                    counts.failed.append((r.item.path, f"cannot embed image ({e})"))
         if not out and first_error is not None:
             raise first_error
         return out
+
+
+def _rows(r: _Ready, info: PhotoInfo | None, vectors: dict[tuple[int, int], np.ndarray]) -> list[ImageRecord]:
+    """The rows a prepared file becomes (none when its embedding failed: already reported)."""
+    from isearchd.store import ImageRecord
+
+    if r.video is not None:
+        found = [vectors.get((id(r), i)) for i in range(len(r.video.frames))]
+        item = r.item
+        return video_records(item.label, item.path, r.size, r.mtime_ns, r.content_hash, r.video, found, info)
+    vec = r.vector if r.vector is not None else vectors.get((id(r), 0))
+    if vec is None:
+        return []
+    return [
+        ImageRecord(
+            label=r.item.label, path=r.item.path, size=r.size, mtime_ns=r.mtime_ns,
+            content_hash=r.content_hash, vector=np.asarray(vec, dtype=np.float32), info=info, look=r.look,
+        )
+    ]  # fmt: skip

@@ -31,10 +31,11 @@ from PIL import Image, UnidentifiedImageError
 
 from isearchd.engine.places import Gazetteer
 from isearchd.errors import InvalidRequest
-from isearchd.files.formats import is_raw_name
+from isearchd.files.formats import VIDEO_EXTENSIONS, is_raw_name
 from isearchd.files.images import register_heif_opener
 from isearchd.files.raw import RawError, raw_exif, raw_size
 from isearchd.store.metadata import PhotoInfo
+from isearchd.store.videos import PHOTO_TYPE, VIDEO_TYPE
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class PhotoMeta:
     lat: float | None = None
     lon: float | None = None
     type: str | None = None
+    duration: float | None = None  # a video's length (``isearchd.engine.videoframes``)
 
 
 def from_mtime(mtime_ns: int) -> tuple[str, str]:
@@ -211,14 +213,17 @@ def _degrees(value: Any, ref: Any, negative: str) -> float | None:
 
 
 def normalise_type(name: str) -> str:
-    """A user's type name (``jpg``, ``.HEIC``) as the catalog stores it (``jpeg``, ``heic``);
-    ``InvalidRequest`` for a type no image of ours can have."""
+    """A user's type name (``jpg``, ``.HEIC``, ``mp4``) as the catalog stores it (``jpeg``,
+    ``heic``, ``video``; ``photo``: every type but video); ``InvalidRequest`` for a type no image
+    of ours can have."""
     key = name.strip().lower().lstrip(".")
-    known = sorted({*TYPE_NAMES.values(), RAW_TYPE})
+    known = sorted({*TYPE_NAMES.values(), RAW_TYPE, VIDEO_TYPE, PHOTO_TYPE})
     kind = TYPE_ALIASES.get(key, key)
+    if "." + kind in VIDEO_EXTENSIONS:
+        kind = VIDEO_TYPE  # videos are one type, whatever their container
     if kind not in known:
         raise InvalidRequest(
-            f"unknown image type {name!r}; known types: {', '.join(known)} (jpg, tif, heif too)"
+            f"unknown image type {name!r}; known types: {', '.join(known)} (jpg, tif, heif, mp4... too)"
         )
     return kind
 
@@ -253,6 +258,7 @@ def photo_infos(metas: list[PhotoMeta | None], places: Gazetteer | None) -> list
                 region=place.region if place else None,
                 country=place.country if place else None,
                 type=m.type,
+                duration=m.duration,
             )
         )
     return out

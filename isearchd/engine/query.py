@@ -15,6 +15,7 @@ from datetime import date
 
 import numpy as np
 
+from isearchd.engine.videohits import once_per_video
 from isearchd.errors import InvalidRequest
 from isearchd.store import ImageDatabase, SearchHit
 from isearchd.store.metadata import Filters
@@ -98,7 +99,7 @@ def listing(db: ImageDatabase, query: SearchQuery) -> list[SearchHit]:
     """A search without a query (``--person Ana`` alone): the images that pass the filters, newest
     first (``sort="oldest"``: oldest first), those without a date last, by id; the first ``num``.
     With words (``--words TEXT``) and the default sort: best text match first (bm25). There is
-    nothing to be similar to: ``similarity`` is 0."""
+    nothing to be similar to: ``similarity`` is 0. A video comes once (its first moment listed)."""
     ids = db.matching(query.filters)
     found = db.details(ids)
     words = query.filters.words
@@ -110,7 +111,8 @@ def listing(db: ImageDatabase, query: SearchQuery) -> list[SearchHit]:
             dated.reverse()
         undated = sorted((i for i, d in found.items() if not d.info.taken_local), reverse=True)
         order = [i for _, i in dated] + undated
-    return [
+    hits = (
         SearchHit(found[i].label, found[i].path, 0.0, found[i].info, found[i].size, i, found[i].host)
-        for i in order[: query.num]
-    ]
+        for i in order
+    )
+    return once_per_video(hits)[: query.num]

@@ -37,14 +37,17 @@ _RAW_SUFFIXES = tuple(sorted(RAW_EXTENSIONS))
 
 
 def top_folded(
-    fetch: Callable[[int], list[SearchHit]], num: int, raw_beside: Callable[[str], str | None]
+    fetch: Callable[[int], list[SearchHit]],
+    num: int,
+    raw_beside: Callable[[str], str | None],
+    once: Callable[[list[SearchHit]], list[SearchHit]] = list,
 ) -> list[SearchHit]:
     """The first ``num`` results of ``fetch(k)`` (the store's top ``k``) with RAW+JPEG pairs
-    folded into one (``fold``)."""
+    folded into one (``fold``), after ``once`` (each video once: ``videohits.once_per_video``)."""
     k = num + LOOKAHEAD
     while True:
         pool = fetch(k)
-        hits = fold(pool, raw_beside)
+        hits = fold(once(pool), raw_beside)
         if len(hits) >= num or len(pool) < k:
             return hits[:num]
         k *= 2

@@ -1,9 +1,9 @@
 """Find the image files named by a list of files and folders.
 
 Folders are walked recursively. Hidden files and folders (name starting with ``.``) met while
-walking are skipped; image files are recognised by extension, in any case
-(``isearchd.files.formats.is_image_name``). Symlinks are followed, but every real directory is entered at
-most once, so a link pointing back up the tree cannot loop. A path that cannot be read (missing,
+walking are skipped; image and video files are recognised by extension, in any case
+(``isearchd.files.formats.is_indexed_name``). Symlinks are followed, but every real directory is
+entered at most once, so a link pointing back up the tree cannot loop. A path that cannot be read (missing,
 permission denied, an explicitly named file that is not an image) is reported as a ``ScanError``
 and the walk goes on.
 
@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from isearchd.files.formats import is_image_name
+from isearchd.files.formats import is_indexed_name
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def iter_scan(paths: Iterable[str | os.PathLike[str]]) -> Iterator[str | ScanErr
             yield from _walk(path, visited_dirs)
         elif not stat.S_ISREG(mode):
             yield ScanError(path, "not a regular file (a FIFO, socket or device)")
-        elif is_image_name(path) or _is_hidden_image_name(path):
+        elif is_indexed_name(path) or _is_hidden_image_name(path):
             yield path
         else:
             ext = Path(path).suffix or "no extension"
@@ -80,7 +80,7 @@ def iter_scan(paths: Iterable[str | os.PathLike[str]]) -> Iterator[str | ScanErr
 def _is_hidden_image_name(path: str) -> bool:
     """An explicitly named hidden file (``.cover.jpg``) is indexed: the user asked for it."""
     base = Path(path).name
-    return base.startswith(".") and len(base) > 1 and is_image_name(base[1:])
+    return base.startswith(".") and len(base) > 1 and is_indexed_name(base[1:])
 
 
 def _walk(top: str, visited: set[tuple[int, int]]) -> Iterator[str | ScanError]:
@@ -115,9 +115,9 @@ def _walk(top: str, visited: set[tuple[int, int]]) -> Iterator[str | ScanError]:
                 continue
             if is_dir:
                 subdirs.append(entry.path)
-            elif is_file and is_image_name(entry.name):
+            elif is_file and is_indexed_name(entry.name):
                 yield entry.path
-            elif not is_file and is_image_name(entry.name):
+            elif not is_file and is_indexed_name(entry.name):
                 # never opened: reading a FIFO would block the add
                 yield ScanError(entry.path, _special_reason(entry))
         # depth-first, in name order

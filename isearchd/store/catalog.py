@@ -5,6 +5,8 @@ vector index (``vectors.py``) is derived data rebuilt from the ``vector`` column
 
 Tables
     images(id, label, path, size, mtime_ns, content_hash, vector, seq, added_at, updated_at)
+        A video is several rows: its first frame under its label, the others under frame labels
+        (``isearchd.store.videos``); deletes, moves and re-adds keep them together.
         ``id`` is the key the vector index uses (AUTOINCREMENT: a deleted id is never reused, so
         an index saved earlier can never mistake a new image for a deleted one).
         ``seq`` is the catalog change sequence of the transaction that last wrote the row; the
@@ -36,6 +38,7 @@ from isearchd.store.looks import Look, write_looks_by_label
 from isearchd.store.metadata import META_COLUMNS, PhotoInfo, below_range, info_values
 from isearchd.store.records import WatchedFolder
 from isearchd.store.sqlitefile import SqliteFile
+from isearchd.store.videos import VIDEO_TYPE, frame_range, is_frame_label, video_label
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +81,25 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]
         yield items[start : start + size]
 
 
+def _is_video_row(label: str, info: PhotoInfo | None) -> bool:
+    """A video's own row (not one of its frames, not a photo)."""
+    return info is not None and info.type == VIDEO_TYPE and not is_frame_label(label)
+
+
+def _with_frames(
+    moves: Sequence[tuple[str, str, str, int | None, int | None]], frames: dict[str, int]
+) -> list[tuple[str, str, str, int | None, int | None]]:
+    """``moves`` and the moves of the moved videos' frames that are not among them."""
+    out = list(moves)
+    listed = {m[0] for m in moves}
+    new_of = {m[0]: m for m in moves}
+    for label in frames:
+        if label not in listed:
+            old, new, path, size, mtime = new_of[video_label(label)]
+            out.append((label, new + label[len(old) :], path, size, mtime))
+    return out
+
+
 def _below(prefix: str) -> tuple[str, list[bytes]]:
     """SQL condition and arguments for the path ``prefix`` and every path below that folder."""
     return "(path = ? OR (path >= ? AND path < ?))", [to_db(prefix), *below_range(prefix)]
@@ -102,13 +124,15 @@ class Catalog(SqliteFile):
         self,
         rows: Sequence[tuple[str, str, int, int, str, np.ndarray, PhotoInfo | None]],
         looks: Sequence[tuple[str, Look | None]] = (),
-    ) -> tuple[int, list[tuple[int, bool]]]:
+    ) -> tuple[int, list[tuple[int, bool]], list[int]]:
         """Insert or update rows ``(label, path, size, mtime_ns, content_hash, vector, info)`` by
         label; ``info`` None leaves a row's photo metadata as it was (unread for a new row);
         ``looks`` by label (None: unknown; a row not named keeps its look, unknown when new).
+        A video's own row (``info.type`` video) replaces its frames: those stored before that
+        ``rows`` does not write again are deleted (``isearchd.store.videos``).
 
-        One transaction. Returns the change seq and, per row, ``(id, existed_before)``.
-        Labels must be unique within ``rows``.
+        One transaction. Returns the change seq, per row ``(id, existed_before)``, and the ids of
+        the stale frames deleted. Labels must be unique within ``rows``.
         """
         labels = [r[0] for r in rows]
         with self.transaction() as db:
@@ -137,8 +161,26 @@ class Catalog(SqliteFile):
                 )
             write_looks_by_label(db.conn, looks)
             after = self._ids_for_labels(db.conn, [lb for lb in labels if lb not in before])
+            videos = [r[0] for r in rows if _is_video_row(r[0], r[6])]
+            stale = self._stale_frames(db.conn, videos, set(labels))
         result = [(before[lb], True) if lb in before else (after[lb], False) for lb in labels]
-        return seq, result
+        return seq, result, stale
+
+    @staticmethod
+    def _frame_ids(conn: sqlite3.Connection, labels: Sequence[str]) -> dict[str, int]:
+        """The frames stored under these videos' labels: frame label -> id."""
+        found: dict[str, int] = {}
+        for label in labels:
+            sql = "SELECT id, label FROM images WHERE label > ? AND label < ?"
+            found.update((from_db(lb), ident) for ident, lb in conn.execute(sql, frame_range(label)))
+        return found
+
+    def _stale_frames(self, conn: sqlite3.Connection, videos: Sequence[str], keep: set[str]) -> list[int]:
+        stale = [ident for lb, ident in self._frame_ids(conn, videos).items() if lb not in keep]
+        for chunk in _chunks(stale):
+            marks = ",".join("?" * len(chunk))
+            conn.execute(f"DELETE FROM images WHERE id IN ({marks})", chunk)  # noqa: S608
+        return stale
 
     @staticmethod
     def _ids_for_labels(conn: sqlite3.Connection, labels: Sequence[str]) -> dict[str, int]:
@@ -151,9 +193,12 @@ class Catalog(SqliteFile):
         return found
 
     def delete_labels(self, labels: Sequence[str]) -> list[int]:
-        """Delete rows by label in one transaction; returns the deleted ids."""
+        """Delete rows by label, a video's with its frames, in one transaction; returns the
+        deleted ids."""
         with self.transaction() as db:
-            ids = list(self._ids_for_labels(db.conn, list(dict.fromkeys(labels))).values())
+            wanted = list(dict.fromkeys(labels))
+            found = self._ids_for_labels(db.conn, wanted)
+            ids = [*found.values(), *self._frame_ids(db.conn, list(found)).values()]
             if ids:
                 self._next_seq()
                 for chunk in _chunks(ids):
@@ -181,6 +226,7 @@ class Catalog(SqliteFile):
         if not moves:
             return []
         with self.transaction() as db:
+            moves = _with_frames(moves, self._frame_ids(db.conn, [m[0] for m in moves]))
             old = self._ids_for_labels(db.conn, [m[0] for m in moves])
             moving = [m for m in moves if m[0] in old]
             if not moving:

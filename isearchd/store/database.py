@@ -120,11 +120,12 @@ class Database(DatabaseReader, PeopleWrites, WordsWrites):
                 (r.label, r.path, int(r.size), int(r.mtime_ns), r.content_hash, matrix[i], r.info)
                 for i, r in enumerate(batch)
             ]
-            _, written = self.catalog.upsert(rows, [(r.label, r.look) for r in batch])
+            _, written, stale = self.catalog.upsert(rows, [(r.label, r.look) for r in batch])
             ids = [ident for ident, _ in written]
             existing = [ident for ident, existed in written if existed]
             self._apply_to_index(lambda: self._vectors.add(ids, matrix, existing))
             self._saver.note(len(ids))
+            self._deleted(stale)  # a re-indexed video's moments that are gone
         return len(ids)
 
     def _apply_to_index(self, change: Callable[[], object]) -> None:

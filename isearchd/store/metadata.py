@@ -2,11 +2,12 @@
 
 Columns (migration ``m004_photo_metadata``): ``taken`` (ISO 8601, with its UTC offset when the
 camera wrote one), ``taken_local`` (wall-clock time where it was taken: dates filter and sort on
-it), ``taken_source`` (``exif`` or ``mtime``), ``width``/``height`` (after EXIF orientation),
+it), ``taken_source`` (``exif``, ``video`` or ``mtime``), ``width``/``height`` (after EXIF orientation),
 ``lat``/``lon``, ``city``/``region``/``country`` and ``place_key`` (``|city|region|country|``
 case-folded, so ``--place lisbon`` is one indexed ``instr``), ``type`` (``jpeg``, ``png``,
-``heic``...) and ``meta_state`` (0: not read yet, 1: read, 2: unreadable: the file is gone or was
-sent as bytes before this column existed).
+``heic``..., ``video``), ``at``/``duration`` (a video frame's time and its video's length:
+migration ``m009_videos``, ``isearchd.store.videos``) and ``meta_state`` (0: not read yet,
+1: read, 2: unreadable: the file is gone or was sent as bytes before this column existed).
 
 ``filter_ids`` turns ``Filters`` into the ids of the images that pass, one SQL query on the
 reader; the search then ranks exactly those (``isearchd.store.database``).
@@ -24,6 +25,7 @@ import sqlite_utils
 
 from isearchd.files.names import from_db, to_db
 from isearchd.messages import PhotoFacts
+from isearchd.store.videos import PHOTO_TYPE, VIDEO_TYPE
 from isearchd.store.words import words_where
 
 META_UNREAD, META_READ, META_UNREADABLE = 0, 1, 2
@@ -43,6 +45,8 @@ class PhotoInfo:
     region: str | None = None
     country: str | None = None
     type: str | None = None
+    at: float | None = None  # a video frame's time, seconds from the start (isearchd.store.videos)
+    duration: float | None = None  # a video's length in seconds
 
     @property
     def place(self) -> str | None:
@@ -54,8 +58,9 @@ class PhotoInfo:
 
     def facts(self) -> PhotoFacts:
         """What a search hit or an image's details say of the photo, as the protocol sends it."""
+        video = {"at": self.at, "duration": self.duration} if self.at is not None and self.duration else {}
         return PhotoFacts(taken=self.taken, taken_source=self.taken_source, width=self.width,
-                          height=self.height, place=self.place, type=self.type)  # fmt: skip
+                          height=self.height, place=self.place, type=self.type, **video)  # fmt: skip
 
     def place_names(self) -> list[str]:
         """City, region and country, case-folded, those that are known."""
@@ -67,7 +72,7 @@ class PhotoInfo:
 
 
 INFO_COLUMNS = ("taken", "taken_local", "taken_source", "width", "height", "lat", "lon", "city", "region",
-            "country", "type")  # fmt: skip
+            "country", "type", "at", "duration")  # fmt: skip
 
 
 def m004_photo_metadata(db: sqlite_utils.Database) -> None:
@@ -194,8 +199,14 @@ def _where(f: Filters) -> tuple[list[str], list[Any]]:
         where.append("instr(place_key, ?) > 0")
         args.append("|" + f.place.strip().casefold() + "|")
     if f.types:
-        where.append("type IN (" + ",".join("?" * len(f.types)) + ")")
-        args += list(f.types)
+        # "photo": every type but video (isearchd.store.videos)
+        named = [t for t in f.types if t != PHOTO_TYPE]
+        ors = ["type IN (" + ",".join("?" * len(named)) + ")"] if named else []
+        if PHOTO_TYPE in f.types:
+            ors.append("coalesce(type, '') != ?")
+            named.append(VIDEO_TYPE)
+        where.append("(" + " OR ".join(ors) + ")")
+        args += named
     for name in f.people:  # (the faces and people tables: isearchd.store.people)
         where.append(
             "id IN (SELECT f.image_id FROM faces f JOIN people p ON p.id = f.person_id"

@@ -42,6 +42,7 @@ from isearchd.store.catalog import now_iso
 from isearchd.store.looks import LOOK_KNOWN, LOOK_UNKNOWN, LOOK_UNREADABLE, Look, signed_phash
 from isearchd.store.metadata import INFO_COLUMNS, META_READ, META_UNREAD, META_UNREADABLE, Filters, PhotoInfo
 from isearchd.store.records import INT8_SUFFIX, ImageRecord
+from isearchd.store.videos import PHOTO_TYPE, VIDEO_TYPE
 from isearchd.store.words import pieces
 
 # uuid5 namespace of ImgSearch point ids (a fixed random uuid: changing it orphans every point)
@@ -249,7 +250,7 @@ def search_filter(
         if f.place:
             must.append(match("places", f.place.strip().casefold()))
         if f.types:
-            must.append(qm.FieldCondition(key="type", match=qm.MatchAny(any=list(f.types))))
+            must.append(_types_condition(f.types))
         if f.people:
             if people is None:
                 raise ValueError("a search by people needs the images that show them")
@@ -258,6 +259,19 @@ def search_filter(
         if f.words is not None:
             must.extend(_words_conditions(f.words))
     return qm.Filter(must=must) if must else None
+
+
+def _types_condition(types: Collection[str]) -> qm.Condition:
+    """``--type``: the named types; "photo" stands for every type but video (as the catalog)."""
+    named = [t for t in types if t != PHOTO_TYPE]
+    should: list[qm.Condition] = (
+        [qm.FieldCondition(key="type", match=qm.MatchAny(any=named))] if named else []
+    )
+    if PHOTO_TYPE in types:
+        should.append(
+            qm.Filter(must_not=[qm.FieldCondition(key="type", match=qm.MatchValue(value=VIDEO_TYPE))])
+        )
+    return qm.Filter(should=should)
 
 
 def _words_conditions(words: str) -> list[qm.Condition]:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 
 from isearchd.errors import InvalidRequest, StoreError
 from isearchd.store.records import SearchHit, model_mismatch
+from isearchd.store.videos import FRAME_MARK
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,13 @@ def finished_hits(hits: Iterable[SearchHit], min_similarity: float) -> list[Sear
 
 
 def moved_label(label: str, path: str, new_path: str) -> str:
-    """A moved file's new label: the new path when it was labelled by its path; a name label stays."""
-    return new_path if label == path else label
+    """A moved file's new label: the new path when it was labelled by its path (a video's frame:
+    the new path's frame); a name label stays."""
+    if label == path:
+        return new_path
+    if label.startswith(path + FRAME_MARK):
+        return new_path + label[len(path) :]
+    return label
 
 
 def folder_move(src: str, dst: str) -> tuple[str, str]:

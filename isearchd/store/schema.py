@@ -2,7 +2,8 @@
 
 Each runs once, in its own transaction, and bumps ``meta.schema_version``; never edit a released
 migration: add a new one. The migrations of the photo metadata (m004), the looks (m005), the
-analyses (m006), people (m007) and words in pictures (m008) live beside the code that reads those columns.
+analyses (m006), people (m007), words in pictures (m008) and videos (m009) live beside the code
+that reads those columns.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from isearchd.store.analyses import m006_analyses
 from isearchd.store.looks import m005_looks
 from isearchd.store.metadata import m004_photo_metadata
 from isearchd.store.people import m007_people
+from isearchd.store.videos import m009_videos
 from isearchd.store.words import m008_words
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
@@ -76,5 +78,6 @@ MIGRATIONS: tuple[tuple[str, Callable[[sqlite_utils.Database], None]], ...] = (
     ("m006_analyses", m006_analyses),
     ("m007_people", m007_people),
     ("m008_words", m008_words),
+    ("m009_videos", m009_videos),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,8 +1,8 @@
 """Which paths below a watched folder are indexed: image files that are not temporary or hidden.
 
 A watched folder sees everything a user, a camera import, rsync or a browser writes. Indexed are
-files with an image extension (``isearchd.files.formats.is_image_name``) whose path below the folder has
-no part that is
+files with an image or video extension (``isearchd.files.formats.is_indexed_name``) whose path
+below the folder has no part that is
 
 - hidden: a name starting with ``.`` (``.thumbnails/``, rsync's ``.photo.jpg.XXXXXX`` temp files);
 - a partial download or temp file: ``*.part``, ``*.crdownload``, ``*.tmp``, ``*.partial``,
@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
-from isearchd.files.formats import is_image_name
+from isearchd.files.formats import is_indexed_name
 
 TEMP_SUFFIXES = (".part", ".crdownload", ".tmp", ".partial", ".download", "~")
 TEMP_PREFIXES = ("~$", ".")
@@ -111,13 +111,14 @@ class PathFilter:
         return self._excluded(rel, is_dir=True)
 
     def wants_file(self, path: str) -> bool:
-        """Whether a file is indexed (an image, not temporary, hidden or excluded, below the root)."""
+        """Whether a file is indexed (an image or a video; not temporary, hidden or excluded; below
+        the root)."""
         rel = self.relative(path)
         if not rel:
             return False
         parts = rel.split("/")
         name = parts[-1]
-        if not is_image_name(name) or is_temp_name(name):
+        if not is_indexed_name(name) or is_temp_name(name):
             return False
         if any(part.startswith(".") for part in parts[:-1]):
             return False

@@ -41,6 +41,7 @@ SAMPLE: dict[str, Any] = {
 # What a result may say of its photo (each may be null): its JSON type
 DETAILS: dict[str, type] = {
     "taken": str, "taken_source": str, "width": int, "height": int, "place": str, "type": str, "bytes": int,
+    "at": float, "duration": float,  # a video's best moment and its length (videos only)
 }  # fmt: skip
 
 
@@ -78,7 +79,7 @@ def check_search_json(data: Any) -> None:
         for key, kind in DETAILS.items():
             value = result.get(key)
             assert value is None or (isinstance(value, kind) and not isinstance(value, bool)), (key, result)
-        assert result.get("taken_source") in (None, "exif", "mtime"), result
+        assert result.get("taken_source") in (None, "exif", "mtime", "video"), result
         if "raw" in result:  # only on a camera's RAW+JPEG pair (the JPEG): the RAW file's path
             assert isinstance(result["raw"], str) and result["raw"].startswith("/"), result
         if sort == "similarity":

@@ -1,0 +1,429 @@
+"""Reading videos: which frames to index, decoded cheaply, and what the container says of itself.
+
+``read_video(source, limits, side)`` opens a video file (or uploaded bytes) with PyAV (FFmpeg's
+libraries inside its wheels) and returns its frames to index, each with its time ``at`` in seconds
+from the start, plus the video's duration, size, creation time and position. Frames are chosen
+like this (``FramePicker`` holds the rule, with no I/O, so it is tested on its own):
+
+1. Only keyframes are decoded: the other packets are read from the file but never reach the
+   decoder. A keyframe closer than ``MIN_GAP_S`` to the previous decoded one is not decoded either
+   (MJPEG and other all-intra videos have nothing but keyframes).
+2. Each decoded keyframe is shrunk by FFmpeg's scaler to a 32x18 grey ``signature``; a mean
+   absolute difference to the previous keyframe's of at least ``SCENE_CHANGE`` is a scene change,
+   and that keyframe is kept. Encoders put keyframes at cuts, so cuts are seen at once.
+3. At least one frame every ``interval`` seconds: the last keyframe before the interval would run
+   out is kept; where keyframes themselves are further apart, the missing moments are decoded by
+   seeking to the keyframe before them and decoding on to that moment (the only full decodes).
+4. At most ``max_frames``: a video longer than ``max_frames x interval`` is not read through; it is
+   sampled at ``max_frames`` evenly spaced moments, one seek and one keyframe decode each, so a
+   10-hour video costs ``max_frames`` keyframe decodes. Otherwise the kept frames are thinned
+   evenly to ``max_frames`` (the first is always kept).
+
+Kept frames are scaled by FFmpeg straight to the model's input size (shorter side ``side``): a
+kept 1080p frame is never converted to a full-size RGB picture.
+
+Failures become ``BadImage`` with a one-line reason: no video stream ("an audio file?"), a file
+FFmpeg cannot open (truncated MP4 whose index is missing, not a video), no frame decodable, or a
+file that takes longer than ``limits.time_limit`` seconds (checked between packets, so a damaged
+file that makes the decoder crawl is stopped). A damaged packet in the middle is skipped.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import logging
+import math
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from isearchd.errors import BadImage
+
+log = logging.getLogger(__name__)
+
+# Mean absolute difference (0-1) between the 32x18 grey signatures of two consecutive keyframes
+# that counts as a scene change. A cut between two shots differs by 0.15-0.5; a pan or a person
+# walking through the picture by 0.02-0.08 (the synthetic scenes of the tests differ by >0.2).
+SCENE_CHANGE = 0.10
+# Keyframes closer than this to the previous decoded one are not decoded (all-intra video: MJPEG
+# at 30 fps would otherwise decode every frame; 2 a second is enough to see every scene).
+MIN_GAP_S = 0.5
+# A video whose last decodable keyframe is this much (or the interval, or a tenth) before the end
+# its header gives is reported as truncated.
+TRUNCATED_S = 5.0
+# The grey signature's size: 576 bytes, compared in microseconds.
+SIGNATURE_SIZE = (32, 18)
+# Frames to keep in memory before the kept ones are thinned (bounds a video cut every second).
+_KEEP_FACTOR = 2
+
+
+@dataclass(frozen=True)
+class VideoLimits:
+    """``[video]`` settings: the most seconds between indexed frames, the most frames per video,
+    and the most seconds reading one video may take."""
+
+    interval: float = 10.0
+    max_frames: int = 200
+    time_limit: float = 300.0
+
+
+@dataclass(frozen=True)
+class Frame:
+    at: float  # seconds from the start of the video
+    picture: Image.Image  # RGB, shorter side as asked
+
+
+@dataclass(frozen=True)
+class Video:
+    duration: float
+    width: int | None
+    height: int | None
+    created: datetime | None  # aware when the container says the time zone (UTC for "creation_time")
+    local: bool  # ``created`` is the wall-clock time where it was filmed (Apple's creationdate)
+    lat: float | None
+    lon: float | None
+    frames: list[Frame] = field(default_factory=list)
+    keyframes_decoded: int = 0
+    frames_decoded: int = 0
+
+
+class FramePicker:
+    """The frame choice of steps 2 and 3, on keyframes offered in time order: ``offer`` returns
+    which to keep now, ``"prev"`` (the keyframe offered before) and/or ``"this"``."""
+
+    def __init__(self, interval: float, scene_change: float = SCENE_CHANGE) -> None:
+        self.interval = interval
+        self.scene_change = scene_change
+        self.last_kept: float | None = None
+        self._prev: tuple[float, np.ndarray, bool] | None = None  # (at, signature, kept)
+
+    def offer(self, at: float, signature: np.ndarray) -> list[str]:
+        keep: list[str] = []
+        prev = self._prev
+        if prev is None:
+            keep.append("this")
+        else:
+            p_at, p_sig, p_kept = prev
+            assert self.last_kept is not None
+            if not p_kept and at - self.last_kept > self.interval and p_at > self.last_kept:
+                keep.append("prev")  # the last keyframe before the interval runs out
+                self.last_kept = p_at
+            changed = difference(p_sig, signature) >= self.scene_change
+            if changed or at - self.last_kept >= self.interval:
+                keep.append("this")
+        if "this" in keep:
+            self.last_kept = at
+        self._prev = (at, signature, "this" in keep)
+        return keep
+
+
+def difference(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference of two grey signatures, 0 (same) to 1."""
+    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean()) / 255.0
+
+
+def gaps(kept: list[float], duration: float, interval: float) -> list[float]:
+    """The moments to decode so that no two indexed frames (nor the last and the end) are more
+    than ``interval`` apart (step 3's seeks)."""
+    targets: list[float] = []
+    edges = [*sorted(kept), max(duration, kept[-1] if kept else 0.0)]
+    for a, b in itertools.pairwise(edges):
+        t = a + interval
+        while t < b - 1e-6 and b - a > interval:
+            targets.append(round(t, 3))
+            t += interval
+    return targets
+
+
+def thin(items: list[Any], most: int) -> list[Any]:
+    """At most ``most`` of ``items``, evenly spaced, the first kept."""
+    if len(items) <= most:
+        return list(items)
+    if most <= 1:
+        return items[:1]
+    step = (len(items) - 1) / (most - 1)
+    return [items[round(i * step)] for i in range(most)]
+
+
+def samples(duration: float, most: int) -> list[float]:
+    """Step 4's evenly spaced moments in a long video."""
+    return [round(i * duration / most, 3) for i in range(most)]
+
+
+def read_video(
+    source: str | Path | bytes,
+    limits: VideoLimits,
+    side: int,
+    *,
+    name: str | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Video:
+    """The frames to index of the video in ``source`` (a path or the file's bytes) and what the
+    container says; ``BadImage`` with a one-line reason when it cannot be read."""
+    import av
+
+    label = name or (str(source) if not isinstance(source, bytes) else "<video>")
+    deadline = clock() + limits.time_limit
+    try:
+        container = av.open(io.BytesIO(source) if isinstance(source, bytes) else str(source), mode="r")
+    except av.FFmpegError as e:
+        raise BadImage(label, f"not a readable video ({_why(e)})") from e
+    except OSError as e:
+        raise BadImage(label, f"cannot read file ({e.strerror or e})") from e
+    with container:
+        if not container.streams.video:
+            what = "an audio-only file?" if container.streams.audio else "damaged, or not a video"
+            raise BadImage(label, f"no video stream ({what})")
+        reader = _Reader(container, container.streams.video[0], limits, side, label, deadline, clock)
+        try:
+            return reader.read()
+        except av.FFmpegError as e:
+            raise BadImage(label, f"cannot decode the video ({_why(e)})") from e
+
+
+def _why(e: Exception) -> str:
+    text = getattr(e, "strerror", None) or str(e)
+    return str(text).splitlines()[0][:200] if text else type(e).__name__
+
+
+class _Reader:
+    """One video being read (``read_video``): the container, its video stream and the clock."""
+
+    def __init__(
+        self, container: Any, stream: Any, limits: VideoLimits, side: int, label: str, deadline: float,
+        clock: Callable[[], float],
+    ) -> None:  # fmt: skip
+        self.container = container
+        self.stream = stream
+        self.limits = limits
+        self.side = side
+        self.label = label
+        self.deadline = deadline
+        self.clock = clock
+        self.keyframes = 0
+        self.decoded = 0
+        self.last_packet = 0.0  # the time of the last packet read (how far the file goes)
+        tb = stream.time_base
+        self.start = float(stream.start_time * tb) if stream.start_time is not None and tb else 0.0
+        stream.thread_type = "AUTO"
+
+    def read(self) -> Video:
+        duration = self._duration()
+        frames: list[Frame]
+        if duration > self.limits.max_frames * self.limits.interval:
+            frames = self._sampled(duration)
+        else:
+            frames = self._keyframes()
+            if not frames:
+                raise BadImage(self.label, "no frame could be decoded (a damaged or empty video?)")
+            self._check_complete(max(frames[-1].at, self.last_packet), duration)
+            duration = max(duration, frames[-1].at)
+            frames = self._filled(frames, duration)
+        frames = thin(frames, self.limits.max_frames)
+        if not frames:
+            raise BadImage(self.label, "no frame could be decoded (a damaged or empty video?)")
+        created, local = _created(self.container.metadata)
+        lat, lon = _location(self.container.metadata)
+        ctx = self.stream.codec_context
+        return Video(
+            duration=round(duration, 3), width=ctx.width or None, height=ctx.height or None, created=created,
+            local=local, lat=lat, lon=lon, frames=frames, keyframes_decoded=self.keyframes,
+            frames_decoded=self.decoded,
+        )  # fmt: skip
+
+    def _duration(self) -> float:
+        if self.stream.duration is not None and self.stream.time_base:
+            return float(self.stream.duration * self.stream.time_base)
+        if self.container.duration is not None:
+            return float(self.container.duration) / 1_000_000
+        return 0.0
+
+    def _check_complete(self, last: float, duration: float) -> None:
+        """A video whose packets stop well before the end its header gives is truncated: it
+        fails (with where it stops) rather than being indexed in part without a word."""
+        if duration - last > max(TRUNCATED_S, self.limits.interval, 0.1 * duration):
+            raise BadImage(self.label, f"truncated or damaged: it stops at {last:.1f} s of {duration:.1f} s")
+
+    def _check_time(self) -> None:
+        if self.clock() > self.deadline:
+            raise BadImage(
+                self.label, f"reading it took longer than {self.limits.time_limit:g} s ([video] time_limit)"
+            )
+
+    def _at(self, frame: Any) -> float | None:
+        return None if frame.time is None else round(max(0.0, float(frame.time) - self.start), 3)
+
+    def _picture(self, frame: Any) -> Image.Image:
+        w, h = frame.width, frame.height
+        scale = self.side / max(1, min(w, h))
+        if scale < 1:
+            w, h = max(1, round(w * scale)), max(1, round(h * scale))
+        image: Image.Image = frame.to_image(width=w, height=h)
+        return image.convert("RGB") if image.mode != "RGB" else image
+
+    def _decode(self, packet: Any) -> Iterator[Any]:
+        """The frames of ``packet`` (None: flush); a damaged packet gives none."""
+        import av
+
+        self._check_time()
+        try:
+            yield from packet.decode() if packet is not None else self.stream.codec_context.decode(None)
+        except av.error.InvalidDataError as e:
+            log.debug("%s: damaged packet skipped (%s)", self.label, e)
+
+    def _keyframes(self) -> list[Frame]:
+        """Steps 1-3 on the keyframes (reads the whole file, decodes its keyframes)."""
+        picker = FramePicker(self.limits.interval)
+        kept: list[Frame] = []
+        prev: Any = None
+        last_decoded = -math.inf
+        packets = self.container.demux(self.stream)
+        for packet in _packets(packets, self):
+            if packet is not None and (not packet.is_keyframe or packet.size == 0):
+                continue
+            if packet is not None and packet.pts is not None and self.stream.time_base:
+                t = float(packet.pts * self.stream.time_base) - self.start
+                if t - last_decoded < MIN_GAP_S:
+                    continue
+                last_decoded = t
+            for frame in self._decode(packet):
+                at = self._at(frame)
+                if at is None:
+                    continue
+                self.keyframes += 1
+                self.decoded += 1
+                signature = frame.reformat(*SIGNATURE_SIZE, format="gray").to_ndarray()
+                for which in picker.offer(at, signature):
+                    source = frame if which == "this" else prev
+                    kept.append(Frame(self._at(source) or 0.0, self._picture(source)))
+                prev = frame
+                if len(kept) >= _KEEP_FACTOR * self.limits.max_frames:
+                    kept = thin(kept, self.limits.max_frames)
+        return sorted(kept, key=lambda f: f.at)
+
+    def _filled(self, kept: list[Frame], duration: float) -> list[Frame]:
+        """Step 3's seeks: frames decoded at the moments keyframes do not cover."""
+        targets = gaps([f.at for f in kept], duration, self.limits.interval)
+        if not targets:
+            return kept
+        room = max(0, _KEEP_FACTOR * self.limits.max_frames - len(kept))
+        found = [f for t in targets[:room] if (f := self._frame_at(t, any_frame=True)) is not None]
+        return sorted({f.at: f for f in [*kept, *found]}.values(), key=lambda f: f.at)
+
+    def _sampled(self, duration: float) -> list[Frame]:
+        """Step 4: one keyframe at or before each of ``max_frames`` evenly spaced moments."""
+        found: dict[float, Frame] = {}
+        self.stream.codec_context.skip_frame = "NONKEY"  # after a seek: the keyframe, nothing else
+        for t in samples(duration, self.limits.max_frames):
+            frame = self._frame_at(t, any_frame=False)
+            if frame is not None:
+                found.setdefault(frame.at, frame)
+        return sorted(found.values(), key=lambda f: f.at)
+
+    def _frame_at(self, t: float, *, any_frame: bool) -> Frame | None:
+        """The frame at ``t`` (``any_frame``: decoding on from the keyframe before it), or the
+        keyframe at or before ``t``."""
+        import av
+
+        tb = self.stream.time_base
+        try:
+            self.container.seek(int((t + self.start) / tb), stream=self.stream, backward=True)
+        except av.FFmpegError as e:
+            log.debug("%s: cannot seek to %.1f s (%s)", self.label, t, e)
+            return None
+        self.stream.codec_context.flush_buffers()
+        for packet in _packets(self.container.demux(self.stream), self):
+            for frame in self._decode(packet):
+                at = self._at(frame)
+                if at is None:
+                    continue
+                self.decoded += 1
+                if not any_frame:
+                    self.keyframes += 1
+                    return Frame(at, self._picture(frame))
+                if at >= t - 0.001:
+                    return Frame(at, self._picture(frame))
+            if packet is None:
+                break
+        return None
+
+
+def _packets(packets: Iterator[Any], reader: _Reader) -> Iterator[Any]:
+    """The demuxed packets, then None (flush the decoder); a damaged container stops the list."""
+    import av
+
+    while True:
+        reader._check_time()
+        try:
+            packet = next(packets)
+        except StopIteration:
+            break
+        except av.error.InvalidDataError as e:
+            log.debug("%s: stops at damaged data (%s)", reader.label, e)
+            break
+        if packet.dts is None and packet.size == 0:
+            continue  # the demuxer's own flush packet
+        if packet.pts is not None and reader.stream.time_base:
+            at = float(packet.pts * reader.stream.time_base) - reader.start
+            reader.last_packet = max(reader.last_packet, at)
+        yield packet
+    yield None
+
+
+_APPLE_DATE = "com.apple.quicktime.creationdate"
+_APPLE_PLACE = "com.apple.quicktime.location.ISO6709"
+_ISO6709 = re.compile(r"^([+-]\d+(?:\.\d+)?)([+-]\d+(?:\.\d+)?)")
+
+
+def _created(meta: dict[str, str]) -> tuple[datetime | None, bool]:
+    """When it was filmed: Apple's local ``creationdate`` (with its offset), else the container's
+    ``creation_time`` (UTC). Cameras with an unset clock write 1904/1970: ignored."""
+    for key, local in ((_APPLE_DATE, True), ("creation_time", False)):
+        raw = meta.get(key)
+        if not raw:
+            continue
+        text = raw.strip().replace("Z", "+00:00")
+        text = re.sub(r"([+-]\d{2})(\d{2})$", r"\1:\2", text)
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            continue
+        if moment.year < 1990:
+            continue
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment, local
+    return None, False
+
+
+def _location(meta: dict[str, str]) -> tuple[float | None, float | None]:
+    """The position a phone wrote (ISO 6709, "+38.7223-009.1393+010.000/"), when plausible."""
+    raw = meta.get(_APPLE_PLACE) or meta.get("location")
+    m = _ISO6709.match(raw or "")
+    if m is None:
+        return None, None
+    lat, lon = float(m.group(1)), float(m.group(2))
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180) or (lat == 0 and lon == 0):
+        return None, None
+    return lat, lon
+
+
+def taken(video: Video) -> tuple[str, str] | None:
+    """``(taken, taken_local)`` as photos store them: ISO 8601 with its offset, and the wall-clock
+    time where it was filmed (the container's UTC time shown in this machine's time zone when the
+    video does not say its own)."""
+    if video.created is None:
+        return None
+    moment = video.created if video.local else video.created.astimezone()
+    moment = moment.replace(microsecond=0)
+    offset = moment.utcoffset() or timedelta(0)
+    aware = moment.replace(tzinfo=timezone(offset))
+    return aware.isoformat(), aware.replace(tzinfo=None).isoformat()

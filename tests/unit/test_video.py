@@ -1,0 +1,136 @@
+"""Videos: the frame choice on its own, the reader on videos made here with PyAV, and how the
+catalog keeps a video's frames together (delete, re-add, move)."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from isearchd.errors import BadImage
+from isearchd.files.formats import is_indexed_name, is_video_name
+from isearchd.files.video import FramePicker, VideoLimits, gaps, read_video, samples, thin
+from isearchd.store import Database, ImageRecord, Move
+from isearchd.store.metadata import PhotoInfo
+from isearchd.store.videos import frame_label, video_label
+from tests.fixtures.videos import Scene, write_audio_only, write_video
+
+GREY = np.full((18, 32), 100, dtype=np.uint8)
+WHITE = np.full((18, 32), 250, dtype=np.uint8)
+
+
+def kept(picker: FramePicker, offers: list[tuple[float, np.ndarray]]) -> list[float]:
+    out: list[float] = []
+    prev = None
+    for at, sig in offers:
+        for which in picker.offer(at, sig):
+            out.append(at if which == "this" else prev)  # type: ignore[arg-type]
+        prev = at
+    return sorted(out)
+
+
+def test_names() -> None:
+    for name in ("a.mp4", "B.MOV", "c.m4v", "d.MKV", "e.webm", "f.AVI", "g.3gp"):
+        assert is_video_name(name) and is_indexed_name(name), name
+    assert not is_video_name(".hidden.mp4") and not is_video_name("a.mp3") and is_indexed_name("x.JPG")
+
+
+def test_picker_keeps_the_first_frame_and_scene_changes() -> None:
+    offers = [(0.0, GREY), (1.0, GREY), (2.0, WHITE), (3.0, WHITE), (4.0, GREY)]
+    assert kept(FramePicker(interval=10), offers) == [0.0, 2.0, 4.0]
+
+
+def test_picker_keeps_a_frame_before_the_interval_runs_out() -> None:
+    offers = [(float(t), GREY) for t in range(0, 31, 4)]  # keyframes every 4 s, one scene
+    times = kept(FramePicker(interval=10), offers)
+    assert times[0] == 0.0
+    assert all(b - a <= 10 for a, b in itertools.pairwise(times)), times
+    assert len(times) <= 5
+
+
+def test_gaps_samples_and_thin() -> None:
+    assert gaps([0.0], 25.0, 10) == [10.0, 20.0]
+    assert gaps([0.0, 8.0, 16.0], 20.0, 10) == []
+    assert samples(36_000, 4) == [0.0, 9000.0, 18000.0, 27000.0]
+    assert thin(list(range(10)), 4) == [0, 3, 6, 9] and thin([1, 2], 5) == [1, 2]
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".webm", ".avi"])
+def test_reader_finds_the_scenes(suffix: str, tmp_path: Path) -> None:
+    scenes = [Scene("red", "circle", 3), Scene("blue", "square", 14), Scene("green", "star", 3)]
+    path = write_video(tmp_path / f"v{suffix}", scenes, audio=suffix != ".avi",
+                       metadata={"creation_time": "2022-03-04T05:06:07.000000Z"})  # fmt: skip
+    video = read_video(path, VideoLimits(interval=10, max_frames=200), side=64)
+    times = [f.at for f in video.frames]
+    assert times[0] == 0.0 and any(2.9 <= t < 4 for t in times) and any(16.9 <= t < 18 for t in times), times
+    assert all(b - a <= 10 + 1e-6 for a, b in itertools.pairwise(times)), times
+    assert abs(video.duration - 20) < 0.1 and min(video.frames[0].picture.size) == 64
+    if suffix != ".avi":  # (AVI has no creation time)
+        assert video.created is not None and video.created.year == 2022
+    # keyframes only: one a second in these videos (MJPEG: two a second, every frame is a keyframe)
+    assert video.frames_decoded <= 2 * 20 + 1
+
+
+def test_reader_long_video_costs_max_frames(tmp_path: Path) -> None:
+    path = write_video(tmp_path / "long.mp4", [Scene("red", "circle", 30)], fps=5)
+    video = read_video(path, VideoLimits(interval=1, max_frames=6), side=32)
+    assert len(video.frames) <= 6 and video.frames_decoded <= 6
+
+
+def test_reader_fills_sparse_keyframes(tmp_path: Path) -> None:
+    path = write_video(tmp_path / "sparse.mp4", [Scene("red", "circle", 25)], gop=1000)
+    video = read_video(path, VideoLimits(interval=10, max_frames=200), side=32)
+    assert [f.at for f in video.frames] == [0.0, 10.0, 20.0]
+
+
+def test_reader_reasons(tmp_path: Path) -> None:
+    sound = write_audio_only(tmp_path / "sound.mp4")
+    with pytest.raises(BadImage, match="no video stream"):
+        read_video(sound, VideoLimits(), 64)
+    good = write_video(tmp_path / "good.webm", [Scene("red", "circle", 20)]).read_bytes()
+    (tmp_path / "cut.webm").write_bytes(good[: len(good) // 4])
+    with pytest.raises(BadImage, match="truncated"):
+        read_video(tmp_path / "cut.webm", VideoLimits(), 64)
+    (tmp_path / "junk.mp4").write_bytes(b"not a video at all" * 100)
+    with pytest.raises(BadImage, match="not a readable video"):
+        read_video(tmp_path / "junk.mp4", VideoLimits(), 64)
+    ticks = iter(range(0, 10_000, 100))
+    with pytest.raises(BadImage, match="time_limit"):
+        read_video(tmp_path / "good.webm", VideoLimits(time_limit=50), 64, clock=lambda: float(next(ticks)))
+
+
+def _video_rows(label: str, times: list[float], dim: int = 8) -> list[ImageRecord]:
+    rng = np.random.default_rng(0)
+    rows = []
+    for i, at in enumerate(times):
+        vec = rng.normal(size=dim).astype(np.float32)
+        rows.append(
+            ImageRecord(
+                label if i == 0 else frame_label(label, at), label, 10, 1, f"h@{at}",
+                vec / np.linalg.norm(vec),
+                info=PhotoInfo(type="video", at=at, duration=30.0),
+            )
+        )  # fmt: skip
+    return rows
+
+
+def test_catalog_keeps_a_video_together(tmp_path: Path) -> None:
+    with Database.open(tmp_path, "db", model_key="m", dim=8) as db:
+        db.add(_video_rows("/v/a.mp4", [0.0, 10.0, 20.0]))
+        db.add(_video_rows("/v/b.mp4", [0.0, 5.0]))
+        assert db.count() == 5
+        db.add(_video_rows("/v/a.mp4", [0.0, 12.5]))  # changed: fewer, other moments
+        labels = sorted(r.label for r in db.records())
+        assert labels == ["/v/a.mp4", frame_label("/v/a.mp4", 12.5), "/v/b.mp4", frame_label("/v/b.mp4", 5.0)]
+        assert db.rename([Move("/v/a.mp4", "/w/c.mp4")]) == 1  # one file, its frames with it
+        assert {(r.label, r.path) for r in db.records("/w")} == {
+            ("/w/c.mp4", "/w/c.mp4"), (frame_label("/w/c.mp4", 12.5), "/w/c.mp4")
+        }  # fmt: skip
+        assert db.move_prefix("/w", "/x") == 2
+        assert {video_label(r.label) for r in db.records("/x")} == {"/x/c.mp4"}
+        assert db.delete_labels(["/x/c.mp4"]) == 2
+        assert db.count() == 2
+        hits = db.search(_video_rows("/v/b.mp4", [0.0, 5.0])[1].vector, k=5, details=True)  # type: ignore[arg-type]
+        assert hits[0].label == frame_label("/v/b.mp4", 5.0) and hits[0].info.at == 5.0
