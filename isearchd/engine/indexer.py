@@ -329,12 +329,11 @@ class Indexer:
                 look = look_of_file(data, name=item.path)
                 return _Ready(item, size, mtime_ns, digest, vector, unchanged=unchanged, meta=meta, look=look)
             side = self.analyses.want() if self.analyses is not None else 0
-            size = self.model.image_size  # a RAW's preview need only be big enough for the model
-            image = load_image(data, min_side=max(size, side), name=item.path, preview_side=size)
+            fits = self.model.image_size  # a RAW's preview need only be big enough for the model
+            image = load_image(data, min_side=max(fits, side), name=item.path, preview_side=fits)
             look = look_of(image)
             kept = reduced(image, side) if side else None
-            # resized and cropped here, in parallel, rather than in the model's one thread; a
-            # fitted picture also holds far less memory while it waits for the model
+            # fitted here, in parallel, not in the model's thread; and it holds far less memory
             image = self.model.fit_image(image)
             return _Ready(item, size, mtime_ns, digest, image=image, meta=meta, look=look, kept=kept)
         except BadImage as e:
