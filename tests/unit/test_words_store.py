@@ -183,7 +183,7 @@ def test_a_catalog_of_schema_7_opens_and_gains_words(tmp_path: Path) -> None:
     undo(conn, 7)
     conn.close()
     with open_db(tmp_path) as db:
-        assert db.catalog.get_meta("schema_version") == str(SCHEMA_VERSION) == "8"
+        assert db.catalog.get_meta("schema_version") == str(SCHEMA_VERSION) == "9"
         assert db.count() == 2 and db.words_of(ids) == {}
         assert db.count_pending(WORDS_ANALYSIS, VERSION) == 2
         db.store_words(VERSION, {ids[0]: lines("copper falcon")})
