@@ -51,7 +51,7 @@ from isearchd.engine.places import Gazetteer
 from isearchd.engine.videoframes import VideoFrames, hash_file, video_frames, video_records
 from isearchd.errors import BadImage, Busy, ISearchError, StoreError
 from isearchd.files.formats import is_video_name
-from isearchd.files.images import NotRegularFile, content_hash, load_image, open_regular
+from isearchd.files.images import NotRegularFile, content_hash, load_image, open_regular, reduced
 from isearchd.files.video import VideoLimits
 from isearchd.reports import AddReport, Progress
 
@@ -90,16 +90,6 @@ class Pictures(Protocol):
         ...
 
     def keep(self, db: str, label: str, mtime_ns: int, picture: Image.Image) -> None: ...
-
-
-def reduced(image: Image.Image, side: int) -> Image.Image:
-    """A copy of ``image`` whose shorter side is at most ``side`` (the analyses' picture)."""
-    width, height = image.size
-    scale = side / min(width, height)
-    if scale >= 1:
-        return image.copy()
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
 
 
 class IndexTarget(Protocol):

@@ -387,6 +387,16 @@ def _bomb_reason(message: str) -> str:
     return f"more than {MAX_PIXELS / 1e6:.1f} megapixels"
 
 
+def reduced(image: Image.Image, side: int) -> Image.Image:
+    """A copy of ``image`` whose shorter side is at most ``side`` (the analyses' picture)."""
+    width, height = image.size
+    scale = side / min(width, height)
+    if scale >= 1:
+        return image.copy()
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+
+
 def to_rgb(img: Image.Image) -> Image.Image:
     """Convert any Pillow mode to 8-bit RGB; the input is not modified.
 
