@@ -9,10 +9,10 @@ our machines a local mirror, so the times are install times more than download t
 
 For each: seconds of ``pip install`` (no pip cache), the venv's size on disk and the largest
 packages (the files each distribution's RECORD lists); for ``default`` also the size without the
-default-on analyses (dlib and its models for faces, rapidocr and OpenCV for words: the packages
-only they need). Then ``isearch model import ViT-45LY`` of a random checkpoint in the official
-layout (the builder in ``default``; ``--exporter torch`` in ``torch``) and the first
-``isearch service start`` after it (median of three, the export cached).
+default-on analyses (dlib and its models for faces, rapidocr and OpenCV for words, PyAV's FFmpeg
+for video frames: the packages only they need). Then ``isearch model import ViT-45LY`` of a
+random checkpoint in the official layout (the builder in ``default``; ``--exporter torch`` in
+``torch``) and the first ``isearch service start`` after it (median of three, the export cached).
 
 Usage:  .venv/bin/python benchmarks/bench_install.py [--torch] [--out benchmarks/results/install.json]
 """
@@ -36,8 +36,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-# The default-on analyses' own requirements (faces, words): what a "without them" install drops.
-ANALYSES = ("dlib-bin", "face-recognition-models", "rapidocr")
+# The default-on analyses' own requirements (faces, words, video frames): what a "without them"
+# install drops.
+ANALYSES = ("dlib-bin", "face-recognition-models", "rapidocr", "opencv-python", "av")
 TORCH_EXTRA = ("torch", "torchvision", "open_clip_torch")
 KEY = "ViT-45LY"
 
