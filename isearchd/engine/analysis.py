@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Protocol
 from isearchd.errors import BadImage, ISearchError
 from isearchd.files.images import load_image
 from isearchd.messages import BackfillProgress
+from isearchd.models.workers import Holdable
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -206,6 +207,16 @@ class Analyses:
                 except ISearchError:
                     continue  # closed meanwhile
         return out
+
+    def hold(self, paused: bool) -> None:
+        """Hold the analyses' worker processes (``True``: a search computes) or let them go on;
+        the engine's ``QueryGate`` calls it as searches begin and end."""
+        for a in self.analyses:
+            if isinstance(a, Holdable):
+                try:
+                    a.hold(paused)
+                except Exception:  # a search must never fail for it: at worst the workers run on
+                    log.exception("could not %s the %s workers", "hold" if paused else "release", a.name)
 
     def close(self) -> None:
         with self._cond:

@@ -109,6 +109,7 @@ class Engine:
         self.analyses = Analyses(
             [MetadataPass(self.places), LooksPass(), *found, *analyses], self.jobs, self.gate
         )
+        self.gate.listen(self.analyses.hold)  # the analyses' workers wait while a search computes
         self.people = People(
             lambda name: self.database(name, create=False), self.jobs, faces, self.analyses.start, self.image
         )

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from isearchd.engine.analysis import Failed, Outcome, Photo
 from isearchd.engine.grouping import plan_grouping
-from isearchd.engine.idle import IdleRelease
+from isearchd.engine.idle import IdleRelease, ReaderLifecycle
 from isearchd.models.faces import FaceReader, FacesRead, PictureFile
 from isearchd.store import ImageDatabase
 from isearchd.store.people import FaceRow
@@ -51,7 +51,7 @@ class GroupingRules:
     min_faces: int
 
 
-class FacesAnalysis:
+class FacesAnalysis(ReaderLifecycle):
     """See the module docstring. ``reader``: where the face models run (``ModelsReader``: in this
     thread; ``FaceWorkers``: in worker processes); loaded lazily, released when idle."""
 
@@ -118,9 +118,6 @@ class FacesAnalysis:
             applied = db.apply_grouping(plan.joins, plan.new_people, min_faces=self.rules.min_faces)
             log.info("people: %d faces joined people, %d new people", applied.joined, len(applied.new_people))
 
-    def close(self) -> None:
-        self._idle.cancel()
-        self.reader.close()
 
 
 def _in_photo_pixels(db: ImageDatabase, image_id: int, found: FacesRead) -> tuple[FaceRow, ...]:

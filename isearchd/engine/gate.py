@@ -7,14 +7,16 @@ any search holds it (``query()``). The wait is bounded (``MAX_WAIT_S``): searche
 back slow an add down, they never stop it. A file already being decoded is finished.
 
 The model's ``PriorityLock`` does the same for the towers themselves (a waiting search goes
-before the next indexing slice); this gate covers the CPU work around them.
+before the next indexing slice); this gate covers the CPU work around them. Work in other
+processes (the faces' and words' workers) cannot wait at a gate: ``listen`` tells them when the
+first search begins and the last one ends, and they are held meanwhile (``Workers.hold``).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 __all__ = ["MAX_WAIT_S", "QueryGate"]
@@ -31,6 +33,17 @@ class QueryGate:
         self._cond = threading.Condition(threading.Lock())
         self._active = 0
         self._max_wait_s = max_wait_s
+        self._listeners: list[Callable[[bool], None]] = []
+
+    def listen(self, busy: Callable[[bool], None]) -> None:
+        """Call ``busy(True)`` when the first search begins, ``busy(False)`` when the last ends
+        (under the gate's lock, so the calls never cross: keep ``busy`` short)."""
+        with self._cond:
+            self._listeners.append(busy)
+
+    def _tell(self, busy: bool) -> None:
+        for listener in self._listeners:
+            listener(busy)
 
     @property
     def active(self) -> int:
@@ -42,12 +55,15 @@ class QueryGate:
         """Hold the gate while a search computes."""
         with self._cond:
             self._active += 1
+            if self._active == 1:
+                self._tell(True)
         try:
             yield
         finally:
             with self._cond:
                 self._active -= 1
                 if not self._active:
+                    self._tell(False)
                     self._cond.notify_all()
 
     def wait_clear(self) -> bool:

@@ -1,13 +1,16 @@
 """Releasing models after a while without work: an analysis's models (~40-100 MB) are held only
-while it reads photos."""
+while it reads photos; ``ModelsReader``, what the faces and the words analyses share of it."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
-__all__ = ["IdleRelease"]
+from isearchd.models.workers import Holdable
+
+__all__ = ["IdleRelease", "ReaderLifecycle"]
 
 
 class IdleRelease:
@@ -50,3 +53,21 @@ class IdleRelease:
                 self._start(self.idle_s - idle)
                 return
         self._release()
+
+
+class ReaderLifecycle:
+    """An analysis whose ``reader`` holds models: they are released after a while without work
+    (``_idle``, an ``IdleRelease`` of ``reader.close``), held while a search computes (worker
+    processes; an in-process reader has nothing to hold: its calls wait for their turn), and
+    closed with the daemon."""
+
+    reader: Any
+    _idle: IdleRelease
+
+    def hold(self, paused: bool) -> None:
+        if isinstance(self.reader, Holdable):
+            self.reader.hold(paused)
+
+    def close(self) -> None:
+        self._idle.cancel()
+        self.reader.close()

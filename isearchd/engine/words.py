@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from isearchd.engine.analysis import Failed, Outcome, Photo
-from isearchd.engine.idle import IdleRelease
+from isearchd.engine.idle import IdleRelease, ReaderLifecycle
 from isearchd.models.ocr import TextRead, TextWorkers
 from isearchd.models.workers import PictureFile
 from isearchd.store import ImageDatabase
@@ -61,7 +61,7 @@ class WordsFound:
     size: tuple[int, int]
 
 
-class WordsAnalysis:
+class WordsAnalysis(ReaderLifecycle):
     """See the module docstring. ``reader``: where the text models run (``TextWorkers``)."""
 
     name: str = "words"
@@ -112,9 +112,6 @@ class WordsAnalysis:
                 failures[image_id] = outcome.reason if isinstance(outcome, Failed) else "no result"
         db.store_words(self.version, rows, failures)
 
-    def close(self) -> None:
-        self._idle.cancel()
-        self.reader.close()
 
 
 def _in_photo_pixels(db: ImageDatabase, image_id: int, found: WordsFound) -> tuple[LineRow, ...]:

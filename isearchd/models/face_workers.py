@@ -49,5 +49,9 @@ class FaceWorkers:
     def read(self, pictures: Sequence[Image.Image | PictureFile]) -> list[FacesRead | str]:
         return self._pool.read(pictures)
 
+    def hold(self, paused: bool) -> None:
+        """Stop the workers while a search computes (``Workers.hold``)."""
+        self._pool.hold(paused)
+
     def close(self) -> None:
         self._pool.close()

@@ -342,5 +342,9 @@ class TextWorkers:
         """For each picture, in order: its lines, or why it could not be read (one line)."""
         return self._pool.read(pictures)
 
+    def hold(self, paused: bool) -> None:
+        """Stop the workers while a search computes (``Workers.hold``)."""
+        self._pool.hold(paused)
+
     def close(self) -> None:
         self._pool.close()

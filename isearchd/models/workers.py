@@ -27,21 +27,32 @@ a few ms now and then only), which is what a background job should do.
 3. ``close()`` stops the workers (their memory goes back to the system) once the pictures they
    hold are read (with other programs keeping every core busy, an idle-policy worker may take
    long: stopping the daemon then waits); the next ``read`` starts them again. A worker whose
-   daemon is gone (``kill -9``) ends itself within ``PARENT_POLL_S``.
+   daemon is gone (``kill -9``) ends itself within ``PARENT_POLL_S``;
+4. ``hold(True)`` stops the workers where they are (``SIGSTOP``) and ``hold(False)`` lets them go
+   on (``SIGCONT``): the daemon holds them while a search computes (``QueryGate``), since even at
+   ``SCHED_IDLE`` two workers made image searches ~50 % slower at p99 on 2 cores (the cores are
+   shared vCPUs: cache and memory, not only turns). A held worker cannot look for its daemon, so
+   on Linux it also asks the kernel to kill it when the daemon's thread that started it ends
+   (``PR_SET_PDEATHSIG``): a ``kill -9`` of the daemon while its workers are held leaves none.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import logging
 import multiprocessing
 import os
+import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 from PIL import Image
@@ -50,7 +61,7 @@ from isearchd.files.images import to_rgb
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FALLBACK_NICE", "PictureFile", "Workers", "default_workers", "lower_priority"]
+__all__ = ["FALLBACK_NICE", "Holdable", "PictureFile", "Workers", "default_workers", "lower_priority"]
 
 # The workers' nice value where ``SCHED_IDLE`` is missing (not Linux, or refused): the fair
 # scheduler weighs such a thread at 15/1024 of a normal one, so a search gets ~98 % of its core.
@@ -96,10 +107,35 @@ def lower_priority() -> str:
     return f"nice {FALLBACK_NICE}"
 
 
+@runtime_checkable
+class Holdable(Protocol):
+    """Readers whose work can be held while a search computes (their worker processes)."""
+
+    def hold(self, paused: bool) -> None: ...
+
+
+def _die_with_parent() -> None:
+    """Linux: be killed when the daemon's thread that started this process ends (a held worker,
+    stopped by ``SIGSTOP``, cannot notice its daemon is gone; ``SIGKILL`` ends it anyway)."""
+    if not sys.platform.startswith("linux"):
+        return
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(name).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+
+
+# prctl(2)'s option number (linux/prctl.h)
+_PR_SET_PDEATHSIG = 1
+
+
 def _start_worker(
     make_models: Callable[[], Any], read_one: Callable[[Any, Any], Any], background: bool, daemon: int
 ) -> None:
     global _worker
+    if background:  # the daemon's workers (tests and benchmarks may start them from short threads)
+        _die_with_parent()
     watch = threading.Thread(target=_exit_with, args=(daemon,), name="daemon-watch", daemon=True)
     watch.start()
     if background:
@@ -155,6 +191,8 @@ class Workers(Generic[M, R]):
         self._what = what
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
+        self._hold_lock = threading.Lock()  # never the read lock: a read lasts, a hold must not wait
+        self._held = False
 
     def read(self, pictures: Sequence[Image.Image | PictureFile]) -> list[R | str]:
         """For each picture, in order: what the models read, or why it could not be read."""
@@ -205,8 +243,33 @@ class Workers(Generic[M, R]):
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
+    def hold(self, paused: bool) -> None:
+        """Stop the workers where they are (``True``) or let them go on (``False``)."""
+        stop, go = getattr(signal, "SIGSTOP", None), getattr(signal, "SIGCONT", None)
+        if stop is None or go is None:
+            return  # Windows: nothing to hold with
+        with self._hold_lock:
+            if paused == self._held:
+                return
+            self._held = paused
+            pool = self._pool
+            # the executor's own table of its processes (no public one): pid -> Process; its
+            # manager thread may change it meanwhile (then the pids are read again)
+            pids: list[int] = []
+            for _ in range(3):
+                try:
+                    pids = list(getattr(pool, "_processes", None) or {})
+                    break
+                except RuntimeError:
+                    continue
+            for pid in pids:
+                with contextlib.suppress(OSError):  # gone meanwhile
+                    os.kill(pid, stop if paused else go)
+
     def close(self) -> None:
+        self.hold(False)  # a held worker would never finish its pictures
         with self._lock:
+            self.hold(False)  # a search may have held them while this waited for the read
             if self._pool is not None:
                 self._stop()
                 log.info("%s workers stopped", self._what)

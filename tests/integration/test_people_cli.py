@@ -219,7 +219,10 @@ def _policies(workers: list[Any]) -> set[int]:
 def test_killed_while_reading_faces_no_worker_is_left_and_the_next_start_reads_on(tmp_path: Path) -> None:
     """The face workers are the daemon's child processes, at the idle scheduling policy (a search
     takes their cores at once): a ``kill -9`` of the daemon in the middle of reading faces leaves
-    none of them running, and the next start reads the rest."""
+    none of them running, not even workers held by a search at that moment (stopped: they cannot
+    look for their daemon; the kernel kills them), and the next start reads the rest."""
+    import signal
+
     import psutil
 
     root = short_tmpdir()
@@ -237,6 +240,9 @@ def test_killed_while_reading_faces_no_worker_is_left_and_the_next_start_reads_o
             while _policies(children) != {os.SCHED_IDLE}:  # set as each worker starts
                 assert time.monotonic() < deadline, _policies(children)
                 time.sleep(0.05)
+        for worker in children:  # held, as while a search computes (Workers.hold)
+            if "resource_tracker" not in " ".join(worker.cmdline()):
+                worker.send_signal(signal.SIGSTOP)
         d.kill()
         _, alive = psutil.wait_procs(children, timeout=30)
         assert not alive, [p.cmdline() for p in alive]

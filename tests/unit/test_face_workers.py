@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -126,3 +129,38 @@ def test_close_ends_the_workers_and_the_next_read_starts_them(trouble: FaceWorke
 def test_at_least_one_worker() -> None:
     with pytest.raises(ValueError, match="at least one"):
         FaceWorkers(TroubleModels, 0)
+
+
+def test_held_workers_stop_where_they_are_and_go_on_when_released(trouble: FaceWorkers) -> None:
+    """A search holds the workers (SIGSTOP) and releases them (SIGCONT); a read waits meanwhile,
+    and closing releases them first, so it never waits for a held worker."""
+    import psutil
+
+    before = set(multiprocessing.active_children())
+    assert len(_faces(trouble.read([_blank(30), _blank(31)])[0]).faces) == 1
+    started = [psutil.Process(p.pid) for p in set(multiprocessing.active_children()) - before]
+    workers = [p for p in started if "resource_tracker" not in " ".join(p.cmdline())]  # not multiprocessing's
+    assert workers
+
+    def all_stopped(stopped: bool) -> bool:  # a signal arrives a moment after it is sent
+        deadline = time.monotonic() + 5
+        while any((p.status() == psutil.STATUS_STOPPED) != stopped for p in workers):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    trouble.hold(True)
+    assert all_stopped(True)
+    done: list[Any] = []
+    reader = threading.Thread(target=lambda: done.append(trouble.read([_blank(40)])))
+    reader.start()
+    reader.join(0.5)
+    assert reader.is_alive() and not done  # held: the picture waits
+    trouble.hold(False)
+    reader.join(30)
+    assert len(_faces(done[0][0]).faces) == 1
+    assert all_stopped(False)
+    trouble.hold(True)
+    trouble.close()  # releases them, then stops them
+    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in workers)

@@ -89,3 +89,17 @@ def test_an_add_prepares_no_file_while_a_search_holds_the_gate(tmp_path: Path, d
         assert add.is_alive() and CountingModel.fitted == 0 and db.count() == 0
     add.join(60)
     assert reports[0].added == 6 and CountingModel.fitted == 6 and db.count() == 6
+
+
+def test_listeners_hear_the_first_search_begin_and_the_last_end() -> None:
+    gate = QueryGate()
+    heard: list[bool] = []
+    gate.listen(heard.append)
+    with gate.query():
+        with gate.query():  # a second search meanwhile: nothing new to tell
+            assert heard == [True]
+        assert heard == [True]
+    assert heard == [True, False]
+    with gate.query():
+        pass
+    assert heard == [True, False, True, False]
