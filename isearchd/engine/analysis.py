@@ -296,4 +296,10 @@ class Analyses:
                 outcomes.update({p.file.id: Failed(f"{type(e).__name__}: {e}") for p in photos})
         for p in photos:
             outcomes.setdefault(p.file.id, Failed("the analysis gave no result"))
-        self.jobs.run(lambda: analysis.save(db, outcomes), f"{analysis.name} of {db.name}")
+        self.jobs.run(lambda: self._save(analysis, db, outcomes), f"{analysis.name} of {db.name}")
+
+    def _save(self, analysis: Analysis, db: ImageDatabase, outcomes: Mapping[int, Outcome]) -> None:
+        """``analysis.save`` on the write queue, once no search computes (at most the gate's bound
+        later): saving faces groups them, CPU work in the daemon's own threads."""
+        self.gate.wait_clear()
+        analysis.save(db, outcomes)

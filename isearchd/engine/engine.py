@@ -42,7 +42,7 @@ from isearchd.engine.places import Gazetteer
 from isearchd.engine.query import SORTS, SearchQuery, combine, listing
 from isearchd.engine.queryvectors import TEXT_CACHE_SIZE, EngineModel, QueryVectors
 from isearchd.engine.rawpairs import raw_beside_in, top_folded
-from isearchd.engine.videohits import once_per_video
+from isearchd.engine.videohits import once_per_video as once
 from isearchd.engine.words import WordsAnalysis
 from isearchd.errors import InvalidRequest, NotFound
 from isearchd.files.formats import is_video_name
@@ -349,14 +349,16 @@ class Engine:
             raise InvalidRequest(f"sort must be one of {', '.join(SORTS)}, not {query.sort!r}")
         if not query.terms and not query.filters.people and query.filters.words is None:
             raise InvalidRequest("a search needs a text, an image or an image of the database")
+        with self.gate.query():  # the whole search goes first: background work waits, workers are held
+            return self._search(db_name, query)
+
+    def _search(self, db_name: str, query: SearchQuery) -> list[SearchHit]:
         db = self.database(db_name, create=False)
         if query.filters.people:
             self.people.check_names(db, query.filters.people)
         raw_beside = raw_beside_in(db)
         if not query.terms:
-            return top_folded(
-                lambda k: listing(db, replace(query, num=k)), query.num, raw_beside, once=once_per_video
-            )
+            return top_folded(lambda k: listing(db, replace(query, num=k)), query.num, raw_beside, once)
         vectors = [self.queries.term_vector(db, t) for t in query.terms]
         vector = combine(vectors, [t.weight for t in query.terms])
 
@@ -365,7 +367,7 @@ class Engine:
             return db.search(vector, k=k, min_similarity=query.similarity, filters=f, details=True)
 
         # each video once, at its best moment; a RAW+JPEG pair as one result
-        hits = top_folded(fetch, query.num, raw_beside, once=once_per_video)
+        hits = top_folded(fetch, query.num, raw_beside, once)
         if query.sort != "similarity":
             dated = [h for h in hits if h.info.taken_local]
             dated.sort(key=lambda h: h.info.taken_local or "", reverse=query.sort == "newest")

@@ -52,11 +52,14 @@ def daemon_with_faces(make_daemon: Callable[..., InProcessDaemon]) -> InProcessD
 
 
 def read_all(c: Client, timeout: float = 120) -> PeopleList:
-    """The people once every photo has been read for faces."""
+    """The people once every photo has been read for faces and their faces grouped (the write
+    that stores a chunk's faces groups them next: until the write queue is empty, a photo may be
+    read but its face not yet in a person)."""
     deadline = time.monotonic() + timeout
     while True:
         found = c.people(hidden=True)
-        if found.total and found.analysed == found.total:
+        if found.total and found.analysed == found.total and c.status().queue == 0:
+            found = c.people(hidden=True)
             return found
         assert time.monotonic() < deadline, f"faces not read in time: {found}"
         time.sleep(0.2)
