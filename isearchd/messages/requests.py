@@ -9,6 +9,7 @@ absolute.
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
 
 import msgspec
@@ -129,6 +130,19 @@ class UnchangedRequest(Request, frozen=True, kw_only=True):
     files: list[FileStat]
 
 
+# A video frame's label after its NUL: its moment in seconds (``isearchd.store.videos.frame_label``).
+_FRAME_AT = re.compile(r"\d+\.\d{3}")
+
+
+def check_like(text: str) -> str:
+    """``like``: an image of the database by label, a file's name or a video frame's (the video's
+    label, NUL, the moment: how a video's further frames are stored, and what the web page's "more
+    like this" sends for a video hit at such a moment); ``InvalidRequest`` otherwise."""
+    name, mark, at = text.partition("\x00")
+    check_name(name if mark and _FRAME_AT.fullmatch(at) else text, "'like'")
+    return text
+
+
 class QueryPart(Message, omit_defaults=True, frozen=True, kw_only=True):
     """One part of a query: a ``text``, an ``image``, or ``like`` (an image of the database, by
     label: its stored vector), with a ``weight`` in (0, 100]."""
@@ -144,7 +158,7 @@ class QueryPart(Message, omit_defaults=True, frozen=True, kw_only=True):
         if not 0 < self.weight <= 100:
             raise BadField(f"'weight' must be a number in (0, 100], not {self.weight}")
         if self.like is not None:
-            check_name(self.like, "'like'")
+            check_like(self.like)
 
 
 class SearchRequest(Request, frozen=True, kw_only=True):
@@ -180,7 +194,7 @@ class SearchRequest(Request, frozen=True, kw_only=True):
         if queries == 0 and (self.plus or self.minus):
             raise BadField("'plus' and 'minus' need a query ('text', 'image' or 'like')")
         if self.like is not None:
-            check_name(self.like, "'like'")
+            check_like(self.like)
         for folder in self.within:
             daemon_path(folder, "'within'")
 

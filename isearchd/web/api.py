@@ -8,8 +8,10 @@ are asked for by database and id, and the daemon reads only the paths its catalo
     GET  /api/search?like=ID&...                 more like an image of the database
     POST /api/search  (multipart, field "image") by an image file; the other fields as above
     GET  /api/dbs     GET /api/status?db=DB     GET /api/image/DB/ID     GET /api/dups?db&min&folder&n
-    POST /api/open    {"db", "id"}: open the image's folder (a browser on the daemon's machine only)
-    GET  /thumb/DB/ID   GET /image/DB/ID
+    POST /api/open    {"db", "id"[, "file": true]}: open the image's folder, or a video itself at its
+                      moment (a browser on the daemon's machine only)
+    GET  /thumb/DB/ID   GET /image/DB/ID   (a video's row: the picture at its moment)
+    GET  /video/DB/ID   a video's file as it is, with range requests (``isearchd.web.videos``)
     the people routes and the face crops: ``isearchd.web.people``
 
 Routes are module-level functions; what they share (the daemon, the thumbnails, the security
@@ -23,7 +25,7 @@ from importlib import resources
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -56,6 +58,7 @@ from isearchd.web.login import login, login_form
 from isearchd.web.people import PEOPLE_ROUTES, PLACEHOLDER_HEADERS
 from isearchd.web.state import Backend, Page, ask, page_of
 from isearchd.web.thumbs import Thumbnails
+from isearchd.web.videos import VIDEO_TYPE, moment, served_video
 
 DEFAULT_RESULTS = 50
 _NO_STORE = {"cache-control": "no-store"}
@@ -161,15 +164,34 @@ async def dups(request: Request) -> Response:
 
 @answers_errors
 async def open_folder(request: Request) -> Response:
+    """The image's folder, or (``"file": true``) a video itself, at its moment where the opener
+    is a player that takes one (what ``isearch search -o`` does): for a video the browser cannot
+    play."""
     if not is_loopback_client(request):
-        raise PermissionDenied("folders open only for a browser on the daemon's own machine")
+        raise PermissionDenied("folders and videos open only for a browser on the daemon's own machine")
     body = await json_body(request, '{"db": ..., "id": ...}')
     db = str(body.get("db") or "default")
     image_id = int_param(str(body.get("id")), "id", 0, 2**62)
     info: ImageInfo = await ask(request, ImageInfoRequest(db=db, image_id=image_id))
+    if body.get("file") is True:
+        if info.type != VIDEO_TYPE or info.host is not None:
+            raise InvalidRequest(f"image {image_id} is not a video of this machine: open its folder")
+        await run_in_threadpool(open_paths, [info.path], [moment(info)])
+        return json_reply({"opened": info.path})
     folder = info.path.rsplit("/", 1)[0] or "/"
     await run_in_threadpool(open_paths, [folder])
     return json_reply({"opened": folder})
+
+
+@answers_errors
+async def video(request: Request) -> Response:
+    """A video's file (by database and the id of any of its frames), for the large view's player:
+    a 404 error for a photo, an unknown id, or a video moved, changed or deleted since indexing.
+    ``FileResponse`` answers ``Range`` requests (206), so the browser seeks without reading it all."""
+    db, image_id = request.path_params["db"], request.path_params["id"]
+    info: ImageInfo = await ask(request, ImageInfoRequest(db=db, image_id=image_id))
+    path, st, media = await run_in_threadpool(served_video, info)
+    return FileResponse(path, stat_result=st, media_type=media, headers=_NO_STORE)
 
 
 async def _picture(request: Request, full: bool) -> Response:
@@ -213,5 +235,6 @@ ROUTES = [
     *PEOPLE_ROUTES,
     Route("/thumb/{db}/{id:int}", thumb),
     Route("/image/{db}/{id:int}", full_image),
+    Route("/video/{db}/{id:int}", video),
     Mount("/static", StaticFiles(packages=[("isearchd.web", "static")])),
 ]

@@ -111,12 +111,15 @@ async def json_body(request: Request, shape: str) -> JsonObject:
 
 def with_urls(db: str, item: Message) -> JsonObject:
     """An image (a hit, a group's image, an image's details, a person's photo) with its picture
-    URLs (None for an image without an id)."""
+    URLs (None for an image without an id), and a video's (``"type": "video"``) file URL."""
     data: JsonObject = to_wire(item)
     image_id = data.get("id")
     if image_id is None:
         return {**data, "thumbnail": None, "image": None}
-    return {**data, "thumbnail": f"/thumb/{db}/{image_id}", "image": f"/image/{db}/{image_id}"}
+    urls = {"thumbnail": f"/thumb/{db}/{image_id}", "image": f"/image/{db}/{image_id}"}
+    if data.get("type") == "video":  # the picture at its moment, and the file to play from there
+        urls["video"] = f"/video/{db}/{image_id}"
+    return {**data, **urls}
 
 
 def json_reply(content: Any) -> JSONResponse:

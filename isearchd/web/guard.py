@@ -15,7 +15,7 @@ other machines when it listens beyond loopback), so, for every request, in this 
    form itself, carry the page's CSRF token in ``X-CSRF-Token`` (which another site can neither
    read nor send without a CORS preflight, which is never answered).
 
-Every response also tells the browser: scripts, styles and images from this origin only; never
+Every response also tells the browser: scripts, styles, images and videos from this origin only; never
 inside a frame; no cross-origin reads of anything (``Cross-Origin-Resource-Policy``); no referrer.
 There are no CORS headers at all.
 """
@@ -41,7 +41,8 @@ SECURITY_HEADERS = (
     (
         b"content-security-policy",
         b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
-        b"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        b"media-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+        b"base-uri 'none'",
     ),
     (b"x-content-type-options", b"nosniff"),
     (b"cross-origin-resource-policy", b"same-origin"),

@@ -11,6 +11,10 @@ request in a small worker pool (never in the threads that answer searches) and k
 below the data home, keyed by content hash (copies of a photo share one), at most ``max_bytes``
 in all: beyond it the oldest are removed. A deleted cache is simply made again. Face crops
 (``isearchd.web.faces``) are made in the same pool and kept in the same cache.
+
+A video's row (a frame: ``isearchd.web.videos``) shows the picture at its moment: its thumbnail
+is that frame, keyed by the video's content hash and the moment, and its full image that frame as
+JPEG; both are read only while the video's size and modification time are the indexed ones.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from PIL import Image
 from isearchd.errors import BadImage
 from isearchd.files.images import NotRegularFile, content_hash, load_image, open_regular
 from isearchd.messages import ImageInfo
+from isearchd.web.videos import VIDEO_TYPE, frame_at, frame_key
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +73,11 @@ class Thumbnails:
 
     async def thumbnail(self, image: ImageInfo) -> bytes | None:
         """The WebP thumbnail of an image (``Client.image_info``), or None (placeholder)."""
+        if image.type == VIDEO_TYPE:
+            key = frame_key(image)
+            if key is None or not unchanged(image):
+                return None
+            return await self.cached(key, lambda: _frame_thumbnail(image))
         if image.hash is None or not unchanged(image):
             return None
         return await self.cached(image.hash, lambda: self._make(image))
@@ -163,6 +173,9 @@ class Thumbnails:
         return await asyncio.wrap_future(self._pool.submit(self._full, image))
 
     def _full(self, image: ImageInfo) -> tuple[bytes, str] | None:
+        if image.type == VIDEO_TYPE:  # the picture at the row's moment
+            frame = frame_at(image)
+            return None if frame is None else (jpeg(frame), "image/jpeg")
         data = read_indexed(image)
         if data is None:
             return None
@@ -173,14 +186,24 @@ class Thumbnails:
             picture = load_image(data, min_side=1 << 16, name=image.path, preview_side=RAW_VIEW_SIDE)
         except BadImage:
             return None
-        out = io.BytesIO()
-        picture.save(out, "JPEG", quality=90)
-        return out.getvalue(), "image/jpeg"
+        return jpeg(picture), "image/jpeg"
+
+
+def _frame_thumbnail(image: ImageInfo) -> bytes | None:
+    frame = frame_at(image, THUMB_SIDE)
+    return None if frame is None else webp(frame)
 
 
 def webp(picture: Image.Image) -> bytes:
     out = io.BytesIO()
     picture.save(out, "WEBP", quality=THUMB_QUALITY, method=4)
+    return out.getvalue()
+
+
+def jpeg(picture: Image.Image) -> bytes:
+    """The large view's picture of what browsers cannot show as it is."""
+    out = io.BytesIO()
+    picture.save(out, "JPEG", quality=90)
     return out.getvalue()
 
 

@@ -101,7 +101,7 @@ def test_page_is_small_self_contained_and_has_a_csrf_token(site: tuple[DaemonPro
     assert page.status == 200 and page.headers["content-type"].startswith("text/html")
     assert b"http://" not in page.body and b"https://" not in page.body  # nothing from the network
     total = len(page.body)
-    for name in ("app.js", "people.js", "app.css"):
+    for name in ("app.js", "people.js", "video.js", "app.css"):
         asset = request(address, "GET", f"/static/{name}")
         assert asset.status == 200, name
         assert b"http://" not in asset.body and b"https://" not in asset.body

@@ -137,6 +137,10 @@ def test_every_documented_op_is_known() -> None:
             b'{"id": 1, "op": "search", "like": "a\\u0000b"}',
             "search: 'like': a file name cannot contain a NUL",
         ),
+        (
+            b'{"id": 1, "op": "search", "like": "/v.mp4\\u00003.5"}',
+            "search: 'like': a file name cannot contain a NUL",
+        ),
         (b'{"id": [1], "op": "hello"}', "'id' must be"),
         (b'{"id": 1, "op": "hello", "token": 5}', "'token' must be a string"),
         (b'{"id": 1, "op": "auth"}', "missing required field 'token'"),
@@ -148,6 +152,15 @@ def test_invalid_requests_are_rejected_with_a_clear_message(line: bytes, message
     assert message in ei.value.message
     assert ei.value.code == "invalid_request"
     assert "\n" not in ei.value.message
+
+
+def test_like_may_name_a_video_frame() -> None:
+    """A video's further frames are stored as LABEL, NUL, seconds: "more like this" of a video
+    hit's moment names one (the web page does); a NUL anywhere else still names nothing."""
+    request = parse_request(b'{"id": 1, "op": "search", "like": "/v.mp4\\u000083.000", "plus": '
+                            b'[{"like": "/v.mp4\\u00000.000"}]}')  # fmt: skip
+    assert isinstance(request, SearchRequest)
+    assert request.like == "/v.mp4\x0083.000" and request.plus[0].like == "/v.mp4\x000.000"
 
 
 @pytest.mark.parametrize(

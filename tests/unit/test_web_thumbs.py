@@ -1,5 +1,5 @@
-"""The thumbnail cache's bound: beyond ``max_bytes`` the least recently used are removed; and the
-square a face crop cuts."""
+"""The thumbnail cache's bound: beyond ``max_bytes`` the least recently used are removed; the
+square a face crop cuts; and a video's picture at its moment and when its file may be served."""
 
 from __future__ import annotations
 
@@ -7,7 +7,16 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
+import pytest
+from PIL import Image
+
+from isearchd.errors import NotFound
+from isearchd.messages import ImageInfo
 from isearchd.web.thumbs import EVICT_TO, Thumbnails
+from isearchd.web.videos import frame_at, frame_key, served_video
+from tests.fixtures.shapes import COLOURS
+from tests.fixtures.videos import Scene, write_video
 
 
 def test_the_cache_stays_within_its_bound_dropping_the_oldest(tmp_path: Path) -> None:
@@ -43,3 +52,50 @@ def test_a_face_crop_is_a_square_around_the_face_inside_the_picture() -> None:
         if side > max(box[2], box[3]):  # room for the face: all of it is in the crop
             assert left <= box[0] and top <= box[1]
             assert right >= box[0] + box[2] and bottom >= box[1] + box[3]
+
+
+def _video_row(video: Path, at: float, /, **changes: object) -> ImageInfo:
+    """The daemon's ``image_info`` of a video frame's row, as the indexer stores it."""
+    st = video.stat()
+    fields: dict[str, object] = {
+        "id": 7, "label": f"{video}\x00{at:.3f}", "path": str(video), "bytes": st.st_size,
+        "mtime_ns": st.st_mtime_ns, "hash": f"{'ab' * 16}@{at:.3f}", "type": "video", "at": at,
+        "duration": 6.0,
+    }  # fmt: skip
+    return ImageInfo(**{**fields, **changes})  # type: ignore[arg-type]
+
+
+def _share(picture: Image.Image, colour: str) -> float:
+    pixels = np.asarray(picture.convert("RGB"), dtype=np.int32).reshape(-1, 3)
+    return float((((pixels - np.array(COLOURS[colour])) ** 2).sum(axis=1) < 60**2).mean())
+
+
+def test_a_video_s_picture_is_the_frame_at_the_row_s_moment(tmp_path: Path) -> None:
+    # the encoder's own keyframes (one at the start): the moment is decoded on from there
+    scenes = [Scene("red", "circle", 3), Scene("blue", "square", 3)]
+    path = write_video(tmp_path / "two.mp4", scenes, gop=None)
+    start, later = frame_at(_video_row(path, 0.0)), frame_at(_video_row(path, 4.0), longest=64)
+    assert start is not None and later is not None
+    assert start.size == (128, 128) and later.size == (64, 64)
+    assert _share(start, "red") > 0.01 and _share(start, "blue") == 0
+    assert _share(later, "blue") > 0.01 and _share(later, "red") == 0
+    assert frame_key(_video_row(path, 4.0)) == f"{'ab' * 16}-4000" != frame_key(_video_row(path, 0.0))
+
+
+def test_a_video_is_served_only_as_it_was_indexed(tmp_path: Path) -> None:
+    path = write_video(tmp_path / "clip.webm", [Scene("green", "star", 1)])
+    row = _video_row(path, 0.0)
+    assert served_video(row)[0] == str(path) and served_video(row)[2] == "video/webm"
+    elsewhere = tmp_path / "clip.flv"
+    elsewhere.write_bytes(path.read_bytes())
+    for refused in (
+        _video_row(path, 0.0, type="png"),  # a photo
+        _video_row(path, 0.0, host="laptop"),  # another machine's video, whatever is here
+        _video_row(path, 0.0, bytes=row.bytes + 1),  # changed since it was indexed
+        _video_row(path, 0.0, mtime_ns=row.mtime_ns + 1),
+        _video_row(elsewhere, 0.0),  # not a video's extension
+        _video_row(path, 0.0, path=str(tmp_path / "gone.webm")),
+    ):
+        with pytest.raises(NotFound):
+            served_video(refused)
+        assert frame_at(refused) is None

@@ -1,5 +1,6 @@
 // ImgSearch web page: search by text or image, look at results, review duplicates (people.js:
-// the People view). Plain JavaScript, no build step; talks only to this server's /api/ (see the README).
+// the People view; video.js: video results). Plain JavaScript, no build step; talks only to this
+// server's /api/ (see the README).
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
@@ -142,6 +143,7 @@ function tile(item, index, onOpen, extra) {
     sim.textContent = `${item.similarity.toFixed(1)}%`;
     button.append(sim);
   }
+  videoBadge(button, item);
   if (extra) extra(button);
   button.addEventListener("click", () => onOpen(index));
   return button;
@@ -185,11 +187,14 @@ function openViewer(items, index) {
   $("#big").src = item.image || "";
   $("#big").alt = baseName(item.path);
   $("#v-path").textContent = where(item);
-  $("#v-full").href = item.image || "#";
+  $("#v-full").href = (isVideo(item) ? item.video : item.image) || "#";
+  $("#v-full").textContent = isVideo(item) ? "Video file" : "Full size";
   const facts = [];
   if (typeof item.similarity === "number") facts.push(["Similarity", `${item.similarity.toFixed(1)} %`]);
   if (item.taken) facts.push(["Taken", item.taken.replace("T", " ") + (item.taken_source === "mtime" ? " (file time)" : "")]);
   if (item.place) facts.push(["Place", item.place]);
+  if (isVideo(item)) facts.push(["Moment", clock(moment(item))]);
+  if (isVideo(item) && item.duration) facts.push(["Length", clock(item.duration)]);
   if (item.width && item.height) facts.push(["Size", `${item.width} \u00d7 ${item.height}`]);
   if (item.type) facts.push(["Type", item.type]);
   // a camera's RAW+JPEG pair is one result, the JPEG: the RAW file beside it is named here
@@ -201,6 +206,7 @@ function openViewer(items, index) {
     return [dt, dd];
   }));
   $("#v-open").hidden = !state.local;
+  showVideo(item);
   showViewerInfo(item);
   const dialog = $("#viewer");
   if (!dialog.open) dialog.showModal();
@@ -262,6 +268,7 @@ function showViewerWords(info) {
 }
 
 function closeViewer() {
+  stopVideo();
   const dialog = $("#viewer");
   if (dialog.open) dialog.close();
 }
@@ -410,8 +417,13 @@ function wire() {
         body: JSON.stringify({ db: state.db, id: item.id }) });
     } catch (err) { message(err.message, true); }
   });
+  wireVideo(() => viewerItems[state.viewing]);
   $("#viewer").addEventListener("keydown", (event) => {
-    if (event.key === "ArrowRight" || event.key === "ArrowLeft") {
+    if (event.target.tagName === "VIDEO" && event.key.startsWith("Arrow")) return; // the player seeks
+    if (event.key === "p") {
+      togglePlay();
+      event.preventDefault();
+    } else if (event.key === "ArrowRight" || event.key === "ArrowLeft") {
       const next = state.viewing + (event.key === "ArrowRight" ? 1 : -1);
       if (next >= 0 && next < viewerItems.length) openViewer(viewerItems, next);
       event.preventDefault();
@@ -421,6 +433,7 @@ function wire() {
     }
   });
   $("#viewer").addEventListener("close", () => {
+    stopVideo();
     const tiles = document.querySelectorAll(!$("#dups").hidden ? "#groups .tile" : "#results .tile");
     if (tiles[state.viewing] && $("#dups").hidden) tiles[state.viewing].focus();
   });
