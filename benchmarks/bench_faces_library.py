@@ -61,6 +61,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from bench_e2e import make_corpus, sample_bases, sensor_noise, synth_photo  # noqa: E402
 from bench_search_during_add import MODEL, Daemon  # noqa: E402
+from machine import cpu_model  # noqa: E402
 from searchload import SearchLoad, endless, latencies  # noqa: E402
 
 from isearchd.models import MODELS  # noqa: E402
@@ -219,13 +220,6 @@ def grouping_quality(daemon: Daemon, truth: dict[str, list[str]]) -> dict[str, A
         "purity_mean": round(statistics.mean(purity), 4) if purity else None,
         "completeness_mean": round(statistics.mean(completeness), 4) if completeness else None,
     }
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def corpus(

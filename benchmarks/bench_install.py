@@ -35,6 +35,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+from machine import cpu_model  # noqa: E402
 
 # The default-on analyses' own requirements (faces, words, video frames): what a "without them"
 # install drops.
@@ -61,12 +63,6 @@ print(json.dumps(out))
 """
 
 
-def cpu_model() -> str:
-    out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-    found = re.search(r"Model name:\s*(.+)", out)
-    return found.group(1).strip() if found else platform.processor()
-
-
 def norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
@@ -74,8 +70,15 @@ def norm(name: str) -> str:
 def pip(venv: Path, *args: str) -> float:
     started = time.perf_counter()
     subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", *args, "-q", "--no-cache-dir",
-         "--disable-pip-version-check"],
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            *args,
+            "-q",
+            "--no-cache-dir",
+            "--disable-pip-version-check",
+        ],
         check=True,
         stderr=subprocess.DEVNULL,
     )

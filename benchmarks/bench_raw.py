@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -41,18 +39,12 @@ from rawfiles import dng_bytes  # noqa: E402
 
 from isearchd.files.images import load_image  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_model  # noqa: E402
+
 SENSORS = {"12 MP": (4000, 3000), "24 MP": (6000, 4000), "45 MP": (8192, 5464)}
 PREVIEW = (1620, 1080)
 MODEL_SIDE = 224
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-    except OSError:
-        return platform.processor()
-    found = re.search(r"Model name:\s*(.+)", out)
-    return found.group(1).strip() if found else platform.processor()
 
 
 def photo(size: tuple[int, int]) -> Image.Image:

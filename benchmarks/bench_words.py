@@ -25,7 +25,6 @@ import os
 import platform
 import re
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -38,17 +37,11 @@ from textpics import on_photo, pick_words, plain, scene, screenshot, text_height
 
 from isearchd.models.ocr import DETECT_LONG_SIDE, DETECT_LONG_SIDE_TEXT, RapidTextModels, joined  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_model  # noqa: E402
+
 SIZES = (12, 16, 20, 24, 28, 32, 40, 48)
 KINDS = ("plain", "photo", "turned")
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-    except OSError:
-        return platform.processor()
-    found = re.search(r"Model name:\s*(.+)", out)
-    return found.group(1).strip() if found else platform.processor()
 
 
 def core_ms(models: RapidTextModels, picture: Any, repeat: int) -> tuple[float, list[Any]]:

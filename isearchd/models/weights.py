@@ -36,7 +36,6 @@ the reason) and only then copies it into the cache.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import logging
 import os
@@ -52,6 +51,7 @@ from pathlib import Path
 from isearchd.config import settings
 from isearchd.errors import ModelError, WeightsMissing
 from isearchd.files.durable import copy_whole, fsync_dir, fsync_file
+from isearchd.models.exports import file_sha256
 from isearchd.models.registry import get_spec
 
 log = logging.getLogger(__name__)
@@ -219,15 +219,6 @@ def fetch_file(
     fsync_dir(target.parent)
     log.info("%s saved to %s (%d bytes)", name, target, size)
     return target
-
-
-def file_sha256(path: Path) -> str:
-    """The SHA-256 of a file's bytes, in hex."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _fetch(state: _Download, name: str, target: Path, max_total_s: float, first_s: float) -> None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from shapes import render
-from videos import Scene, write_audio_only, write_video
+from videos import Scene, span_of, write_audio_only, write_video
 from watching import wait_for
 
 from isearchd.client import Client
@@ -56,12 +56,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def scene_span(name: str, colour: str, shape: str) -> tuple[float, float]:
-    start = 0.0
-    for scene in VIDEOS[name]:
-        if (scene.colour, scene.shape) == (colour, shape):
-            return start, start + scene.seconds
-        start += scene.seconds
-    raise KeyError((name, colour, shape))
+    return span_of(VIDEOS[name], colour, shape)
 
 
 def test_add_indexes_videos_and_broken_ones_fail_alone(folder: Path, client_factory: ClientFactory) -> None:

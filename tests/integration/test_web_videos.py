@@ -24,7 +24,7 @@ from browser import served_page, wait_for
 from daemons import DaemonProcess
 from PIL import Image
 from shapes import COLOURS, render
-from videos import Scene, write_video
+from videos import Scene, span_of, write_video
 from web import Reply, csrf_token, request
 
 VIDEOS = {
@@ -44,12 +44,7 @@ class Site(NamedTuple):
 
 
 def scene_span(name: str, colour: str, shape: str) -> tuple[float, float]:
-    start = 0.0
-    for scene in VIDEOS[name]:
-        if (scene.colour, scene.shape) == (colour, shape):
-            return start, start + scene.seconds
-        start += scene.seconds
-    raise KeyError((name, colour, shape))
+    return span_of(VIDEOS[name], colour, shape)
 
 
 @pytest.fixture(scope="module")

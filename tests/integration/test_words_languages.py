@@ -10,14 +10,11 @@ imported. Pulls that must succeed put its SHA-256 in the table in place of the p
 from __future__ import annotations
 
 import dataclasses
-import functools
-import http.server
 import json
 import shutil
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,6 +31,7 @@ from isearchd.models.ocr_languages import LANGUAGES, OCR_URL_ENV, words_version
 from isearchd.models.weights import file_sha256
 
 sys.path.insert(0, str(FIXTURES))
+from servers import serving
 from textpics import plain
 
 KOREAN = LANGUAGES["korean"]
@@ -52,25 +50,15 @@ def one_error(code: int, stderr: str, *needles: str) -> str:
     return lines[-1]
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """``ISEARCH_OCR_URL`` at a local server that serves the packaged recogniser as Korean's."""
     folder = tmp_path / "mirror"
     folder.mkdir()
     shutil.copy(packaged_models()["Rec"], folder / KOREAN.file_name)
-    handler = functools.partial(_Quiet, directory=str(folder))
-    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        monkeypatch.setenv(OCR_URL_ENV, f"http://127.0.0.1:{server.server_address[1]}")
-        try:
-            yield folder / KOREAN.file_name
-        finally:
-            server.shutdown()
+    with serving(folder) as url:
+        monkeypatch.setenv(OCR_URL_ENV, url)
+        yield folder / KOREAN.file_name
 
 
 def test_model_pull_list_and_import_of_a_language(mirror: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,12 +11,9 @@ and one test shows that the published sum refuses it."""
 from __future__ import annotations
 
 import dataclasses
-import functools
-import http.server
 import re
 import shutil
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import MappingProxyType
@@ -40,6 +37,7 @@ from isearchd.models.ocr_languages import (
 from isearchd.models.weights import file_sha256
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
+from servers import serving
 from textpics import plain, words_found
 
 KOREAN = LANGUAGES["korean"]
@@ -113,26 +111,15 @@ def test_a_recognition_model_is_checked_before_it_is_imported(tmp_path: Path) ->
 # ---------------------------------------------------------------- pulling from a local server
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A local mirror (``ISEARCH_OCR_URL``) serving the packaged recogniser as the Korean model."""
     folder = tmp_path / "served"
     folder.mkdir()
     shutil.copy(packaged_models()["Rec"], folder / KOREAN.file_name)
-    handler = functools.partial(_Quiet, directory=str(folder))
-    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        monkeypatch.setenv(OCR_URL_ENV, f"http://127.0.0.1:{server.server_address[1]}/")
-        try:
-            yield folder / KOREAN.file_name
-        finally:
-            server.shutdown()
+    with serving(folder) as url:
+        monkeypatch.setenv(OCR_URL_ENV, url + "/")  # a trailing slash is taken as well
+        yield folder / KOREAN.file_name
 
 
 def publish_as_korean(monkeypatch: pytest.MonkeyPatch, file: Path) -> None:
