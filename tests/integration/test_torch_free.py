@@ -149,7 +149,7 @@ def test_the_daemon_indexes_and_searches_without_torch(tmp_path: Path, venv_env:
     while time.monotonic() < deadline:  # faces and words are read in the background
         people = json.loads(isearch("people", "--json", "-d", "fam").stdout)
         words = isearch("--words", "otter", "--json").stdout
-        if people["analysed"] == 12 and json.loads(words)["results"]:
+        if people["analysed"] == 12 and len(people["people"]) == 4 and json.loads(words)["results"]:
             break
         time.sleep(0.3)
     assert len(people["people"]) == 4 and all(p["photos"] == 3 for p in people["people"])

@@ -32,7 +32,7 @@ def site() -> Iterator[tuple[Any, str, dict[str, int]]]:
         with d.client() as c:
             c.add_images([str(FIXTURES / "faces")])
         deadline = time.monotonic() + 120
-        while (doc := _api(address, "/api/people"))["analysed"] < len(LABELS):
+        while (doc := _api(address, "/api/people"))["analysed"] < len(LABELS) or len(doc["people"]) < 4:
             assert time.monotonic() < deadline, doc
             time.sleep(0.3)
         assert len(doc["people"]) == 4, doc
