@@ -172,13 +172,13 @@ class DaemonProcess:
             self.proc.wait(10)
 
 
-def module_daemon(**options: Any) -> Iterator[DaemonProcess]:
-    """A daemon (``DaemonProcess`` options) in a short temporary folder for a module's tests, as
+def module_daemon(kind: type[DaemonProcess] = DaemonProcess, **options: Any) -> Iterator[DaemonProcess]:
+    """A daemon (``kind``, with its options) in a short temporary folder for a module's tests, as
     a fixture's body (``yield from module_daemon(people=True)``); it must stop cleanly after."""
     import shutil
 
     root = short_tmpdir()
-    d = DaemonProcess(root, **options).start()
+    d = kind(root, **options).start()
     yield d
     try:
         assert d.stop() == 0, d.output()

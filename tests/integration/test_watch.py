@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemons import DaemonProcess, free_tcp_port, short_tmpdir
+from daemons import DaemonProcess, free_tcp_port, module_daemon, short_tmpdir
 from shapes import render
 from watching import folder_state, img, stored, top_label, wait_for, wait_synced
 
@@ -43,16 +43,8 @@ class WatchDaemon(DaemonProcess):
 
 
 @pytest.fixture(scope="module")
-def wd() -> Iterator[WatchDaemon]:
-    root = short_tmpdir()
-    d = WatchDaemon(root)
-    d.start()
-    yield d
-    try:
-        assert d.stop() == 0, d.output()
-    finally:
-        d.kill()
-        shutil.rmtree(root, ignore_errors=True)
+def wd() -> Iterator[DaemonProcess]:
+    yield from module_daemon(WatchDaemon)
 
 
 @pytest.fixture
