@@ -18,8 +18,8 @@ EXIF); most previews have none (CR2, NEF, ARW, DNG) and are turned by the RAW's 
 Metadata (``raw_exif``): most RAW formats are TIFF files (CR2, NEF, NRW, ARW, SRF, SR2, PEF,
 DNG; ORF and RW2 with their own magic number in place of TIFF's), whose first IFD holds the EXIF
 and GPS blocks that ``isearchd.engine.photometa`` reads as for a JPEG. RAF embeds a JPEG with the
-whole EXIF. CR3 (ISO media boxes) keeps its EXIF in boxes this does not read: its date is the
-file's modification time.
+whole EXIF. CR3 is ISO media boxes: Canon's box inside ``moov`` holds the first IFD, the EXIF IFD
+and the GPS IFD as three small TIFF files (CMT1, CMT2, CMT4), joined here into one EXIF.
 
 Bad files: LibRaw's errors become one-line reasons (``RawError``). LibRaw runs in a thread of its
 own with a time limit (``RAW_TIME_LIMIT`` s per file: a corrupt file must never hang an add); the
@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import io
 import logging
+import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -74,6 +75,10 @@ _TRANSPOSE = {
 _TIFF_LIKE_MAGIC = (b"IIRO", b"IIRS", b"MMOR", b"IIU\x00")
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
 _RAF_MAGIC = b"FUJIFILMCCD-RAW"
+_CR3_BRAND = b"ftypcrx "  # bytes 4-12 of a CR3 file
+_CANON_BOX = bytes.fromhex("85c0b687820f11e08111f4ce462b6a48")  # the uuid box with the CMT boxes
+# Canon's TIFF boxes in a CR3 -> where their tags go: the first IFD (None), the EXIF IFD, GPS IFD.
+_CR3_TIFFS = {b"CMT1": None, b"CMT2": 0x8769, b"CMT4": 0x8825}
 
 _T = TypeVar("_T")
 
@@ -134,6 +139,8 @@ def raw_exif(data: bytes) -> Image.Exif:
             exif.load(data)
         elif head in _TIFF_LIKE_MAGIC:  # the same structure under another magic number
             exif.load((b"II*\x00" if head[:2] == b"II" else b"MM\x00*") + data[4:])
+        elif data[4:12] == _CR3_BRAND:
+            exif = _cr3_exif(data)
         elif data.startswith(_RAF_MAGIC):
             start = data.find(b"\xff\xd8\xff", len(_RAF_MAGIC))
             if start >= 0:
@@ -143,6 +150,50 @@ def raw_exif(data: bytes) -> Image.Exif:
         log.debug("no EXIF readable in RAW header", exc_info=True)
         return Image.Exif()
     return exif
+
+
+def _cr3_exif(data: bytes) -> Image.Exif:
+    """A CR3's EXIF: its CMT1 box as the first IFD, CMT2 and CMT4 as the EXIF and GPS IFDs, made
+    into one TIFF structure (Pillow writes nested IFDs given as dicts) and read back."""
+    tiffs: dict[bytes, bytes] = {}
+    for kind, body, end in _boxes(data, 0, len(data)):
+        if kind != b"moov":
+            continue
+        for inner, start, stop in _boxes(data, body, end):
+            if inner == b"uuid" and data[start : start + 16] == _CANON_BOX:
+                tiffs = {k: data[b:e] for k, b, e in _boxes(data, start + 16, stop) if k in _CR3_TIFFS}
+        break
+    joined = Image.Exif()
+    for box, ifd in _CR3_TIFFS.items():
+        if box not in tiffs:
+            continue
+        if ifd is None:
+            joined.load(tiffs[box])
+        else:
+            part = Image.Exif()
+            part.load(tiffs[box])
+            joined[ifd] = dict(part)
+    exif = Image.Exif()
+    if len(joined):
+        exif.load(joined.tobytes())
+    return exif
+
+
+def _boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+    """The ISO media boxes from ``start`` to ``end``: (type, where its body starts, where it
+    ends). Stops at the first box whose size does not fit."""
+    at = start
+    while at + 8 <= end:
+        size, kind = struct.unpack_from(">I4s", data, at)
+        body = at + 8
+        if size == 1 and at + 16 <= end:  # a 64-bit size follows the type
+            size, body = struct.unpack_from(">Q", data, at + 8)[0], at + 16
+        elif size == 0:  # the box runs to the end
+            size = end - at
+        if size < body - at or at + size > end:
+            return
+        yield kind, body, at + size
+        at += size
 
 
 def raw_size(data: bytes, *, time_limit: float = RAW_TIME_LIMIT) -> tuple[int, int]:

@@ -21,7 +21,7 @@ from isearchd.files.images import load_image
 from isearchd.files.scan import scan
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
-from rawfiles import dng_bytes, with_preview
+from rawfiles import cr3_header, dng_bytes, with_preview
 
 RED, GREEN = (215, 30, 35), (30, 155, 45)
 
@@ -139,6 +139,20 @@ def test_raw_exif_of_tiff_like_headers() -> None:
     for data in (tiff, orf):
         assert raw.raw_exif(data).get_ifd(0x8769)[0x9003] == "2020:01:02 03:04:05"
     assert len(raw.raw_exif(b"not a raw file")) == 0
+
+
+def test_metadata_of_a_cr3_from_its_canon_boxes() -> None:
+    data = cr3_header("2023:08:19 07:45:12", "+09:00", (35.6586, 139.7454))
+    meta = read_metadata(data, 0, "IMG_0042.CR3")
+    assert (meta.taken, meta.taken_local, meta.taken_source) == (
+        "2023-08-19T07:45:12+09:00", "2023-08-19T07:45:12", "exif"
+    )  # fmt: skip
+    assert meta.lat == pytest.approx(35.6586, abs=1e-4) and meta.lon == pytest.approx(139.7454, abs=1e-4)
+    assert meta.type == "raw"
+    # a file cut inside its boxes, or a box claiming more than the file: the file time, no error
+    for damaged in (data[:40], data[:200], data[:24] + b"\xff\xff\xff\xffmoov" + data[32:]):
+        assert read_metadata(damaged, 0, "IMG_0042.CR3").taken_source == "mtime"
+    assert read_metadata(data[:-40], 0, "IMG_0042.CR3").taken_source == "exif"  # cut in the pixels
 
 
 def test_preview_bytes_for_thumbnails() -> None:
