@@ -275,9 +275,14 @@ class _Reader:
 
         self._check_time()
         try:
-            yield from packet.decode() if packet is not None else self.stream.codec_context.decode(None)
+            frames = packet.decode() if packet is not None else self.stream.codec_context.decode(None)
         except av.error.InvalidDataError as e:
             log.debug("%s: damaged packet skipped (%s)", self.label, e)
+            return
+        for frame in frames:
+            if frame.time_base is None:  # flushed out with no packet to take one from: time nan
+                frame.time_base = self.stream.time_base
+            yield frame
 
     def _keyframes(self) -> list[Frame]:
         """Steps 1-3 on the keyframes (reads the whole file, decodes its keyframes)."""

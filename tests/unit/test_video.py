@@ -73,6 +73,14 @@ def test_reader_finds_the_scenes(suffix: str, tmp_path: Path) -> None:
     assert video.frames_decoded <= 2 * 20 + 1
 
 
+def test_reader_times_the_keyframes_the_decoder_gives_back_last(tmp_path: Path) -> None:
+    # the decoder's threads hold the last keyframes until it is flushed; flushed frames came back
+    # without a time base, so each read as 0 s and the last scene's frame took the first's place
+    scenes = [Scene("red", "circle", 2), Scene("blue", "square", 2)]
+    video = read_video(write_video(tmp_path / "short.mp4", scenes), VideoLimits(), side=32)
+    assert [f.at for f in video.frames] == [0.0, 2.0]
+
+
 def test_reader_long_video_costs_max_frames(tmp_path: Path) -> None:
     path = write_video(tmp_path / "long.mp4", [Scene("red", "circle", 30)], fps=5)
     video = read_video(path, VideoLimits(interval=1, max_frames=6), side=32)
