@@ -20,7 +20,14 @@ like this (``FramePicker`` holds the rule, with no I/O, so it is tested on its o
    evenly to ``max_frames`` (the first is always kept).
 
 Kept frames are scaled by FFmpeg straight to the model's input size (shorter side ``side``): a
-kept 1080p frame is never converted to a full-size RGB picture.
+kept 1080p frame is never converted to a full-size RGB picture. They are then turned upright by the
+stream's display matrix (a phone's portrait video is stored landscape with a quarter turn to show
+it by), so the model sees what the viewer sees; the video's width and height are as displayed. The
+scene-change signatures are not turned: a turn changes no difference between two of them.
+
+``frame_at`` (the frame shown at a moment: a seek, then a decode on to it) and ``picture`` (a
+decoded frame scaled and turned upright) are shared with the web page (``isearchd.web.videos``),
+so a video's thumbnail is the picture the model saw.
 
 Failures become ``BadImage`` with a one-line reason: no video stream ("an audio file?"), a file
 FFmpeg cannot open (truncated MP4 whose index is missing, not a video), no frame decodable, or a
@@ -36,7 +43,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -75,10 +82,15 @@ class VideoLimits:
     time_limit: float = 300.0
 
 
+# A display matrix's rotation (counter-clockwise degrees, as FFmpeg gives it) rounded to quarter
+# turns, and how Pillow makes each turn (lossless, unlike a rotation by an angle).
+_TURNS = {1: Image.Transpose.ROTATE_90, 2: Image.Transpose.ROTATE_180, 3: Image.Transpose.ROTATE_270}
+
+
 @dataclass(frozen=True)
 class Frame:
     at: float  # seconds from the start of the video
-    picture: Image.Image  # RGB, shorter side as asked
+    picture: Image.Image  # RGB, upright, shorter side as asked
 
 
 @dataclass(frozen=True)
@@ -158,6 +170,70 @@ def samples(duration: float, most: int) -> list[float]:
     return [round(i * duration / most, 3) for i in range(most)]
 
 
+def quarter_turns(rotation: float) -> int:
+    """How many quarter turns counter-clockwise show a frame upright (0-3), from its display
+    matrix's ``rotation`` (PyAV's ``VideoFrame.rotation``: -90 for a phone held upright)."""
+    return round(rotation / 90) % 4
+
+
+def picture(frame: Any, *, short_side: int | None = None, long_side: int | None = None) -> Image.Image:
+    """``frame`` (a decoded PyAV frame) as an upright RGB picture, shrunk so that its shorter side
+    is at most ``short_side`` and its longer at most ``long_side`` (None: no bound).
+
+    FFmpeg scales it while converting it to RGB, so a 4K frame is never copied whole; the turn
+    comes after, on the small picture (the bounds hold either way round)."""
+    w, h = frame.width, frame.height
+    scale = min(
+        short_side / max(1, min(w, h)) if short_side is not None else 1.0,
+        long_side / max(1, w, h) if long_side is not None else 1.0,
+    )
+    if scale < 1:
+        w, h = max(1, round(w * scale)), max(1, round(h * scale))
+    image: Image.Image = frame.to_image(width=w, height=h)
+    image = image.convert("RGB") if image.mode != "RGB" else image
+    turn = _TURNS.get(quarter_turns(frame.rotation))
+    return image.transpose(turn) if turn is not None else image
+
+
+def stream_start(stream: Any) -> float:
+    """The time of the stream's first frame in seconds: what frame times are counted from."""
+    tb = stream.time_base
+    return float(stream.start_time * tb) if stream.start_time is not None and tb else 0.0
+
+
+def frame_at(
+    container: Any, stream: Any, t: float, *, keyframe: bool = False, most: int | None = None,
+    frames: Callable[[], Iterable[Any]] | None = None,
+) -> Any | None:  # fmt: skip
+    """The decoded frame shown ``t`` seconds from the start of ``stream``: a seek to the keyframe
+    at or before it, then decoded on to ``t`` (``keyframe``: that keyframe itself). Past ``most``
+    frames decoded, or at the end of the stream, the last decoded one stands in.
+
+    ``frames`` gives the decoded frames after the seek (default: PyAV's ``container.decode``; the
+    indexer's skips damaged packets and keeps to its time limit). None when the seek fails (a file
+    without an index or a time base) or nothing decodes."""
+    import av
+
+    start = stream_start(stream)
+    if not stream.time_base:
+        return None
+    try:
+        container.seek(int((t + start) / stream.time_base), stream=stream, backward=True)
+    except av.FFmpegError as e:
+        log.debug("%s: cannot seek to %.1f s (%s)", container.name, t, e)
+        return None
+    stream.codec_context.flush_buffers()
+    found = None
+    decoded = frames() if frames is not None else container.decode(stream)
+    for i, frame in enumerate(decoded, start=1):
+        if frame.time is None:
+            continue
+        found = frame
+        if keyframe or float(frame.time) - start >= t - 0.001 or (most is not None and i >= most):
+            break
+    return found
+
+
 def read_video(
     source: str | Path | bytes,
     limits: VideoLimits,
@@ -210,9 +286,9 @@ class _Reader:
         self.clock = clock
         self.keyframes = 0
         self.decoded = 0
+        self.turns = 0  # quarter turns that show a kept frame upright (``quarter_turns``)
         self.last_packet = 0.0  # the time of the last packet read (how far the file goes)
-        tb = stream.time_base
-        self.start = float(stream.start_time * tb) if stream.start_time is not None and tb else 0.0
+        self.start = stream_start(stream)
         stream.thread_type = "AUTO"
 
     def read(self) -> Video:
@@ -232,12 +308,17 @@ class _Reader:
             raise BadImage(self.label, "no frame could be decoded (a damaged or empty video?)")
         created, local = _created(self.container.metadata)
         lat, lon = _location(self.container.metadata)
-        ctx = self.stream.codec_context
+        width, height = self._displayed_size()
         return Video(
-            duration=round(duration, 3), width=ctx.width or None, height=ctx.height or None, created=created,
-            local=local, lat=lat, lon=lon, frames=frames, keyframes_decoded=self.keyframes,
-            frames_decoded=self.decoded,
+            duration=round(duration, 3), width=width, height=height, created=created, local=local, lat=lat,
+            lon=lon, frames=frames, keyframes_decoded=self.keyframes, frames_decoded=self.decoded,
         )  # fmt: skip
+
+    def _displayed_size(self) -> tuple[int | None, int | None]:
+        """The coded width and height, swapped when the frames are shown a quarter turn round."""
+        ctx = self.stream.codec_context
+        width, height = ctx.width or None, ctx.height or None
+        return (height, width) if self.turns % 2 else (width, height)
 
     def _duration(self) -> float:
         if self.stream.duration is not None and self.stream.time_base:
@@ -261,13 +342,10 @@ class _Reader:
     def _at(self, frame: Any) -> float | None:
         return None if frame.time is None else round(max(0.0, float(frame.time) - self.start), 3)
 
-    def _picture(self, frame: Any) -> Image.Image:
-        w, h = frame.width, frame.height
-        scale = self.side / max(1, min(w, h))
-        if scale < 1:
-            w, h = max(1, round(w * scale)), max(1, round(h * scale))
-        image: Image.Image = frame.to_image(width=w, height=h)
-        return image.convert("RGB") if image.mode != "RGB" else image
+    def _kept(self, frame: Any) -> Frame:
+        """A decoded frame to index: its moment and its picture, upright, at the model's size."""
+        self.turns = quarter_turns(frame.rotation)
+        return Frame(self._at(frame) or 0.0, picture(frame, short_side=self.side))
 
     def _decode(self, packet: Any) -> Iterator[Any]:
         """The frames of ``packet`` (None: flush); a damaged packet gives none."""
@@ -275,9 +353,14 @@ class _Reader:
 
         self._check_time()
         try:
-            yield from packet.decode() if packet is not None else self.stream.codec_context.decode(None)
+            frames = packet.decode() if packet is not None else self.stream.codec_context.decode(None)
         except av.error.InvalidDataError as e:
             log.debug("%s: damaged packet skipped (%s)", self.label, e)
+            return
+        for frame in frames:
+            if frame.time_base is None:  # flushed out with no packet to take one from: time nan
+                frame.time_base = self.stream.time_base
+            yield frame
 
     def _keyframes(self) -> list[Frame]:
         """Steps 1-3 on the keyframes (reads the whole file, decodes its keyframes)."""
@@ -302,8 +385,7 @@ class _Reader:
                 self.decoded += 1
                 signature = frame.reformat(*SIGNATURE_SIZE, format="gray").to_ndarray()
                 for which in picker.offer(at, signature):
-                    source = frame if which == "this" else prev
-                    kept.append(Frame(self._at(source) or 0.0, self._picture(source)))
+                    kept.append(self._kept(frame if which == "this" else prev))
                 prev = frame
                 if len(kept) >= _KEEP_FACTOR * self.limits.max_frames:
                     kept = thin(kept, self.limits.max_frames)
@@ -331,29 +413,19 @@ class _Reader:
     def _frame_at(self, t: float, *, any_frame: bool) -> Frame | None:
         """The frame at ``t`` (``any_frame``: decoding on from the keyframe before it), or the
         keyframe at or before ``t``."""
-        import av
-
-        tb = self.stream.time_base
-        try:
-            self.container.seek(int((t + self.start) / tb), stream=self.stream, backward=True)
-        except av.FFmpegError as e:
-            log.debug("%s: cannot seek to %.1f s (%s)", self.label, t, e)
+        frame = frame_at(self.container, self.stream, t, keyframe=not any_frame, frames=self._decoded)
+        if frame is None:
             return None
-        self.stream.codec_context.flush_buffers()
+        if not any_frame:
+            self.keyframes += 1
+        return self._kept(frame)
+
+    def _decoded(self) -> Iterator[Any]:
+        """The frames decoded on from where the container stands, to the end of the stream."""
         for packet in _packets(self.container.demux(self.stream), self):
             for frame in self._decode(packet):
-                at = self._at(frame)
-                if at is None:
-                    continue
                 self.decoded += 1
-                if not any_frame:
-                    self.keyframes += 1
-                    return Frame(at, self._picture(frame))
-                if at >= t - 0.001:
-                    return Frame(at, self._picture(frame))
-            if packet is None:
-                break
-        return None
+                yield frame
 
 
 def _packets(packets: Iterator[Any], reader: _Reader) -> Iterator[Any]:

@@ -38,10 +38,10 @@ class PhotoFacts(Message, frozen=True, kw_only=True):
     """What a photo says of itself (None where it says nothing, or until the daemon has read it):
     ``taken`` (ISO 8601, with the UTC offset when the camera wrote one), ``taken_source``
     (``"exif"``, ``"video"``: the container's creation time, or ``"mtime"``: the file's
-    modification time), ``width`` and ``height`` (as displayed, after EXIF rotation), ``place``
-    (``"Intendente, Lisbon, Portugal"``), ``type`` (the detected format: ``"jpeg"``, ``"png"``...;
-    ``"video"`` for a video). Only on a video: ``at``, the time of its moment in seconds, and
-    ``duration``, its length in seconds."""
+    modification time), ``width`` and ``height`` (as displayed: after EXIF rotation, or a video's
+    display matrix), ``place`` (``"Intendente, Lisbon, Portugal"``), ``type`` (the detected format:
+    ``"jpeg"``, ``"png"``...; ``"video"`` for a video). Only on a video: ``at``, the time of its
+    moment in seconds, and ``duration``, its length in seconds."""
 
     taken: str | None = None
     taken_source: str | None = None

@@ -22,6 +22,7 @@ from typing import IO, Any
 from PIL import Image
 
 from isearchd.errors import NotFound
+from isearchd.files import video
 from isearchd.files.images import NotRegularFile, open_regular
 from isearchd.messages import ImageInfo
 
@@ -103,30 +104,8 @@ def frame_at(image: ImageInfo, longest: int | None = None) -> Image.Image | None
 
 
 def _decode_at(container: Any, at: float, longest: int | None) -> Image.Image | None:
-    """The frame at ``at`` seconds: a seek to the keyframe before it, decoded on to the moment."""
+    """The picture at ``at`` seconds, as the indexer decodes and turns it (``isearchd.files.video``)."""
     if not container.streams.video:
         return None
-    stream = container.streams.video[0]
-    tb = stream.time_base
-    start = float(stream.start_time * tb) if stream.start_time is not None and tb else 0.0
-    if at > 0 and tb:
-        container.seek(int((at + start) / tb), stream=stream, backward=True)
-    found = None
-    for i, frame in enumerate(container.decode(stream)):
-        if frame.time is None:
-            continue
-        found = frame
-        if frame.time - start >= at - 0.001 or i >= MAX_DECODED:
-            break
-    return None if found is None else _picture(found, longest)
-
-
-def _picture(frame: Any, longest: int | None) -> Image.Image:
-    w, h = frame.width, frame.height
-    if longest is not None and max(w, h) > longest:  # scaled by FFmpeg, not after a full RGB copy
-        scale = longest / max(w, h)
-        w, h = max(1, round(w * scale)), max(1, round(h * scale))
-    picture: Image.Image = frame.to_image(width=w, height=h)
-    picture = picture.convert("RGB") if picture.mode != "RGB" else picture
-    rotation = getattr(frame, "rotation", 0) or 0  # a phone's portrait video: its display matrix
-    return picture.rotate(rotation, expand=True) if rotation else picture
+    frame = video.frame_at(container, container.streams.video[0], at, most=MAX_DECODED)
+    return None if frame is None else video.picture(frame, long_side=longest)

@@ -15,7 +15,7 @@ from isearchd.files.video import FramePicker, VideoLimits, gaps, read_video, sam
 from isearchd.store import Database, ImageRecord, Move
 from isearchd.store.metadata import PhotoInfo
 from isearchd.store.videos import frame_label, video_label
-from tests.fixtures.videos import Scene, write_audio_only, write_video
+from tests.fixtures.videos import Scene, mean_difference, upright, upright_size, write_audio_only, write_video
 
 GREY = np.full((18, 32), 100, dtype=np.uint8)
 WHITE = np.full((18, 32), 250, dtype=np.uint8)
@@ -71,6 +71,34 @@ def test_reader_finds_the_scenes(suffix: str, tmp_path: Path) -> None:
         assert video.created is not None and video.created.year == 2022
     # keyframes only: one a second in these videos (MJPEG: two a second, every frame is a keyframe)
     assert video.frames_decoded <= 2 * 20 + 1
+
+
+def test_reader_times_the_keyframes_the_decoder_gives_back_last(tmp_path: Path) -> None:
+    # the decoder's threads hold the last keyframes until it is flushed; flushed frames came back
+    # without a time base, so each read as 0 s and the last scene's frame took the first's place
+    scenes = [Scene("red", "circle", 2), Scene("blue", "square", 2)]
+    video = read_video(write_video(tmp_path / "short.mp4", scenes), VideoLimits(), side=32)
+    assert [f.at for f in video.frames] == [0.0, 2.0]
+
+
+@pytest.mark.parametrize(
+    ("rotation", "gop", "limits"),
+    [(-90, 0, VideoLimits()),  # keyframes only
+     (90, 1000, VideoLimits(interval=1)),  # one keyframe: the other moments are seeks
+     (180, 0, VideoLimits(interval=1, max_frames=2))],  # sampled: longer than max_frames x interval
+)  # fmt: skip
+def test_a_phone_s_portrait_video_is_indexed_upright(
+    rotation: int, gop: int, limits: VideoLimits, tmp_path: Path
+) -> None:
+    # stored sideways (or upside down) with a display matrix that turns it upright, as phones film
+    scenes = [Scene("red", "circle", 2), Scene("blue", "square", 2)]
+    video = read_video(write_video(tmp_path / "phone.mp4", scenes, gop=gop, rotation=rotation), limits, 64)
+    assert (video.width, video.height) == upright_size(128) == (128, 160)
+    assert len(video.frames) >= 2
+    for frame in video.frames:
+        i = int(frame.at // 2)
+        assert frame.picture.size == (64, 80)
+        assert mean_difference(frame.picture, upright(scenes[i], i, 128)) < 8, (frame.at, rotation)
 
 
 def test_reader_long_video_costs_max_frames(tmp_path: Path) -> None:

@@ -12,11 +12,12 @@ import pytest
 from PIL import Image
 
 from isearchd.errors import NotFound
+from isearchd.files.video import VideoLimits, read_video
 from isearchd.messages import ImageInfo
 from isearchd.web.thumbs import EVICT_TO, Thumbnails
 from isearchd.web.videos import frame_at, frame_key, served_video
 from tests.fixtures.shapes import COLOURS
-from tests.fixtures.videos import Scene, write_video
+from tests.fixtures.videos import Scene, mean_difference, write_video
 
 
 def test_the_cache_stays_within_its_bound_dropping_the_oldest(tmp_path: Path) -> None:
@@ -80,6 +81,19 @@ def test_a_video_s_picture_is_the_frame_at_the_row_s_moment(tmp_path: Path) -> N
     assert _share(start, "red") > 0.01 and _share(start, "blue") == 0
     assert _share(later, "blue") > 0.01 and _share(later, "red") == 0
     assert frame_key(_video_row(path, 4.0)) == f"{'ab' * 16}-4000" != frame_key(_video_row(path, 0.0))
+
+
+def test_a_phone_s_video_shows_the_picture_it_was_indexed_by(tmp_path: Path) -> None:
+    # a portrait video stored sideways: the page's picture of each indexed moment is the model's,
+    # upright, the same frame (only the bound on its size differs)
+    scenes = [Scene("red", "circle", 2), Scene("blue", "square", 2)]
+    path = write_video(tmp_path / "phone.mov", scenes, rotation=-90)
+    video = read_video(path, VideoLimits(interval=1), side=64)
+    assert len(video.frames) == 4
+    for frame in video.frames:
+        shown = frame_at(_video_row(path, frame.at), longest=80)
+        assert shown is not None and shown.size == frame.picture.size == (64, 80)
+        assert mean_difference(shown, frame.picture) < 1, frame.at
 
 
 def test_a_video_is_served_only_as_it_was_indexed(tmp_path: Path) -> None:
