@@ -14,6 +14,11 @@ the image: calls that take or return paths (``get``, ``records``, ``delete_*``, 
 ``count``, ``details``, ``record_by_id``, ``vectors_below(None)`` and ``neighbours`` see the
 whole database (in a store shared by several daemons, every machine's images, ``host`` set on
 those of the others).
+
+Rows and files: a video is several rows, one per indexed frame (``isearchd.store.videos``), and
+the stores keep them together (a delete, a re-add or a move of the video takes its frames). What
+``delete_labels``, ``delete_prefix``, ``rename`` and ``move_prefix`` return counts files, a
+video once; ``add`` counts rows.
 """
 
 from __future__ import annotations
@@ -43,15 +48,27 @@ class ImageDatabase(Protocol):
 
     # -- writes (the engine's job queue is their one caller) -------------------------------------
 
-    def add(self, records: list[ImageRecord]) -> int: ...
+    def add(self, records: list[ImageRecord]) -> int:
+        """Write ``records`` by label; returns the rows written. A video's own row (with its
+        frames in the same call) replaces the frames stored before that the call does not write."""
+        ...
 
-    def delete_labels(self, labels: Iterable[str]) -> int: ...
+    def delete_labels(self, labels: Iterable[str]) -> int:
+        """Delete these images (a video with its frames); returns how many files existed."""
+        ...
 
-    def delete_prefix(self, path_prefix: str) -> int: ...
+    def delete_prefix(self, path_prefix: str) -> int:
+        """Delete the image at ``path_prefix`` and every one below that folder; returns the files."""
+        ...
 
-    def rename(self, moves: list[Move]) -> int: ...
+    def rename(self, moves: list[Move]) -> int:
+        """Files moved (a video with its frames); returns how many files moved."""
+        ...
 
-    def move_prefix(self, src: str, dst: str) -> int: ...
+    def move_prefix(self, src: str, dst: str) -> int:
+        """A folder moved: every image at or below ``src`` now lives below ``dst``; returns how many
+        files moved."""
+        ...
 
     def clear(self) -> None: ...
 

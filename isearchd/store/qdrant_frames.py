@@ -1,0 +1,71 @@
+"""A video's frames in a Qdrant database: found with no payload field of their own.
+
+A video's further frames (``isearchd.store.videos``) are points of the machine that indexed it,
+with the video's ``path`` and ``type`` "video", labelled ``frame_label(<the video's label>, at)``.
+So a video's frames are found from its own point or record: this machine's video points at its
+path (``host``, ``path`` and ``type`` are indexed) whose ``video_label`` is its label. A video
+labelled by its file name can be added again from another folder: the add also looks at the
+path of the point it replaces, where the old frames still are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+
+from qdrant_client import models as qm
+
+from isearchd.store.qdrant_payload import match, name_from_key, name_key, point_id
+from isearchd.store.qdrant_points import PAGE, Points, payload_of
+from isearchd.store.records import ImageRecord, owns_frames
+from isearchd.store.videos import VIDEO_TYPE, is_frame_label, video_label
+
+__all__ = ["QdrantFrames", "label_of", "videos_among"]
+
+_VIDEO = match("type", VIDEO_TYPE)
+
+
+class QdrantFrames(Points):
+    """Finding videos' frames among a collection's points (``QdrantDatabase``'s)."""
+
+    def _frames(self, videos: Mapping[str, Collection[str]], *, vectors: bool = False) -> list[qm.Record]:
+        """This machine's further frames of the videos labelled by the keys of ``videos``, looked
+        for at the paths given for each."""
+        wanted: dict[str, set[str]] = {}  # path (``name_key``) -> the labels of the videos there
+        for label, paths in videos.items():
+            for path in paths:
+                wanted.setdefault(name_key(path), set()).add(label)
+        keys = sorted(wanted)
+        found = []
+        for start in range(0, len(keys), PAGE):
+            at = qm.FieldCondition(key="path", match=qm.MatchAny(any=keys[start : start + PAGE]))
+            for point in self._scroll(self._mine(_VIDEO, at), vectors=vectors):
+                label = label_of(point)
+                if is_frame_label(label) and video_label(label) in wanted.get(payload_of(point)["path"], ()):
+                    found.append(point)
+        return found
+
+    def _stale_frames(self, batch: list[ImageRecord], existing: Mapping[str, qm.Record]) -> list[qm.Record]:
+        """The frames stored before of the videos in ``batch`` (``existing``: its points stored
+        before, by point id) that ``batch`` does not write again."""
+        videos: dict[str, list[str]] = {}
+        for record in batch:
+            if owns_frames(record.label, record.info):
+                old = payload_of(existing.get(point_id(self.host, record.label)))
+                videos[record.label] = [record.path, *([name_from_key(old["path"])] if old else [])]
+        written = {record.label for record in batch}
+        return [p for p in self._frames(videos) if label_of(p) not in written]
+
+
+def label_of(point: qm.Record) -> str:
+    return name_from_key(payload_of(point)["label"])
+
+
+def videos_among(points: Iterable[qm.Record]) -> dict[str, list[str]]:
+    """The videos' own points among ``points``: their label -> [their path]."""
+    out = {}
+    for point in points:
+        payload = payload_of(point)
+        label = name_from_key(payload["label"])
+        if payload.get("type") == VIDEO_TYPE and not is_frame_label(label):
+            out[label] = [name_from_key(payload["path"])]
+    return out
