@@ -287,13 +287,25 @@ class Catalog(SqliteFile):
             return read_folder_rows(conn)
 
     def count(self) -> int:
+        """The rows (a video one per indexed frame)."""
         with self.reader() as conn:
             return int(conn.execute("SELECT count(*) FROM images").fetchone()[0])
 
-    def count_below(self, prefix: str) -> int:
-        where, args = _below(prefix)
+    def count_files(self, prefix: str | None = None) -> int:
+        """The files, or those at or below the folder ``prefix``: the paths, as a video's frames
+        share its path. Read from the path index alone, where telling frames by their labels reads
+        every row (500,000 rows of 2 kB below one folder, warm, 2-core AMD EPYC: 0.10 s, the row
+        count's 0.08 s, against 0.95 s; the whole catalog: 0.10 s)."""
+        if prefix is None:
+            sql, args = "SELECT count(DISTINCT path) FROM images", []
+        else:  # (two ranges: one with an OR counts its distinct paths in a temporary b-tree)
+            sql = (
+                "SELECT EXISTS (SELECT 1 FROM images WHERE path = ?)"
+                " + (SELECT count(DISTINCT path) FROM images WHERE path >= ? AND path < ?)"
+            )
+            args = [to_db(prefix), *below_range(prefix)]
         with self.reader() as conn:
-            return int(conn.execute(f"SELECT count(*) FROM images WHERE {where}", args).fetchone()[0])  # noqa: S608
+            return int(conn.execute(sql, args).fetchone()[0])
 
     def get(self, label: str, *, with_vector: bool = True) -> Row | None:
         cols = "id, label, path, size, mtime_ns, content_hash" + (", vector" if with_vector else "")

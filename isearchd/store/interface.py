@@ -11,14 +11,15 @@ JavaScript reads ids as numbers). Labels and paths are ``str`` with ``surrogatee
 bytes that are not UTF-8 (``isearchd.files.names``). Paths are paths on the machine that indexed
 the image: calls that take or return paths (``get``, ``records``, ``delete_*``, ``rename``,
 ``move_prefix``, ``count_below``, the backfills) concern this machine's images; searches,
-``count``, ``details``, ``record_by_id``, ``vectors_below(None)`` and ``neighbours`` see the
-whole database (in a store shared by several daemons, every machine's images, ``host`` set on
-those of the others).
+``count``, ``count_files``, ``details``, ``record_by_id``, ``vectors_below(None)`` and
+``neighbours`` see the whole database (in a store shared by several daemons, every machine's
+images, ``host`` set on those of the others).
 
 Rows and files: a video is several rows, one per indexed frame (``isearchd.store.videos``), and
 the stores keep them together (a delete, a re-add or a move of the video takes its frames). What
-``delete_labels``, ``delete_prefix``, ``rename`` and ``move_prefix`` return counts files, a
-video once; ``add`` counts rows.
+users are told counts files, a video once: ``count_files``, ``count_below``, ``info().size``, and
+what ``delete_labels``, ``delete_prefix``, ``rename`` and ``move_prefix`` return. ``count`` and
+``add`` count rows, which is what the passes (``pending``) and copies (``export``) go through.
 """
 
 from __future__ import annotations
@@ -103,9 +104,17 @@ class ImageDatabase(Protocol):
 
     def vector_for_hash(self, content_hash: str) -> np.ndarray | None: ...
 
-    def count(self) -> int: ...
+    def count(self) -> int:
+        """The rows: a photo one, a video one per indexed frame."""
+        ...
 
-    def count_below(self, path_prefix: str) -> int: ...
+    def count_files(self) -> int:
+        """The files: photos and videos, a video once (``info().size``)."""
+        ...
+
+    def count_below(self, path_prefix: str) -> int:
+        """This machine's files at or below the folder ``path_prefix``, a video once."""
+        ...
 
     def search(
         self,

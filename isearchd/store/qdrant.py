@@ -321,10 +321,16 @@ class QdrantDatabase(QdrantPeople, QdrantWords, QdrantFrames):
         return self._vectors_for_hashes({content_hash}).get(content_hash)
 
     def count(self) -> int:
+        """Every machine's points: a photo one, a video one per indexed frame."""
         return self._count(None)
 
+    def count_files(self) -> int:
+        """Every machine's files: photos and videos, a video once."""
+        return self._count_files(None)
+
     def count_below(self, path_prefix: str) -> int:
-        return self._count(self._mine(below(path_prefix)))
+        """This machine's files at or below the folder ``path_prefix``, a video once."""
+        return self._count_files(self._mine(below(path_prefix)))
 
     def search(
         self,
@@ -439,12 +445,13 @@ class QdrantDatabase(QdrantPeople, QdrantWords, QdrantFrames):
     def info(self) -> DbInfo:
         entry = self._meta.database(self.name)
         created = entry.created if entry is not None else None
-        size = self.count()
+        vectors = self.count()
         return DbInfo(
             name=self.name,
             base=f"{self._link.target.url} collection {self.collection}",
-            size=size,
-            capacity=size,
+            size=self.count_files(),
+            vectors=vectors,
+            capacity=vectors,
             disk_bytes=None,  # Qdrant's business (see docs/scale.md for the sizes to expect)
             model=self.model_key,
             dim=self.dim,

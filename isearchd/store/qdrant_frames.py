@@ -1,4 +1,4 @@
-"""A video's frames in a Qdrant database: found with no payload field of their own.
+"""A video's frames in a Qdrant database: found and counted with no payload field of their own.
 
 A video's further frames (``isearchd.store.videos``) are points of the machine that indexed it,
 with the video's ``path`` and ``type`` "video", labelled ``frame_label(<the video's label>, at)``.
@@ -6,6 +6,11 @@ So a video's frames are found from its own point or record: this machine's video
 path (``host``, ``path`` and ``type`` are indexed) whose ``video_label`` is its label. A video
 labelled by its file name can be added again from another folder: the add also looks at the
 path of the point it replaces, where the old frames still are.
+
+Files (a video once) are the points less the further frames: the video points whose label holds
+the frame mark, one substring match that Qdrant answers by reading the video points' payloads
+(``label`` has no index). A name that is not UTF-8 is base64 in the payload (``name_key``): those
+few video points are read and their labels decoded here.
 """
 
 from __future__ import annotations
@@ -14,18 +19,19 @@ from collections.abc import Collection, Iterable, Mapping
 
 from qdrant_client import models as qm
 
-from isearchd.store.qdrant_payload import match, name_from_key, name_key, point_id
+from isearchd.store.qdrant_payload import encoded_name, match, name_from_key, name_key, point_id
 from isearchd.store.qdrant_points import PAGE, Points, payload_of
 from isearchd.store.records import ImageRecord, owns_frames
-from isearchd.store.videos import VIDEO_TYPE, is_frame_label, video_label
+from isearchd.store.videos import FRAME_MARK, VIDEO_TYPE, is_frame_label, video_label
 
 __all__ = ["QdrantFrames", "label_of", "videos_among"]
 
 _VIDEO = match("type", VIDEO_TYPE)
+_MARKED = qm.FieldCondition(key="label", match=qm.MatchSubstring(substring=FRAME_MARK))  # a further frame
 
 
 class QdrantFrames(Points):
-    """Finding videos' frames among a collection's points (``QdrantDatabase``'s)."""
+    """Finding and counting videos' frames among a collection's points (``QdrantDatabase``'s)."""
 
     def _frames(self, videos: Mapping[str, Collection[str]], *, vectors: bool = False) -> list[qm.Record]:
         """This machine's further frames of the videos labelled by the keys of ``videos``, looked
@@ -54,6 +60,14 @@ class QdrantFrames(Points):
                 videos[record.label] = [record.path, *([name_from_key(old["path"])] if old else [])]
         written = {record.label for record in batch}
         return [p for p in self._frames(videos) if label_of(p) not in written]
+
+    def _count_files(self, flt: qm.Filter | None) -> int:
+        """The files among the points ``flt`` selects (None: every point), a video once."""
+        scope: list[qm.Condition] = [flt] if flt is not None else []
+        further = self._count(qm.Filter(must=[*scope, _VIDEO, _MARKED]))
+        encoded = self._scroll(qm.Filter(must=[*scope, _VIDEO, encoded_name("label")]), payload=["label"])
+        further += sum(is_frame_label(label_of(p)) for p in encoded)
+        return self._count(flt) - further
 
 
 def label_of(point: qm.Record) -> str:

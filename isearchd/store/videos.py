@@ -12,8 +12,8 @@ metadata (``type`` "video").
 The stores keep a video whole: deleting a label deletes its frames; adding a video's first
 frame (``records.owns_frames``) replaces the frames stored before that the add does not write
 again (a changed video leaves no stale moments behind); a rename or folder move takes the frames
-along (``moved_label``). What a delete or a move returns counts files, a video once
-(``files_among``); an add counts rows.
+along (``moved_label``). What users are told counts files, a video once (``files_among``): the
+image count, and what a delete or a move did; ``count()`` and an add count rows.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Videos: the frame choice on its own, the reader on videos made here with PyAV, and how both
-stores keep a video's frames together (delete, re-add, move)."""
+stores keep a video's frames together (delete, re-add, move) and count a video once."""
 
 from __future__ import annotations
 
@@ -120,6 +120,13 @@ def _video_rows(label: str, times: list[float], dim: int = 8) -> list[ImageRecor
     return rows
 
 
+def _photo(label: str, dim: int = 8) -> ImageRecord:
+    vec = np.random.default_rng(len(label)).normal(size=dim).astype(np.float32)
+    return ImageRecord(
+        label, label, 5, 1, f"p{label}", vec / np.linalg.norm(vec), info=PhotoInfo(type="jpeg")
+    )
+
+
 def _give_faces(db: ImageDatabase) -> dict[str, int]:
     """One face to every image the faces analysis has not read; returns their ids by label."""
     assert isinstance(db, PeopleStore)
@@ -173,5 +180,23 @@ def test_both_stores_keep_a_video_together(store: Store) -> None:
         hits = db.search(_video_rows("/v/b.mp4", [0.0, 5.0])[1].vector, k=5, details=True)  # type: ignore[arg-type]
         assert hits[0].label == frame_label("/v/b.mp4", 5.0) and hits[0].info.at == 5.0
         assert db.delete_prefix("/v") == 1 and db.count() == 0 and _faces_stored(db) == 0
+    finally:
+        db.close()
+
+
+def test_both_stores_count_a_video_once(store: Store) -> None:
+    db = store.open("db", model_key="m", dim=8, create=True)
+    odd = "/v/sub/caf\udce9.mp4"  # not UTF-8 (a Latin-1 name): base64 in a Qdrant payload
+    try:
+        db.add([_photo("/v/p.jpg"), _photo("/v/sub/q.jpg")])
+        db.add(_video_rows("/v/sub/a.mp4", [0.0, 10.0, 20.0]))
+        db.add(_video_rows(odd, [0.0, 5.0]))
+        db.add(_video_rows("/v/one.mp4", [0.0]))
+        assert db.count() == 8  # rows: what the passes go through
+        assert db.count_files() == 5 and db.count_below("/v/sub") == 3 and db.count_below("/v/p.jpg") == 1
+        info = db.info()
+        assert (info.size, info.vectors) == (5, 8)
+        assert db.move_prefix("/v/sub", "/w") == 3 and db.delete_prefix("/w") == 3
+        assert db.count_files() == 2 and db.count() == 2
     finally:
         db.close()
