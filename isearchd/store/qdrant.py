@@ -307,9 +307,10 @@ class QdrantDatabase(QdrantPeople, QdrantWords, QdrantFrames):
         yield from found
 
     def export(self, batch: int) -> Iterator[list[ImageRecord]]:
-        """This machine's images with vectors, metadata and looks, in batches (for a copy)."""
+        """This machine's images with vectors, metadata and looks, in batches (for a copy), a
+        video's own point before its further frames."""
         out: list[ImageRecord] = []
-        for p in self._scroll(self._mine(), vectors=True):
+        for p in self._files_then_frames():
             out.append(record_from(payload_of(p), p.vector, self.host))
             if len(out) >= batch:
                 yield out

@@ -7,6 +7,9 @@ path (``host``, ``path`` and ``type`` are indexed) whose ``video_label`` is its 
 labelled by its file name can be added again from another folder: the add also looks at the
 path of the point it replaces, where the old frames still are.
 
+A copy (``export``) reads every file's point before the further frames: an add of a video's own
+row replaces the frames stored before it, so a frame copied before its video would be lost.
+
 Files (a video once) are the points less the further frames: the video points whose label holds
 the frame mark, one substring match that Qdrant answers by reading the video points' payloads
 (``label`` has no index). A name that is not UTF-8 is base64 in the payload (``name_key``): those
@@ -15,11 +18,11 @@ few video points are read and their labels decoded here.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 
 from qdrant_client import models as qm
 
-from isearchd.store.qdrant_payload import encoded_name, match, name_from_key, name_key, point_id
+from isearchd.store.qdrant_payload import encoded_name, host_is, match, name_from_key, name_key, point_id
 from isearchd.store.qdrant_points import PAGE, Points, payload_of
 from isearchd.store.records import ImageRecord, owns_frames
 from isearchd.store.videos import FRAME_MARK, VIDEO_TYPE, is_frame_label, video_label
@@ -60,6 +63,13 @@ class QdrantFrames(Points):
                 videos[record.label] = [record.path, *([name_from_key(old["path"])] if old else [])]
         written = {record.label for record in batch}
         return [p for p in self._frames(videos) if label_of(p) not in written]
+
+    def _files_then_frames(self) -> Iterator[qm.Record]:
+        """This machine's points with their vectors: every file's, then the videos' further
+        frames (what a copy must add in that order)."""
+        not_marked = qm.Filter(must=[host_is(self.host)], must_not=[qm.Filter(must=[_VIDEO, _MARKED])])
+        yield from (p for p in self._scroll(not_marked, vectors=True) if not is_frame_label(label_of(p)))
+        yield from (p for p in self._scroll(self._mine(_VIDEO), vectors=True) if is_frame_label(label_of(p)))
 
     def _count_files(self, flt: qm.Filter | None) -> int:
         """The files among the points ``flt`` selects (None: every point), a video once."""

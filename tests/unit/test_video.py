@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from store_backends import make_store
 
+from isearchd.engine.migrate import copy_database
 from isearchd.errors import BadImage
 from isearchd.files.formats import is_indexed_name, is_video_name
 from isearchd.files.video import FramePicker, VideoLimits, gaps, read_video, samples, thin
@@ -200,3 +202,18 @@ def test_both_stores_count_a_video_once(store: Store) -> None:
         assert db.count_files() == 2 and db.count() == 2
     finally:
         db.close()
+
+
+@pytest.mark.parametrize(("source", "target"), [("qdrant", "embedded"), ("embedded", "qdrant")])
+def test_a_copy_between_the_stores_keeps_every_frame(source: str, target: str, tmp_path: Path) -> None:
+    stores = make_store(source, tmp_path / "from"), make_store(target, tmp_path / "to")
+    src, dst = (s.open("db", model_key="m", dim=8, create=True) for s in stores)
+    try:
+        for n in range(6):  # batches of 3 cut through every video
+            src.add(_video_rows(f"/v/{n}.mp4", [0.0, 1.0, 2.0, 3.0, 4.0]))
+        assert copy_database(src, dst, batch=3) == 6  # files
+        assert sorted(r.label for r in dst.records()) == sorted(r.label for r in src.records())
+    finally:
+        for db, store in zip((src, dst), stores, strict=True):
+            db.close()
+            store.close()
