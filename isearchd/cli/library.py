@@ -124,6 +124,8 @@ def db_command(
         typer.echo(f'Database "{data.name}"')
         typer.echo(f"* Base: {data.base}")
         typer.echo(f"* Size: {data.size}")
+        if data.vectors is not None and data.vectors != data.size:
+            typer.echo(f"* Vectors: {data.vectors} (a video has one per indexed frame)")
         typer.echo(f"* Capacity: {data.capacity}")
         if data.model:
             typer.echo(f"* Model: {data.model}")

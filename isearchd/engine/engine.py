@@ -126,7 +126,7 @@ class Engine:
             if db is None:
                 db = self.store.open(name, model_key=self.model.key, dim=self.model.dim, create=create)
                 self._dbs[name] = db
-                log.info("opened database %r (%d images)", name, db.count())
+                log.info("opened database %r (%d images)", name, db.count_files())
                 self.analyses.start(db)  # photos some analysis has not read (at its version)
             return db
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from isearchd.errors import Busy, InvalidRequest
 from isearchd.messages import Migrated
+from isearchd.store.videos import files_among
 
 if TYPE_CHECKING:
     from isearchd.store import ImageDatabase, Store
@@ -35,8 +36,9 @@ def copy_database(
     cancel: threading.Event | None = None,
     batch: int = COPY_BATCH,
 ) -> int:
-    """Copy ``src``'s images and watched folders into ``dst``; returns the images copied."""
-    total = src.count()
+    """Copy ``src``'s images and watched folders into ``dst``; returns the images copied (files:
+    a video once, its frames with it, as ``progress`` counts them)."""
+    total = src.count_files()
     copied = 0
     for records in src.export(batch):
         if cancel is not None and cancel.is_set():
@@ -44,7 +46,8 @@ def copy_database(
                 f"the daemon is shutting down; the copy of '{src.name}' stopped after {copied} images; "
                 "run the migrate again to finish"
             )
-        copied += dst.add(records)
+        dst.add(records)
+        copied += files_among(r.label for r in records)
         if progress is not None:
             progress(copied, max(total, copied))
     for folder in src.folders():

@@ -191,10 +191,11 @@ class Hello(Message, frozen=True, kw_only=True):
 
 
 class DbInfo(Message, frozen=True, kw_only=True):
-    """A database: where it is, how many images (``size``), the index's ``capacity``, its files'
-    ``disk_bytes`` (None in a server's store), its model, and whether the daemon has it open. A
-    database in a Qdrant store also names the ``store``, its ``collection`` and this machine
-    (``host``)."""
+    """A database: where it is, how many images (``size``: files, photos and videos, a video
+    once), the ``vectors`` they are (a video one per indexed frame; None from a daemon that did
+    not say), the index's ``capacity`` in vectors, its files' ``disk_bytes`` (None in a server's
+    store), its model, and whether the daemon has it open. A database in a Qdrant store also
+    names the ``store``, its ``collection`` and this machine (``host``)."""
 
     name: str
     base: str
@@ -205,6 +206,7 @@ class DbInfo(Message, frozen=True, kw_only=True):
     dim: int
     created: str | None = None
     loaded: bool = False
+    vectors: int | None = None
     store: str | msgspec.UnsetType = msgspec.UNSET
     collection: str | msgspec.UnsetType = msgspec.UNSET
     host: str | msgspec.UnsetType | None = msgspec.UNSET

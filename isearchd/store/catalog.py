@@ -28,7 +28,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -36,9 +36,9 @@ from isearchd.files.names import from_db, to_db
 from isearchd.store.folders import folder_options, read_folder_rows
 from isearchd.store.looks import Look, write_looks_by_label
 from isearchd.store.metadata import META_COLUMNS, PhotoInfo, below_range, info_values
-from isearchd.store.records import WatchedFolder
+from isearchd.store.records import WatchedFolder, owns_frames
 from isearchd.store.sqlitefile import SqliteFile
-from isearchd.store.videos import VIDEO_TYPE, frame_range, is_frame_label, video_label
+from isearchd.store.videos import files_among, frame_range, video_label
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +81,11 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]
         yield items[start : start + size]
 
 
-def _is_video_row(label: str, info: PhotoInfo | None) -> bool:
-    """A video's own row (not one of its frames, not a photo)."""
-    return info is not None and info.type == VIDEO_TYPE and not is_frame_label(label)
+class Removed(NamedTuple):
+    """What a delete removed: the rows' ids, and how many files they were (a video once)."""
+
+    ids: list[int]
+    files: int
 
 
 def _with_frames(
@@ -161,7 +163,7 @@ class Catalog(SqliteFile):
                 )
             write_looks_by_label(db.conn, looks)
             after = self._ids_for_labels(db.conn, [lb for lb in labels if lb not in before])
-            videos = [r[0] for r in rows if _is_video_row(r[0], r[6])]
+            videos = [r[0] for r in rows if owns_frames(r[0], r[6])]
             stale = self._stale_frames(db.conn, videos, set(labels))
         result = [(before[lb], True) if lb in before else (after[lb], False) for lb in labels]
         return seq, result, stale
@@ -192,9 +194,8 @@ class Catalog(SqliteFile):
                 found[from_db(label)] = ident
         return found
 
-    def delete_labels(self, labels: Sequence[str]) -> list[int]:
-        """Delete rows by label, a video's with its frames, in one transaction; returns the
-        deleted ids."""
+    def delete_labels(self, labels: Sequence[str]) -> Removed:
+        """Delete rows by label, a video's with its frames, in one transaction."""
         with self.transaction() as db:
             wanted = list(dict.fromkeys(labels))
             found = self._ids_for_labels(db.conn, wanted)
@@ -204,24 +205,25 @@ class Catalog(SqliteFile):
                 for chunk in _chunks(ids):
                     marks = ",".join("?" * len(chunk))
                     db.conn.execute(f"DELETE FROM images WHERE id IN ({marks})", chunk)  # noqa: S608
-        return ids
+        return Removed(ids, files_among(found))
 
-    def delete_prefix(self, prefix: str) -> list[int]:
+    def delete_prefix(self, prefix: str) -> Removed:
         """Delete the row whose path is ``prefix`` and every row below the folder ``prefix``."""
         where, args = _below(prefix)
         with self.transaction() as db:
-            ids = [r[0] for r in db.conn.execute(f"SELECT id FROM images WHERE {where}", args)]  # noqa: S608
-            if ids:
+            rows = db.conn.execute(f"SELECT id, label FROM images WHERE {where}", args).fetchall()  # noqa: S608
+            if rows:
                 self._next_seq()
                 db.conn.execute(f"DELETE FROM images WHERE {where}", args)  # noqa: S608
-        return ids
+        return Removed([r[0] for r in rows], files_among(from_db(r[1]) for r in rows))
 
     def move_rows(self, moves: Sequence[tuple[str, str, str, int | None, int | None]]) -> list[int]:
         """Relabel rows in one transaction: ``(old_label, new_label, new_path, size, mtime_ns)``.
 
         The vector and content hash stay (a rename does not change the pixels); ``size`` and
         ``mtime_ns`` None keep the stored values. A row already holding a ``new_label`` (a file
-        replaced by the move) is deleted first. Returns the ids of the rows deleted that way.
+        replaced by the move) is deleted first, a video with its frames. Returns the ids of the
+        rows deleted that way.
         """
         if not moves:
             return []
@@ -233,7 +235,9 @@ class Catalog(SqliteFile):
                 return []
             moved_ids = {old[m[0]] for m in moving}
             targets = self._ids_for_labels(db.conn, [m[1] for m in moving])
-            replaced = [i for i in targets.values() if i not in moved_ids]
+            gone = [lb for lb, i in targets.items() if i not in moved_ids]
+            their_frames = self._frame_ids(db.conn, gone)  # a replaced video's go with it
+            replaced = sorted({*(targets[lb] for lb in gone), *their_frames.values()} - moved_ids)
             self._next_seq()
             for chunk in _chunks(replaced):
                 marks = ",".join("?" * len(chunk))
@@ -283,13 +287,25 @@ class Catalog(SqliteFile):
             return read_folder_rows(conn)
 
     def count(self) -> int:
+        """The rows (a video one per indexed frame)."""
         with self.reader() as conn:
             return int(conn.execute("SELECT count(*) FROM images").fetchone()[0])
 
-    def count_below(self, prefix: str) -> int:
-        where, args = _below(prefix)
+    def count_files(self, prefix: str | None = None) -> int:
+        """The files, or those at or below the folder ``prefix``: the paths, as a video's frames
+        share its path. Read from the path index alone, where telling frames by their labels reads
+        every row (500,000 rows of 2 kB below one folder, warm, 2-core AMD EPYC: 0.10 s, the row
+        count's 0.08 s, against 0.95 s; the whole catalog: 0.10 s)."""
+        if prefix is None:
+            sql, args = "SELECT count(DISTINCT path) FROM images", []
+        else:  # (two ranges: one with an OR counts its distinct paths in a temporary b-tree)
+            sql = (
+                "SELECT EXISTS (SELECT 1 FROM images WHERE path = ?)"
+                " + (SELECT count(DISTINCT path) FROM images WHERE path >= ? AND path < ?)"
+            )
+            args = [to_db(prefix), *below_range(prefix)]
         with self.reader() as conn:
-            return int(conn.execute(f"SELECT count(*) FROM images WHERE {where}", args).fetchone()[0])  # noqa: S608
+            return int(conn.execute(sql, args).fetchone()[0])
 
     def get(self, label: str, *, with_vector: bool = True) -> Row | None:
         cols = "id, label, path, size, mtime_ns, content_hash" + (", vector" if with_vector else "")

@@ -32,6 +32,7 @@ from isearchd.store.records import ImageRecord, Move, latest_by_label
 from isearchd.store.rules import folder_move, moved_below, moved_label, settle_model
 from isearchd.store.saver import IndexSaver, SavePolicy
 from isearchd.store.vectors import VectorIndex, record_vectors
+from isearchd.store.videos import files_among
 from isearchd.store.words_db import WordsWrites
 
 __all__ = ["Database", "SavePolicy"]
@@ -144,31 +145,37 @@ class Database(DatabaseReader, PeopleWrites, WordsWrites):
         return len(ids)
 
     def delete_labels(self, labels: Iterable[str]) -> int:
-        """Delete images by label; returns how many existed."""
+        """Delete images by label, a video with its frames; returns how many files existed."""
         wanted = list(labels)
         if not wanted:
             return 0
         with self._write_lock:
             self._check_open()
-            return self._deleted(self.catalog.delete_labels(wanted))
+            removed = self.catalog.delete_labels(wanted)
+            self._deleted(removed.ids)
+            return removed.files
 
     def delete_prefix(self, path_prefix: str) -> int:
         """Delete the image at ``path_prefix`` and every image below that folder.
 
         Folder semantics: ``/photos/a`` removes ``/photos/a`` and ``/photos/a/...``, not ``/photos/ab``.
+        Returns how many files were removed (a video once).
         """
         if not path_prefix:
             raise InvalidRequest("a path prefix cannot be empty")
         with self._write_lock:
             self._check_open()
-            return self._deleted(self.catalog.delete_prefix(path_prefix))
+            removed = self.catalog.delete_prefix(path_prefix)
+            self._deleted(removed.ids)
+            return removed.files
 
     def rename(self, moves: list[Move]) -> int:
         """Files moved or renamed on disk, in one transaction.
 
         Rows labelled by their path get the new path as label and path; other rows (name labels)
-        only a new path. The vectors stay (no re-embedding). A row already stored at a new path
-        (the move replaced that file) is removed. Returns how many rows moved.
+        only a new path; a video's frames move with it. The vectors stay (no re-embedding). A row
+        already stored at a new path (the move replaced that file) is removed. Returns how many
+        files moved.
         """
         if not moves:
             return 0
@@ -183,7 +190,7 @@ class Database(DatabaseReader, PeopleWrites, WordsWrites):
 
     def move_prefix(self, src: str, dst: str) -> int:
         """A folder moved or renamed on disk: every row at or below ``src`` now lives below
-        ``dst``, in one transaction, vectors kept. Returns how many rows moved."""
+        ``dst``, in one transaction, vectors kept. Returns how many files moved (a video once)."""
         src, dst = folder_move(src, dst)
         with self._write_lock:
             self._check_open()
@@ -197,7 +204,7 @@ class Database(DatabaseReader, PeopleWrites, WordsWrites):
         if not moves:
             return 0
         self._deleted(self.catalog.move_rows(moves))
-        return len(moves)
+        return files_among(m[0] for m in moves)
 
     def clear(self) -> None:
         """Remove every image; the database, its model and its watched folders stay."""

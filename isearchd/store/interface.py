@@ -11,9 +11,15 @@ JavaScript reads ids as numbers). Labels and paths are ``str`` with ``surrogatee
 bytes that are not UTF-8 (``isearchd.files.names``). Paths are paths on the machine that indexed
 the image: calls that take or return paths (``get``, ``records``, ``delete_*``, ``rename``,
 ``move_prefix``, ``count_below``, the backfills) concern this machine's images; searches,
-``count``, ``details``, ``record_by_id``, ``vectors_below(None)`` and ``neighbours`` see the
-whole database (in a store shared by several daemons, every machine's images, ``host`` set on
-those of the others).
+``count``, ``count_files``, ``details``, ``record_by_id``, ``vectors_below(None)`` and
+``neighbours`` see the whole database (in a store shared by several daemons, every machine's
+images, ``host`` set on those of the others).
+
+Rows and files: a video is several rows, one per indexed frame (``isearchd.store.videos``), and
+the stores keep them together (a delete, a re-add or a move of the video takes its frames). What
+users are told counts files, a video once: ``count_files``, ``count_below``, ``info().size``, and
+what ``delete_labels``, ``delete_prefix``, ``rename`` and ``move_prefix`` return. ``count`` and
+``add`` count rows, which is what the passes (``pending``) and copies (``export``) go through.
 """
 
 from __future__ import annotations
@@ -43,15 +49,27 @@ class ImageDatabase(Protocol):
 
     # -- writes (the engine's job queue is their one caller) -------------------------------------
 
-    def add(self, records: list[ImageRecord]) -> int: ...
+    def add(self, records: list[ImageRecord]) -> int:
+        """Write ``records`` by label; returns the rows written. A video's own row (with its
+        frames in the same call) replaces the frames stored before that the call does not write."""
+        ...
 
-    def delete_labels(self, labels: Iterable[str]) -> int: ...
+    def delete_labels(self, labels: Iterable[str]) -> int:
+        """Delete these images (a video with its frames); returns how many files existed."""
+        ...
 
-    def delete_prefix(self, path_prefix: str) -> int: ...
+    def delete_prefix(self, path_prefix: str) -> int:
+        """Delete the image at ``path_prefix`` and every one below that folder; returns the files."""
+        ...
 
-    def rename(self, moves: list[Move]) -> int: ...
+    def rename(self, moves: list[Move]) -> int:
+        """Files moved (a video with its frames); returns how many files moved."""
+        ...
 
-    def move_prefix(self, src: str, dst: str) -> int: ...
+    def move_prefix(self, src: str, dst: str) -> int:
+        """A folder moved: every image at or below ``src`` now lives below ``dst``; returns how many
+        files moved."""
+        ...
 
     def clear(self) -> None: ...
 
@@ -82,13 +100,25 @@ class ImageDatabase(Protocol):
 
     def records(self, path_prefix: str | None = None) -> Iterator[ImageRecord]: ...
 
-    def export(self, batch: int) -> Iterator[list[ImageRecord]]: ...
+    def export(self, batch: int) -> Iterator[list[ImageRecord]]:
+        """This machine's images with all they hold, in batches, a video's own row before its
+        further frames (a copy adds them in this order: an add of a video's own row replaces the
+        frames stored before it)."""
+        ...
 
     def vector_for_hash(self, content_hash: str) -> np.ndarray | None: ...
 
-    def count(self) -> int: ...
+    def count(self) -> int:
+        """The rows: a photo one, a video one per indexed frame."""
+        ...
 
-    def count_below(self, path_prefix: str) -> int: ...
+    def count_files(self) -> int:
+        """The files: photos and videos, a video once (``info().size``)."""
+        ...
+
+    def count_below(self, path_prefix: str) -> int:
+        """This machine's files at or below the folder ``path_prefix``, a video once."""
+        ...
 
     def search(
         self,

@@ -1,5 +1,7 @@
-"""One database as one Qdrant collection ``<prefix><name>``: a point per image, its unit vector
-and its catalog fields in the payload (``isearchd.store.qdrant_payload``).
+"""One database as one Qdrant collection ``<prefix><name>``: a point per image (a video's per
+indexed frame), its unit vector and its catalog fields in the payload
+(``isearchd.store.qdrant_payload``). A video's frames are deleted, replaced and moved with it
+(``qdrant_frames``), as the embedded store does.
 
 Durability: every write is sent with ``wait=true``, so it returns only once Qdrant has applied it
 and written it to its write-ahead log; a daemon killed after an acknowledgement loses nothing
@@ -10,7 +12,8 @@ other's points and a retried batch overwrites its own. Calls that take paths (``
 ``records``, deletes, moves, the backfills) see this machine's points only; searches, ``count``,
 ``details`` and duplicates see every machine's. Not atomic across points: a move writes the new
 points before it deletes the old ones, so a crash in between leaves both until the next reconcile
-finds the old file gone (nothing is lost).
+finds the old file gone (nothing is lost); an add writes a changed video's frames before it
+deletes its stale ones, which a crash in between leaves until the video is added or deleted again.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from isearchd.errors import InvalidRequest, StoreError
 from isearchd.files.names import to_db
 from isearchd.messages import DbInfo
 from isearchd.store.metadata import Filters, PhotoInfo
+from isearchd.store.qdrant_frames import QdrantFrames, label_of, videos_among
 from isearchd.store.qdrant_link import QdrantLink
 from isearchd.store.qdrant_meta import QdrantMeta
 from isearchd.store.qdrant_payload import (
@@ -57,6 +61,7 @@ from isearchd.store.records import (
 )
 from isearchd.store.rules import finished_hits, folder_move, moved_below, moved_label
 from isearchd.store.vectors import normalise, record_vectors
+from isearchd.store.videos import files_among, video_label
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +73,10 @@ HNSW_EF_MIN = 128  # search breadth on a server (Qdrant's default ef is 100)
 SALTS = 16  # image-id candidates tried before giving up (a second one is needed ~once in 1e8)
 
 
-class QdrantDatabase(QdrantPeople, QdrantWords):
+class QdrantDatabase(QdrantPeople, QdrantWords, QdrantFrames):
     """A database in Qdrant: its reads and writes, over the points of its collection
-    (``qdrant_points.Points``), its people (``qdrant_people``) and the words in its pictures
-    (``qdrant_words``). Use ``QdrantStore.open``."""
+    (``qdrant_points.Points``), its people (``qdrant_people``), the words in its pictures
+    (``qdrant_words``) and its videos' frames (``qdrant_frames``). Use ``QdrantStore.open``."""
 
     def __init__(
         self,
@@ -99,7 +104,8 @@ class QdrantDatabase(QdrantPeople, QdrantWords):
     # -- writes ----------------------------------------------------------------------------------
 
     def add(self, records: list[ImageRecord]) -> int:
-        """Upsert ``records`` by (this host, label); returns the points written. Acknowledged by
+        """Upsert ``records`` by (this host, label); returns the points written. A video's frames
+        stored before that ``records`` does not write again are deleted after. Acknowledged by
         Qdrant (``wait=true``) before it returns."""
         if not records:
             return 0
@@ -109,6 +115,7 @@ class QdrantDatabase(QdrantPeople, QdrantWords):
         matrix = record_vectors(batch, reused.get, self.dim)
         pids = [point_id(self.host, r.label) for r in batch]
         existing = self._retrieve(pids)
+        stale = self._stale_frames(batch, existing)
         iids = self._image_ids(batch, pids, existing)
         points = [
             qm.PointStruct(
@@ -119,8 +126,10 @@ class QdrantDatabase(QdrantPeople, QdrantWords):
             for i, (pid, r) in enumerate(zip(pids, batch, strict=True))
         ]
         self._upsert(points)
+        self._delete_ids([str(p.id) for p in stale])
         changed = [iids[i] for i, pid in enumerate(pids) if _other_picture(existing.get(pid), batch[i])]
-        self._drop_faces(changed)  # another picture under that name: its faces are not in it
+        changed += [int(payload_of(p)["iid"]) for p in stale]
+        self._drop_faces(changed)  # another picture under that name (or none): its faces are not in it
         return len(points)
 
     def _vectors_for_hashes(self, hashes: set[str]) -> dict[str, np.ndarray]:
@@ -159,39 +168,50 @@ class QdrantDatabase(QdrantPeople, QdrantWords):
         raise StoreError(f"database '{self.name}': no free image id for {batch[clash[0]].label!r}")
 
     def delete_labels(self, labels: Iterable[str]) -> int:
-        """Delete this machine's images by label; returns how many existed."""
+        """Delete this machine's images by label, a video with its frames; returns how many files
+        existed."""
         found = self._retrieve([point_id(self.host, lb) for lb in labels])
-        self._delete_ids(list(found))
-        self._drop_faces([int(payload_of(p)["iid"]) for p in found.values()])
-        return len(found)
+        gone = {str(p.id): p for p in [*found.values(), *self._frames(videos_among(found.values()))]}
+        self._delete_ids(list(gone))
+        self._drop_faces([int(payload_of(p)["iid"]) for p in gone.values()])
+        return files_among(label_of(p) for p in found.values())
 
     def delete_prefix(self, path_prefix: str) -> int:
-        """Delete this machine's image at ``path_prefix`` and every one below that folder."""
+        """Delete this machine's image at ``path_prefix`` and every one below that folder (a
+        video's frames share its path); returns how many files."""
         if not path_prefix:
             raise InvalidRequest("a path prefix cannot be empty")
         flt = self._mine(below(path_prefix))
-        gone = [int(payload_of(p)["iid"]) for p in self._scroll(flt, payload=["iid"])]
+        gone = list(self._scroll(flt, payload=["iid", "label"]))
         if gone:
             with self._link.guard() as client:
                 client.delete(self.collection, qm.FilterSelector(filter=flt), wait=True)
-            self._drop_faces(gone)
-        return len(gone)
+            self._drop_faces([int(payload_of(p)["iid"]) for p in gone])
+        return files_among(label_of(p) for p in gone)
 
     def rename(self, moves: list[Move]) -> int:
-        """Files moved on this machine (see ``Database.rename``)."""
+        """Files moved on this machine, a video with its frames (see ``Database.rename``);
+        returns how many files moved."""
         if not moves:
             return 0
         self._check_open()
         found = self._retrieve([point_id(self.host, m.old) for m in moves], vectors=True)
         planned = []
+        by_label = {}
         for m in moves:
             point = found.get(point_id(self.host, m.old))
             if point is not None:
                 planned.append((point, m.new, m.size, m.mtime_ns))
+                by_label[label_of(point)] = m
+        for frame in self._frames(videos_among(p for p, *_ in planned), vectors=True):
+            if str(frame.id) not in found:
+                m = by_label[video_label(label_of(frame))]
+                planned.append((frame, m.new, m.size, m.mtime_ns))
         return self._move(planned)
 
     def move_prefix(self, src: str, dst: str) -> int:
-        """A folder moved on this machine: every image at or below ``src`` now lives below ``dst``."""
+        """A folder moved on this machine: every image at or below ``src`` (a video's frames share
+        its path) now lives below ``dst``; returns how many files moved."""
         src, dst = folder_move(src, dst)
         planned = []
         for point in self._scroll(self._mine(below(src)), vectors=True):
@@ -201,7 +221,8 @@ class QdrantDatabase(QdrantPeople, QdrantWords):
 
     def _move(self, planned: Sequence[tuple[qm.Record, str, int | None, int | None]]) -> int:
         """Write each point under its new path (and label, when labelled by path), then delete the
-        old points and any other point of this machine that was at a new path (replaced)."""
+        old points and any other point of this machine that was at a new path (replaced, with
+        its faces); returns how many files moved."""
         points: list[qm.PointStruct] = []
         old_ids: list[str] = []
         for point, new_path, size, mtime_ns in planned:
@@ -219,13 +240,19 @@ class QdrantDatabase(QdrantPeople, QdrantWords):
         if not points:
             return 0
         new_ids = {str(p.id) for p in points}
-        replaced = []
-        for p in points:
-            at_new = qm.Filter(must=[host_is(self.host), match("path", (p.payload or {})["path"])])
-            replaced += [str(q.id) for q in self._scroll(at_new, payload=False) if str(q.id) not in new_ids]
+        kept_iids = {int((p.payload or {})["iid"]) for p in points}
+        replaced: list[str] = []
+        were_there: set[int] = set()  # the images at the new paths (overwritten ones too)
+        for path in sorted({(p.payload or {})["path"] for p in points}):
+            at_new = qm.Filter(must=[host_is(self.host), match("path", path)])
+            for q in self._scroll(at_new, payload=["iid"]):
+                if str(q.id) not in new_ids:
+                    replaced.append(str(q.id))
+                were_there.add(int(payload_of(q)["iid"]))
         self._upsert(points)
         self._delete_ids(sorted({*replaced, *(i for i in old_ids if i not in new_ids)}))
-        return len(points)
+        self._drop_faces(sorted(were_there - kept_iids))
+        return files_among(label_of(point) for point, *_ in planned)
 
     def clear(self) -> None:
         """Remove every image of the database (every machine's); its model and folders stay."""
@@ -280,9 +307,10 @@ class QdrantDatabase(QdrantPeople, QdrantWords):
         yield from found
 
     def export(self, batch: int) -> Iterator[list[ImageRecord]]:
-        """This machine's images with vectors, metadata and looks, in batches (for a copy)."""
+        """This machine's images with vectors, metadata and looks, in batches (for a copy), a
+        video's own point before its further frames."""
         out: list[ImageRecord] = []
-        for p in self._scroll(self._mine(), vectors=True):
+        for p in self._files_then_frames():
             out.append(record_from(payload_of(p), p.vector, self.host))
             if len(out) >= batch:
                 yield out
@@ -294,10 +322,16 @@ class QdrantDatabase(QdrantPeople, QdrantWords):
         return self._vectors_for_hashes({content_hash}).get(content_hash)
 
     def count(self) -> int:
+        """Every machine's points: a photo one, a video one per indexed frame."""
         return self._count(None)
 
+    def count_files(self) -> int:
+        """Every machine's files: photos and videos, a video once."""
+        return self._count_files(None)
+
     def count_below(self, path_prefix: str) -> int:
-        return self._count(self._mine(below(path_prefix)))
+        """This machine's files at or below the folder ``path_prefix``, a video once."""
+        return self._count_files(self._mine(below(path_prefix)))
 
     def search(
         self,
@@ -412,12 +446,13 @@ class QdrantDatabase(QdrantPeople, QdrantWords):
     def info(self) -> DbInfo:
         entry = self._meta.database(self.name)
         created = entry.created if entry is not None else None
-        size = self.count()
+        vectors = self.count()
         return DbInfo(
             name=self.name,
             base=f"{self._link.target.url} collection {self.collection}",
-            size=size,
-            capacity=size,
+            size=self.count_files(),
+            vectors=vectors,
+            capacity=vectors,
             disk_bytes=None,  # Qdrant's business (see docs/scale.md for the sizes to expect)
             model=self.model_key,
             dim=self.dim,

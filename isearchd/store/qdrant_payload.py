@@ -75,6 +75,11 @@ def name_from_key(key: str) -> str:
     return key
 
 
+def encoded_name(key: str) -> qm.FieldCondition:
+    """The points whose name at ``key`` is stored in base64 (not UTF-8: ``name_key``)."""
+    return qm.FieldCondition(key=key, match=qm.MatchPrefix(prefix=_B64))
+
+
 def point_id(host: str, label: str) -> str:
     return str(uuid.uuid5(POINT_NAMESPACE, host + "\0" + name_key(label)))
 

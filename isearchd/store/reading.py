@@ -97,11 +97,16 @@ class DatabaseReader(PeopleReads, WordsReads):
         return self.catalog.vector_for_hash(content_hash)
 
     def count(self) -> int:
+        """The rows: a photo one, a video one per indexed frame (what the passes go through)."""
         return self.catalog.count()
 
+    def count_files(self) -> int:
+        """The files: photos and videos, a video once (what users are told)."""
+        return self.catalog.count_files()
+
     def count_below(self, path_prefix: str) -> int:
-        """Images at or below the folder ``path_prefix`` (by path)."""
-        return self.catalog.count_below(path_prefix)
+        """The files at or below the folder ``path_prefix`` (by path), a video once."""
+        return self.catalog.count_files(path_prefix)
 
     def search(
         self,
@@ -199,7 +204,8 @@ class DatabaseReader(PeopleReads, WordsReads):
         return DbInfo(
             name=self.name,
             base=str(self.base),
-            size=self.count(),
+            size=self.count_files(),
+            vectors=self.count(),
             capacity=self._vectors.capacity,
             disk_bytes=disk,
             model=self.model_key,

@@ -10,6 +10,7 @@ import numpy as np
 from isearchd.errors import InvalidRequest, ModelMismatch, StoreError
 from isearchd.store.looks import Look
 from isearchd.store.metadata import PhotoInfo
+from isearchd.store.videos import VIDEO_TYPE, is_frame_label
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,12 @@ def latest_by_label(records: list[ImageRecord]) -> list[ImageRecord]:
     if any(not r.label for r in batch):
         raise InvalidRequest("an image label cannot be empty")
     return batch
+
+
+def owns_frames(label: str, info: PhotoInfo | None) -> bool:
+    """Whether the row ``label`` written with ``info`` is a video's own row, whose add replaces
+    the frames stored before (not a photo, a further frame, or a row whose metadata is not given)."""
+    return info is not None and info.type == VIDEO_TYPE and not is_frame_label(label)
 
 
 def check_search(k: int, min_similarity: float) -> None:

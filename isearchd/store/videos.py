@@ -5,16 +5,20 @@ photo: change detection, watch's reconcile and ``get`` see the video through it.
 frame is stored under ``<label>\\x00<at>`` (``frame_label``): no file name can hold a NUL, so a
 frame's label never meets a real file's, and a video's frames are one range of labels
 (``frame_range``), next to it in the label index. Every frame row has the video's path, size,
-mtime and the hash of the video's bytes with ``@<at>`` appended (so no photo ever reuses a
-frame's vector), and the frame's ``at`` and the video's ``duration`` in its metadata
-(``type`` "video").
+mtime and the hash of the video's bytes (a further frame's with ``@<at>`` appended, so no photo
+ever reuses a frame's vector), and the frame's ``at`` and the video's ``duration`` in its
+metadata (``type`` "video").
 
-The stores keep a video whole: deleting a label deletes its frames; adding a video's first frame
-replaces the frames stored before that the add does not write again (a changed video leaves no
-stale moments behind); a rename or folder move takes the frames along (``moved_label``).
+The stores keep a video whole: deleting a label deletes its frames; adding a video's first
+frame (``records.owns_frames``) replaces the frames stored before that the add does not write
+again (a changed video leaves no stale moments behind); a rename or folder move takes the frames
+along (``moved_label``). What users are told counts files, a video once (``files_among``): the
+image count, and what a delete or a move did; ``count()`` and an add count rows.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import sqlite_utils
 
@@ -37,6 +41,11 @@ def video_label(label: str) -> str:
 
 def is_frame_label(label: str) -> bool:
     return FRAME_MARK in label
+
+
+def files_among(labels: Iterable[str]) -> int:
+    """How many files these rows' labels are: a video's further frames count with it."""
+    return sum(not is_frame_label(label) for label in labels)
 
 
 def frame_range(label: str) -> tuple[bytes, bytes]:

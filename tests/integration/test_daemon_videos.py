@@ -135,6 +135,8 @@ def test_cli_text_json_and_cmp(folder: Path, daemon: DaemonProcess, client_facto
     assert hit["type"] == "video" and 4 <= hit["at"] < 9 and hit["duration"] == pytest.approx(13, abs=0.5)
     err = isearch("cmp", str(folder / "party.mp4"), str(folder / "red_star.png"), ok=False).stderr
     assert "is a video" in err and len(err.strip().splitlines()) == 1
+    shown = isearch("db", "--info").stdout.splitlines()  # a video counts once; its frames apart
+    assert shown[2] == f"* Size: {len(VIDEOS) + len(PHOTOS)}" and shown[3].startswith("* Vectors: "), shown
 
 
 def test_compare_with_a_video_is_an_error(folder: Path, client_factory: ClientFactory) -> None:
@@ -160,6 +162,9 @@ def test_watch_changes_and_deletes_a_video(
     c.watch([str(tmp_path)])
     wait_for(lambda: _rows(daemon, "watched", clip) >= 3, "the video's frames indexed", daemon)
     assert c.search_hits("a blue square", num=1)[0].path == str(clip)
+    info = c.db_info()  # one file, however many frames
+    assert (info.size, info.vectors) == (1, _rows(daemon, "watched", clip))
+    assert [f.images for f in c.watch_list() if f.path == str(tmp_path)] == [1]
     # changed: shorter, other scenes; the old moments go with it
     write_video(tmp_path / ".clip.tmp.mp4", [Scene("yellow", "star", 2)]).rename(clip)
     wait_for(lambda: _rows(daemon, "watched", clip) == 1, "the changed video re-indexed", daemon)

@@ -469,6 +469,7 @@ def test_the_wire_format_is_unchanged() -> None:
         "dim",
         "created",
         "loaded",
+        "vectors",  # added: ``size`` counts a video once, ``vectors`` its frames
     }
 
 

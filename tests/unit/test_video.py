@@ -1,5 +1,5 @@
-"""Videos: the frame choice on its own, the reader on videos made here with PyAV, and how the
-catalog keeps a video's frames together (delete, re-add, move)."""
+"""Videos: the frame choice on its own, the reader on videos made here with PyAV, and how both
+stores keep a video's frames together (delete, re-add, move) and count a video once."""
 
 from __future__ import annotations
 
@@ -8,13 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from store_backends import make_store
 
+from isearchd.engine.migrate import copy_database
 from isearchd.errors import BadImage
 from isearchd.files.formats import is_indexed_name, is_video_name
 from isearchd.files.video import FramePicker, VideoLimits, gaps, read_video, samples, thin
-from isearchd.store import Database, ImageRecord, Move
+from isearchd.store import ImageDatabase, ImageRecord, Move, Store
 from isearchd.store.metadata import PhotoInfo
-from isearchd.store.videos import frame_label, video_label
+from isearchd.store.people import FACES_ANALYSIS, FaceRow
+from isearchd.store.people_db import PeopleStore
+from isearchd.store.qdrant import QdrantDatabase
+from isearchd.store.videos import frame_label
 from tests.fixtures.videos import Scene, mean_difference, upright, upright_size, write_audio_only, write_video
 
 GREY = np.full((18, 32), 100, dtype=np.uint8)
@@ -130,13 +135,14 @@ def test_reader_reasons(tmp_path: Path) -> None:
 
 
 def _video_rows(label: str, times: list[float], dim: int = 8) -> list[ImageRecord]:
+    """The rows of a video as ``videoframes.video_records`` writes them."""
     rng = np.random.default_rng(0)
     rows = []
     for i, at in enumerate(times):
         vec = rng.normal(size=dim).astype(np.float32)
         rows.append(
             ImageRecord(
-                label if i == 0 else frame_label(label, at), label, 10, 1, f"h@{at}",
+                label if i == 0 else frame_label(label, at), label, 10, 1, "h" if i == 0 else f"h@{at:.3f}",
                 vec / np.linalg.norm(vec),
                 info=PhotoInfo(type="video", at=at, duration=30.0),
             )
@@ -144,21 +150,98 @@ def _video_rows(label: str, times: list[float], dim: int = 8) -> list[ImageRecor
     return rows
 
 
-def test_catalog_keeps_a_video_together(tmp_path: Path) -> None:
-    with Database.open(tmp_path, "db", model_key="m", dim=8) as db:
+def _photo(label: str, dim: int = 8) -> ImageRecord:
+    vec = np.random.default_rng(len(label)).normal(size=dim).astype(np.float32)
+    return ImageRecord(
+        label, label, 5, 1, f"p{label}", vec / np.linalg.norm(vec), info=PhotoInfo(type="jpeg")
+    )
+
+
+def _give_faces(db: ImageDatabase) -> dict[str, int]:
+    """One face to every image the faces analysis has not read; returns their ids by label."""
+    assert isinstance(db, PeopleStore)
+    ids = {p.label: p.id for p in db.pending(FACES_ANALYSIS, 1, 100)}
+    marks = tuple((10.0 + k, 20.0) for k in range(5))
+    face = FaceRow((0, 0, 40, 40), marks, 0.9, np.ones(128, dtype=np.float32))
+    db.store_faces(1, {i: [face] for i in ids.values()})
+    return ids
+
+
+def _faces_stored(db: ImageDatabase) -> int:
+    """Every face stored (in Qdrant, its faces collection as it is: reads leave out the faces of
+    images that are gone, so only this sees a face left behind)."""
+    if isinstance(db, QdrantDatabase):
+        with db._link.guard() as client:
+            return client.count(db._people.faces, exact=True).count
+    assert isinstance(db, PeopleStore)
+    return db.people_counts().faces
+
+
+def test_both_stores_keep_a_video_together(store: Store) -> None:
+    db = store.open("db", model_key="m", dim=8, create=True)
+    try:
         db.add(_video_rows("/v/a.mp4", [0.0, 10.0, 20.0]))
         db.add(_video_rows("/v/b.mp4", [0.0, 5.0]))
         assert db.count() == 5
+        _give_faces(db)
         db.add(_video_rows("/v/a.mp4", [0.0, 12.5]))  # changed: fewer, other moments
         labels = sorted(r.label for r in db.records())
         assert labels == ["/v/a.mp4", frame_label("/v/a.mp4", 12.5), "/v/b.mp4", frame_label("/v/b.mp4", 5.0)]
+        assert _faces_stored(db) == 3  # the stale frames' faces went with them
         assert db.rename([Move("/v/a.mp4", "/w/c.mp4")]) == 1  # one file, its frames with it
         assert {(r.label, r.path) for r in db.records("/w")} == {
             ("/w/c.mp4", "/w/c.mp4"), (frame_label("/w/c.mp4", 12.5), "/w/c.mp4")
         }  # fmt: skip
-        assert db.move_prefix("/w", "/x") == 2
-        assert {video_label(r.label) for r in db.records("/x")} == {"/x/c.mp4"}
-        assert db.delete_labels(["/x/c.mp4"]) == 2
-        assert db.count() == 2
+        assert db.move_prefix("/w", "/x") == 1
+        assert {(r.label, r.path) for r in db.records("/x")} == {
+            ("/x/c.mp4", "/x/c.mp4"), (frame_label("/x/c.mp4", 12.5), "/x/c.mp4")
+        }  # fmt: skip
+        db.add(_video_rows("/v/d.mp4", [0.0, 7.0]))
+        ids = _give_faces(db)  # d, its frame, and c's frame at 12.5
+        assert db.rename([Move("/v/d.mp4", "/x/c.mp4")]) == 1  # d replaces c, and c's frames go
+        assert {(r.label, r.path) for r in db.records("/x")} == {
+            ("/x/c.mp4", "/x/c.mp4"), (frame_label("/x/c.mp4", 7.0), "/x/c.mp4")
+        }  # fmt: skip
+        assert _faces_stored(db) == 4  # c's two went; d's moved with it
+        assert len(db.faces_in_image(ids[frame_label("/v/d.mp4", 7.0)])) == 1  # type: ignore[attr-defined]
+        assert db.delete_labels(["/x/c.mp4"]) == 1  # one file, its frames with it
+        assert sorted(r.label for r in db.records()) == ["/v/b.mp4", frame_label("/v/b.mp4", 5.0)]
+        assert _faces_stored(db) == 2
         hits = db.search(_video_rows("/v/b.mp4", [0.0, 5.0])[1].vector, k=5, details=True)  # type: ignore[arg-type]
         assert hits[0].label == frame_label("/v/b.mp4", 5.0) and hits[0].info.at == 5.0
+        assert db.delete_prefix("/v") == 1 and db.count() == 0 and _faces_stored(db) == 0
+    finally:
+        db.close()
+
+
+def test_both_stores_count_a_video_once(store: Store) -> None:
+    db = store.open("db", model_key="m", dim=8, create=True)
+    odd = "/v/sub/caf\udce9.mp4"  # not UTF-8 (a Latin-1 name): base64 in a Qdrant payload
+    try:
+        db.add([_photo("/v/p.jpg"), _photo("/v/sub/q.jpg")])
+        db.add(_video_rows("/v/sub/a.mp4", [0.0, 10.0, 20.0]))
+        db.add(_video_rows(odd, [0.0, 5.0]))
+        db.add(_video_rows("/v/one.mp4", [0.0]))
+        assert db.count() == 8  # rows: what the passes go through
+        assert db.count_files() == 5 and db.count_below("/v/sub") == 3 and db.count_below("/v/p.jpg") == 1
+        info = db.info()
+        assert (info.size, info.vectors) == (5, 8)
+        assert db.move_prefix("/v/sub", "/w") == 3 and db.delete_prefix("/w") == 3
+        assert db.count_files() == 2 and db.count() == 2
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize(("source", "target"), [("qdrant", "embedded"), ("embedded", "qdrant")])
+def test_a_copy_between_the_stores_keeps_every_frame(source: str, target: str, tmp_path: Path) -> None:
+    stores = make_store(source, tmp_path / "from"), make_store(target, tmp_path / "to")
+    src, dst = (s.open("db", model_key="m", dim=8, create=True) for s in stores)
+    try:
+        for n in range(6):  # batches of 3 cut through every video
+            src.add(_video_rows(f"/v/{n}.mp4", [0.0, 1.0, 2.0, 3.0, 4.0]))
+        assert copy_database(src, dst, batch=3) == 6  # files
+        assert sorted(r.label for r in dst.records()) == sorted(r.label for r in src.records())
+    finally:
+        for db, store in zip((src, dst), stores, strict=True):
+            db.close()
+            store.close()
