@@ -366,7 +366,8 @@ class Indexer:
         if existing is not None and existing.content_hash == digest and existing.vector is not None:
             return _Ready(item, size, mtime_ns, digest, existing.vector, unchanged=True)  # touched only
         source = item.data if item.data is not None else item.path
-        frames = video_frames(source, mtime_ns, self.video, self.model, item.path)
+        pause = self.gate.wait_clear if self.gate is not None else None
+        frames = video_frames(source, mtime_ns, self.video, self.model, item.path, pause)
         return _Ready(item, size, mtime_ns, digest, meta=frames.meta, video=frames)
 
     def commit(self, batch: list[_Ready], counts: _Counts) -> None:

@@ -11,6 +11,7 @@ under frame labels, each with its ``at``, the video's ``duration`` and ``type`` 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
@@ -57,11 +58,13 @@ def hash_file(fh: IO[bytes]) -> str:
 
 
 def video_frames(
-    source: str | bytes, mtime_ns: int, limits: VideoLimits, model: Fitter, name: str
-) -> VideoFrames:
+    source: str | bytes, mtime_ns: int, limits: VideoLimits, model: Fitter, name: str,
+    pause: Callable[[], object] | None = None,
+) -> VideoFrames:  # fmt: skip
     """Decode and fit the frames to index of the video at ``source`` (a path, or its bytes);
-    ``BadImage`` when it cannot be read."""
-    video = read_video(source, limits, model.image_size, name=name)
+    ``BadImage`` when it cannot be read. ``pause``: called before each keyframe's decode (the
+    query gate's wait, so searches go first within a long video too)."""
+    video = read_video(source, limits, model.image_size, name=name, pause=pause)
     frames = [(f.at, model.fit_image(f.picture), look_of(f.picture)) for f in video.frames]
     when = taken(video)
     if when is None:

@@ -241,9 +241,14 @@ def read_video(
     *,
     name: str | None = None,
     clock: Callable[[], float] = time.monotonic,
+    pause: Callable[[], object] | None = None,
 ) -> Video:
     """The frames to index of the video in ``source`` (a path or the file's bytes) and what the
-    container says; ``BadImage`` with a one-line reason when it cannot be read."""
+    container says; ``BadImage`` with a one-line reason when it cannot be read.
+
+    ``pause`` is called before each keyframe is decoded: the indexer's waits there while a search
+    computes (``QueryGate.wait_clear``), so a long video yields the cores as a photo does between
+    files. Time spent in it does not count against ``limits.time_limit``."""
     import av
 
     label = name or (str(source) if not isinstance(source, bytes) else "<video>")
@@ -259,6 +264,7 @@ def read_video(
             what = "an audio-only file?" if container.streams.audio else "damaged, or not a video"
             raise BadImage(label, f"no video stream ({what})")
         reader = _Reader(container, container.streams.video[0], limits, side, label, deadline, clock)
+        reader.pause = pause
         try:
             return reader.read()
         except av.FFmpegError as e:
@@ -289,6 +295,7 @@ class _Reader:
         self.turns = 0  # quarter turns that show a kept frame upright (``quarter_turns``)
         self.last_packet = 0.0  # the time of the last packet read (how far the file goes)
         self.start = stream_start(stream)
+        self.pause: Callable[[], object] | None = None  # see ``read_video``
         stream.thread_type = "AUTO"
 
     def read(self) -> Video:
@@ -351,6 +358,10 @@ class _Reader:
         """The frames of ``packet`` (None: flush); a damaged packet gives none."""
         import av
 
+        if self.pause is not None and (packet is None or packet.is_keyframe):
+            waited = self.clock()
+            self.pause()
+            self.deadline += self.clock() - waited
         self._check_time()
         try:
             frames = packet.decode() if packet is not None else self.stream.codec_context.decode(None)

@@ -86,6 +86,22 @@ def test_reader_times_the_keyframes_the_decoder_gives_back_last(tmp_path: Path) 
     assert [f.at for f in video.frames] == [0.0, 2.0]
 
 
+def test_reader_pauses_before_each_keyframe_and_the_pause_is_not_counted(tmp_path: Path) -> None:
+    # the indexer's pause is the query gate's wait: a search holding it must not run the video out
+    # of its time limit, however often it comes
+    path = write_video(tmp_path / "v.webm", [Scene("red", "circle", 3), Scene("blue", "square", 3)])
+    now = [0.0]
+    pauses = []
+
+    def pause() -> None:
+        pauses.append(now[0])
+        now[0] += 60.0  # a minute of searches each time
+
+    video = read_video(path, VideoLimits(time_limit=30), 32, clock=lambda: now[0], pause=pause)
+    assert [f.at for f in video.frames] == [0.0, 3.0]
+    assert len(pauses) >= video.keyframes_decoded >= 6
+
+
 @pytest.mark.parametrize(
     ("rotation", "gop", "limits"),
     [(-90, 0, VideoLimits()),  # keyframes only
