@@ -20,9 +20,13 @@ repeats everything on a fresh daemon; the table shows each metric's median over 
 rounds are in the JSON).
 
 The corpus is bench_e2e's (60 % 1920x1080 JPEG, 25 % 12 MP JPEG, 8 % PNG, 7 % WebP).
+``--videos N`` adds N synthetic 1080p H.264 videos of ``--video-seconds`` each (bench_video's, a
+keyframe every 2 s, a new scene every 5 s) to the add, among the photos: does reading a video's
+frames (PyAV, in the decode pool) keep searches waiting? The add's rate then counts files.
 
 Usage:  .venv/bin/python benchmarks/bench_search_during_add.py [--photos 150] [--clients 32]
         [--searches 3200] [--image-share 0.25] [--think-ms 1000] [--rounds 3] [--code DIR]
+        [--videos 0] [--video-seconds 60]
         [--label NAME] [--out benchmarks/results/search_during_add.json]
 """
 
@@ -45,6 +49,8 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from bench_e2e import make_corpus  # noqa: E402
+from bench_video import encode  # noqa: E402
+from machine import cpu_model  # noqa: E402
 from searchload import SearchLoad, latencies, planned  # noqa: E402
 
 from isearchd.client import Client  # noqa: E402
@@ -190,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--code", type=Path, default=REPO, help="source tree the daemon runs from")
     ap.add_argument("--label", default=None)
+    ap.add_argument("--videos", type=int, default=0, help="1080p H.264 videos added among the photos")
+    ap.add_argument("--video-seconds", type=int, default=60)
+    ap.add_argument("--no-analyses", action="store_true", help="people and words off (ISEARCH_PEOPLE/WORDS)")
     ap.add_argument("--work", type=Path, default=None, help="keep corpus and model cache here")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "search_during_add.json")
     args = ap.parse_args(argv)
@@ -207,12 +216,23 @@ def main(argv: list[str] | None = None) -> int:
         make_corpus(corpus_dir / "queries", 24, seed=13)
     seed = sorted((corpus_dir / "seed").iterdir())
     photos = sorted((corpus_dir / "add").iterdir())
+    if args.videos:
+        videos = corpus_dir / f"videos-{args.video_seconds}s"
+        videos.mkdir(exist_ok=True)
+        for i in range(args.videos):
+            if not (videos / f"clip{i:02d}.mp4").exists():
+                encode(videos / f"clip{i:02d}.mp4", args.video_seconds, gop=60)
+        clips = sorted(videos.iterdir())[: args.videos]
+        step = max(1, len(photos) // (len(clips) + 1))
+        for i, clip in enumerate(clips):  # spread among the photos, not all at the end
+            photos.insert((i + 1) * step + i, clip)
     queries = [p for p in sorted((corpus_dir / "queries").iterdir()) if p.suffix == ".jpg"]
 
     rounds = []
     for i in range(args.rounds):
         root = Path(tempfile.mkdtemp(prefix=f"r{i}-", dir=work))
-        r = one_round(Daemon(root, cache, args.code.resolve()), seed, photos, queries, args)
+        env = {"ISEARCH_PEOPLE": "false", "ISEARCH_WORDS": "false"} if args.no_analyses else None
+        r = one_round(Daemon(root, cache, args.code.resolve(), env=env), seed, photos, queries, args)
         rounds.append(r)
         d = r["during_add"]
         print(
@@ -231,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
             "platform": platform.platform(),
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
+            "cpu": cpu_model(),
         },
         "median": m,
         "rounds": rounds,
