@@ -41,7 +41,7 @@ from isearchd.engine.people import People
 from isearchd.engine.places import Gazetteer
 from isearchd.engine.query import SORTS, SearchQuery, combine, listing
 from isearchd.engine.queryvectors import TEXT_CACHE_SIZE, EngineModel, QueryVectors
-from isearchd.engine.rawpairs import raw_beside_in, top_folded
+from isearchd.engine.rawpairs import raws_beside_in, top_folded
 from isearchd.engine.videohits import once_per_video as once
 from isearchd.engine.words import WordsAnalysis
 from isearchd.errors import InvalidRequest, NotFound
@@ -356,9 +356,9 @@ class Engine:
         db = self.database(db_name, create=False)
         if query.filters.people:
             self.people.check_names(db, query.filters.people)
-        raw_beside = raw_beside_in(db)
+        raws_beside = raws_beside_in(db)
         if not query.terms:
-            return top_folded(lambda k: listing(db, replace(query, num=k)), query.num, raw_beside, once)
+            return top_folded(lambda k: listing(db, replace(query, num=k)), query.num, raws_beside, once)
         vectors = [self.queries.term_vector(db, t) for t in query.terms]
         vector = combine(vectors, [t.weight for t in query.terms])
 
@@ -367,7 +367,7 @@ class Engine:
             return db.search(vector, k=k, min_similarity=query.similarity, filters=f, details=True)
 
         # each video once, at its best moment; a RAW+JPEG pair as one result
-        hits = top_folded(fetch, query.num, raw_beside, once)
+        hits = top_folded(fetch, query.num, raws_beside, once)
         if query.sort != "similarity":
             dated = [h for h in hits if h.info.taken_local]
             dated.sort(key=lambda h: h.info.taken_local or "", reverse=query.sort == "newest")

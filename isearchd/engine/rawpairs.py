@@ -8,9 +8,11 @@ twice. Pairs are found among the results, not stored:
 1. a RAW hit and a JPEG/HEIC hit (``DEVELOPED_EXTENSIONS``) with the same folder and the same
    stem (the name without its extension) are one photo: the JPEG stays, at its own rank and
    similarity, with ``raw`` set to the RAW's path; the RAW hit leaves the list;
-2. a JPEG/HEIC hit whose RAW did not come up gets ``raw`` when a RAW file of the same stem, in
-   lower- or upper-case extension, is beside it on disk *and* indexed in the database (two
-   ``stat``s per RAW extension, then one catalog look-up for a file that exists);
+2. a JPEG/HEIC hit of the results whose RAW did not come up gets ``raw`` when a RAW file of the
+   same stem, in lower- or upper-case extension, is indexed in the database *and* still on disk:
+   one catalog query for all the results' candidate names together, then a ``stat`` only for
+   the names the catalog holds (a ``stat`` per candidate, 24 per result, made every search slow
+   while an add kept the interpreter busy: each gives the interpreter lock up and waits for it);
 3. a RAW hit whose JPEG did not come up (filtered out, or ranked far below) stays, as itself.
 
 So that pairs do not leave a search short, ``top_folded`` asks the store for ``LOOKAHEAD`` more
@@ -39,24 +41,24 @@ _RAW_SUFFIXES = tuple(sorted(RAW_EXTENSIONS))
 def top_folded(
     fetch: Callable[[int], list[SearchHit]],
     num: int,
-    raw_beside: Callable[[str], str | None],
+    raws_beside: Callable[[list[str]], dict[str, str]],
     once: Callable[[list[SearchHit]], list[SearchHit]] = list,
 ) -> list[SearchHit]:
     """The first ``num`` results of ``fetch(k)`` (the store's top ``k``) with RAW+JPEG pairs
-    folded into one (``fold``), after ``once`` (each video once: ``videohits.once_per_video``)."""
+    folded into one (``fold``), after ``once`` (each video once: ``videohits.once_per_video``),
+    and ``raw`` set on the results whose RAW is beside them (``with_raws``)."""
     k = num + LOOKAHEAD
     while True:
         pool = fetch(k)
-        hits = fold(once(pool), raw_beside)
+        hits = fold(once(pool))
         if len(hits) >= num or len(pool) < k:
-            return hits[:num]
+            return with_raws(hits[:num], raws_beside)
         k *= 2
 
 
-def fold(hits: list[SearchHit], raw_beside: Callable[[str], str | None]) -> list[SearchHit]:
-    """``hits`` (best first) with each RAW that has its JPEG/HEIC among them folded into it, and
-    ``raw`` set on the JPEG/HEIC hits that have a RAW (``raw_beside``: the indexed RAW beside a
-    file of this machine, or None)."""
+def fold(hits: list[SearchHit]) -> list[SearchHit]:
+    """``hits`` (best first) with each RAW that has its JPEG/HEIC among them folded into it: the
+    first such JPEG/HEIC gets the RAW's path as ``raw``."""
     developed: dict[tuple[str | None, str, str], int] = {}
     for i, hit in enumerate(hits):
         key, suffix = _key(hit)
@@ -69,30 +71,50 @@ def fold(hits: list[SearchHit], raw_beside: Callable[[str], str | None]) -> list
         if suffix in RAW_EXTENSIONS and key in developed:
             raw_of.setdefault(developed[key], hit.path)
             folded.add(i)
-    out: list[SearchHit] = []
+    return [
+        replace(hit, raw=raw_of[i]) if i in raw_of else hit for i, hit in enumerate(hits) if i not in folded
+    ]
+
+
+def with_raws(hits: list[SearchHit], raws_beside: Callable[[list[str]], dict[str, str]]) -> list[SearchHit]:
+    """``hits`` with ``raw`` set on this machine's JPEG/HEIC hits that have none yet and whose RAW
+    ``raws_beside`` finds (asked once, for all of them; the first hit of a stem only)."""
+    asking: dict[str, int] = {}
+    seen: set[tuple[str | None, str, str]] = set()
     for i, hit in enumerate(hits):
-        if i in folded:
+        key, suffix = _key(hit)
+        if suffix not in DEVELOPED_EXTENSIONS or key in seen:
             continue
-        raw = raw_of.get(i)
-        if raw is None and hit.host is None and developed.get(_key(hit)[0]) == i:
-            raw = raw_beside(hit.path)
-        out.append(replace(hit, raw=raw) if raw is not None else hit)
-    return out
+        seen.add(key)
+        if hit.raw is None and hit.host is None:
+            asking[hit.path] = i
+    found = raws_beside(list(asking)) if asking else {}
+    return [replace(hit, raw=found[hit.path]) if hit.path in found and i == asking.get(hit.path) else hit
+            for i, hit in enumerate(hits)]  # fmt: skip
 
 
-def raw_beside_in(db: ImageDatabase) -> Callable[[str], str | None]:
-    """``raw_beside`` for ``fold``: the RAW file of the same stem beside ``path`` that is on disk
-    and indexed in ``db``."""
+def raws_beside_in(db: ImageDatabase) -> Callable[[list[str]], dict[str, str]]:
+    """``raws_beside`` for ``with_raws``: for each path, the RAW file of the same stem beside it
+    that is indexed in ``db`` (one look-up for all) and on disk."""
 
-    def raw_beside(path: str) -> str | None:
-        stem = os.path.splitext(path)[0]  # noqa: PTH122 (keeps the folder: a path, not a name)
-        for suffix in _RAW_SUFFIXES:
-            for candidate in (stem + suffix, stem + suffix.upper()):
-                if _is_file(candidate) and any(r.path == candidate for r in db.records(candidate)):
-                    return candidate
-        return None
+    def raws_beside(paths: list[str]) -> dict[str, str]:
+        candidates = {path: _raw_names(path) for path in paths}
+        indexed = db.indexed_paths([name for names in candidates.values() for name in names])
+        found: dict[str, str] = {}
+        for path, names in candidates.items():
+            raw = next((n for n in names if n in indexed and _is_file(n)), None)
+            if raw is not None:
+                found[path] = raw
+        return found
 
-    return raw_beside
+    return raws_beside
+
+
+def _raw_names(path: str) -> list[str]:
+    """The names a RAW file beside ``path`` would have: its stem with each RAW extension, in
+    lower and upper case."""
+    stem = os.path.splitext(path)[0]  # noqa: PTH122 (keeps the folder: a path, not a name)
+    return [stem + s for suffix in _RAW_SUFFIXES for s in (suffix, suffix.upper())]
 
 
 def _key(hit: SearchHit) -> tuple[tuple[str | None, str, str], str]:
@@ -108,4 +130,4 @@ def _is_file(path: str) -> bool:
         return False
 
 
-__all__ = ["LOOKAHEAD", "fold", "raw_beside_in", "top_folded"]
+__all__ = ["LOOKAHEAD", "fold", "raws_beside_in", "top_folded", "with_raws"]

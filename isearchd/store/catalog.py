@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -285,6 +285,18 @@ class Catalog(SqliteFile):
     def folders(self) -> list[WatchedFolder]:
         with self.reader() as conn:
             return read_folder_rows(conn)
+
+    def indexed_paths(self, paths: Collection[str]) -> set[str]:
+        """Which of ``paths`` some image has (the path index, ``_CHUNK`` paths a query)."""
+        wanted = [to_db(p) for p in set(paths)]
+        found: set[str] = set()
+        with self.reader() as conn:
+            for i in range(0, len(wanted), _CHUNK):
+                chunk = wanted[i : i + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT DISTINCT path FROM images WHERE path IN ({marks})"  # noqa: S608
+                found.update(from_db(p) for (p,) in conn.execute(sql, chunk))
+        return found
 
     def count(self) -> int:
         """The rows (a video one per indexed frame)."""

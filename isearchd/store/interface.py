@@ -24,7 +24,7 @@ what ``delete_labels``, ``delete_prefix``, ``rename`` and ``move_prefix`` return
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -107,6 +107,10 @@ class ImageDatabase(Protocol):
         ...
 
     def vector_for_hash(self, content_hash: str) -> np.ndarray | None: ...
+
+    def indexed_paths(self, paths: Collection[str]) -> set[str]:
+        """Which of ``paths`` (files of this machine) the database holds, in one look-up."""
+        ...
 
     def count(self) -> int:
         """The rows: a photo one, a video one per indexed frame."""

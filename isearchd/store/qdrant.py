@@ -19,7 +19,7 @@ deletes its stale ones, which a crash in between leaves until the video is added
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 
 import numpy as np
 from qdrant_client import models as qm
@@ -320,6 +320,14 @@ class QdrantDatabase(QdrantPeople, QdrantWords, QdrantFrames):
 
     def vector_for_hash(self, content_hash: str) -> np.ndarray | None:
         return self._vectors_for_hashes({content_hash}).get(content_hash)
+
+    def indexed_paths(self, paths: Collection[str]) -> set[str]:
+        """Which of ``paths`` this machine's points have, in one filtered scroll."""
+        keys = sorted({name_key(p) for p in paths})
+        if not keys:
+            return set()
+        flt = self._mine(qm.FieldCondition(key="path", match=qm.MatchAny(any=keys)))
+        return {name_from_key(payload_of(p)["path"]) for p in self._scroll(flt, payload=["path"])}
 
     def count(self) -> int:
         """Every machine's points: a photo one, a video one per indexed frame."""

@@ -9,7 +9,7 @@ write lock (WAL mode), so a search never waits on an add.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -95,6 +95,10 @@ class DatabaseReader(PeopleReads, WordsReads):
     def vector_for_hash(self, content_hash: str) -> np.ndarray | None:
         """The stored vector of an image with this content hash, to skip embedding a duplicate."""
         return self.catalog.vector_for_hash(content_hash)
+
+    def indexed_paths(self, paths: Collection[str]) -> set[str]:
+        """Which of ``paths`` the database holds, in one query of the path index."""
+        return self.catalog.indexed_paths(paths)
 
     def count(self) -> int:
         """The rows: a photo one, a video one per indexed frame (what the passes go through)."""

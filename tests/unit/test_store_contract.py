@@ -330,6 +330,16 @@ def test_names_of_any_bytes_round_trip(store: Store) -> None:
     assert [f.path for f in db.folders()] == [odd]
 
 
+def test_indexed_paths_in_one_look_up(store: Store) -> None:
+    db = open_db(store)
+    odd = "/ph/\udcff.CR2"
+    db.add([*records(unit(np.random.default_rng(12), 700), prefix="/ph"),
+            ImageRecord(odd, odd, 1, 1, "odd", unit(np.random.default_rng(13), 1)[0])])  # fmt: skip
+    asked = [f"/ph/{i:05d}.jpg" for i in range(0, 1400, 2)] + [odd, "/ph/00001.JPG", "/ph", "/ph/"]
+    assert db.indexed_paths(asked) == {f"/ph/{i:05d}.jpg" for i in range(0, 700, 2)} | {odd}
+    assert db.indexed_paths([]) == set()
+
+
 def os_bytes(name: str) -> bytes:
     return name.encode("utf-8", "surrogateescape")
 
