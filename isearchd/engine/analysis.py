@@ -24,7 +24,8 @@ never delayed by an analysis; each chunk's outcomes are saved in one job of the 
 one writer). Pictures come from the ``Inbox`` when the indexer left one there (decoded once, for
 the tower and the analyses: ``Analyses.want`` tells the indexer what to keep, bounded in memory),
 else they are decoded again at the analysis's ``side``. A photo that cannot be decoded or read is
-recorded with its reason and never stops the others.
+recorded with its reason and never stops the others. A video's frames are recorded as not read by
+the analyses that read pixels (faces and words are not read from videos), without a decode.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from isearchd.errors import BadImage, ISearchError
+from isearchd.files.formats import is_video_name
 from isearchd.files.images import load_image
 from isearchd.messages import BackfillProgress
 from isearchd.models.workers import Holdable
@@ -277,6 +279,9 @@ class Analyses:
             if not self._wait_turn():
                 return
             picture = None
+            if analysis.side > 0 and is_video_name(file.path):
+                outcomes[file.id] = Failed(f"a video's frame ({analysis.name} are not read from videos)")
+                continue
             if analysis.side > 0:
                 picture = self.inbox.take(analysis.name, db.name, file)
                 if picture is None and not analysis.decodes_files:

@@ -29,6 +29,7 @@ from isearchd.store import ImageDatabase
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "fixtures"))
 from shapes import write_samples  # noqa: E402
+from videos import Scene, write_video  # noqa: E402
 
 
 @dataclass
@@ -46,12 +47,15 @@ class Brightness:
     seen: dict[str, float] = field(default_factory=dict)
     sides: list[int] = field(default_factory=list)
     skip: set[str] = field(default_factory=set)  # databases it does not read
+    failures: dict[str, str] = field(default_factory=dict)  # label -> why it could not be read
+    asked: list[str] = field(default_factory=list)  # the files ``read`` was given
 
     def applies(self, db: ImageDatabase) -> bool:
         return db.name not in self.skip
 
     def read(self, photos: Sequence[Photo]) -> dict[int, Outcome]:
         out: dict[int, Outcome] = {}
+        self.asked.extend(p.file.path for p in photos)
         for p in photos:
             assert p.picture is not None
             self.sides.append(min(p.picture.size))
@@ -63,6 +67,8 @@ class Brightness:
         for i, outcome in outcomes.items():
             if isinstance(outcome, float) and i in labels:
                 self.seen[labels[i]] = outcome
+            if isinstance(outcome, Failed) and i in labels:
+                self.failures[labels[i]] = outcome.reason
         failures = {i: o.reason if isinstance(o, Failed) else None for i, o in outcomes.items()}
         db.record_analysis(self.name, self.version, failures)
 
@@ -223,3 +229,21 @@ def test_analyses_run_by_priority_and_a_failing_one_fails_alone(
     _until(lambda: len(later.seen) == 2)
     assert order.index("broken") < order.index("later")
     assert db.count_pending("broken", 1) == 0 and db.count_failed("broken", 1) == 2  # recorded, not retried
+
+
+def test_a_video_s_frames_are_recorded_as_not_read_without_a_decode(
+    make_engine: Callable[..., Engine], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_samples(tmp_path / "v", 1, classes=[("green", "star")], size=128)
+    clip = write_video(tmp_path / "v" / "clip.mp4", [Scene("red", "circle", 2), Scene("blue", "square", 2)])
+    bright = Brightness()
+    engine = make_engine(bright)
+    decoded = _decodes(monkeypatch)
+    assert engine.add_paths("lib", [str(tmp_path / "v")]).added == 2
+    db = engine.database("lib", create=False)
+    rows = db.count()
+    assert rows == 3  # the photo, and the video's two moments
+    _until(lambda: db.count_pending("brightness", 1) == 0)
+    assert len(bright.seen) == 1 and str(clip) not in bright.asked and decoded == []
+    assert set(bright.failures.values()) == {"a video's frame (brightness are not read from videos)"}
+    assert len(bright.failures) == db.count_failed("brightness", 1) == 2
