@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 from isearchd.config import settings
 from isearchd.errors import ISearchError, ServiceError
+from isearchd.memory import keep_large_blocks_mapped
 from isearchd.version import __version__
 
 if TYPE_CHECKING:
@@ -244,6 +245,7 @@ def _run(config: Config, home: Path) -> int:
     log.info(
         "isearchd %s starting (pid %d, home %s, model %s)", __version__, os.getpid(), home, config.model.name
     )
+    keep_large_blocks_mapped()  # before the model and the databases allocate (isearchd.memory)
     model = _load_model(config)
     if model is None:
         return 1
