@@ -19,7 +19,8 @@ import numpy as np
 
 from isearchd.engine.looks import look_of
 from isearchd.engine.photometa import PhotoMeta, from_mtime
-from isearchd.files.video import VideoLimits, read_video, taken
+from isearchd.files.video import VideoLimits, read_video
+from isearchd.files.videometa import taken
 from isearchd.store.videos import VIDEO_TYPE, frame_label
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ def video_frames(
     query gate's wait, so searches go first within a long video too)."""
     video = read_video(source, limits, model.image_size, name=name, pause=pause)
     frames = [(f.at, model.fit_image(f.picture), look_of(f.picture)) for f in video.frames]
-    when = taken(video)
+    when = taken(video.created, video.local)
     if when is None:
         moment, local = from_mtime(mtime_ns)
         source_name = "mtime"

@@ -26,8 +26,8 @@ it by), so the model sees what the viewer sees; the video's width and height are
 scene-change signatures are not turned: a turn changes no difference between two of them.
 
 ``frame_at`` (the frame shown at a moment: a seek, then a decode on to it) and ``picture`` (a
-decoded frame scaled and turned upright) are shared with the web page (``isearchd.web.videos``),
-so a video's thumbnail is the picture the model saw.
+decoded frame scaled and turned upright) are ``isearchd.files.videoframe``'s, shared with the web
+page; what the container says of when and where it was filmed is ``isearchd.files.videometa``.
 
 Failures become ``BadImage`` with a one-line reason: no video stream ("an audio file?"), a file
 FFmpeg cannot open (truncated MP4 whose index is missing, not a video), no frame decodable, or a
@@ -41,11 +41,10 @@ import io
 import itertools
 import logging
 import math
-import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +52,8 @@ import numpy as np
 from PIL import Image
 
 from isearchd.errors import BadImage
+from isearchd.files import videometa
+from isearchd.files.videoframe import frame_at, picture, quarter_turns, stream_start
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +81,6 @@ class VideoLimits:
     interval: float = 10.0
     max_frames: int = 200
     time_limit: float = 300.0
-
-
-# A display matrix's rotation (counter-clockwise degrees, as FFmpeg gives it) rounded to quarter
-# turns, and how Pillow makes each turn (lossless, unlike a rotation by an angle).
-_TURNS = {1: Image.Transpose.ROTATE_90, 2: Image.Transpose.ROTATE_180, 3: Image.Transpose.ROTATE_270}
 
 
 @dataclass(frozen=True)
@@ -170,70 +166,6 @@ def samples(duration: float, most: int) -> list[float]:
     return [round(i * duration / most, 3) for i in range(most)]
 
 
-def quarter_turns(rotation: float) -> int:
-    """How many quarter turns counter-clockwise show a frame upright (0-3), from its display
-    matrix's ``rotation`` (PyAV's ``VideoFrame.rotation``: -90 for a phone held upright)."""
-    return round(rotation / 90) % 4
-
-
-def picture(frame: Any, *, short_side: int | None = None, long_side: int | None = None) -> Image.Image:
-    """``frame`` (a decoded PyAV frame) as an upright RGB picture, shrunk so that its shorter side
-    is at most ``short_side`` and its longer at most ``long_side`` (None: no bound).
-
-    FFmpeg scales it while converting it to RGB, so a 4K frame is never copied whole; the turn
-    comes after, on the small picture (the bounds hold either way round)."""
-    w, h = frame.width, frame.height
-    scale = min(
-        short_side / max(1, min(w, h)) if short_side is not None else 1.0,
-        long_side / max(1, w, h) if long_side is not None else 1.0,
-    )
-    if scale < 1:
-        w, h = max(1, round(w * scale)), max(1, round(h * scale))
-    image: Image.Image = frame.to_image(width=w, height=h)
-    image = image.convert("RGB") if image.mode != "RGB" else image
-    turn = _TURNS.get(quarter_turns(frame.rotation))
-    return image.transpose(turn) if turn is not None else image
-
-
-def stream_start(stream: Any) -> float:
-    """The time of the stream's first frame in seconds: what frame times are counted from."""
-    tb = stream.time_base
-    return float(stream.start_time * tb) if stream.start_time is not None and tb else 0.0
-
-
-def frame_at(
-    container: Any, stream: Any, t: float, *, keyframe: bool = False, most: int | None = None,
-    frames: Callable[[], Iterable[Any]] | None = None,
-) -> Any | None:  # fmt: skip
-    """The decoded frame shown ``t`` seconds from the start of ``stream``: a seek to the keyframe
-    at or before it, then decoded on to ``t`` (``keyframe``: that keyframe itself). Past ``most``
-    frames decoded, or at the end of the stream, the last decoded one stands in.
-
-    ``frames`` gives the decoded frames after the seek (default: PyAV's ``container.decode``; the
-    indexer's skips damaged packets and keeps to its time limit). None when the seek fails (a file
-    without an index or a time base) or nothing decodes."""
-    import av
-
-    start = stream_start(stream)
-    if not stream.time_base:
-        return None
-    try:
-        container.seek(int((t + start) / stream.time_base), stream=stream, backward=True)
-    except av.FFmpegError as e:
-        log.debug("%s: cannot seek to %.1f s (%s)", container.name, t, e)
-        return None
-    stream.codec_context.flush_buffers()
-    found = None
-    decoded = frames() if frames is not None else container.decode(stream)
-    for i, frame in enumerate(decoded, start=1):
-        if frame.time is None:
-            continue
-        found = frame
-        if keyframe or float(frame.time) - start >= t - 0.001 or (most is not None and i >= most):
-            break
-    return found
-
-
 def read_video(
     source: str | Path | bytes,
     limits: VideoLimits,
@@ -313,8 +245,8 @@ class _Reader:
         frames = thin(frames, self.limits.max_frames)
         if not frames:
             raise BadImage(self.label, "no frame could be decoded (a damaged or empty video?)")
-        created, local = _created(self.container.metadata)
-        lat, lon = _location(self.container.metadata)
+        created, local = videometa.created(self.container.metadata)
+        lat, lon = videometa.location(self.container.metadata)
         width, height = self._displayed_size()
         return Video(
             duration=round(duration, 3), width=width, height=height, created=created, local=local, lat=lat,
@@ -459,54 +391,3 @@ def _packets(packets: Iterator[Any], reader: _Reader) -> Iterator[Any]:
             reader.last_packet = max(reader.last_packet, at)
         yield packet
     yield None
-
-
-_APPLE_DATE = "com.apple.quicktime.creationdate"
-_APPLE_PLACE = "com.apple.quicktime.location.ISO6709"
-_ISO6709 = re.compile(r"^([+-]\d+(?:\.\d+)?)([+-]\d+(?:\.\d+)?)")
-
-
-def _created(meta: dict[str, str]) -> tuple[datetime | None, bool]:
-    """When it was filmed: Apple's local ``creationdate`` (with its offset), else the container's
-    ``creation_time`` (UTC). Cameras with an unset clock write 1904/1970: ignored."""
-    for key, local in ((_APPLE_DATE, True), ("creation_time", False)):
-        raw = meta.get(key)
-        if not raw:
-            continue
-        text = raw.strip().replace("Z", "+00:00")
-        text = re.sub(r"([+-]\d{2})(\d{2})$", r"\1:\2", text)
-        try:
-            moment = datetime.fromisoformat(text)
-        except ValueError:
-            continue
-        if moment.year < 1990:
-            continue
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        return moment, local
-    return None, False
-
-
-def _location(meta: dict[str, str]) -> tuple[float | None, float | None]:
-    """The position a phone wrote (ISO 6709, "+38.7223-009.1393+010.000/"), when plausible."""
-    raw = meta.get(_APPLE_PLACE) or meta.get("location")
-    m = _ISO6709.match(raw or "")
-    if m is None:
-        return None, None
-    lat, lon = float(m.group(1)), float(m.group(2))
-    if not (-90 <= lat <= 90 and -180 <= lon <= 180) or (lat == 0 and lon == 0):
-        return None, None
-    return lat, lon
-
-
-def taken(video: Video) -> tuple[str, str] | None:
-    """``(taken, taken_local)`` as photos store them: ISO 8601 with its offset, and the wall-clock
-    time where it was filmed (the container's UTC time shown in this machine's time zone when the
-    video does not say its own)."""
-    if video.created is None:
-        return None
-    moment = video.created if video.local else video.created.astimezone()
-    moment = moment.replace(microsecond=0)
-    offset = moment.utcoffset() or timedelta(0)
-    aware = moment.replace(tzinfo=timezone(offset))
-    return aware.isoformat(), aware.replace(tzinfo=None).isoformat()

@@ -24,7 +24,7 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 import numpy as np
 from qdrant_client import models as qm
 
-from isearchd.errors import InvalidRequest, StoreError
+from isearchd.errors import InvalidRequest
 from isearchd.files.names import to_db
 from isearchd.messages import DbInfo
 from isearchd.store.metadata import Filters, PhotoInfo
@@ -35,7 +35,6 @@ from isearchd.store.qdrant_payload import (
     below,
     folders_above,
     host_is,
-    image_id,
     image_payload,
     info_from,
     look_from,
@@ -70,7 +69,6 @@ log = logging.getLogger(__name__)
 # keep recall near that of unquantized search; the factor is not measured here: no server).
 OVERSAMPLING = 2.0
 HNSW_EF_MIN = 128  # search breadth on a server (Qdrant's default ef is 100)
-SALTS = 16  # image-id candidates tried before giving up (a second one is needed ~once in 1e8)
 
 
 class QdrantDatabase(QdrantPeople, QdrantWords, QdrantFrames):
@@ -131,41 +129,6 @@ class QdrantDatabase(QdrantPeople, QdrantWords, QdrantFrames):
         changed += [int(payload_of(p)["iid"]) for p in stale]
         self._drop_faces(changed)  # another picture under that name (or none): its faces are not in it
         return len(points)
-
-    def _vectors_for_hashes(self, hashes: set[str]) -> dict[str, np.ndarray]:
-        if not hashes:
-            return {}
-        cond = qm.FieldCondition(key="hash", match=qm.MatchAny(any=sorted(hashes)))
-        out: dict[str, np.ndarray] = {}
-        for p in self._scroll(qm.Filter(must=[cond]), vectors=True, payload=["hash"]):
-            if p.payload and p.vector is not None:
-                out.setdefault(str(p.payload["hash"]), np.asarray(p.vector, dtype=np.float32))
-        return out
-
-    def _image_ids(
-        self, batch: list[ImageRecord], pids: list[str], existing: dict[str, qm.Record]
-    ) -> list[int]:
-        """An image keeps its id; a new one takes its first candidate no other point holds."""
-        ids: list[int] = [0] * len(batch)
-        salt = [0] * len(batch)
-        for i, pid in enumerate(pids):
-            old = payload_of(existing.get(pid))
-            ids[i] = int(old["iid"]) if old and "iid" in old else image_id(self.host, batch[i].label)
-        for _ in range(SALTS):
-            held = self._by_iid(ids, mine=False)
-            taken: set[int] = set()
-            clash = []
-            for i, pid in enumerate(pids):
-                other = held.get(ids[i])
-                if (other is not None and str(other.id) != pid) or ids[i] in taken:
-                    clash.append(i)
-                taken.add(ids[i])
-            if not clash:
-                return ids
-            for i in clash:
-                salt[i] += 1
-                ids[i] = image_id(self.host, batch[i].label, salt[i])
-        raise StoreError(f"database '{self.name}': no free image id for {batch[clash[0]].label!r}")
 
     def delete_labels(self, labels: Iterable[str]) -> int:
         """Delete this machine's images by label, a video with its frames; returns how many files

@@ -1,8 +1,9 @@
 """The points of one database's collection in Qdrant, as the database reads and writes them.
 
 ``Points`` does the requests, page by page (``PAGE`` points each): scroll (optionally only this
-machine's points, ``mine``), count, retrieve by point id or by image id, upsert, delete, set
-payloads. ``QdrantDatabase`` (``qdrant.py``) builds the database's operations on it.
+machine's points, ``mine``), count, retrieve by point id, by image id or by content hash (a
+stored vector to reuse), upsert, delete, set payloads, and picks new images' ids.
+``QdrantDatabase`` (``qdrant.py``) builds the database's operations on it.
 """
 
 from __future__ import annotations
@@ -10,18 +11,21 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import numpy as np
 from qdrant_client import models as qm
 
 from isearchd.errors import StoreError
 from isearchd.messages import JsonObject
 from isearchd.store.qdrant_link import QdrantLink
-from isearchd.store.qdrant_payload import NewPayload, host_is
+from isearchd.store.qdrant_payload import NewPayload, host_is, image_id
+from isearchd.store.records import ImageRecord
 
 __all__ = ["PAGE", "Points", "floats", "payload_of"]
 
 # Points per request: a scroll page, a batch of retrieves or payload updates (a 512-d page of
 # 1,000 vectors is ~2 MB of JSON).
 PAGE = 1000
+SALTS = 16  # image-id candidates tried before giving up (a second one is needed ~once in 1e8)
 
 
 class Points:
@@ -121,6 +125,41 @@ class Points:
         for start in range(0, len(ops), PAGE):
             with self._link.guard() as client:
                 client.batch_update_points(self.collection, ops[start : start + PAGE], wait=True)
+
+    def _vectors_for_hashes(self, hashes: set[str]) -> dict[str, np.ndarray]:
+        if not hashes:
+            return {}
+        cond = qm.FieldCondition(key="hash", match=qm.MatchAny(any=sorted(hashes)))
+        out: dict[str, np.ndarray] = {}
+        for p in self._scroll(qm.Filter(must=[cond]), vectors=True, payload=["hash"]):
+            if p.payload and p.vector is not None:
+                out.setdefault(str(p.payload["hash"]), np.asarray(p.vector, dtype=np.float32))
+        return out
+
+    def _image_ids(
+        self, batch: list[ImageRecord], pids: list[str], existing: dict[str, qm.Record]
+    ) -> list[int]:
+        """An image keeps its id; a new one takes its first candidate no other point holds."""
+        ids: list[int] = [0] * len(batch)
+        salt = [0] * len(batch)
+        for i, pid in enumerate(pids):
+            old = payload_of(existing.get(pid))
+            ids[i] = int(old["iid"]) if old and "iid" in old else image_id(self.host, batch[i].label)
+        for _ in range(SALTS):
+            held = self._by_iid(ids, mine=False)
+            taken: set[int] = set()
+            clash = []
+            for i, pid in enumerate(pids):
+                other = held.get(ids[i])
+                if (other is not None and str(other.id) != pid) or ids[i] in taken:
+                    clash.append(i)
+                taken.add(ids[i])
+            if not clash:
+                return ids
+            for i in clash:
+                salt[i] += 1
+                ids[i] = image_id(self.host, batch[i].label, salt[i])
+        raise StoreError(f"database '{self.name}': no free image id for {batch[clash[0]].label!r}")
 
 
 def floats(vector: Any) -> list[float]:

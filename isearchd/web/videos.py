@@ -22,7 +22,7 @@ from typing import IO, Any
 from PIL import Image
 
 from isearchd.errors import NotFound
-from isearchd.files import video
+from isearchd.files import videoframe
 from isearchd.files.images import NotRegularFile, open_regular
 from isearchd.messages import ImageInfo
 
@@ -107,5 +107,5 @@ def _decode_at(container: Any, at: float, longest: int | None) -> Image.Image | 
     """The picture at ``at`` seconds, as the indexer decodes and turns it (``isearchd.files.video``)."""
     if not container.streams.video:
         return None
-    frame = video.frame_at(container, container.streams.video[0], at, most=MAX_DECODED)
-    return None if frame is None else video.picture(frame, long_side=longest)
+    frame = videoframe.frame_at(container, container.streams.video[0], at, most=MAX_DECODED)
+    return None if frame is None else videoframe.picture(frame, long_side=longest)

@@ -16,8 +16,7 @@ from store_backends import DIM, records, unit
 from isearchd.engine.dups import DupRules
 from isearchd.engine.engine import Engine
 from isearchd.errors import ConfigError, StoreError
-from isearchd.store import ImageRecord
-from isearchd.store import qdrant as qdrant_db
+from isearchd.store import ImageRecord, qdrant_points
 from isearchd.store.qdrant_link import QdrantLink, parse_url
 from isearchd.store.qdrant_store import QdrantStore
 
@@ -54,9 +53,9 @@ def test_image_ids_never_clash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     store = QdrantStore(QdrantLink.connect(f"qdrant://{tmp_path}/q"), host="alpha")
     db = store.open("t", model_key="m", dim=DIM, create=True)
     v = np.abs(unit(np.random.default_rng(2), 3))  # every hit above 0 %
-    real = qdrant_db.image_id
+    real = qdrant_points.image_id
     monkeypatch.setattr(
-        qdrant_db, "image_id", lambda host, label, salt=0: 42 if salt == 0 else real(host, label, salt)
+        qdrant_points, "image_id", lambda host, label, salt=0: 42 if salt == 0 else real(host, label, salt)
     )
     db.add(records(v[:1]))
     db.add(records(v[1:], start=1))  # both first choose 42, which is taken
